@@ -1,0 +1,41 @@
+// kvtier-bench: performance suites. Each measures its baseline in the same run and reports the
+// ratio, because absolute figures drift on shared machines. docs/benchmarks.md lists the suites.
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "suites.h"
+
+namespace {
+
+struct SuiteEntry {
+  const char* name;
+  const char* description;
+  int (*run)(const kvtier::bench::SuiteOptions&);
+};
+
+const std::vector<SuiteEntry> kSuites = {
+    {"keys", "prefix-chain key computation throughput vs memcpy", kvtier::bench::run_keys_suite},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"kvtier-bench: kvtier performance suites"};
+  app.require_subcommand(1);
+  kvtier::bench::SuiteOptions options;
+  std::vector<std::pair<CLI::App*, const SuiteEntry*>> commands;
+  for (const auto& suite : kSuites) {
+    auto* cmd = app.add_subcommand(suite.name, suite.description);
+    cmd->add_flag("--quick", options.quick, "Shorter runs (CI smoke); same figures, wider error");
+    cmd->add_flag("--json", options.json, "End with one JSON line of the figures");
+    commands.emplace_back(cmd, &suite);
+  }
+  CLI11_PARSE(app, argc, argv);
+  for (const auto& [cmd, suite] : commands) {
+    if (cmd->parsed()) return suite->run(options);
+  }
+  return 2;
+}

@@ -1,0 +1,14 @@
+// The kvtier-bench suites. Each prints a table and, with --json, one JSON object as its last line.
+#pragma once
+
+namespace kvtier::bench {
+
+struct SuiteOptions {
+  bool quick = false;  // shorter runs for CI and smoke tests; same figures, wider error
+  bool json = false;   // end with the JSON line
+};
+
+// Prefix-chain computation throughput against memcpy (issue: foundation).
+int run_keys_suite(const SuiteOptions& options);
+
+}  // namespace kvtier::bench

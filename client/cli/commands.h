@@ -1,0 +1,17 @@
+// Subcommands of the `kvtier` operator CLI. Each registers its options on the app and returns
+// the exit code of its run.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace kvtier::cli {
+
+using Runner = std::function<int()>;
+
+// `kvtier demo`: key chains of a built-in multi-turn conversation, showing the shared prefix.
+Runner add_demo_command(CLI::App& app);
+// `kvtier keys`: the key chain of a token array, for cross-checking other implementations.
+Runner add_keys_command(CLI::App& app);
+
+}  // namespace kvtier::cli

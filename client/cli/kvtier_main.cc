@@ -1,0 +1,21 @@
+// kvtier: the operator CLI. Subcommands grow with the product (stats, match, events, snapshot
+// arrive with the daemon's gRPC services).
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "kvtier/prefix_chain.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"kvtier: operate and inspect a kvtier node"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", fmt::format("kvtier 0.1.0 (key format v{})", kvtier::kKeyFormatVersion));
+
+  const auto run_demo = kvtier::cli::add_demo_command(app);
+  const auto run_keys = kvtier::cli::add_keys_command(app);
+
+  CLI11_PARSE(app, argc, argv);
+  if (app.got_subcommand("demo")) return run_demo();
+  if (app.got_subcommand("keys")) return run_keys();
+  return 2;
+}

@@ -1,0 +1,37 @@
+# Every dependency is a Debian 12 package, found here and nowhere else.
+# scripts/setup installs the packages; nothing is vendored or downloaded at build time.
+
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+
+# Hashing: XXH3-128 names every block (docs/keys.md).
+pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash>=0.8)
+# Compression for the SSD tier.
+find_package(zstd CONFIG REQUIRED)
+# SSD tier I/O.
+pkg_check_modules(URING REQUIRED IMPORTED_TARGET liburing>=2.1)
+# SSD tier metadata.
+find_package(RocksDB CONFIG REQUIRED)
+# Shared-memory index and host arena (Boost.Interprocess is header-only).
+find_package(Boost 1.74 REQUIRED)
+# Daemon services.
+find_package(Protobuf REQUIRED)
+find_package(gRPC CONFIG REQUIRED)
+# Logging, configuration, command lines.
+find_package(fmt CONFIG REQUIRED)
+find_package(spdlog CONFIG REQUIRED)
+find_package(yaml-cpp CONFIG REQUIRED)
+find_package(CLI11 CONFIG REQUIRED)
+# Tests and benchmarks.
+find_package(GTest CONFIG REQUIRED)
+find_package(benchmark CONFIG REQUIRED)
+
+# Debian's Python packages belong to /usr/bin/python3; another python3 may come first on PATH.
+find_program(KVTIER_PYTHON3 NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
+if(NOT KVTIER_PYTHON3)
+  find_program(KVTIER_PYTHON3 NAMES python3 REQUIRED)
+endif()
+
+message(STATUS "kvtier deps: xxhash ${XXHASH_VERSION}, liburing ${URING_VERSION}, RocksDB ${RocksDB_VERSION}, "
+               "Boost ${Boost_VERSION}, gRPC ${gRPC_VERSION}, protobuf ${Protobuf_VERSION}, "
+               "spdlog ${spdlog_VERSION}, yaml-cpp ${yaml-cpp_VERSION}, python ${KVTIER_PYTHON3}")

@@ -1,0 +1,285 @@
+#include "config/node_config.h"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include "config/byte_size.h"
+
+namespace kvtier::config {
+namespace {
+
+constexpr std::string_view kEmbeddedDefault = R"yaml(# kvtierd embedded default: runs with nothing but the binary.
+node:
+  name: ""                 # empty: the host name
+  shm_prefix: kvtier       # shared-memory segments are named <shm_prefix>-<node>-*
+index:
+  capacity: 1048576        # block entries
+host:
+  bytes: 1GiB              # host-memory tier
+ssd:
+  enabled: true
+  dir: kvtier-data/ssd
+  bytes: 8GiB
+server:
+  grpc_address: 127.0.0.1:50551
+  metrics_address: 127.0.0.1:9464
+namespaces:
+  - model_id: kvtier-demo/llama-3.2-1b
+    adapter_id: ""
+    cache_salt: ""
+    layout:
+      dtype: bf16
+      block_tokens: 16
+      num_layers: 16
+      num_kv_heads: 8
+      head_dim: 64
+      kv_planes: 2
+)yaml";
+
+// yaml-cpp reports problems by exception; this file converts them to Status at its edge.
+class ConfigError : public std::runtime_error {
+ public:
+  explicit ConfigError(const std::string& msg) : std::runtime_error(msg) {}
+  std::string message() const { return what(); }
+};
+
+std::string where(const YAML::Node& node) {
+  const YAML::Mark m = node.Mark();
+  return m.is_null() ? std::string() : fmt::format(" (line {}, column {})", m.line + 1, m.column + 1);
+}
+
+void require_map(const YAML::Node& node, std::string_view path, std::initializer_list<std::string_view> known) {
+  if (!node.IsMap()) throw ConfigError(fmt::format("'{}' must be a mapping{}", path, where(node)));
+  for (const auto& item : node) {
+    const auto key = item.first.as<std::string>();
+    if (std::find(known.begin(), known.end(), key) == known.end()) {
+      throw ConfigError(fmt::format("unknown key '{}.{}'{}", path, key, where(item.first)));
+    }
+  }
+}
+
+std::string get_string(const YAML::Node& node, std::string_view path) {
+  if (!node.IsScalar()) throw ConfigError(fmt::format("'{}' must be a string{}", path, where(node)));
+  return node.as<std::string>();
+}
+
+uint64_t get_uint(const YAML::Node& node, std::string_view path) {
+  const std::string s = node.IsScalar() ? node.as<std::string>() : std::string();
+  uint64_t v = 0;
+  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || ptr != s.data() + s.size()) {
+    throw ConfigError(fmt::format("'{}' must be a non-negative integer, got '{}'{}", path, s, where(node)));
+  }
+  return v;
+}
+
+uint32_t get_u32(const YAML::Node& node, std::string_view path) {
+  const uint64_t v = get_uint(node, path);
+  if (v > UINT32_MAX) throw ConfigError(fmt::format("'{}' is too large: {}{}", path, v, where(node)));
+  return static_cast<uint32_t>(v);
+}
+
+uint64_t get_bytes(const YAML::Node& node, std::string_view path) {
+  auto r = parse_byte_size(get_string(node, path));
+  if (!r.ok()) throw ConfigError(fmt::format("'{}': {}{}", path, r.status().message(), where(node)));
+  return *r;
+}
+
+bool get_bool(const YAML::Node& node, std::string_view path) {
+  bool v = false;
+  if (!node.IsScalar() || !YAML::convert<bool>::decode(node, v)) {
+    throw ConfigError(fmt::format("'{}' must be true or false{}", path, where(node)));
+  }
+  return v;
+}
+
+NamespaceSpec parse_namespace(const YAML::Node& node, const std::string& path) {
+  require_map(node, path, {"model_id", "adapter_id", "cache_salt", "layout"});
+  NamespaceSpec spec;
+  if (!node["model_id"]) throw ConfigError(fmt::format("'{}.model_id' is required{}", path, where(node)));
+  spec.model_id = get_string(node["model_id"], path + ".model_id");
+  if (node["adapter_id"]) spec.adapter_id = get_string(node["adapter_id"], path + ".adapter_id");
+  if (node["cache_salt"]) spec.cache_salt = get_string(node["cache_salt"], path + ".cache_salt");
+  const YAML::Node layout = node["layout"];
+  if (!layout) throw ConfigError(fmt::format("'{}.layout' is required{}", path, where(node)));
+  const std::string lpath = path + ".layout";
+  require_map(layout, lpath, {"dtype", "block_tokens", "num_layers", "num_kv_heads", "head_dim", "kv_planes"});
+  for (const char* required : {"dtype", "num_layers", "num_kv_heads", "head_dim"}) {
+    if (!layout[required]) throw ConfigError(fmt::format("'{}.{}' is required{}", lpath, required, where(layout)));
+  }
+  auto dtype = parse_dtype(get_string(layout["dtype"], lpath + ".dtype"));
+  if (!dtype.ok()) throw ConfigError(fmt::format("'{}.dtype': {}{}", lpath, dtype.status().message(), where(layout["dtype"])));
+  spec.layout.dtype = *dtype;
+  if (layout["block_tokens"]) spec.layout.block_tokens = get_u32(layout["block_tokens"], lpath + ".block_tokens");
+  spec.layout.num_layers = get_u32(layout["num_layers"], lpath + ".num_layers");
+  spec.layout.num_kv_heads = get_u32(layout["num_kv_heads"], lpath + ".num_kv_heads");
+  spec.layout.head_dim = get_u32(layout["head_dim"], lpath + ".head_dim");
+  if (layout["kv_planes"]) spec.layout.kv_planes = get_u32(layout["kv_planes"], lpath + ".kv_planes");
+  return spec;
+}
+
+// Applies every key present in `root` onto `cfg`; absent keys keep their current value.
+void apply(const YAML::Node& root, NodeConfig& cfg) {
+  if (root.IsNull()) return;  // an empty file changes nothing
+  require_map(root, "<top>", {"node", "index", "host", "ssd", "server", "namespaces"});
+  if (const auto n = root["node"]) {
+    require_map(n, "node", {"name", "shm_prefix"});
+    if (n["name"]) cfg.node_name = get_string(n["name"], "node.name");
+    if (n["shm_prefix"]) cfg.shm_prefix = get_string(n["shm_prefix"], "node.shm_prefix");
+  }
+  if (const auto n = root["index"]) {
+    require_map(n, "index", {"capacity"});
+    if (n["capacity"]) cfg.index_capacity = get_uint(n["capacity"], "index.capacity");
+  }
+  if (const auto n = root["host"]) {
+    require_map(n, "host", {"bytes"});
+    if (n["bytes"]) cfg.host_bytes = get_bytes(n["bytes"], "host.bytes");
+  }
+  if (const auto n = root["ssd"]) {
+    require_map(n, "ssd", {"enabled", "dir", "bytes"});
+    if (n["enabled"]) cfg.ssd_enabled = get_bool(n["enabled"], "ssd.enabled");
+    if (n["dir"]) cfg.ssd_dir = get_string(n["dir"], "ssd.dir");
+    if (n["bytes"]) cfg.ssd_bytes = get_bytes(n["bytes"], "ssd.bytes");
+  }
+  if (const auto n = root["server"]) {
+    require_map(n, "server", {"grpc_address", "metrics_address"});
+    if (n["grpc_address"]) cfg.grpc_address = get_string(n["grpc_address"], "server.grpc_address");
+    if (n["metrics_address"]) cfg.metrics_address = get_string(n["metrics_address"], "server.metrics_address");
+  }
+  if (const auto n = root["namespaces"]) {
+    if (!n.IsSequence()) throw ConfigError(fmt::format("'namespaces' must be a list{}", where(n)));
+    cfg.namespaces.clear();  // a file that lists namespaces replaces the default's list
+    for (size_t i = 0; i < n.size(); ++i) cfg.namespaces.push_back(parse_namespace(n[i], fmt::format("namespaces[{}]", i)));
+  }
+}
+
+bool is_segment_safe(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+  });
+}
+
+// "host:port" or "[v6]:port", port in 1..65535.
+Status validate_address(std::string_view field, std::string_view addr) {
+  const size_t colon = addr.rfind(':');
+  const auto bad = [&](std::string_view why) {
+    return Status::invalid_argument(fmt::format("{} '{}' {}", field, addr, why));
+  };
+  if (colon == std::string_view::npos || colon == 0) return bad("must be host:port");
+  const std::string_view host = addr.substr(0, colon);
+  if (host.front() == '[' && host.back() != ']') return bad("has an unclosed '[' around an IPv6 host");
+  const std::string_view port = addr.substr(colon + 1);
+  unsigned value = 0;
+  const auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() || value == 0 || value > 65535) {
+    return bad("needs a port in 1..65535");
+  }
+  return {};
+}
+
+}  // namespace
+
+Status NodeConfig::validate() const {
+  if (node_name.size() > 64 || !is_segment_safe(node_name)) {
+    return Status::invalid_argument("node.name must be at most 64 characters of [A-Za-z0-9._-], got '" + node_name + "'");
+  }
+  if (shm_prefix.empty() || shm_prefix.size() > 64 || !is_segment_safe(shm_prefix)) {
+    return Status::invalid_argument("node.shm_prefix must be 1..64 characters of [A-Za-z0-9._-], got '" + shm_prefix + "'");
+  }
+  if (index_capacity < 1024 || index_capacity > (uint64_t{1} << 32)) {
+    return Status::invalid_argument(fmt::format("index.capacity must be in [1024, 2^32] entries, got {}", index_capacity));
+  }
+  if (host_bytes < (uint64_t{1} << 20)) {
+    return Status::invalid_argument("host.bytes must be at least 1MiB, got " + format_byte_size(host_bytes));
+  }
+  if (ssd_enabled) {
+    if (ssd_dir.empty()) return Status::invalid_argument("ssd.dir must be set when ssd.enabled is true");
+    if (ssd_bytes < (uint64_t{64} << 20)) {
+      return Status::invalid_argument("ssd.bytes must be at least 64MiB, got " + format_byte_size(ssd_bytes));
+    }
+  }
+  KVTIER_RETURN_IF_ERROR(validate_address("server.grpc_address", grpc_address));
+  KVTIER_RETURN_IF_ERROR(validate_address("server.metrics_address", metrics_address));
+  if (grpc_address == metrics_address) {
+    return Status::invalid_argument("server.grpc_address and server.metrics_address must differ, both are " + grpc_address);
+  }
+  if (namespaces.empty()) return Status::invalid_argument("namespaces must list at least one namespace");
+  std::set<std::tuple<std::string, std::string, std::string>> seen;
+  for (size_t i = 0; i < namespaces.size(); ++i) {
+    const auto& ns = namespaces[i];
+    auto created = Namespace::create(ns);
+    if (!created.ok()) return created.status().with_context(fmt::format("namespaces[{}]", i));
+    // One layout per (model, adapter, salt): two layouts under one name would be two caches that
+    // a client could confuse.
+    if (!seen.emplace(ns.model_id, ns.adapter_id, ns.cache_salt).second) {
+      return Status::invalid_argument(fmt::format("namespaces[{}] repeats model '{}' adapter '{}' cache_salt '{}'", i,
+                                                  ns.model_id, ns.adapter_id, ns.cache_salt));
+    }
+  }
+  return {};
+}
+
+std::string_view embedded_default_config() { return kEmbeddedDefault; }
+
+Result<NodeConfig> parse_node_config(std::string_view yaml, std::string_view source) {
+  NodeConfig cfg;
+  try {
+    apply(YAML::Load(std::string(kEmbeddedDefault)), cfg);
+    apply(YAML::Load(std::string(yaml)), cfg);
+  } catch (const ConfigError& e) {
+    return Status::invalid_argument(fmt::format("{}: {}", source, e.message()));
+  } catch (const YAML::Exception& e) {
+    return Status::invalid_argument(fmt::format("{}: not valid YAML: {}", source, e.what()));
+  }
+  KVTIER_RETURN_IF_ERROR(cfg.validate().with_context(source));
+  return cfg;
+}
+
+Result<NodeConfig> load_node_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::not_found("cannot open config file '" + path + "'");
+  std::stringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return Status::io_error("reading config file '" + path + "' failed");
+  return parse_node_config(text.str(), path);
+}
+
+std::string to_yaml(const NodeConfig& cfg) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "node" << YAML::Value << YAML::BeginMap << YAML::Key << "name" << YAML::Value
+      << YAML::DoubleQuoted << cfg.node_name << YAML::Key << "shm_prefix" << YAML::Value << cfg.shm_prefix
+      << YAML::EndMap;
+  out << YAML::Key << "index" << YAML::Value << YAML::BeginMap << YAML::Key << "capacity" << YAML::Value
+      << cfg.index_capacity << YAML::EndMap;
+  out << YAML::Key << "host" << YAML::Value << YAML::BeginMap << YAML::Key << "bytes" << YAML::Value
+      << format_byte_size(cfg.host_bytes) << YAML::EndMap;
+  out << YAML::Key << "ssd" << YAML::Value << YAML::BeginMap << YAML::Key << "enabled" << YAML::Value
+      << cfg.ssd_enabled << YAML::Key << "dir" << YAML::Value << cfg.ssd_dir << YAML::Key << "bytes" << YAML::Value
+      << format_byte_size(cfg.ssd_bytes) << YAML::EndMap;
+  out << YAML::Key << "server" << YAML::Value << YAML::BeginMap << YAML::Key << "grpc_address" << YAML::Value
+      << cfg.grpc_address << YAML::Key << "metrics_address" << YAML::Value << cfg.metrics_address << YAML::EndMap;
+  out << YAML::Key << "namespaces" << YAML::Value << YAML::BeginSeq;
+  for (const auto& ns : cfg.namespaces) {
+    const auto& l = ns.layout;
+    out << YAML::BeginMap << YAML::Key << "model_id" << YAML::Value << YAML::DoubleQuoted << ns.model_id
+        << YAML::Key << "adapter_id" << YAML::Value << YAML::DoubleQuoted << ns.adapter_id << YAML::Key
+        << "cache_salt" << YAML::Value << YAML::DoubleQuoted << ns.cache_salt << YAML::Key << "layout"
+        << YAML::Value << YAML::BeginMap << YAML::Key << "dtype" << YAML::Value << std::string(dtype_name(l.dtype))
+        << YAML::Key << "block_tokens" << YAML::Value << l.block_tokens << YAML::Key << "num_layers"
+        << YAML::Value << l.num_layers << YAML::Key << "num_kv_heads" << YAML::Value << l.num_kv_heads
+        << YAML::Key << "head_dim" << YAML::Value << l.head_dim << YAML::Key << "kv_planes" << YAML::Value
+        << l.kv_planes << YAML::EndMap << YAML::EndMap;
+  }
+  out << YAML::EndSeq << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace kvtier::config

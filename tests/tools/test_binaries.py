@@ -1,0 +1,87 @@
+"""The three binaries as an operator runs them: kvtier, kvtierd, kvtier-bench."""
+import json
+import os
+import subprocess
+
+import pytest
+
+BIN = os.environ.get("KVTIER_BIN_DIR", "")
+
+
+def run(name, *args, timeout=120):
+    return subprocess.run([os.path.join(BIN, name), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_demo_shows_shared_prefixes_and_tenant_isolation():
+    out = run("kvtier", "demo")
+    assert out.returncode == 0, out.stderr
+    rows = [line.split() for line in out.stdout.splitlines() if line.strip()[:1].isdigit()]
+    assert len(rows) >= 3
+    turn1, later = rows[0], rows[1:]
+    assert turn1[3] == "0"  # nothing cached before the first turn
+    for row in later:
+        assert int(row[3]) > 0  # each later turn finds the earlier turns' blocks
+    assert "0 shared with the empty-salt tenant" in out.stdout
+
+
+def test_versions_name_the_key_format():
+    for name in ("kvtier", "kvtierd"):
+        out = run(name, "--version")
+        assert out.returncode == 0
+        assert "key format v1" in out.stdout
+
+
+def test_kvtierd_checks_the_embedded_default():
+    out = run("kvtierd", "--check")
+    assert out.returncode == 0, out.stderr
+    assert "configuration ok" in out.stdout
+
+
+def test_kvtierd_effective_config_round_trips(tmp_path):
+    conf = tmp_path / "node.yaml"
+    conf.write_text("host:\n  bytes: 2GiB\nnode:\n  name: node-a\n")
+    out = run("kvtierd", "--config", str(conf), "--print-config")
+    assert out.returncode == 0, out.stderr
+    effective = tmp_path / "effective.yaml"
+    effective.write_text(out.stdout)
+    again = run("kvtierd", "--config", str(effective), "--print-config")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == out.stdout
+    assert "2GiB" in out.stdout and "node-a" in out.stdout
+
+
+@pytest.mark.parametrize("text,message", [
+    ("host:\n  bytes: 0\n", "host.bytes must be at least 1MiB"),
+    ("server:\n  grpc_address: nowhere\n", "must be host:port"),
+    ("colour: blue\n", "unknown key '<top>.colour'"),
+])
+def test_kvtierd_rejects_bad_config_with_a_clear_message(tmp_path, text, message):
+    conf = tmp_path / "bad.yaml"
+    conf.write_text(text)
+    out = run("kvtierd", "--config", str(conf), "--check")
+    assert out.returncode == 2
+    assert message in out.stderr
+
+
+def test_kvtierd_missing_config_file():
+    out = run("kvtierd", "--config", "/nonexistent/kvtier.yaml", "--check")
+    assert out.returncode == 2
+    assert "cannot open config file" in out.stderr
+
+
+def test_kvtierd_says_plainly_that_it_cannot_serve_yet():
+    out = run("kvtierd")
+    assert out.returncode == 3
+    assert "validates configuration only" in out.stderr
+
+
+def test_bench_keys_ends_with_its_json_line():
+    # Shape only: speed targets are judged from the bench itself, never in a timed test.
+    out = run("kvtier-bench", "keys", "--quick", "--json", timeout=300)
+    assert out.returncode == 0, out.stderr
+    last = out.stdout.strip().splitlines()[-1]
+    figures = json.loads(last)
+    assert figures["suite"] == "keys"
+    assert figures["gbytes_per_s"] > 0
+    assert figures["vs_memcpy"] > 0
+    assert "block_tokens" in out.stdout  # the readable table precedes it
