@@ -2,7 +2,7 @@
 // ratio, because absolute figures drift on shared machines. docs/benchmarks.md lists the suites.
 #include <CLI/CLI.hpp>
 
-#include <functional>
+#include <array>
 #include <string>
 #include <vector>
 
@@ -16,9 +16,9 @@ struct SuiteEntry {
   int (*run)(const kvtier::bench::SuiteOptions&);
 };
 
-const std::vector<SuiteEntry> kSuites = {
+constexpr std::array<SuiteEntry, 1> kSuites{{
     {"keys", "prefix-chain key computation throughput vs memcpy", kvtier::bench::run_keys_suite},
-};
+}};
 
 }  // namespace
 

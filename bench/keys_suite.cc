@@ -69,7 +69,7 @@ int run_keys_suite(const SuiteOptions& opt) {
   for (auto& t : tokens) t = vocab(rng);
 
   std::vector<KeysFigures> all;
-  for (uint32_t b : {16u, 64u, 256u, 512u}) all.push_back(measure(b, tokens, opt));
+  for (uint32_t b : {kHeadlineBlockTokens, 64u, 256u, 512u}) all.push_back(measure(b, tokens, opt));
 
   Table table({"block_tokens", "chain GB/s", "keys/s", "memcpy GB/s", "vs_memcpy"});
   for (const auto& f : all) {

@@ -131,9 +131,10 @@ int run_demo() {
   const std::vector<BlockKey> other_chain = compute_chain(*other, prompt_for_turn(user_turns()));
   size_t shared = 0;
   for (const auto& k : other_chain) shared += cache.contains(k);
-  fmt::print("tenant isolation: the last turn under cache_salt=\"tenant-b\" has {} blocks, {} shared with the "
-             "empty-salt tenant\n",
-             other_chain.size(), shared);
+  fmt::print(
+      "tenant isolation: the last turn under cache_salt=\"tenant-b\" has {} blocks, {} shared with the "
+      "empty-salt tenant\n",
+      other_chain.size(), shared);
   fmt::print("                  first key {} vs {}\n", other_chain.empty() ? "-" : other_chain.front().to_hex(),
              last_chain.empty() ? "-" : last_chain.front().to_hex());
   return 0;

@@ -36,8 +36,8 @@ Result<std::vector<TokenId>> parse_tokens(const std::string& text) {
     uint64_t v = 0;
     const auto [next, ec] = std::from_chars(p, end, v);
     if (ec != std::errc() || v > UINT32_MAX) {
-      return Status::invalid_argument(fmt::format("token list: '{}' is not a uint32 token id",
-                                                  std::string(p, std::min<size_t>(end - p, 16))));
+      return Status::invalid_argument(
+          fmt::format("token list: '{}' is not a uint32 token id", std::string(p, std::min<size_t>(end - p, 16))));
     }
     out.push_back(static_cast<TokenId>(v));
     p = next;

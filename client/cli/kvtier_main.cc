@@ -1,7 +1,7 @@
 // kvtier: the operator CLI. Subcommands grow with the product (stats, match, events, snapshot
 // arrive with the daemon's gRPC services).
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "commands.h"
 #include "kvtier/prefix_chain.h"

@@ -43,7 +43,9 @@ struct BlockKey {
 
 // Hash-table mixing for keys that are already uniform hashes: folding the halves is enough.
 struct BlockKeyHash {
-  size_t operator()(const BlockKey& k) const noexcept { return static_cast<size_t>(k.lo ^ (k.hi * 0x9E3779B97F4A7C15ULL)); }
+  size_t operator()(const BlockKey& k) const noexcept {
+    return static_cast<size_t>(k.lo ^ (k.hi * 0x9E3779B97F4A7C15ULL));
+  }
 };
 
 }  // namespace kvtier

@@ -14,16 +14,16 @@ namespace kvtier {
 
 enum class StatusCode : uint8_t {
   kOk = 0,
-  kInvalidArgument,    // the caller passed something malformed: fix the call
-  kNotFound,           // the thing asked for does not exist (a miss is usually not an error)
-  kAlreadyExists,      // creating what exists
-  kResourceExhausted,  // a tier, a table or a disk is full; retry later or elsewhere
-  kVersionMismatch,    // a segment, file or message of another format version
-  kCorruption,         // stored bytes fail their checksum or their structure
-  kIOError,            // the operating system refused (errno is in the message)
-  kUnavailable,        // a peer or the daemon cannot be reached right now
-  kFailedPrecondition, // the system is not in a state that allows this call
-  kInternal,           // a kvtier bug: an invariant did not hold
+  kInvalidArgument,     // the caller passed something malformed: fix the call
+  kNotFound,            // the thing asked for does not exist (a miss is usually not an error)
+  kAlreadyExists,       // creating what exists
+  kResourceExhausted,   // a tier, a table or a disk is full; retry later or elsewhere
+  kVersionMismatch,     // a segment, file or message of another format version
+  kCorruption,          // stored bytes fail their checksum or their structure
+  kIOError,             // the operating system refused (errno is in the message)
+  kUnavailable,         // a peer or the daemon cannot be reached right now
+  kFailedPrecondition,  // the system is not in a state that allows this call
+  kInternal,            // a kvtier bug: an invariant did not hold
 };
 
 // Stable lower-case name of a code, e.g. "invalid_argument", for logs and metrics labels.
@@ -67,8 +67,8 @@ inline std::ostream& operator<<(std::ostream& os, const Status& s) { return os <
 }  // namespace kvtier
 
 // Returns from the enclosing function when `expr` yields a non-OK Status.
-#define KVTIER_RETURN_IF_ERROR(expr)            \
-  do {                                          \
-    ::kvtier::Status kvtier_status_ = (expr);   \
+#define KVTIER_RETURN_IF_ERROR(expr)                 \
+  do {                                               \
+    ::kvtier::Status kvtier_status_ = (expr);        \
     if (!kvtier_status_.ok()) return kvtier_status_; \
   } while (false)

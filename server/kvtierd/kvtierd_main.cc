@@ -2,8 +2,8 @@
 //
 // This build loads and validates the node configuration. The index, tiers and gRPC services are
 // brought up here as they land (docs/architecture.md lists what each issue adds).
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "config/byte_size.h"
 #include "config/node_config.h"

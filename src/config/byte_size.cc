@@ -1,10 +1,10 @@
 #include "config/byte_size.h"
 
+#include <fmt/format.h>
 #include <array>
 #include <cctype>
 #include <charconv>
 #include <cmath>
-#include <fmt/format.h>
 
 namespace kvtier::config {
 namespace {
@@ -16,10 +16,18 @@ struct Unit {
 
 constexpr std::array<Unit, 14> kUnits{{
     {"B", 1},
-    {"K", 1ULL << 10}, {"KiB", 1ULL << 10}, {"KB", 1000ULL},
-    {"M", 1ULL << 20}, {"MiB", 1ULL << 20}, {"MB", 1000ULL * 1000},
-    {"G", 1ULL << 30}, {"GiB", 1ULL << 30}, {"GB", 1000ULL * 1000 * 1000},
-    {"T", 1ULL << 40}, {"TiB", 1ULL << 40}, {"TB", 1000ULL * 1000 * 1000 * 1000},
+    {"K", 1ULL << 10},
+    {"KiB", 1ULL << 10},
+    {"KB", 1000ULL},
+    {"M", 1ULL << 20},
+    {"MiB", 1ULL << 20},
+    {"MB", 1000ULL * 1000},
+    {"G", 1ULL << 30},
+    {"GiB", 1ULL << 30},
+    {"GB", 1000ULL * 1000 * 1000},
+    {"T", 1ULL << 40},
+    {"TiB", 1ULL << 40},
+    {"TB", 1000ULL * 1000 * 1000 * 1000},
     {"", 1},
 }};
 

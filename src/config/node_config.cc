@@ -115,7 +115,8 @@ NamespaceSpec parse_namespace(const YAML::Node& node, const std::string& path) {
     if (!layout[required]) throw ConfigError(fmt::format("'{}.{}' is required{}", lpath, required, where(layout)));
   }
   auto dtype = parse_dtype(get_string(layout["dtype"], lpath + ".dtype"));
-  if (!dtype.ok()) throw ConfigError(fmt::format("'{}.dtype': {}{}", lpath, dtype.status().message(), where(layout["dtype"])));
+  if (!dtype.ok())
+    throw ConfigError(fmt::format("'{}.dtype': {}{}", lpath, dtype.status().message(), where(layout["dtype"])));
   spec.layout.dtype = *dtype;
   if (layout["block_tokens"]) spec.layout.block_tokens = get_u32(layout["block_tokens"], lpath + ".block_tokens");
   spec.layout.num_layers = get_u32(layout["num_layers"], lpath + ".num_layers");
@@ -156,13 +157,15 @@ void apply(const YAML::Node& root, NodeConfig& cfg) {
   if (const auto n = root["namespaces"]) {
     if (!n.IsSequence()) throw ConfigError(fmt::format("'namespaces' must be a list{}", where(n)));
     cfg.namespaces.clear();  // a file that lists namespaces replaces the default's list
-    for (size_t i = 0; i < n.size(); ++i) cfg.namespaces.push_back(parse_namespace(n[i], fmt::format("namespaces[{}]", i)));
+    for (size_t i = 0; i < n.size(); ++i)
+      cfg.namespaces.push_back(parse_namespace(n[i], fmt::format("namespaces[{}]", i)));
   }
 }
 
 bool is_segment_safe(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+           c == '.';
   });
 }
 
@@ -188,13 +191,16 @@ Status validate_address(std::string_view field, std::string_view addr) {
 
 Status NodeConfig::validate() const {
   if (node_name.size() > 64 || !is_segment_safe(node_name)) {
-    return Status::invalid_argument("node.name must be at most 64 characters of [A-Za-z0-9._-], got '" + node_name + "'");
+    return Status::invalid_argument("node.name must be at most 64 characters of [A-Za-z0-9._-], got '" + node_name +
+                                    "'");
   }
   if (shm_prefix.empty() || shm_prefix.size() > 64 || !is_segment_safe(shm_prefix)) {
-    return Status::invalid_argument("node.shm_prefix must be 1..64 characters of [A-Za-z0-9._-], got '" + shm_prefix + "'");
+    return Status::invalid_argument("node.shm_prefix must be 1..64 characters of [A-Za-z0-9._-], got '" + shm_prefix +
+                                    "'");
   }
   if (index_capacity < 1024 || index_capacity > (uint64_t{1} << 32)) {
-    return Status::invalid_argument(fmt::format("index.capacity must be in [1024, 2^32] entries, got {}", index_capacity));
+    return Status::invalid_argument(
+        fmt::format("index.capacity must be in [1024, 2^32] entries, got {}", index_capacity));
   }
   if (host_bytes < (uint64_t{1} << 20)) {
     return Status::invalid_argument("host.bytes must be at least 1MiB, got " + format_byte_size(host_bytes));
@@ -208,7 +214,8 @@ Status NodeConfig::validate() const {
   KVTIER_RETURN_IF_ERROR(validate_address("server.grpc_address", grpc_address));
   KVTIER_RETURN_IF_ERROR(validate_address("server.metrics_address", metrics_address));
   if (grpc_address == metrics_address) {
-    return Status::invalid_argument("server.grpc_address and server.metrics_address must differ, both are " + grpc_address);
+    return Status::invalid_argument("server.grpc_address and server.metrics_address must differ, both are " +
+                                    grpc_address);
   }
   if (namespaces.empty()) return Status::invalid_argument("namespaces must list at least one namespace");
   std::set<std::tuple<std::string, std::string, std::string>> seen;
@@ -261,22 +268,21 @@ std::string to_yaml(const NodeConfig& cfg) {
       << cfg.index_capacity << YAML::EndMap;
   out << YAML::Key << "host" << YAML::Value << YAML::BeginMap << YAML::Key << "bytes" << YAML::Value
       << format_byte_size(cfg.host_bytes) << YAML::EndMap;
-  out << YAML::Key << "ssd" << YAML::Value << YAML::BeginMap << YAML::Key << "enabled" << YAML::Value
-      << cfg.ssd_enabled << YAML::Key << "dir" << YAML::Value << cfg.ssd_dir << YAML::Key << "bytes" << YAML::Value
+  out << YAML::Key << "ssd" << YAML::Value << YAML::BeginMap << YAML::Key << "enabled" << YAML::Value << cfg.ssd_enabled
+      << YAML::Key << "dir" << YAML::Value << cfg.ssd_dir << YAML::Key << "bytes" << YAML::Value
       << format_byte_size(cfg.ssd_bytes) << YAML::EndMap;
   out << YAML::Key << "server" << YAML::Value << YAML::BeginMap << YAML::Key << "grpc_address" << YAML::Value
       << cfg.grpc_address << YAML::Key << "metrics_address" << YAML::Value << cfg.metrics_address << YAML::EndMap;
   out << YAML::Key << "namespaces" << YAML::Value << YAML::BeginSeq;
   for (const auto& ns : cfg.namespaces) {
     const auto& l = ns.layout;
-    out << YAML::BeginMap << YAML::Key << "model_id" << YAML::Value << YAML::DoubleQuoted << ns.model_id
-        << YAML::Key << "adapter_id" << YAML::Value << YAML::DoubleQuoted << ns.adapter_id << YAML::Key
-        << "cache_salt" << YAML::Value << YAML::DoubleQuoted << ns.cache_salt << YAML::Key << "layout"
-        << YAML::Value << YAML::BeginMap << YAML::Key << "dtype" << YAML::Value << std::string(dtype_name(l.dtype))
-        << YAML::Key << "block_tokens" << YAML::Value << l.block_tokens << YAML::Key << "num_layers"
-        << YAML::Value << l.num_layers << YAML::Key << "num_kv_heads" << YAML::Value << l.num_kv_heads
-        << YAML::Key << "head_dim" << YAML::Value << l.head_dim << YAML::Key << "kv_planes" << YAML::Value
-        << l.kv_planes << YAML::EndMap << YAML::EndMap;
+    out << YAML::BeginMap << YAML::Key << "model_id" << YAML::Value << YAML::DoubleQuoted << ns.model_id << YAML::Key
+        << "adapter_id" << YAML::Value << YAML::DoubleQuoted << ns.adapter_id << YAML::Key << "cache_salt"
+        << YAML::Value << YAML::DoubleQuoted << ns.cache_salt << YAML::Key << "layout" << YAML::Value << YAML::BeginMap
+        << YAML::Key << "dtype" << YAML::Value << std::string(dtype_name(l.dtype)) << YAML::Key << "block_tokens"
+        << YAML::Value << l.block_tokens << YAML::Key << "num_layers" << YAML::Value << l.num_layers << YAML::Key
+        << "num_kv_heads" << YAML::Value << l.num_kv_heads << YAML::Key << "head_dim" << YAML::Value << l.head_dim
+        << YAML::Key << "kv_planes" << YAML::Value << l.kv_planes << YAML::EndMap << YAML::EndMap;
   }
   out << YAML::EndSeq << YAML::EndMap;
   return std::string(out.c_str()) + "\n";

@@ -24,10 +24,17 @@ TEST(StatusTest, ErrorCarriesCodeAndMessage) {
 }
 
 TEST(StatusTest, EveryCodeHasADistinctName) {
-  const StatusCode codes[] = {StatusCode::kOk, StatusCode::kInvalidArgument, StatusCode::kNotFound,
-                              StatusCode::kAlreadyExists, StatusCode::kResourceExhausted,
-                              StatusCode::kVersionMismatch, StatusCode::kCorruption, StatusCode::kIOError,
-                              StatusCode::kUnavailable, StatusCode::kFailedPrecondition, StatusCode::kInternal};
+  const StatusCode codes[] = {StatusCode::kOk,
+                              StatusCode::kInvalidArgument,
+                              StatusCode::kNotFound,
+                              StatusCode::kAlreadyExists,
+                              StatusCode::kResourceExhausted,
+                              StatusCode::kVersionMismatch,
+                              StatusCode::kCorruption,
+                              StatusCode::kIOError,
+                              StatusCode::kUnavailable,
+                              StatusCode::kFailedPrecondition,
+                              StatusCode::kInternal};
   std::set<std::string_view> names;
   for (StatusCode c : codes) {
     EXPECT_NE(status_code_name(c), "unknown");
