@@ -60,37 +60,26 @@ TEST(NamespaceTest, InvalidSpecsAreClearErrors) {
 }
 
 TEST(NamespaceTest, EveryFieldChangesTheRoot) {
+  using Mutation = void (*)(NamespaceSpec&);
+  const Mutation one_field_changes[] = {
+      [](NamespaceSpec&) {},  // the unchanged spec
+      [](NamespaceSpec& s) { s.model_id += "-rev2"; },
+      [](NamespaceSpec& s) { s.adapter_id = "lora-a"; },
+      [](NamespaceSpec& s) { s.cache_salt = "tenant-a"; },
+      [](NamespaceSpec& s) { s.layout.dtype = KvDType::kFloat16; },
+      [](NamespaceSpec& s) { s.layout.block_tokens = 32; },
+      [](NamespaceSpec& s) { s.layout.num_layers = 31; },
+      [](NamespaceSpec& s) { s.layout.num_kv_heads = 4; },
+      [](NamespaceSpec& s) { s.layout.head_dim = 64; },
+      [](NamespaceSpec& s) { s.layout.kv_planes = 1; },
+  };
   std::set<BlockKey> roots;
-  const auto add = [&](const NamespaceSpec& s) { roots.insert(Namespace::create(s)->root()); };
-  add(llama_8b());
-  auto s = llama_8b();
-  s.model_id += "-rev2";
-  add(s);
-  s = llama_8b();
-  s.adapter_id = "lora-a";
-  add(s);
-  s = llama_8b();
-  s.cache_salt = "tenant-a";
-  add(s);
-  s = llama_8b();
-  s.layout.dtype = KvDType::kFloat16;
-  add(s);
-  s = llama_8b();
-  s.layout.block_tokens = 32;
-  add(s);
-  s = llama_8b();
-  s.layout.num_layers = 31;
-  add(s);
-  s = llama_8b();
-  s.layout.num_kv_heads = 4;
-  add(s);
-  s = llama_8b();
-  s.layout.head_dim = 64;
-  add(s);
-  s = llama_8b();
-  s.layout.kv_planes = 1;
-  add(s);
-  EXPECT_EQ(roots.size(), 10u);
+  for (Mutation change : one_field_changes) {
+    NamespaceSpec s = llama_8b();
+    change(s);
+    roots.insert(Namespace::create(s)->root());
+  }
+  EXPECT_EQ(roots.size(), std::size(one_field_changes));
 }
 
 TEST(NamespaceTest, FieldsAreLengthPrefixedSoBoundariesCannotShift) {
