@@ -1,0 +1,211 @@
+// BlockIndex: the node's shared-memory block index (docs/index.md).
+//
+// One index per node lives in named shared memory. The daemon creates it; every engine process
+// attaches. Lookups are plain memory reads in the caller's process: no RPC, no syscall, no lock,
+// no write to shared memory. Writers (the daemon, engines committing puts) serialise on a robust
+// lock; a writer killed at any instruction is rolled forward by the next one. Pins belong to a
+// process and are reclaimed when it dies.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kvtier/block_key.h"
+#include "kvtier/eviction_policy.h"
+#include "kvtier/result.h"
+#include "kvtier/status.h"
+#include "kvtier/tier.h"
+
+namespace kvtier {
+
+struct IndexOptions {
+  // Name of the shared-memory object (in /dev/shm), e.g. "kvtier-node1-index". [A-Za-z0-9._-]+.
+  std::string segment_name;
+  uint64_t capacity = 1 << 20;             // live blocks at most; fixed at creation
+  std::string node_name;                   // recorded in the header; at most 63 bytes
+  uint64_t change_ring_records = 1 << 16;  // residency changes kept for the event log
+};
+
+// Where an existing block lives. A block may be resident in several tiers at once.
+struct BlockInfo {
+  BlockKey key;
+  uint64_t parent_lo = 0;  // low 64 bits of the parent key
+  uint16_t namespace_id = 0;
+  uint32_t payload_bytes = 0;
+  uint8_t tiers = 0;        // tier_bit() set
+  uint32_t host_loc = 0;    // host tier locator
+  uint64_t ssd_loc = 0;     // SSD tier locator
+  uint8_t hbm_process = 0;  // HBM: process slot of the engine holding it
+  uint32_t hbm_block = 0;   // HBM: the engine's block id
+  uint16_t child_count = 0;
+  uint32_t last_access = 0;  // ticks (1/1024 s) since the index was created
+  uint8_t frequency = 0;
+  uint32_t pins = 0;  // process slots pinning it
+
+  bool in(Tier t) const { return (tiers & tier_bit(t)) != 0; }
+};
+
+// What insert() records: the block, its parent, and one tier it is now resident in.
+struct BlockRecord {
+  BlockKey key;
+  BlockKey parent;  // previous block's key, or the namespace root for a chain's first block
+  uint16_t namespace_id = 0;
+  uint32_t payload_bytes = 0;
+  Tier tier = Tier::kHost;
+  uint64_t locator = 0;  // host: arena locator (32 bits); ssd: location; hbm: engine block id (24 bits)
+};
+
+// Longest prefixes of a key chain, in blocks.
+struct PrefixMatch {
+  size_t overall = 0;                        // every block resident in some tier
+  std::array<size_t, kNumTiers> per_tier{};  // every block resident in that tier
+  size_t in(Tier t) const { return per_tier[tier_index(t)]; }
+};
+
+// One residency change, as the index records it for the event log.
+struct IndexChange {
+  enum class Kind : uint8_t { kStored = 1, kRemoved = 2, kMoved = 3 };
+  uint64_t seq = 0;  // gap-free within one index segment
+  Kind kind = Kind::kStored;
+  BlockKey key;
+  uint64_t parent_lo = 0;
+  uint16_t namespace_id = 0;
+  uint32_t payload_bytes = 0;
+  uint8_t tiers_before = 0;
+  uint8_t tiers_after = 0;
+};
+
+struct IndexStats {
+  uint64_t capacity = 0, slots = 0, segment_bytes = 0;
+  uint64_t entries = 0;
+  std::array<uint64_t, kNumTiers> tier_entries{}, tier_bytes{}, tier_capacity{};
+  uint64_t inserts = 0, removes = 0, evictions = 0, demotions = 0;
+  uint64_t recoveries = 0, processes_reclaimed = 0, processes_attached = 0;
+  uint64_t probes = 0;  // key probes made through this handle (process-local: lookups write nothing shared)
+  uint64_t change_seq = 0;
+  double occupancy() const { return capacity ? static_cast<double>(entries) / static_cast<double>(capacity) : 0; }
+};
+
+class BlockIndex;
+
+// A pin on one block, held by this process until the lease is destroyed or released. While any
+// lease on a block exists the block is never evicted, removed or moved out of a tier.
+class BlockLease {
+ public:
+  BlockLease() = default;
+  BlockLease(BlockLease&& other) noexcept;
+  BlockLease& operator=(BlockLease&& other) noexcept;
+  BlockLease(const BlockLease&) = delete;
+  BlockLease& operator=(const BlockLease&) = delete;
+  ~BlockLease() { release(); }
+
+  explicit operator bool() const { return owner_ != nullptr; }
+  const BlockInfo& info() const { return info_; }
+  const BlockKey& key() const { return info_.key; }
+  void release();
+
+ private:
+  friend class BlockIndex;
+  struct Owner;
+  BlockLease(std::shared_ptr<Owner> owner, const BlockInfo& info) : owner_(std::move(owner)), info_(info) {}
+  std::shared_ptr<Owner> owner_;
+  BlockInfo info_;
+};
+
+// Called by evict() for each victim, under the writer lock; keep it quick.
+class EvictionListener {
+ public:
+  virtual ~EvictionListener() = default;
+  // Host → SSD demotion: write the block to the SSD tier and return its locator, or an error to
+  // drop it instead. Only asked when the index's SSD tier is enabled.
+  virtual Result<uint64_t> demote_to_ssd(const BlockInfo& block) = 0;
+  // The block no longer occupies `tier`: free its space there.
+  virtual void released(const BlockInfo& block, Tier tier) = 0;
+};
+
+struct EvictionReport {
+  uint64_t bytes_freed = 0;
+  uint64_t blocks_dropped = 0;
+  uint64_t blocks_demoted = 0;
+  uint64_t candidates_skipped_pinned = 0;
+};
+
+class BlockIndex {
+ public:
+  // Creates a new segment; fails with already_exists if one has that name.
+  static Result<BlockIndex> create(const IndexOptions& options);
+  // Attaches to an existing, compatible segment (a warm restart), or creates it.
+  static Result<BlockIndex> open_or_create(const IndexOptions& options);
+  // Attaches to an existing segment (engine processes). version_mismatch if its layout differs.
+  static Result<BlockIndex> attach(std::string_view segment_name);
+  // Removes the segment's name; processes that have it mapped keep using it until they detach.
+  static Status destroy(std::string_view segment_name);
+
+  BlockIndex(BlockIndex&&) noexcept;
+  BlockIndex& operator=(BlockIndex&&) noexcept;
+  ~BlockIndex();
+
+  // --- Lookups: lock-free, wait-free for readers, never pin, never write shared memory. ---
+  PrefixMatch match_prefix(std::span<const BlockKey> keys) const;
+  bool contains(const BlockKey& key) const;
+  std::optional<BlockInfo> lookup(const BlockKey& key) const;
+
+  // --- Pins. ---
+  // Matches the chain and pins its longest resident prefix in one step: every returned lease's
+  // block was resident when pinned. Fails only if this process cannot get a process slot.
+  Result<std::vector<BlockLease>> acquire(std::span<const BlockKey> keys);
+
+  // --- Writes. ---
+  // Records that the block is resident in record.tier (adding the block if it is new). A block
+  // already resident in that tier with that locator is a cheap no-op. When the index is full,
+  // evicts by `policy` first (the default: prefix-aware).
+  Status insert(const BlockRecord& record);
+  // Drops one tier; the block leaves the index when no tier remains. failed_precondition if pinned.
+  Status drop_tier(const BlockKey& key, Tier tier);
+  // Drops every tier. failed_precondition if pinned; not_found if absent.
+  Status remove(const BlockKey& key);
+
+  // --- Capacity and eviction. ---
+  // Bytes a tier may hold, and the watermarks (fractions) that start and stop eviction.
+  Status set_tier_capacity(Tier tier, uint64_t bytes, double high_watermark = 0.95, double low_watermark = 0.90);
+  bool above_high_watermark(Tier tier) const;
+  // Frees at least `bytes` of `tier` (or all it can). Host victims are demoted to SSD when the
+  // SSD tier has a capacity set and the listener accepts them; otherwise they are dropped.
+  Result<EvictionReport> evict(Tier tier, uint64_t bytes, const EvictionPolicy& policy, EvictionListener* listener);
+  // evict() down to the low watermark, if the tier is above its high watermark.
+  Result<EvictionReport> evict_to_watermark(Tier tier, const EvictionPolicy& policy, EvictionListener* listener);
+  // What insert() uses when the index is full (default: prefix-aware), and who it tells about the
+  // blocks it drops (their tier space must be freed). Process-local settings of this handle.
+  void set_default_policy(std::shared_ptr<const EvictionPolicy> policy);
+  void set_eviction_listener(EvictionListener* listener);
+
+  // --- Change ring, for the event log. ---
+  // Copies changes with seq ≥ from_seq into out; returns how many. *next_seq is where to read
+  // next; *lost is set when changes before the first returned one were overwritten (resync).
+  size_t read_changes(uint64_t from_seq, std::span<IndexChange> out, uint64_t* next_seq, bool* lost) const;
+
+  // --- Upkeep. ---
+  // Recovers a dead writer (if any) and reclaims the pins of dead processes. The daemon calls it
+  // periodically; any process may.
+  Status maintain();
+  // Full scan of the structural invariants (probe chains, counters, versions, child counts).
+  Status check_invariants() const;
+  IndexStats stats() const;
+  std::string segment_name() const;
+  uint64_t creation_epoch() const;
+  std::string node_name() const;
+
+ private:
+  struct Impl;
+  explicit BlockIndex(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace kvtier

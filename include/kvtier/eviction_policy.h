@@ -1,0 +1,45 @@
+// Eviction policies: which resident block a full tier gives up first.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "kvtier/result.h"
+
+namespace kvtier {
+
+// What a policy sees of a candidate. `age` is ticks (1/1024 s) since the block was last
+// inserted or acquired.
+struct EvictionCandidate {
+  uint32_t age = 0;
+  uint16_t child_count = 0;  // cached blocks that extend this one
+  uint8_t frequency = 0;
+  uint32_t payload_bytes = 0;
+};
+
+enum class EvictionAction : uint8_t {
+  kDrop,    // the block leaves the cache
+  kDemote,  // the block moves to a slower tier and stays reachable
+};
+
+class EvictionPolicy {
+ public:
+  virtual ~EvictionPolicy() = default;
+  virtual std::string_view name() const = 0;
+  // False vetoes the candidate for this action.
+  virtual bool may_evict(const EvictionCandidate& c, EvictionAction action) const = 0;
+  // Among allowed candidates, the highest rank goes first.
+  virtual uint64_t rank(const EvictionCandidate& c) const = 0;
+};
+
+// Least recently used; the baseline.
+std::shared_ptr<const EvictionPolicy> make_lru_policy();
+// Prefix-aware (the default): a block that cached blocks extend is never dropped before them, so
+// chains shrink from their tails and a cached tail never loses its head. Leaves go first, oldest
+// first; a non-leaf may be demoted (it stays reachable) once no leaf is left to take.
+std::shared_ptr<const EvictionPolicy> make_prefix_aware_policy();
+// "lru" or "prefix-aware".
+Result<std::shared_ptr<const EvictionPolicy>> make_eviction_policy(std::string_view name);
+
+}  // namespace kvtier

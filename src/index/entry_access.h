@@ -1,0 +1,107 @@
+// The per-entry concurrency protocol (docs/index.md, "Concurrency").
+//
+// Readers: load ctl (acquire), copy the fields (relaxed), fence, reload ctl; the copy is good if
+// the version did not change and was even. Readers never write shared memory and never wait:
+// after a bounded spin on an odd version (a writer that died mid-write) they give up on the slot.
+//
+// Writers (one at a time, under the writer lock): begin_write makes the version odd by CAS,
+// freezing the pin bits; end_write makes it even again.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "index/segment_layout.h"
+
+namespace kvtier::index {
+
+template <typename T>
+inline T load_relaxed(const T& field) {
+  return std::atomic_ref<T>(const_cast<T&>(field)).load(std::memory_order_relaxed);
+}
+template <typename T>
+inline void store_relaxed(T& field, T value) {
+  std::atomic_ref<T>(field).store(value, std::memory_order_relaxed);
+}
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+inline void load_fields(const IndexEntry& e, EntryImage& out) {
+  out.key_hi = load_relaxed(e.key_hi);
+  out.key_lo = load_relaxed(e.key_lo);
+  out.parent_lo = load_relaxed(e.parent_lo);
+  out.ssd_loc = load_relaxed(e.ssd_loc);
+  out.host_loc = load_relaxed(e.host_loc);
+  out.hbm = load_relaxed(e.hbm);
+  out.payload_bytes = load_relaxed(e.payload_bytes);
+  out.last_access = load_relaxed(e.last_access);
+  out.ns_id = load_relaxed(e.ns_id);
+  out.child_count = load_relaxed(e.child_count);
+  out.tiers = load_relaxed(e.tiers);
+  out.freq = load_relaxed(e.freq);
+  out.flags = load_relaxed(e.flags);
+}
+
+inline void store_fields(IndexEntry& e, const EntryImage& in) {
+  store_relaxed(e.key_hi, in.key_hi);
+  store_relaxed(e.key_lo, in.key_lo);
+  store_relaxed(e.parent_lo, in.parent_lo);
+  store_relaxed(e.ssd_loc, in.ssd_loc);
+  store_relaxed(e.host_loc, in.host_loc);
+  store_relaxed(e.hbm, in.hbm);
+  store_relaxed(e.payload_bytes, in.payload_bytes);
+  store_relaxed(e.last_access, in.last_access);
+  store_relaxed(e.ns_id, in.ns_id);
+  store_relaxed(e.child_count, in.child_count);
+  store_relaxed(e.tiers, in.tiers);
+  store_relaxed(e.freq, in.freq);
+  store_relaxed(e.flags, in.flags);
+}
+
+// Spins a reader allows on one odd version before it treats the slot as unreadable.
+inline constexpr int kReaderSpins = 256;
+
+// A consistent snapshot of the entry; false if a writer held it odd for the whole spin budget.
+inline bool read_entry(const IndexEntry& e, EntryImage& out, uint64_t& ctl_out) {
+  for (int spin = 0; spin < kReaderSpins; ++spin) {
+    const uint64_t c1 = e.ctl.load(std::memory_order_acquire);
+    if (version_odd(c1)) {
+      cpu_relax();
+      continue;
+    }
+    load_fields(e, out);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    const uint64_t c2 = e.ctl.load(std::memory_order_relaxed);
+    if (version_of(c1) == version_of(c2)) {
+      ctl_out = c2;
+      return true;
+    }
+  }
+  return false;
+}
+
+// Writer side. Returns the ctl word as it was frozen (even version, exact pins).
+inline uint64_t begin_write(IndexEntry& e) {
+  uint64_t c = e.ctl.load(std::memory_order_relaxed);
+  // A replayed journal may find the entry already odd (the dead writer's begin_write); keep it odd.
+  while (!version_odd(c) && !e.ctl.compare_exchange_weak(c, c + kVersionUnit, std::memory_order_acq_rel)) {
+  }
+  return c;
+}
+
+inline void end_write(IndexEntry& e) { e.ctl.fetch_add(kVersionUnit, std::memory_order_release); }
+
+// Replaces the pin bits of an entry the caller holds odd.
+inline void set_pins_while_writing(IndexEntry& e, uint32_t pins) {
+  uint64_t c = e.ctl.load(std::memory_order_relaxed);
+  while (!e.ctl.compare_exchange_weak(c, (c & ~kPinMask) | pins, std::memory_order_acq_rel)) {
+  }
+}
+
+}  // namespace kvtier::index

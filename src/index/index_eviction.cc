@@ -1,0 +1,156 @@
+// Eviction: a clock hand sweeps the table gathering a sample of allowed candidates; the policy's
+// highest rank among them goes (sampled LRU, as Redis and CacheLib do it, with no shared list to
+// update on the read path). Pinned blocks are never candidates. Runs under the writer lock.
+#include <fmt/format.h>
+
+#include "index/entry_access.h"
+#include "index/entry_image.h"
+#include "index/index_writer.h"
+
+namespace kvtier::index {
+namespace {
+
+constexpr uint64_t kSample = 16;  // candidates compared per victim
+
+struct Victim {
+  uint64_t slot = kNoSlot;
+  EntryImage img;
+  uint64_t ctl = 0;
+  EvictionAction action = EvictionAction::kDrop;
+  uint64_t rank = 0;
+};
+
+}  // namespace
+
+Result<EvictionReport> IndexWriter::evict(Tier tier, uint64_t bytes, const EvictionPolicy& policy,
+                                          EvictionListener* listener) {
+  SegmentHeader& h = seg_.header();
+  const uint8_t bit = tier_bit(tier);
+  const uint8_t ssd = tier_bit(Tier::kSsd);
+  const bool ssd_enabled = h.tier_capacity[tier_index(Tier::kSsd)].load(std::memory_order_relaxed) > 0;
+  const uint32_t now = seg_.now_ticks();
+  EvictionReport report;
+  uint64_t scanned_since_victim = 0;
+
+  while (report.bytes_freed < bytes && scanned_since_victim < seg_.slots()) {
+    Victim best;
+    uint64_t hand = h.clock_hand.load(std::memory_order_relaxed) % seg_.slots();
+    for (uint64_t sampled = 0; sampled < kSample && scanned_since_victim < seg_.slots();
+         hand = seg_.next(hand), ++scanned_since_victim) {
+      const EntryImage img = image(hand);
+      if ((img.tiers & bit) == 0) continue;
+      const uint64_t ctl = seg_.entry(hand).ctl.load(std::memory_order_acquire);
+      if (effective_pins(ctl) != 0) {
+        ++report.candidates_skipped_pinned;
+        continue;
+      }
+      const bool elsewhere = (img.tiers & ~bit) != 0;
+      const bool demotable = tier == Tier::kHost && ssd_enabled && listener != nullptr && (img.tiers & ssd) == 0;
+      const EvictionAction action = elsewhere || demotable ? EvictionAction::kDemote : EvictionAction::kDrop;
+      const EvictionCandidate c{now - img.last_access, img.child_count, img.freq, img.payload_bytes};
+      if (!policy.may_evict(c, action)) continue;
+      ++sampled;
+      const uint64_t rank = policy.rank(c);
+      if (best.slot == kNoSlot || rank > best.rank) best = Victim{hand, img, ctl, action, rank};
+    }
+    h.clock_hand.store(hand, std::memory_order_relaxed);
+    if (best.slot == kNoSlot) continue;
+
+    BlockInfo info = to_block_info(best.img, best.ctl);
+    const bool elsewhere = (best.img.tiers & ~bit) != 0;
+    if (best.action == EvictionAction::kDemote && !elsewhere) {
+      Result<uint64_t> loc = listener->demote_to_ssd(info);
+      if (loc.ok()) {
+        EntryImage moved = best.img;
+        moved.tiers = static_cast<uint8_t>((moved.tiers & ~bit) | ssd);
+        moved.host_loc = 0;
+        moved.ssd_loc = *loc;
+        Mutation m;
+        m.after = counters();
+        add_tiers(m.after, bit, moved.payload_bytes, -1);
+        add_tiers(m.after, ssd, moved.payload_bytes, +1);
+        ++m.after.evictions;
+        ++m.after.demotions;
+        m.add(JournalOp::kWriteIfUnpinned, best.slot, moved);
+        m.record_change(IndexChange::Kind::kMoved, moved, best.img.tiers, moved.tiers);
+        BlockInfo ssd_copy = info;
+        ssd_copy.ssd_loc = *loc;
+        if (commit(m) == Applied::kVoidedByPin) {
+          ++report.candidates_skipped_pinned;
+          listener->released(ssd_copy, Tier::kSsd);  // pinned meanwhile: the SSD copy is not needed
+          continue;
+        }
+        listener->released(info, tier);
+        report.bytes_freed += info.payload_bytes;
+        ++report.blocks_demoted;
+        scanned_since_victim = 0;
+        continue;
+      }
+      // The SSD tier refused (full, failing): drop instead, if the policy allows dropping it.
+      const EvictionCandidate c{now - best.img.last_access, best.img.child_count, best.img.freq,
+                                best.img.payload_bytes};
+      if (!policy.may_evict(c, EvictionAction::kDrop)) continue;
+    }
+    if (elsewhere) {
+      EntryImage kept = best.img;
+      kept.tiers &= static_cast<uint8_t>(~bit);
+      set_locator(kept, tier, 0);
+      Mutation m;
+      m.after = counters();
+      add_tiers(m.after, bit, kept.payload_bytes, -1);
+      ++m.after.evictions;
+      m.add(JournalOp::kWriteIfUnpinned, best.slot, kept);
+      m.record_change(IndexChange::Kind::kRemoved, kept, best.img.tiers, kept.tiers);
+      if (commit(m) == Applied::kVoidedByPin) {
+        ++report.candidates_skipped_pinned;
+        continue;
+      }
+      ++report.blocks_demoted;  // still cached in another tier
+    } else {
+      if (!remove_slot(best.slot, best.img, /*count_eviction=*/true).ok()) {
+        ++report.candidates_skipped_pinned;
+        continue;
+      }
+      ++report.blocks_dropped;
+    }
+    if (listener != nullptr) listener->released(info, tier);
+    report.bytes_freed += info.payload_bytes;
+    scanned_since_victim = 0;
+  }
+  return report;
+}
+
+// The table is full: drop one block from every tier, chosen by the policy among droppable ones.
+Status IndexWriter::evict_one_for_room(const EvictionPolicy& policy, EvictionListener* listener) {
+  SegmentHeader& h = seg_.header();
+  const uint32_t now = seg_.now_ticks();
+  for (uint64_t scanned = 0; scanned < seg_.slots();) {
+    Victim best;
+    uint64_t hand = h.clock_hand.load(std::memory_order_relaxed) % seg_.slots();
+    for (uint64_t sampled = 0; sampled < kSample && scanned < seg_.slots(); hand = seg_.next(hand), ++scanned) {
+      const EntryImage img = image(hand);
+      if (img.tiers == 0) continue;
+      const uint64_t ctl = seg_.entry(hand).ctl.load(std::memory_order_acquire);
+      if (effective_pins(ctl) != 0) continue;
+      const EvictionCandidate c{now - img.last_access, img.child_count, img.freq, img.payload_bytes};
+      if (!policy.may_evict(c, EvictionAction::kDrop)) continue;
+      ++sampled;
+      const uint64_t rank = policy.rank(c);
+      if (best.slot == kNoSlot || rank > best.rank) best = Victim{hand, img, ctl, EvictionAction::kDrop, rank};
+    }
+    h.clock_hand.store(hand, std::memory_order_relaxed);
+    if (best.slot == kNoSlot) continue;
+    if (!remove_slot(best.slot, best.img, /*count_eviction=*/true).ok()) continue;  // pinned meanwhile
+    if (listener != nullptr) {
+      const BlockInfo info = to_block_info(best.img, best.ctl);
+      for (Tier t : kAllTiers) {
+        if (info.in(t)) listener->released(info, t);
+      }
+    }
+    return {};
+  }
+  return Status::resource_exhausted(fmt::format(
+      "index is full ({} blocks) and every block is pinned or must be kept for a cached descendant", seg_.capacity()));
+}
+
+}  // namespace kvtier::index

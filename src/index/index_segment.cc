@@ -1,0 +1,216 @@
+#include "index/index_segment.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <xxhash.h>
+
+#include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
+#include <chrono>
+#include <cstring>
+#include <new>
+#include <thread>
+
+#include "index/robust_mutex.h"
+
+namespace kvtier::index {
+namespace bip = boost::interprocess;
+
+struct IndexSegment::Mapping {
+  bip::shared_memory_object shm;
+  bip::mapped_region region;
+};
+
+namespace {
+
+constexpr uint64_t kPage = 4096;
+constexpr uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+struct Geometry {
+  uint64_t slots, process_table_offset, journal_offset, ring_offset, table_offset, total_bytes;
+};
+
+// Slots = capacity × 5/4: linear probing at ≤ 80% load keeps hit probes near one cache line.
+Geometry plan(uint64_t capacity, uint64_t ring_records) {
+  Geometry g{};
+  g.slots = capacity + capacity / 4 + 1;
+  g.process_table_offset = round_up(sizeof(SegmentHeader), kPage);
+  g.journal_offset = round_up(g.process_table_offset + kMaxProcesses * sizeof(ProcessSlot), kPage);
+  g.ring_offset = round_up(g.journal_offset + sizeof(Journal), kPage);
+  g.table_offset = round_up(g.ring_offset + ring_records * sizeof(ChangeRecord), kPage);
+  g.total_bytes = round_up(g.table_offset + g.slots * sizeof(IndexEntry), kPage);
+  return g;
+}
+
+uint64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+Status from_boost(const bip::interprocess_exception& e, std::string_view what, std::string_view name) {
+  const std::string msg = fmt::format("{} shared-memory segment '{}': {}", what, name, e.what());
+  switch (e.get_error_code()) {
+    case bip::already_exists_error: return Status::already_exists(msg);
+    case bip::not_found_error: return Status::not_found(msg);
+    case bip::out_of_space_error: return Status::resource_exhausted(msg);
+    default: return Status::io_error(msg);
+  }
+}
+
+}  // namespace
+
+IndexSegment::~IndexSegment() = default;
+
+Status IndexSegment::validate_name(std::string_view name) {
+  if (name.empty() || name.size() > 200)
+    return Status::invalid_argument("index segment name must be 1..200 characters");
+  for (char c : name) {
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+    if (!ok) return Status::invalid_argument(fmt::format("index segment name '{}' may hold only [A-Za-z0-9._-]", name));
+  }
+  return {};
+}
+
+Status IndexSegment::map(std::string_view name, bool create, uint64_t bytes) {
+  name_ = std::string(name);
+  mapping_ = std::make_unique<Mapping>();
+  try {
+    if (create) {
+      mapping_->shm =
+          bip::shared_memory_object(bip::create_only, name_.c_str(), bip::read_write, bip::permissions(0660));
+      mapping_->shm.truncate(static_cast<bip::offset_t>(bytes));
+      // Reserve every page now: a full /dev/shm is an error here, not a SIGBUS on some later write.
+      const int rc = posix_fallocate(mapping_->shm.get_mapping_handle().handle, 0, static_cast<off_t>(bytes));
+      if (rc != 0) {
+        bip::shared_memory_object::remove(name_.c_str());
+        return Status::resource_exhausted(
+            fmt::format("reserving {} bytes for index segment '{}': {}", bytes, name_, std::strerror(rc)));
+      }
+    } else {
+      mapping_->shm = bip::shared_memory_object(bip::open_only, name_.c_str(), bip::read_write);
+    }
+    mapping_->region = bip::mapped_region(mapping_->shm, bip::read_write);
+  } catch (const bip::interprocess_exception& e) {
+    if (create && e.get_error_code() != bip::already_exists_error) bip::shared_memory_object::remove(name_.c_str());
+    return from_boost(e, create ? "creating" : "attaching to", name_);
+  }
+  return {};
+}
+
+void IndexSegment::bind_parts() {
+  auto* base = static_cast<char*>(mapping_->region.get_address());
+  header_ = reinterpret_cast<SegmentHeader*>(base);
+  processes_ = reinterpret_cast<ProcessSlot*>(base + header_->process_table_offset);
+  journal_ = reinterpret_cast<Journal*>(base + header_->journal_offset);
+  ring_ = reinterpret_cast<ChangeRecord*>(base + header_->ring_offset);
+  table_ = reinterpret_cast<IndexEntry*>(base + header_->table_offset);
+  slots_ = header_->slots;
+  capacity_ = header_->capacity;
+  ring_records_ = header_->ring_records;
+}
+
+Result<std::unique_ptr<IndexSegment>> IndexSegment::create(const IndexOptions& options) {
+  KVTIER_RETURN_IF_ERROR(validate_name(options.segment_name));
+  if (options.capacity < 16 || options.capacity > (uint64_t{1} << 32)) {
+    return Status::invalid_argument(fmt::format("index capacity must be in [16, 2^32], got {}", options.capacity));
+  }
+  if (options.change_ring_records < 16 || options.change_ring_records > (uint64_t{1} << 26)) {
+    return Status::invalid_argument(
+        fmt::format("index change_ring_records must be in [16, 2^26], got {}", options.change_ring_records));
+  }
+  if (options.node_name.size() >= sizeof(SegmentHeader::node_name)) {
+    return Status::invalid_argument("index node_name must be at most 63 bytes");
+  }
+  const Geometry g = plan(options.capacity, options.change_ring_records);
+  std::unique_ptr<IndexSegment> seg(new IndexSegment());
+  KVTIER_RETURN_IF_ERROR(seg->map(options.segment_name, /*create=*/true, g.total_bytes));
+
+  // A fresh tmpfs object reads as zeros, which is every field's initial value; construct the
+  // parts that need more than zeros.
+  auto* h = new (seg->mapping_->region.get_address()) SegmentHeader();
+  h->magic = kSegmentMagic;
+  h->format_version = kSegmentFormatVersion;
+  h->entry_bytes = sizeof(IndexEntry);
+  h->header_bytes = sizeof(SegmentHeader);
+  h->max_processes = kMaxProcesses;
+  h->capacity = options.capacity;
+  h->slots = g.slots;
+  h->ring_records = options.change_ring_records;
+  h->total_bytes = g.total_bytes;
+  h->process_table_offset = g.process_table_offset;
+  h->journal_offset = g.journal_offset;
+  h->ring_offset = g.ring_offset;
+  h->table_offset = g.table_offset;
+  h->node_id = XXH3_64bits(options.node_name.data(), options.node_name.size());
+  h->creation_epoch = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  h->created_monotonic_ns = monotonic_ns();
+  std::memcpy(h->node_name, options.node_name.data(), options.node_name.size());
+  for (size_t t = 0; t < kNumTiers; ++t) {
+    h->tier_high_permille[t].store(950, std::memory_order_relaxed);
+    h->tier_low_permille[t].store(900, std::memory_order_relaxed);
+  }
+  if (Status s = init_robust_mutex(&h->writer_lock); !s.ok()) {
+    destroy(options.segment_name).ok();
+    return s;
+  }
+  seg->bind_parts();
+  for (uint32_t i = 0; i < kMaxProcesses; ++i) new (&seg->process(i)) ProcessSlot();
+  new (seg->journal_) Journal();
+  h->ready.store(1, std::memory_order_release);
+  return seg;
+}
+
+Result<std::unique_ptr<IndexSegment>> IndexSegment::attach(std::string_view name) {
+  KVTIER_RETURN_IF_ERROR(validate_name(name));
+  std::unique_ptr<IndexSegment> seg(new IndexSegment());
+  KVTIER_RETURN_IF_ERROR(seg->map(name, /*create=*/false, 0));
+  const auto size = static_cast<uint64_t>(seg->mapping_->region.get_size());
+  const auto mismatch = [&](std::string what) {
+    return Status::version_mismatch(fmt::format("index segment '{}' {}", name, what));
+  };
+  if (size < sizeof(SegmentHeader)) return mismatch(fmt::format("is {} bytes, smaller than a header", size));
+  const auto* h = static_cast<const SegmentHeader*>(seg->mapping_->region.get_address());
+  if (h->magic != kSegmentMagic) return mismatch("is not a kvtier index (bad magic)");
+  if (h->format_version != kSegmentFormatVersion) {
+    return mismatch(
+        fmt::format("has format version {}, this build reads {}", h->format_version, kSegmentFormatVersion));
+  }
+  if (h->entry_bytes != sizeof(IndexEntry) || h->header_bytes != sizeof(SegmentHeader) ||
+      h->max_processes != kMaxProcesses) {
+    return mismatch(fmt::format("has a different layout (entry {} B, header {} B, {} processes)", h->entry_bytes,
+                                h->header_bytes, h->max_processes));
+  }
+  // A creator still initialising finishes in microseconds; one that died mid-way never will.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (h->ready.load(std::memory_order_acquire) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Status::unavailable(fmt::format("index segment '{}' was never finished by its creator", name));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const Geometry g = plan(h->capacity, h->ring_records);
+  if (h->total_bytes != size || g.total_bytes != size || g.slots != h->slots || g.table_offset != h->table_offset) {
+    return Status::corruption(fmt::format("index segment '{}' geometry does not add up (size {}, header says {})", name,
+                                          size, h->total_bytes));
+  }
+  seg->bind_parts();
+  return seg;
+}
+
+Status IndexSegment::destroy(std::string_view name) {
+  KVTIER_RETURN_IF_ERROR(validate_name(name));
+  if (!bip::shared_memory_object::remove(std::string(name).c_str())) {
+    return Status::not_found(fmt::format("no index segment named '{}'", name));
+  }
+  return {};
+}
+
+uint32_t IndexSegment::now_ticks() const {
+  return static_cast<uint32_t>((monotonic_ns() - header_->created_monotonic_ns) >> 20);  // ≈ 1/1024 s
+}
+
+}  // namespace kvtier::index

@@ -1,0 +1,86 @@
+// IndexWriter: every mutation of the index, made under the segment's robust writer lock and
+// journalled so that a writer killed at any instruction is rolled forward by the next one
+// (docs/index.md, "Crash story").
+#pragma once
+
+#include <cstdint>
+
+#include "index/index_segment.h"
+#include "kvtier/block_index.h"
+#include "kvtier/eviction_policy.h"
+
+namespace kvtier::index {
+
+class IndexWriter {
+ public:
+  explicit IndexWriter(IndexSegment& seg) : seg_(seg) {}
+
+  // Holds the writer lock for its scope. Taking it from a dead owner replays that owner's journal.
+  class Lock {
+   public:
+    explicit Lock(IndexWriter& w);
+    ~Lock();
+    Lock(const Lock&) = delete;
+    Lock& operator=(const Lock&) = delete;
+
+   private:
+    IndexWriter& w_;
+  };
+  // Takes the lock only if it is free or its owner died (then recovers); false if a live writer holds it.
+  bool try_recover_dead_writer();
+
+  // --- Under the lock. ---
+  Status insert(const BlockRecord& rec, const EvictionPolicy& policy, EvictionListener* listener);
+  Status drop_tier(const BlockKey& key, Tier tier);
+  Status remove(const BlockKey& key);
+  Result<EvictionReport> evict(Tier tier, uint64_t bytes, const EvictionPolicy& policy, EvictionListener* listener);
+  // Pins of a dead process become inert at once and are then cleared from every entry.
+  void reclaim_process(uint32_t process_slot);
+  // Replays an active journal record and finishes an interrupted backward shift.
+  void recover();
+  Status check_invariants() const;
+
+ private:
+  // A mutation as staged before commit: up to two slot writes with absolute images, the counters
+  // as they will be afterwards, an optional change record, and where a deletion's shift resumes.
+  struct Mutation {
+    JournalWrite writes[2];
+    uint32_t num_writes = 0;
+    Counters after;
+    bool has_change = false;
+    ChangeRecordBody change;
+    uint64_t continue_shift_from = kNoSlot;
+
+    void add(JournalOp op, uint64_t slot, const EntryImage& image, uint64_t src = kNoSlot) {
+      writes[num_writes++] = JournalWrite{op, 0, slot, src, image};
+    }
+    void record_change(IndexChange::Kind kind, const EntryImage& img, uint8_t before, uint8_t after_tiers) {
+      has_change = true;
+      change = ChangeRecordBody{
+          img.key_hi, img.key_lo, img.parent_lo, img.payload_bytes, img.ns_id, static_cast<uint8_t>(kind),
+          before,     after_tiers};
+    }
+  };
+  enum class Applied { kDone, kVoidedByPin };
+
+  uint64_t find_slot(uint64_t key_hi, uint64_t key_lo) const;
+  uint64_t find_slot_by_lo(uint64_t key_lo) const;
+  uint64_t find_empty(uint64_t key_lo) const;
+  EntryImage image(uint64_t slot) const;
+  Counters counters() const;
+  uint32_t effective_pins(uint64_t ctl) const;
+  uint64_t distance(uint64_t from, uint64_t to) const;
+
+  Applied commit(const Mutation& m);
+  Applied apply(const JournalRecord& r);
+  void finish_journal();
+  void apply_move(const JournalWrite& w);
+  void publish_change(uint64_t seq, const ChangeRecordBody& body);
+  void shift_from(uint64_t hole);
+  Status remove_slot(uint64_t slot, const EntryImage& img, bool count_eviction);
+  Status evict_one_for_room(const EvictionPolicy& policy, EvictionListener* listener);
+
+  IndexSegment& seg_;
+};
+
+}  // namespace kvtier::index

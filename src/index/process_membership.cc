@@ -1,0 +1,135 @@
+#include "index/process_membership.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include "index/robust_mutex.h"
+
+namespace kvtier::index {
+namespace {
+
+constexpr uint32_t state_value(ProcessState s) { return static_cast<uint32_t>(s); }
+
+}  // namespace
+
+ProcessMembership::ProcessMembership(std::shared_ptr<IndexSegment> seg, uint32_t slot)
+    : seg_(std::move(seg)), slot_(slot), pid_(::getpid()) {}
+
+// Claims a free slot under the writer lock; nullptr when every slot is taken.
+Result<std::unique_ptr<ProcessMembership>> ProcessMembership::try_claim(const std::shared_ptr<IndexSegment>& seg) {
+  IndexWriter writer(*seg);
+  IndexWriter::Lock lock(writer);
+  SegmentHeader& h = seg->header();
+  const uint32_t busy = h.live_mask.load(std::memory_order_relaxed) | h.draining_mask.load(std::memory_order_relaxed);
+  for (uint32_t p = 0; p < kMaxProcesses; ++p) {
+    ProcessSlot& ps = seg->process(p);
+    if ((busy & (1u << p)) != 0 || ps.state.load(std::memory_order_relaxed) != state_value(ProcessState::kFree)) {
+      continue;
+    }
+    ps.state.store(state_value(ProcessState::kClaiming), std::memory_order_release);  // recovery frees it if we die
+    KVTIER_RETURN_IF_ERROR(init_robust_mutex(&ps.liveness));
+    ps.generation.fetch_add(1, std::memory_order_acq_rel);
+    ps.pid = static_cast<uint32_t>(::getpid());
+    ps.attached_at = seg->now_ticks();
+    std::unique_ptr<ProcessMembership> m(new ProcessMembership(seg, p));
+    m->start_keeper();
+    ps.state.store(state_value(ProcessState::kLive), std::memory_order_release);
+    h.live_mask.fetch_or(1u << p, std::memory_order_acq_rel);
+    return m;
+  }
+  return std::unique_ptr<ProcessMembership>();
+}
+
+Result<std::unique_ptr<ProcessMembership>> ProcessMembership::join(std::shared_ptr<IndexSegment> seg) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto claimed = try_claim(seg);
+    if (!claimed.ok() || *claimed) return claimed;
+    reclaim_dead_processes(*seg, -1);  // full: dead processes may hold slots nobody reclaimed yet
+  }
+  return Status::resource_exhausted(
+      fmt::format("index '{}' has all {} process slots in use by live processes", seg->name(), kMaxProcesses));
+}
+
+void ProcessMembership::start_keeper() {
+  pthread_mutex_t* liveness = &seg_->process(slot_).liveness;
+  keeper_ = new std::thread([this, liveness] {
+    if (lock_robust(liveness) == LockOutcome::kOwnerDied) mark_consistent(liveness);
+    std::unique_lock<std::mutex> lk(mu_);
+    holding_ = true;
+    cv_.notify_all();
+    cv_.wait(lk, [this] { return stop_; });
+    unlock_robust(liveness);
+  });
+  std::unique_lock<std::mutex> lk(mu_);
+  cv_.wait(lk, [this] { return holding_; });
+}
+
+void ProcessMembership::stop_keeper() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  keeper_->join();
+  delete keeper_;
+  keeper_ = nullptr;
+}
+
+void ProcessMembership::leave(bool pins_outstanding) {
+  if (left_ || ::getpid() != pid_) return;  // a forked child does not own its parent's slot
+  left_ = true;
+  {
+    IndexWriter writer(*seg_);
+    IndexWriter::Lock lock(writer);
+    if (pins_outstanding) {
+      writer.reclaim_process(slot_);
+    } else {
+      seg_->header().live_mask.fetch_and(~bit(), std::memory_order_acq_rel);
+      seg_->process(slot_).state.store(state_value(ProcessState::kFree), std::memory_order_release);
+    }
+  }
+  stop_keeper();
+}
+
+ProcessMembership::~ProcessMembership() {
+  if (::getpid() != pid_) return;  // forked child: the keeper thread is not ours to join
+  leave(/*pins_outstanding=*/false);
+}
+
+uint32_t reclaim_dead_processes(IndexSegment& seg, int self_slot) {
+  uint32_t reclaimed = 0;
+  IndexWriter writer(seg);
+  for (uint32_t p = 0; p < kMaxProcesses; ++p) {
+    if (static_cast<int>(p) == self_slot) continue;
+    ProcessSlot& ps = seg.process(p);
+    const uint32_t state = ps.state.load(std::memory_order_acquire);
+    const uint64_t generation = ps.generation.load(std::memory_order_acquire);
+    bool dead = state == state_value(ProcessState::kDraining);  // an interrupted reclaim
+    if (state == state_value(ProcessState::kLive)) {
+      switch (try_lock_robust(&ps.liveness)) {
+        case LockOutcome::kBusy: break;  // its keeper holds it: alive
+        case LockOutcome::kOwnerDied:
+          mark_consistent(&ps.liveness);
+          unlock_robust(&ps.liveness);
+          dead = true;
+          break;
+        case LockOutcome::kAcquired:  // nobody holds it: the owner is gone
+          unlock_robust(&ps.liveness);
+          dead = true;
+          break;
+      }
+    }
+    if (!dead) continue;
+    IndexWriter::Lock lock(writer);
+    const uint32_t now_state = ps.state.load(std::memory_order_acquire);
+    const bool same_owner = ps.generation.load(std::memory_order_acquire) == generation;
+    if (same_owner &&
+        (now_state == state_value(ProcessState::kLive) || now_state == state_value(ProcessState::kDraining))) {
+      writer.reclaim_process(p);
+      ++reclaimed;
+    }
+  }
+  return reclaimed;
+}
+
+}  // namespace kvtier::index

@@ -1,0 +1,192 @@
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "index_test_support.h"
+#include "kvtier/block_index.h"
+
+namespace kvtier {
+namespace {
+
+using testing_support::insert_chain;
+using testing_support::random_chain;
+using testing_support::random_key;
+using testing_support::record;
+using testing_support::ScopedSegment;
+
+// Records what eviction asked of the tiers; refuses demotion when told to.
+class RecordingListener : public EvictionListener {
+ public:
+  bool refuse_demotion = false;
+  std::vector<BlockKey> demoted;
+  std::vector<std::pair<BlockKey, Tier>> released_blocks;
+
+  Result<uint64_t> demote_to_ssd(const BlockInfo& block) override {
+    if (refuse_demotion) return Status::resource_exhausted("ssd full");
+    demoted.push_back(block.key);
+    return 1000 + demoted.size();
+  }
+  void released(const BlockInfo& block, Tier tier) override { released_blocks.emplace_back(block.key, tier); }
+};
+
+void age_a_little() { std::this_thread::sleep_for(std::chrono::milliseconds(3)); }
+
+TEST(EvictionTest, PrefixAwareShrinksChainsFromTheTail) {
+  ScopedSegment seg("prefix");
+  auto index = BlockIndex::create(seg.options(1000)).value();
+  std::mt19937_64 rng(1);
+  const auto chain = random_chain(rng, 10);
+  insert_chain(index, chain);
+  age_a_little();
+  // The head is the oldest-touched block; LRU would take it first and strand the tail.
+  RecordingListener listener;
+  auto report = index.evict(Tier::kHost, 3 * 4096, *make_prefix_aware_policy(), &listener);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->blocks_dropped, 3u);
+  EXPECT_EQ(index.match_prefix(chain).overall, 7u);  // the prefix survives intact
+  ASSERT_EQ(listener.released_blocks.size(), 3u);
+  EXPECT_EQ(listener.released_blocks[0].first, chain[9]);
+  EXPECT_TRUE(index.check_invariants().ok()) << index.check_invariants();
+}
+
+TEST(EvictionTest, LruTakesTheLeastRecentlyUsed) {
+  ScopedSegment seg("lru");
+  auto index = BlockIndex::create(seg.options(1000)).value();
+  std::mt19937_64 rng(2);
+  const auto old_chain = random_chain(rng, 4);
+  insert_chain(index, old_chain);
+  age_a_little();
+  const auto new_chain = random_chain(rng, 4);
+  insert_chain(index, new_chain);
+  age_a_little();
+  index.acquire({&old_chain[0], 1}).value();  // touch one old block (lease dropped at once)
+  auto report = index.evict(Tier::kHost, 3 * 4096, *make_lru_policy(), nullptr);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->blocks_dropped, 3u);
+  EXPECT_TRUE(index.contains(old_chain[0]));  // recently acquired
+  EXPECT_FALSE(index.contains(old_chain[1]));
+  EXPECT_FALSE(index.contains(old_chain[2]));
+  EXPECT_FALSE(index.contains(old_chain[3]));
+  EXPECT_EQ(index.match_prefix(new_chain).overall, 4u);
+}
+
+TEST(EvictionTest, PinnedBlocksAreNeverEvicted) {
+  ScopedSegment seg("pinned");
+  auto index = BlockIndex::create(seg.options(1000)).value();
+  std::mt19937_64 rng(3);
+  std::vector<BlockKey> keys;
+  for (int i = 0; i < 20; ++i) {
+    keys.push_back(random_key(rng));
+    ASSERT_TRUE(index.insert(record(keys.back(), {0, 0})).ok());
+  }
+  std::vector<BlockLease> held;
+  for (int i = 0; i < 20; i += 2) held.push_back(std::move(index.acquire({&keys[i], 1}).value()[0]));
+  auto report = index.evict(Tier::kHost, UINT64_MAX, *make_lru_policy(), nullptr);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->blocks_dropped, 10u);
+  EXPECT_GT(report->candidates_skipped_pinned, 0u);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(index.contains(keys[i]), i % 2 == 0) << i;
+  held.clear();
+  report = index.evict(Tier::kHost, UINT64_MAX, *make_lru_policy(), nullptr);
+  EXPECT_EQ(report->blocks_dropped, 10u);
+  EXPECT_EQ(index.stats().entries, 0u);
+}
+
+TEST(EvictionTest, HostEvictionDemotesToSsdWhenItExists) {
+  ScopedSegment seg("demote");
+  auto index = BlockIndex::create(seg.options(1000)).value();
+  ASSERT_TRUE(index.set_tier_capacity(Tier::kSsd, 1 << 30).ok());
+  std::mt19937_64 rng(4);
+  const auto chain = random_chain(rng, 6);
+  insert_chain(index, chain);
+  RecordingListener listener;
+  const uint64_t seq_before = index.stats().change_seq;
+  auto report = index.evict(Tier::kHost, 6 * 4096, *make_prefix_aware_policy(), &listener);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->blocks_demoted, 6u);  // inner blocks too: demotion keeps them reachable
+  EXPECT_EQ(listener.demoted.size(), 6u);
+  const PrefixMatch m = index.match_prefix(chain);
+  EXPECT_EQ(m.overall, 6u);
+  EXPECT_EQ(m.in(Tier::kSsd), 6u);
+  EXPECT_EQ(m.in(Tier::kHost), 0u);
+  EXPECT_GT(index.lookup(chain[0])->ssd_loc, 1000u);
+  const IndexStats s = index.stats();
+  EXPECT_EQ(s.demotions, 6u);
+  EXPECT_EQ(s.tier_bytes[tier_index(Tier::kHost)], 0u);
+  EXPECT_EQ(s.tier_bytes[tier_index(Tier::kSsd)], 6u * 4096);
+  std::vector<IndexChange> changes(16);
+  uint64_t next = 0;
+  bool lost = false;
+  ASSERT_EQ(index.read_changes(seq_before, changes, &next, &lost), 6u);
+  EXPECT_EQ(changes[0].kind, IndexChange::Kind::kMoved);
+  EXPECT_EQ(changes[0].tiers_after, tier_bit(Tier::kSsd));
+  EXPECT_TRUE(index.check_invariants().ok());
+}
+
+TEST(EvictionTest, RefusedDemotionFallsBackToDroppingLeaves) {
+  ScopedSegment seg("refuse");
+  auto index = BlockIndex::create(seg.options(1000)).value();
+  ASSERT_TRUE(index.set_tier_capacity(Tier::kSsd, 1 << 30).ok());
+  std::mt19937_64 rng(5);
+  const auto chain = random_chain(rng, 5);
+  insert_chain(index, chain);
+  RecordingListener listener;
+  listener.refuse_demotion = true;
+  auto report = index.evict(Tier::kHost, 2 * 4096, *make_prefix_aware_policy(), &listener);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->blocks_dropped, 2u);
+  EXPECT_EQ(index.match_prefix(chain).overall, 3u);
+}
+
+TEST(EvictionTest, AFullIndexMakesRoomByPolicyOrRefuses) {
+  ScopedSegment seg("full");
+  auto index = BlockIndex::create(seg.options(16)).value();
+  std::mt19937_64 rng(6);
+  const auto chain = random_chain(rng, 16);
+  insert_chain(index, chain);
+  ASSERT_EQ(index.stats().entries, 16u);
+  RecordingListener listener;
+  index.set_eviction_listener(&listener);
+  const BlockKey extra = random_key(rng);
+  ASSERT_TRUE(index.insert(record(extra, {0, 0})).ok());
+  EXPECT_EQ(index.stats().entries, 16u);
+  EXPECT_FALSE(index.contains(chain[15]));  // the chain's leaf made room
+  ASSERT_EQ(listener.released_blocks.size(), 1u);
+  EXPECT_EQ(listener.released_blocks[0].first, chain[15]);
+  // Everything pinned: a clear refusal, nothing lost.
+  std::vector<BlockKey> all(chain.begin(), chain.begin() + 15);
+  all.push_back(extra);
+  std::vector<BlockLease> held;
+  for (const auto& k : all) held.push_back(std::move(index.acquire({&k, 1}).value()[0]));
+  const Status s = index.insert(record(random_key(rng), {0, 0}));
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s;
+  EXPECT_EQ(index.stats().entries, 16u);
+  EXPECT_TRUE(index.check_invariants().ok());
+}
+
+TEST(EvictionTest, WatermarksDriveEviction) {
+  ScopedSegment seg("watermark");
+  auto index = BlockIndex::create(seg.options(1000)).value();
+  EXPECT_EQ(index.set_tier_capacity(Tier::kHost, 100 * 4096, 0.5, 0.9).code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(index.set_tier_capacity(Tier::kHost, 100 * 4096, 0.9, 0.5).ok());
+  std::mt19937_64 rng(7);
+  for (int c = 0; c < 19; ++c) insert_chain(index, random_chain(rng, 5));  // 95 blocks
+  EXPECT_TRUE(index.above_high_watermark(Tier::kHost));
+  auto report = index.evict_to_watermark(Tier::kHost, *make_prefix_aware_policy(), nullptr);
+  ASSERT_TRUE(report.ok());
+  EXPECT_FALSE(index.above_high_watermark(Tier::kHost));
+  EXPECT_LE(index.stats().tier_bytes[tier_index(Tier::kHost)], 50u * 4096);
+  EXPECT_EQ(index.evict_to_watermark(Tier::kHost, *make_lru_policy(), nullptr)->blocks_dropped, 0u);
+}
+
+TEST(EvictionTest, PoliciesByName) {
+  EXPECT_EQ((*make_eviction_policy("lru"))->name(), "lru");
+  EXPECT_EQ((*make_eviction_policy("prefix-aware"))->name(), "prefix-aware");
+  EXPECT_EQ(make_eviction_policy("fifo").status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace kvtier
