@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "index/crash_points.h"
 #include "index/entry_access.h"
 #include "index/entry_image.h"
 #include "index/robust_mutex.h"
@@ -99,8 +100,10 @@ IndexWriter::Applied IndexWriter::commit(const Mutation& m) {
   if (m.has_change) publish_change(head, m.change);
   r.ring_head_after = m.has_change ? head + 1 : head;
   j.active.store(next, std::memory_order_release);
+  crash_point("journal-committed");
 
   const Applied applied = apply(r);
+  crash_point("record-applied");
   if (applied == Applied::kVoidedByPin || r.continue_shift_from == kNoSlot) finish_journal();
   return applied;
 }
@@ -116,6 +119,7 @@ IndexWriter::Applied IndexWriter::apply(const JournalRecord& r) {
     }
     IndexEntry& e = seg_.entry(w.slot);
     const uint64_t frozen = begin_write(e);
+    crash_point("entry-odd");
     const bool conditional = w.op == JournalOp::kClearIfUnpinned || w.op == JournalOp::kWriteIfUnpinned;
     // A replay may find the write already done by the dead writer, and the block pinned since;
     // the pin check guards only writes still to be made.
@@ -129,6 +133,7 @@ IndexWriter::Applied IndexWriter::apply(const JournalRecord& r) {
     } else {
       store_fields(e, w.image);
     }
+    crash_point("entry-written");
     end_write(e);
   }
   store_counters(seg_.header().counters, r.counters_after);
@@ -148,6 +153,7 @@ void IndexWriter::apply_move(const JournalWrite& w) {
     store_fields(dst, w.image);
     set_pins_while_writing(dst, pins_of(frozen) & ~seg_.header().draining_mask.load(std::memory_order_relaxed));
     end_write(dst);
+    crash_point("move-destination-written");
   } else {
     // A replay after the destination was finished: make sure of it, keep its pins.
     begin_write(dst);
@@ -155,6 +161,8 @@ void IndexWriter::apply_move(const JournalWrite& w) {
     end_write(dst);
   }
   if (!version_odd(src.ctl.load(std::memory_order_relaxed))) begin_write(src);
+  store_relaxed(src.tiers, uint8_t{0});
+  crash_point("move-source-half-cleared");
   clear_fields(src);
   set_pins_while_writing(src, 0);
   end_write(src);
@@ -357,6 +365,7 @@ void IndexWriter::shift_from(uint64_t hole) {
       m.add(JournalOp::kMove, hole, img, j);
       m.continue_shift_from = j;
       commit(m);
+      crash_point("shift-step");
       hole = j;
     }
   }
@@ -373,6 +382,7 @@ void IndexWriter::reclaim_process(uint32_t p) {
   h.draining_mask.fetch_or(bit, std::memory_order_acq_rel);
   h.live_mask.fetch_and(~bit, std::memory_order_acq_rel);
   slot.state.store(static_cast<uint32_t>(ProcessState::kDraining), std::memory_order_release);
+  crash_point("reclaim-started");
   for (uint64_t s = 0; s < seg_.slots(); ++s) {
     auto& ctl = seg_.entry(s).ctl;
     uint64_t c = ctl.load(std::memory_order_relaxed);
