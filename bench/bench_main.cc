@@ -16,8 +16,9 @@ struct SuiteEntry {
   int (*run)(const kvtier::bench::SuiteOptions&);
 };
 
-constexpr std::array<SuiteEntry, 1> kSuites{{
+constexpr std::array<SuiteEntry, 2> kSuites{{
     {"keys", "prefix-chain key computation throughput vs memcpy", kvtier::bench::run_keys_suite},
+    {"index", "shared-memory index lookups vs unordered_map and Redis", kvtier::bench::run_index_suite},
 }};
 
 }  // namespace

@@ -10,5 +10,7 @@ struct SuiteOptions {
 
 // Prefix-chain computation throughput against memcpy (issue: foundation).
 int run_keys_suite(const SuiteOptions& options);
+// Shared-memory index lookups against unordered_map+mutex and Redis (issue: block index).
+int run_index_suite(const SuiteOptions& options);
 
 }  // namespace kvtier::bench

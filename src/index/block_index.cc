@@ -299,8 +299,7 @@ size_t BlockIndex::read_changes(uint64_t from_seq, std::span<IndexChange> out, u
       continue;
     }
     uint64_t words[index::kChangeWords];
-    for (size_t w = 0; w < index::kChangeWords; ++w) words[w] = index::load_relaxed(rec.words[w]);
-    std::atomic_thread_fence(std::memory_order_acquire);
+    for (size_t w = 0; w < index::kChangeWords; ++w) words[w] = index::load_acquire(rec.words[w]);
     if (rec.seq.load(std::memory_order_relaxed) != seq) {
       gap = true;
       continue;

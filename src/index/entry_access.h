@@ -1,8 +1,9 @@
 // The per-entry concurrency protocol (docs/index.md, "Concurrency").
 //
-// Readers: load ctl (acquire), copy the fields (relaxed), fence, reload ctl; the copy is good if
-// the version did not change and was even. Readers never write shared memory and never wait:
-// after a bounded spin on an odd version (a writer that died mid-write) they give up on the slot.
+// Readers: load ctl (acquire), copy the fields (acquire loads, so the re-check below cannot move
+// above them; plain loads on x86), reload ctl; the copy is good if the version did not change
+// and was even. No standalone fences: ThreadSanitizer checks exactly this protocol. Readers never write shared memory
+// and never wait: after a bounded spin on an odd version (a writer that died mid-write) they give up on the slot.
 //
 // Writers (one at a time, under the writer lock): begin_write makes the version odd by CAS,
 // freezing the pin bits; end_write makes it even again.
@@ -10,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <type_traits>
 
 #include "index/segment_layout.h"
 
@@ -18,6 +20,10 @@ namespace kvtier::index {
 template <typename T>
 inline T load_relaxed(const T& field) {
   return std::atomic_ref<T>(const_cast<T&>(field)).load(std::memory_order_relaxed);
+}
+template <typename T>
+inline T load_acquire(const T& field) {
+  return std::atomic_ref<T>(const_cast<T&>(field)).load(std::memory_order_acquire);
 }
 template <typename T>
 inline void store_relaxed(T& field, T value) {
@@ -32,20 +38,26 @@ inline void cpu_relax() {
 #endif
 }
 
+// Relaxed for the writer (it is alone); acquire for readers validating with the seqlock.
+template <std::memory_order Order = std::memory_order_relaxed>
 inline void load_fields(const IndexEntry& e, EntryImage& out) {
-  out.key_hi = load_relaxed(e.key_hi);
-  out.key_lo = load_relaxed(e.key_lo);
-  out.parent_lo = load_relaxed(e.parent_lo);
-  out.ssd_loc = load_relaxed(e.ssd_loc);
-  out.host_loc = load_relaxed(e.host_loc);
-  out.hbm = load_relaxed(e.hbm);
-  out.payload_bytes = load_relaxed(e.payload_bytes);
-  out.last_access = load_relaxed(e.last_access);
-  out.ns_id = load_relaxed(e.ns_id);
-  out.child_count = load_relaxed(e.child_count);
-  out.tiers = load_relaxed(e.tiers);
-  out.freq = load_relaxed(e.freq);
-  out.flags = load_relaxed(e.flags);
+  const auto load = [](const auto& field) {
+    using T = std::remove_cvref_t<decltype(field)>;
+    return std::atomic_ref<T>(const_cast<T&>(field)).load(Order);
+  };
+  out.key_hi = load(e.key_hi);
+  out.key_lo = load(e.key_lo);
+  out.parent_lo = load(e.parent_lo);
+  out.ssd_loc = load(e.ssd_loc);
+  out.host_loc = load(e.host_loc);
+  out.hbm = load(e.hbm);
+  out.payload_bytes = load(e.payload_bytes);
+  out.last_access = load(e.last_access);
+  out.ns_id = load(e.ns_id);
+  out.child_count = load(e.child_count);
+  out.tiers = load(e.tiers);
+  out.freq = load(e.freq);
+  out.flags = load(e.flags);
 }
 
 inline void store_fields(IndexEntry& e, const EntryImage& in) {
@@ -75,8 +87,7 @@ inline bool read_entry(const IndexEntry& e, EntryImage& out, uint64_t& ctl_out) 
       cpu_relax();
       continue;
     }
-    load_fields(e, out);
-    std::atomic_thread_fence(std::memory_order_acquire);
+    load_fields<std::memory_order_acquire>(e, out);
     const uint64_t c2 = e.ctl.load(std::memory_order_relaxed);
     if (version_of(c1) == version_of(c2)) {
       ctl_out = c2;

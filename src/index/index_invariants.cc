@@ -23,6 +23,10 @@ Status IndexWriter::check_invariants() const {
     const uint64_t ctl = seg_.entry(s).ctl.load(std::memory_order_acquire);
     if (version_odd(ctl)) return broken(fmt::format("slot {} is left mid-write", s));
     const EntryImage img = image(s);
+    const uint8_t tag = load_relaxed(seg_.tag(s));
+    if (tag != (img.tiers == 0 ? 0 : tag_of(img.key_hi))) {
+      return broken(fmt::format("slot {} has tag {:#x} for tiers {:#x}", s, tag, img.tiers));
+    }
     if (img.tiers == 0) {
       if (pins_of(ctl) != 0) return broken(fmt::format("empty slot {} holds pins {:#x}", s, pins_of(ctl)));
       continue;

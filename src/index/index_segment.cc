@@ -27,7 +27,7 @@ constexpr uint64_t kPage = 4096;
 constexpr uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 struct Geometry {
-  uint64_t slots, process_table_offset, journal_offset, ring_offset, table_offset, total_bytes;
+  uint64_t slots, process_table_offset, journal_offset, ring_offset, tags_offset, table_offset, total_bytes;
 };
 
 // Slots = capacity × 5/4: linear probing at ≤ 80% load keeps hit probes near one cache line.
@@ -37,7 +37,8 @@ Geometry plan(uint64_t capacity, uint64_t ring_records) {
   g.process_table_offset = round_up(sizeof(SegmentHeader), kPage);
   g.journal_offset = round_up(g.process_table_offset + kMaxProcesses * sizeof(ProcessSlot), kPage);
   g.ring_offset = round_up(g.journal_offset + sizeof(Journal), kPage);
-  g.table_offset = round_up(g.ring_offset + ring_records * sizeof(ChangeRecord), kPage);
+  g.tags_offset = round_up(g.ring_offset + ring_records * sizeof(ChangeRecord), kPage);
+  g.table_offset = round_up(g.tags_offset + g.slots, kPage);
   g.total_bytes = round_up(g.table_offset + g.slots * sizeof(IndexEntry), kPage);
   return g;
 }
@@ -105,6 +106,7 @@ void IndexSegment::bind_parts() {
   processes_ = reinterpret_cast<ProcessSlot*>(base + header_->process_table_offset);
   journal_ = reinterpret_cast<Journal*>(base + header_->journal_offset);
   ring_ = reinterpret_cast<ChangeRecord*>(base + header_->ring_offset);
+  tags_ = reinterpret_cast<uint8_t*>(base + header_->tags_offset);
   table_ = reinterpret_cast<IndexEntry*>(base + header_->table_offset);
   slots_ = header_->slots;
   capacity_ = header_->capacity;
@@ -142,6 +144,7 @@ Result<std::unique_ptr<IndexSegment>> IndexSegment::create(const IndexOptions& o
   h->process_table_offset = g.process_table_offset;
   h->journal_offset = g.journal_offset;
   h->ring_offset = g.ring_offset;
+  h->tags_offset = g.tags_offset;
   h->table_offset = g.table_offset;
   h->node_id = XXH3_64bits(options.node_name.data(), options.node_name.size());
   h->creation_epoch = static_cast<uint64_t>(
@@ -193,7 +196,8 @@ Result<std::unique_ptr<IndexSegment>> IndexSegment::attach(std::string_view name
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   const Geometry g = plan(h->capacity, h->ring_records);
-  if (h->total_bytes != size || g.total_bytes != size || g.slots != h->slots || g.table_offset != h->table_offset) {
+  if (h->total_bytes != size || g.total_bytes != size || g.slots != h->slots || g.tags_offset != h->tags_offset ||
+      g.table_offset != h->table_offset) {
     return Status::corruption(fmt::format("index segment '{}' geometry does not add up (size {}, header says {})", name,
                                           size, h->total_bytes));
   }

@@ -30,6 +30,7 @@ class IndexSegment {
   Journal& journal() const { return *journal_; }
   ChangeRecord& ring(uint64_t seq) const { return ring_[seq % ring_records_]; }
   IndexEntry& entry(uint64_t slot) const { return table_[slot]; }
+  uint8_t& tag(uint64_t slot) const { return tags_[slot]; }
   uint64_t slots() const { return slots_; }
   uint64_t capacity() const { return capacity_; }
   uint64_t ring_records() const { return ring_records_; }
@@ -53,6 +54,7 @@ class IndexSegment {
   ProcessSlot* processes_ = nullptr;
   Journal* journal_ = nullptr;
   ChangeRecord* ring_ = nullptr;
+  uint8_t* tags_ = nullptr;
   IndexEntry* table_ = nullptr;
   uint64_t slots_ = 0, capacity_ = 0, ring_records_ = 0;
 };

@@ -128,6 +128,7 @@ IndexWriter::Applied IndexWriter::apply(const JournalRecord& r) {
       return Applied::kVoidedByPin;
     }
     if (w.op == JournalOp::kClearIfUnpinned) {
+      store_tag(w.slot, 0);  // readers stop seeing the key before it goes
       clear_fields(e);
       set_pins_while_writing(e, 0);  // only inert bits of dead processes can be left here
     } else {
@@ -135,6 +136,7 @@ IndexWriter::Applied IndexWriter::apply(const JournalRecord& r) {
     }
     crash_point("entry-written");
     end_write(e);
+    if (w.op != JournalOp::kClearIfUnpinned) store_tag(w.slot, tag_of(w.image.key_hi));  // after the entry is whole
   }
   store_counters(seg_.header().counters, r.counters_after);
   seg_.header().ring_head.store(r.ring_head_after, std::memory_order_release);
@@ -153,13 +155,16 @@ void IndexWriter::apply_move(const JournalWrite& w) {
     store_fields(dst, w.image);
     set_pins_while_writing(dst, pins_of(frozen) & ~seg_.header().draining_mask.load(std::memory_order_relaxed));
     end_write(dst);
+    store_tag(w.slot, tag_of(w.image.key_hi));
     crash_point("move-destination-written");
   } else {
     // A replay after the destination was finished: make sure of it, keep its pins.
     begin_write(dst);
     store_fields(dst, w.image);
     end_write(dst);
+    store_tag(w.slot, tag_of(w.image.key_hi));
   }
+  store_tag(w.src_slot, 0);
   if (!version_odd(src.ctl.load(std::memory_order_relaxed))) begin_write(src);
   store_relaxed(src.tiers, uint8_t{0});
   crash_point("move-source-half-cleared");
@@ -171,14 +176,19 @@ void IndexWriter::apply_move(const JournalWrite& w) {
 void IndexWriter::publish_change(uint64_t seq, const ChangeRecordBody& body) {
   ChangeRecord& rec = seg_.ring(seq);
   rec.seq.store(kNoSlot, std::memory_order_relaxed);  // readers of the old record see it go
-  std::atomic_thread_fence(std::memory_order_release);
   uint64_t words[kChangeWords];
   std::memcpy(words, &body, sizeof(words));
-  for (size_t i = 0; i < kChangeWords; ++i) store_relaxed(rec.words[i], words[i]);
+  // Release stores: none may become visible before the invalidation above.
+  for (size_t i = 0; i < kChangeWords; ++i)
+    std::atomic_ref<uint64_t>(rec.words[i]).store(words[i], std::memory_order_release);
   rec.seq.store(seq, std::memory_order_release);
 }
 
 // --- Lookups under the lock (no other writer can run, so plain snapshots suffice) -----------
+
+void IndexWriter::store_tag(uint64_t slot, uint8_t tag) {
+  std::atomic_ref<uint8_t>(seg_.tag(slot)).store(tag, std::memory_order_release);
+}
 
 EntryImage IndexWriter::image(uint64_t slot) const {
   EntryImage img;
@@ -202,10 +212,15 @@ uint64_t IndexWriter::distance(uint64_t from, uint64_t to) const {
   return to >= from ? to - from : to + seg_.slots() - from;
 }
 
+// Between operations the tags are exact (apply() keeps them with their entries, and recovery runs
+// before any operation), so the writer's searches scan tags too and read entries only on a match.
 uint64_t IndexWriter::find_slot(uint64_t key_hi, uint64_t key_lo) const {
+  const uint8_t want = tag_of(key_hi);
   for (uint64_t s = seg_.home(key_lo), n = 0; n < seg_.slots(); ++n, s = seg_.next(s)) {
+    const uint8_t tag = load_relaxed(seg_.tag(s));
+    if (tag == 0) return kNoSlot;
+    if (tag != want) continue;
     const IndexEntry& e = seg_.entry(s);
-    if (load_relaxed(e.tiers) == 0) return kNoSlot;
     if (load_relaxed(e.key_lo) == key_lo && load_relaxed(e.key_hi) == key_hi) return s;
   }
   return kNoSlot;
@@ -213,18 +228,17 @@ uint64_t IndexWriter::find_slot(uint64_t key_hi, uint64_t key_lo) const {
 
 uint64_t IndexWriter::find_slot_by_lo(uint64_t key_lo) const {
   for (uint64_t s = seg_.home(key_lo), n = 0; n < seg_.slots(); ++n, s = seg_.next(s)) {
-    const IndexEntry& e = seg_.entry(s);
-    if (load_relaxed(e.tiers) == 0) return kNoSlot;
-    if (load_relaxed(e.key_lo) == key_lo) return s;
+    if (load_relaxed(seg_.tag(s)) == 0) return kNoSlot;
+    if (load_relaxed(seg_.entry(s).key_lo) == key_lo) return s;
   }
   return kNoSlot;
 }
 
 uint64_t IndexWriter::find_empty(uint64_t key_lo) const {
   for (uint64_t s = seg_.home(key_lo), n = 0; n < seg_.slots(); ++n, s = seg_.next(s)) {
-    if (load_relaxed(seg_.entry(s).tiers) == 0) return s;
+    if (load_relaxed(seg_.tag(s)) == 0) return s;
   }
-  return kNoSlot;  // impossible: slots > capacity ≥ entries
+  return kNoSlot;  // impossible: slots > capacity >= entries
 }
 
 // --- Mutations ---------------------------------------------------------------------------------

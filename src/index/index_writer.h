@@ -67,6 +67,7 @@ class IndexWriter {
   uint64_t find_slot_by_lo(uint64_t key_lo) const;
   uint64_t find_empty(uint64_t key_lo) const;
   EntryImage image(uint64_t slot) const;
+  void store_tag(uint64_t slot, uint8_t tag);
   Counters counters() const;
   uint32_t effective_pins(uint64_t ctl) const;
   uint64_t distance(uint64_t from, uint64_t to) const;

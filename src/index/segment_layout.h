@@ -1,6 +1,6 @@
 // The index segment's bytes: what every process that maps it agrees on. docs/index.md draws it.
 //
-//   [ SegmentHeader | ProcessSlot × kMaxProcesses | Journal | ChangeRecord × ring | IndexEntry × slots ]
+//   [ SegmentHeader | ProcessSlot × kMaxProcesses | Journal | ChangeRecord × ring | tag × slots | IndexEntry × slots ]
 //
 // Everything here is plain data at fixed offsets (no pointers), so any process can map the
 // segment at any address. Fields written by one process while others read them are accessed
@@ -31,6 +31,12 @@ inline constexpr uint64_t kPinMask = kVersionUnit - 1;
 constexpr bool version_odd(uint64_t ctl) { return (ctl & kVersionUnit) != 0; }
 constexpr uint32_t version_of(uint64_t ctl) { return static_cast<uint32_t>(ctl >> 32); }
 constexpr uint32_t pins_of(uint64_t ctl) { return static_cast<uint32_t>(ctl & kPinMask); }
+
+// --- Tags: one byte per slot, a fingerprint of the key in it (0 = empty) -----------------------
+// Probes scan tags (64 to a cache line, mostly cache-resident) and read a 64-byte entry only when
+// its tag matches, so a hit costs about one memory line and a miss about none. Tags are hints:
+// the entry's seqlock and full key decide. Taken from key_hi, whose bits the home slot does not use.
+constexpr uint8_t tag_of(uint64_t key_hi) { return static_cast<uint8_t>((key_hi >> 56) | 1); }
 
 // Entry flags.
 inline constexpr uint16_t kFlagCountedInParent = 1;  // this block incremented its parent's child_count
@@ -156,7 +162,7 @@ struct alignas(4096) SegmentHeader {
   uint64_t slots;         // table size (capacity × 5/4)
   uint64_t ring_records;  // change ring size
   uint64_t total_bytes;
-  uint64_t process_table_offset, journal_offset, ring_offset, table_offset;
+  uint64_t process_table_offset, journal_offset, ring_offset, tags_offset, table_offset;
   uint64_t node_id;         // hash of node_name
   uint64_t creation_epoch;  // wall-clock ns at creation: a new segment is a new epoch
   uint64_t created_monotonic_ns;

@@ -28,10 +28,9 @@ inline bool read_key(const IndexEntry& e, uint64_t& hi, uint64_t& lo, uint8_t& t
       cpu_relax();
       continue;
     }
-    hi = load_relaxed(e.key_hi);
-    lo = load_relaxed(e.key_lo);
-    tiers = load_relaxed(e.tiers);
-    std::atomic_thread_fence(std::memory_order_acquire);
+    hi = load_acquire(e.key_hi);
+    lo = load_acquire(e.key_lo);
+    tiers = load_acquire(e.tiers);
     const uint64_t c2 = e.ctl.load(std::memory_order_relaxed);
     if (version_of(c1) == version_of(c2)) {
       ctl = c2;
@@ -41,21 +40,25 @@ inline bool read_key(const IndexEntry& e, uint64_t& hi, uint64_t& lo, uint8_t& t
   return false;
 }
 
-// Walks the key's probe run. A slot a dead writer left mid-write is skipped (it may hold any
-// key), and then an empty slot answers "unreadable" rather than "absent".
+// Walks the key's probe run over the tags, reading an entry only where the tag matches. A slot a
+// dead writer left mid-write is skipped (it may hold any key), and then reaching an empty tag
+// answers "unreadable" rather than "absent".
 inline Probe probe_key(const IndexSegment& seg, const BlockKey& key) {
   Probe p;
   bool skipped = false;
+  const uint8_t want = tag_of(key.hi);
   uint64_t s = seg.home(key.lo);
   for (uint64_t n = 0; n < seg.slots(); ++n, s = seg.next(s)) {
+    const uint8_t tag = load_acquire(seg.tag(s));
+    if (tag == 0) break;
+    if (tag != want) continue;
     uint64_t hi = 0, lo = 0, ctl = 0;
     uint8_t tiers = 0;
     if (!read_key(seg.entry(s), hi, lo, tiers, ctl)) {
       skipped = true;
       continue;
     }
-    if (tiers == 0) break;
-    if (lo == key.lo && hi == key.hi) {
+    if (tiers != 0 && lo == key.lo && hi == key.hi) {
       p.outcome = ProbeOutcome::kFound;
       p.slot = s;
       p.ctl = ctl;
@@ -67,8 +70,23 @@ inline Probe probe_key(const IndexSegment& seg, const BlockKey& key) {
   return p;
 }
 
-inline void prefetch_home(const IndexSegment& seg, const BlockKey& key) {
-  __builtin_prefetch(&seg.entry(seg.home(key.lo)), 0, 1);
+inline void prefetch_tag(const IndexSegment& seg, const BlockKey& key) {
+  __builtin_prefetch(&seg.tag(seg.home(key.lo)), 0, 3);
+}
+// Reads the (by now cached) tags of the key's run and prefetches the entry whose tag matches:
+// the slot a hit will read, which at 75% load is often not the home slot.
+inline void prefetch_entry(const IndexSegment& seg, const BlockKey& key) {
+  constexpr int kMaxScan = 16;
+  const uint8_t want = tag_of(key.hi);
+  uint64_t s = seg.home(key.lo);
+  for (int n = 0; n < kMaxScan; ++n, s = seg.next(s)) {
+    const uint8_t tag = load_relaxed(seg.tag(s));
+    if (tag == want) {
+      __builtin_prefetch(&seg.entry(s), 0, 3);
+      return;
+    }
+    if (tag == 0) return;  // a miss: no entry will be read
+  }
 }
 
 // A probe that came up empty is only a miss if no backward shift ran meanwhile (a shift can
@@ -93,16 +111,20 @@ inline Probe probe_confirmed(const IndexSegment& seg, const BlockKey& key, uint6
   return p;
 }
 
-// Longest resident prefixes of a key chain. Home slots are prefetched a few keys ahead so the
-// cache misses of consecutive probes overlap.
+// Longest resident prefixes of a key chain, software-pipelined: tag lines are prefetched 16 keys
+// ahead; 6 keys ahead those tags are read to prefetch the one entry line a hit will touch; so the
+// memory misses of consecutive probes overlap instead of queueing.
 inline PrefixMatch match_prefix(const IndexSegment& seg, std::span<const BlockKey> keys, uint64_t& probes) {
-  constexpr size_t kAhead = 8;
+  constexpr size_t kTagsAhead = 16;
+  constexpr size_t kEntriesAhead = 6;
   PrefixMatch m;
   bool run[kNumTiers] = {true, true, true};
   uint64_t shift_seen = seg.header().shift_seq.value.load(std::memory_order_acquire);
-  for (size_t i = 0; i < keys.size() && i < kAhead; ++i) prefetch_home(seg, keys[i]);
+  for (size_t i = 0; i < keys.size() && i < kTagsAhead; ++i) prefetch_tag(seg, keys[i]);
+  for (size_t i = 0; i < keys.size() && i < kEntriesAhead; ++i) prefetch_entry(seg, keys[i]);
   for (size_t i = 0; i < keys.size(); ++i) {
-    if (i + kAhead < keys.size()) prefetch_home(seg, keys[i + kAhead]);
+    if (i + kTagsAhead < keys.size()) prefetch_tag(seg, keys[i + kTagsAhead]);
+    if (i + kEntriesAhead < keys.size()) prefetch_entry(seg, keys[i + kEntriesAhead]);
     const Probe p = probe_confirmed(seg, keys[i], shift_seen, probes, probe_key);
     if (p.outcome != ProbeOutcome::kFound) break;
     m.overall = i + 1;
