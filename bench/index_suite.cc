@@ -4,7 +4,6 @@
 // index backend uses it (one pipelined per-key lookup per chain over loopback).
 #include <fmt/format.h>
 #include <hiredis/hiredis.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 

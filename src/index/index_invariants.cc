@@ -11,7 +11,7 @@ namespace kvtier::index {
 
 Status IndexWriter::check_invariants() const {
   const SegmentHeader& h = seg_.header();
-  const auto broken = [](std::string what) { return Status::corruption("index invariant broken: " + what); };
+  const auto broken = [](const std::string& what) { return Status::corruption("index invariant broken: " + what); };
   if (seg_.journal().active.load(std::memory_order_acquire) != 0) return broken("a journal record is still active");
   if ((h.shift_seq.value.load(std::memory_order_acquire) & 1) != 0) return broken("a backward shift is unfinished");
   const uint32_t live = h.live_mask.load(std::memory_order_acquire);

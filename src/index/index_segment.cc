@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <new>
+#include <system_error>
 #include <thread>
 
 #include "index/robust_mutex.h"
@@ -86,8 +87,8 @@ Status IndexSegment::map(std::string_view name, bool create, uint64_t bytes) {
       const int rc = posix_fallocate(mapping_->shm.get_mapping_handle().handle, 0, static_cast<off_t>(bytes));
       if (rc != 0) {
         bip::shared_memory_object::remove(name_.c_str());
-        return Status::resource_exhausted(
-            fmt::format("reserving {} bytes for index segment '{}': {}", bytes, name_, std::strerror(rc)));
+        return Status::resource_exhausted(fmt::format("reserving {} bytes for index segment '{}': {}", bytes, name_,
+                                                      std::generic_category().message(rc)));
       }
     } else {
       mapping_->shm = bip::shared_memory_object(bip::open_only, name_.c_str(), bip::read_write);

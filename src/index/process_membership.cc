@@ -40,7 +40,7 @@ Result<std::unique_ptr<ProcessMembership>> ProcessMembership::try_claim(const st
   return std::unique_ptr<ProcessMembership>();
 }
 
-Result<std::unique_ptr<ProcessMembership>> ProcessMembership::join(std::shared_ptr<IndexSegment> seg) {
+Result<std::unique_ptr<ProcessMembership>> ProcessMembership::join(const std::shared_ptr<IndexSegment>& seg) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto claimed = try_claim(seg);
     if (!claimed.ok() || *claimed) return claimed;

@@ -21,7 +21,7 @@ namespace kvtier::index {
 
 class ProcessMembership {
  public:
-  static Result<std::unique_ptr<ProcessMembership>> join(std::shared_ptr<IndexSegment> seg);
+  static Result<std::unique_ptr<ProcessMembership>> join(const std::shared_ptr<IndexSegment>& seg);
   // Leaves the slot: wipes any pin bits still set (only if `pins_outstanding`) and frees it.
   void leave(bool pins_outstanding);
   ~ProcessMembership();

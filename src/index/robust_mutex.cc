@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <system_error>
 
 namespace kvtier::index {
 namespace {
@@ -12,7 +13,7 @@ namespace {
 [[noreturn]] void die(const char* what, int err) {
   // A robust mutex only becomes unusable if someone unlocked it without repairing the state it
   // guards; continuing would serve corrupt data, so stop loudly.
-  std::fprintf(stderr, "kvtier: %s: %s\n", what, std::strerror(err));
+  std::fprintf(stderr, "kvtier: %s: %s\n", what, std::generic_category().message(err).c_str());
   std::abort();
 }
 
@@ -34,7 +35,7 @@ Status init_robust_mutex(pthread_mutex_t* m) {
   if (rc == 0) rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
   if (rc == 0) rc = pthread_mutex_init(m, &attr);
   pthread_mutexattr_destroy(&attr);
-  if (rc != 0) return Status::internal(std::string("initialising a robust mutex: ") + std::strerror(rc));
+  if (rc != 0) return Status::internal("initialising a robust mutex: " + std::generic_category().message(rc));
   return {};
 }
 

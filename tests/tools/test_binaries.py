@@ -85,3 +85,16 @@ def test_bench_keys_ends_with_its_json_line():
     assert figures["gbytes_per_s"] > 0
     assert figures["vs_memcpy"] > 0
     assert "block_tokens" in out.stdout  # the readable table precedes it
+
+
+def test_bench_index_ends_with_its_json_line():
+    # Shape and correctness of the answers only; speed is judged from the bench itself.
+    out = run("kvtier-bench", "index", "--quick", "--json", timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["suite"] == "index"
+    assert figures["answers_correct"] is True
+    for field in ("probes_per_s", "vs_unordered_map", "bytes_per_entry", "reader_rate_under_writes"):
+        assert figures[field] > 0, field
+    # Redis is installed by scripts/setup, so the comparison must have run.
+    assert figures["vs_redis"] is not None and figures["vs_redis"] > 0, figures.get("vs_redis_reason")
