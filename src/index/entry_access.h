@@ -38,42 +38,36 @@ inline void cpu_relax() {
 #endif
 }
 
+// Calls fn(entry field, image field) for every data field: the one list of them, so loading and
+// storing can never disagree about what an entry holds.
+template <typename Entry, typename Image, typename Fn>
+inline void for_each_field(Entry& e, Image& img, Fn&& fn) {
+  fn(e.key_hi, img.key_hi);
+  fn(e.key_lo, img.key_lo);
+  fn(e.parent_lo, img.parent_lo);
+  fn(e.ssd_loc, img.ssd_loc);
+  fn(e.host_loc, img.host_loc);
+  fn(e.hbm, img.hbm);
+  fn(e.payload_bytes, img.payload_bytes);
+  fn(e.last_access, img.last_access);
+  fn(e.ns_id, img.ns_id);
+  fn(e.child_count, img.child_count);
+  fn(e.tiers, img.tiers);
+  fn(e.freq, img.freq);
+  fn(e.flags, img.flags);
+}
+
 // Relaxed for the writer (it is alone); acquire for readers validating with the seqlock.
 template <std::memory_order Order = std::memory_order_relaxed>
 inline void load_fields(const IndexEntry& e, EntryImage& out) {
-  const auto load = [](const auto& field) {
+  for_each_field(e, out, [](const auto& field, auto& copy) {
     using T = std::remove_cvref_t<decltype(field)>;
-    return std::atomic_ref<T>(const_cast<T&>(field)).load(Order);
-  };
-  out.key_hi = load(e.key_hi);
-  out.key_lo = load(e.key_lo);
-  out.parent_lo = load(e.parent_lo);
-  out.ssd_loc = load(e.ssd_loc);
-  out.host_loc = load(e.host_loc);
-  out.hbm = load(e.hbm);
-  out.payload_bytes = load(e.payload_bytes);
-  out.last_access = load(e.last_access);
-  out.ns_id = load(e.ns_id);
-  out.child_count = load(e.child_count);
-  out.tiers = load(e.tiers);
-  out.freq = load(e.freq);
-  out.flags = load(e.flags);
+    copy = std::atomic_ref<T>(const_cast<T&>(field)).load(Order);
+  });
 }
 
 inline void store_fields(IndexEntry& e, const EntryImage& in) {
-  store_relaxed(e.key_hi, in.key_hi);
-  store_relaxed(e.key_lo, in.key_lo);
-  store_relaxed(e.parent_lo, in.parent_lo);
-  store_relaxed(e.ssd_loc, in.ssd_loc);
-  store_relaxed(e.host_loc, in.host_loc);
-  store_relaxed(e.hbm, in.hbm);
-  store_relaxed(e.payload_bytes, in.payload_bytes);
-  store_relaxed(e.last_access, in.last_access);
-  store_relaxed(e.ns_id, in.ns_id);
-  store_relaxed(e.child_count, in.child_count);
-  store_relaxed(e.tiers, in.tiers);
-  store_relaxed(e.freq, in.freq);
-  store_relaxed(e.flags, in.flags);
+  for_each_field(e, in, [](auto& field, const auto& value) { store_relaxed(field, value); });
 }
 
 // Spins a reader allows on one odd version before it treats the slot as unreadable.
