@@ -6,15 +6,17 @@
 #include <fmt/format.h>
 #include <xxhash.h>
 
+#include <unistd.h>
+
 #include <array>
 #include <sstream>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 #include "commands.h"
 #include "config/byte_size.h"
 #include "config/node_config.h"
+#include "kvtier/block_index.h"
 #include "kvtier/prefix_chain.h"
 
 namespace kvtier::cli {
@@ -104,25 +106,38 @@ int run_demo() {
   fmt::print("root       {}\n\n", ns->root().to_hex());
   fmt::print("A chat resends its history every turn; a cache holding earlier turns' blocks serves that prefix.\n");
   fmt::print("(toy tokenizer: one token per word)\n\n");
+  // A private index segment stands in for the node's: each turn's blocks are inserted after the
+  // turn, and "cached" is what a longest-prefix lookup in the index answers for the next one.
+  IndexOptions opts;
+  opts.segment_name = fmt::format("kvtier-demo-{}", ::getpid());
+  opts.capacity = 4096;
+  opts.node_name = "demo";
+  auto cache = BlockIndex::create(opts);
+  if (!cache.ok()) {
+    fmt::print(stderr, "kvtier demo: {}\n", cache.status().to_string());
+    return 1;
+  }
   fmt::print("{:>4}  {:>6}  {:>6}  {:>12}  {:>6}  {:<32}  {}\n", "turn", "tokens", "blocks", "cached", "new",
              "first key", "first new key");
-
-  std::unordered_set<BlockKey> cache;  // every key an earlier turn produced
+  const uint32_t block_bytes = static_cast<uint32_t>(layout.bytes_per_block());
   size_t total_blocks = 0;
   size_t total_cached = 0;
   std::vector<BlockKey> last_chain;
   for (size_t turn = 1; turn <= user_turns(); ++turn) {
     const std::vector<TokenId> tokens = prompt_for_turn(turn);
     const std::vector<BlockKey> chain = compute_chain(*ns, tokens);
-    size_t cached = 0;  // longest prefix of the chain already cached: what a lookup would match
-    while (cached < chain.size() && cache.contains(chain[cached])) ++cached;
+    const size_t cached = cache->match_prefix(chain).overall;
     const std::string first_new = cached < chain.size() ? chain[cached].to_hex() : std::string("-");
     fmt::print("{:>4}  {:>6}  {:>6}  {:>5} ({:>3}%)  {:>6}  {:<32}  {}\n", turn, tokens.size(), chain.size(), cached,
                chain.empty() ? 0 : 100 * cached / chain.size(), chain.size() - cached,
                chain.empty() ? std::string("-") : chain.front().to_hex(), first_new);
     total_blocks += chain.size();
     total_cached += cached;
-    cache.insert(chain.begin(), chain.end());
+    BlockKey parent = ns->root();
+    for (size_t i = 0; i < chain.size(); ++i) {
+      (void)cache->insert(BlockRecord{chain[i], parent, 1, block_bytes, Tier::kHost, i + 1});
+      parent = chain[i];
+    }
     last_chain = chain;
   }
   fmt::print("\nover {} turns: {} of {} blocks ({}%) served from cache instead of prefilled\n", user_turns(),
@@ -130,13 +145,17 @@ int run_demo() {
 
   const std::vector<BlockKey> other_chain = compute_chain(*other, prompt_for_turn(user_turns()));
   size_t shared = 0;
-  for (const auto& k : other_chain) shared += cache.contains(k);
+  for (const auto& k : other_chain) shared += cache->contains(k) ? 1 : 0;
   fmt::print(
       "tenant isolation: the last turn under cache_salt=\"tenant-b\" has {} blocks, {} shared with the "
       "empty-salt tenant\n",
       other_chain.size(), shared);
   fmt::print("                  first key {} vs {}\n", other_chain.empty() ? "-" : other_chain.front().to_hex(),
              last_chain.empty() ? "-" : last_chain.front().to_hex());
+  const IndexStats st = cache->stats();
+  fmt::print("index '{}': {} blocks, {} in host memory, {} changes recorded for the event log\n", opts.segment_name,
+             st.entries, config::format_byte_size(st.tier_bytes[tier_index(Tier::kHost)]), st.change_seq);
+  (void)BlockIndex::destroy(opts.segment_name);
   return 0;
 }
 
