@@ -1,26 +1,20 @@
 #include "index/index_segment.h"
 
+#include "common/shared_segment.h"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <xxhash.h>
 
-#include <boost/interprocess/mapped_region.hpp>
-#include <boost/interprocess/shared_memory_object.hpp>
 #include <chrono>
 #include <cstring>
 #include <new>
 #include <system_error>
 #include <thread>
 
-#include "index/robust_mutex.h"
+#include "common/robust_mutex.h"
 
 namespace kvtier::index {
-namespace bip = boost::interprocess;
-
-struct IndexSegment::Mapping {
-  bip::shared_memory_object shm;
-  bip::mapped_region region;
-};
 
 namespace {
 
@@ -50,59 +44,14 @@ uint64_t monotonic_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-Status from_boost(const bip::interprocess_exception& e, std::string_view what, std::string_view name) {
-  const std::string msg = fmt::format("{} shared-memory segment '{}': {}", what, name, e.what());
-  switch (e.get_error_code()) {
-    case bip::already_exists_error: return Status::already_exists(msg);
-    case bip::not_found_error: return Status::not_found(msg);
-    case bip::out_of_space_error: return Status::resource_exhausted(msg);
-    default: return Status::io_error(msg);
-  }
-}
-
 }  // namespace
 
 IndexSegment::~IndexSegment() = default;
 
-Status IndexSegment::validate_name(std::string_view name) {
-  if (name.empty() || name.size() > 200)
-    return Status::invalid_argument("index segment name must be 1..200 characters");
-  for (char c : name) {
-    const bool ok =
-        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
-    if (!ok) return Status::invalid_argument(fmt::format("index segment name '{}' may hold only [A-Za-z0-9._-]", name));
-  }
-  return {};
-}
-
-Status IndexSegment::map(std::string_view name, bool create, uint64_t bytes) {
-  name_ = std::string(name);
-  mapping_ = std::make_unique<Mapping>();
-  try {
-    if (create) {
-      mapping_->shm =
-          bip::shared_memory_object(bip::create_only, name_.c_str(), bip::read_write, bip::permissions(0660));
-      mapping_->shm.truncate(static_cast<bip::offset_t>(bytes));
-      // Reserve every page now: a full /dev/shm is an error here, not a SIGBUS on some later write.
-      const int rc = posix_fallocate(mapping_->shm.get_mapping_handle().handle, 0, static_cast<off_t>(bytes));
-      if (rc != 0) {
-        bip::shared_memory_object::remove(name_.c_str());
-        return Status::resource_exhausted(fmt::format("reserving {} bytes for index segment '{}': {}", bytes, name_,
-                                                      std::generic_category().message(rc)));
-      }
-    } else {
-      mapping_->shm = bip::shared_memory_object(bip::open_only, name_.c_str(), bip::read_write);
-    }
-    mapping_->region = bip::mapped_region(mapping_->shm, bip::read_write);
-  } catch (const bip::interprocess_exception& e) {
-    if (create && e.get_error_code() != bip::already_exists_error) bip::shared_memory_object::remove(name_.c_str());
-    return from_boost(e, create ? "creating" : "attaching to", name_);
-  }
-  return {};
-}
+Status IndexSegment::validate_name(std::string_view name) { return SharedSegment::validate_name(name); }
 
 void IndexSegment::bind_parts() {
-  auto* base = static_cast<char*>(mapping_->region.get_address());
+  auto* base = static_cast<char*>(mapping_->address());
   header_ = reinterpret_cast<SegmentHeader*>(base);
   processes_ = reinterpret_cast<ProcessSlot*>(base + header_->process_table_offset);
   journal_ = reinterpret_cast<Journal*>(base + header_->journal_offset);
@@ -128,11 +77,13 @@ Result<std::unique_ptr<IndexSegment>> IndexSegment::create(const IndexOptions& o
   }
   const Geometry g = plan(options.capacity, options.change_ring_records);
   std::unique_ptr<IndexSegment> seg(new IndexSegment());
-  KVTIER_RETURN_IF_ERROR(seg->map(options.segment_name, /*create=*/true, g.total_bytes));
+  auto shared = SharedSegment::create(options.segment_name, g.total_bytes);
+  if (!shared.ok()) return shared.status();
+  seg->mapping_ = std::move(shared).value();
 
   // A fresh tmpfs object reads as zeros, which is every field's initial value; construct the
   // parts that need more than zeros.
-  auto* h = new (seg->mapping_->region.get_address()) SegmentHeader();
+  auto* h = new (seg->mapping_->address()) SegmentHeader();
   h->magic = kSegmentMagic;
   h->format_version = kSegmentFormatVersion;
   h->entry_bytes = sizeof(IndexEntry);
@@ -171,13 +122,15 @@ Result<std::unique_ptr<IndexSegment>> IndexSegment::create(const IndexOptions& o
 Result<std::unique_ptr<IndexSegment>> IndexSegment::attach(std::string_view name) {
   KVTIER_RETURN_IF_ERROR(validate_name(name));
   std::unique_ptr<IndexSegment> seg(new IndexSegment());
-  KVTIER_RETURN_IF_ERROR(seg->map(name, /*create=*/false, 0));
-  const auto size = static_cast<uint64_t>(seg->mapping_->region.get_size());
+  auto shared = SharedSegment::attach(name);
+  if (!shared.ok()) return shared.status();
+  seg->mapping_ = std::move(shared).value();
+  const uint64_t size = seg->mapping_->size();
   const auto mismatch = [&](std::string what) {
     return Status::version_mismatch(fmt::format("index segment '{}' {}", name, what));
   };
   if (size < sizeof(SegmentHeader)) return mismatch(fmt::format("is {} bytes, smaller than a header", size));
-  const auto* h = static_cast<const SegmentHeader*>(seg->mapping_->region.get_address());
+  const auto* h = static_cast<const SegmentHeader*>(seg->mapping_->address());
   if (h->magic != kSegmentMagic) return mismatch("is not a kvtier index (bad magic)");
   if (h->format_version != kSegmentFormatVersion) {
     return mismatch(
@@ -206,13 +159,7 @@ Result<std::unique_ptr<IndexSegment>> IndexSegment::attach(std::string_view name
   return seg;
 }
 
-Status IndexSegment::destroy(std::string_view name) {
-  KVTIER_RETURN_IF_ERROR(validate_name(name));
-  if (!bip::shared_memory_object::remove(std::string(name).c_str())) {
-    return Status::not_found(fmt::format("no index segment named '{}'", name));
-  }
-  return {};
-}
+Status IndexSegment::destroy(std::string_view name) { return SharedSegment::destroy(name); }
 
 uint32_t IndexSegment::now_ticks() const {
   return static_cast<uint32_t>((monotonic_ns() - header_->created_monotonic_ns) >> 20);  // ≈ 1/1024 s

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/shared_segment.h"
 #include "index/segment_layout.h"
 #include "kvtier/block_index.h"
 #include "kvtier/result.h"
@@ -34,7 +35,7 @@ class IndexSegment {
   uint64_t slots() const { return slots_; }
   uint64_t capacity() const { return capacity_; }
   uint64_t ring_records() const { return ring_records_; }
-  const std::string& name() const { return name_; }
+  const std::string& name() const { return mapping_->name(); }
 
   // Home slot of a key: keys are uniform hashes, so a multiply-shift range reduction suffices.
   uint64_t home(uint64_t key_lo) const { return static_cast<uint64_t>((static_cast<uint128>(key_lo) * slots_) >> 64); }
@@ -44,12 +45,9 @@ class IndexSegment {
 
  private:
   IndexSegment() = default;
-  Status map(std::string_view name, bool create, uint64_t bytes);
   void bind_parts();
 
-  std::string name_;
-  struct Mapping;
-  std::unique_ptr<Mapping> mapping_;
+  std::unique_ptr<SharedSegment> mapping_;
   SegmentHeader* header_ = nullptr;
   ProcessSlot* processes_ = nullptr;
   Journal* journal_ = nullptr;

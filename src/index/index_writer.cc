@@ -4,10 +4,10 @@
 
 #include <cstring>
 
+#include "common/robust_mutex.h"
 #include "index/crash_points.h"
 #include "index/entry_access.h"
 #include "index/entry_image.h"
-#include "index/robust_mutex.h"
 
 namespace kvtier::index {
 

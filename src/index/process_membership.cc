@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include "index/robust_mutex.h"
+#include "common/robust_mutex.h"
 
 namespace kvtier::index {
 namespace {

@@ -6,7 +6,7 @@
 
 #include "kvtier/status.h"
 
-namespace kvtier::index {
+namespace kvtier {
 
 Status init_robust_mutex(pthread_mutex_t* m);
 
@@ -22,4 +22,4 @@ LockOutcome try_lock_robust(pthread_mutex_t* m);
 void mark_consistent(pthread_mutex_t* m);
 void unlock_robust(pthread_mutex_t* m);
 
-}  // namespace kvtier::index
+}  // namespace kvtier

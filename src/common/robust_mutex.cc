@@ -1,4 +1,4 @@
-#include "index/robust_mutex.h"
+#include "common/robust_mutex.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -7,7 +7,7 @@
 #include <string>
 #include <system_error>
 
-namespace kvtier::index {
+namespace kvtier {
 namespace {
 
 [[noreturn]] void die(const char* what, int err) {
@@ -52,4 +52,4 @@ void unlock_robust(pthread_mutex_t* m) {
   if (rc != 0) die("unlocking a robust mutex", rc);
 }
 
-}  // namespace kvtier::index
+}  // namespace kvtier

@@ -1,0 +1,39 @@
+// SharedSegment: a named shared-memory object (/dev/shm/<name>) mapped into this process.
+// The index and the host arena are both laid out inside one.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "kvtier/result.h"
+
+namespace kvtier {
+
+class SharedSegment {
+ public:
+  // Creates it with every page reserved up front (a full /dev/shm is resource_exhausted here,
+  // not a SIGBUS on a later write); already_exists if the name is taken. Reads as zeros.
+  static Result<std::unique_ptr<SharedSegment>> create(std::string_view name, uint64_t bytes);
+  static Result<std::unique_ptr<SharedSegment>> attach(std::string_view name);
+  static Status destroy(std::string_view name);
+  // [A-Za-z0-9._-], 1..200 characters.
+  static Status validate_name(std::string_view name);
+
+  ~SharedSegment();
+  SharedSegment(const SharedSegment&) = delete;
+  SharedSegment& operator=(const SharedSegment&) = delete;
+
+  void* address() const;
+  uint64_t size() const;
+  const std::string& name() const { return name_; }
+
+ private:
+  SharedSegment() = default;
+  struct Mapping;
+  std::string name_;
+  std::unique_ptr<Mapping> mapping_;
+};
+
+}  // namespace kvtier

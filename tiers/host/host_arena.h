@@ -1,0 +1,79 @@
+// HostArena: the host-memory tier, a shared-memory arena every engine process on the node maps.
+//
+// Blocks are reserved by a writer (owned by its process until committed), filled in place, then
+// committed (owned by the cache: the index records its locator) and released when evicted. A
+// reservation whose process died is reclaimed; allocation takes a robust lock, so a process
+// killed while allocating never leaves it held (docs/host_tier.md).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "kvtier/result.h"
+#include "tiers/host/arena_layout.h"
+
+namespace kvtier::host {
+
+struct ArenaOptions {
+  std::string segment_name;           // /dev/shm/<name>
+  uint64_t bytes = 1ULL << 30;        // block data capacity
+  uint64_t slab_bytes = 32ULL << 20;  // each slab holds blocks of one size; ≥ the largest block
+};
+
+struct ArenaStats {
+  uint64_t data_bytes = 0, slab_bytes = 0, slabs = 0, free_slabs = 0;
+  uint64_t reserved_blocks = 0, committed_blocks = 0, used_bytes = 0;
+  uint64_t recoveries = 0, reclaimed = 0;
+  uint32_t classes = 0;
+};
+
+class HostArena {
+ public:
+  static Result<std::unique_ptr<HostArena>> create(const ArenaOptions& options);
+  static Result<std::unique_ptr<HostArena>> attach(std::string_view segment_name);
+  static Status destroy(std::string_view segment_name);
+  ~HostArena();
+  HostArena(const HostArena&) = delete;
+  HostArena& operator=(const HostArena&) = delete;
+
+  // The size class for blocks of `block_bytes` (registered on first use; at most 16 sizes).
+  Result<uint8_t> size_class(uint64_t block_bytes);
+
+  // A free block of the class, reserved for `owner` (make_owner(process slot, generation)).
+  // resource_exhausted when no slab has room.
+  Result<uint32_t> reserve(uint8_t size_class, uint32_t owner);
+  // Reserved → committed. failed_precondition unless reserved by `owner`.
+  Status commit(uint32_t locator, uint32_t owner);
+  // Reserved or committed → free.
+  Status release(uint32_t locator);
+
+  uint8_t* data(uint32_t locator) const;
+  uint64_t block_bytes(uint32_t locator) const;
+
+  // Frees reservations whose owner is no longer alive. Returns how many.
+  uint64_t reclaim(const std::function<bool(uint32_t owner)>& owner_alive);
+  Status check_invariants() const;
+  ArenaStats stats() const;
+  const std::string& name() const { return name_; }
+
+ private:
+  HostArena() = default;
+  class Lock;
+  void recover();
+  uint64_t slab_of(uint32_t locator) const { return locator / header_->units_per_slab; }
+  std::atomic<uint32_t>& state(uint32_t locator) const { return states_[locator]; }
+  void free_block_locked(uint32_t locator, BlockState was);
+
+  std::string name_;
+  struct Mapping;
+  std::unique_ptr<Mapping> mapping_;
+  ArenaHeader* header_ = nullptr;
+  SlabInfo* slabs_ = nullptr;
+  std::atomic<uint32_t>* states_ = nullptr;
+  uint8_t* data_ = nullptr;
+};
+
+}  // namespace kvtier::host
