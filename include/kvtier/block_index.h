@@ -10,6 +10,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -162,10 +163,20 @@ class BlockIndex {
   // block was resident when pinned. Fails only if this process cannot get a process slot.
   Result<std::vector<BlockLease>> acquire(std::span<const BlockKey> keys);
 
+  // This process's tag in the index's process table (joining it if needed): slot and generation.
+  // Host-arena reservations carry it, so they can be reclaimed when the process dies.
+  Result<uint32_t> owner_tag();
+  // Whether the process with that tag is still registered (a dead one is, until maintain()).
+  bool owner_alive(uint32_t owner_tag) const;
+  // Calls fn for every resident block (a lock-free snapshot scan; blocks changing meanwhile may
+  // or may not be seen).
+  void for_each_block(const std::function<void(const BlockInfo&)>& fn) const;
+
   // --- Writes. ---
   // Records that the block is resident in record.tier (adding the block if it is new). A block
-  // already resident in that tier with that locator is a cheap no-op. When the index is full,
-  // evicts by `policy` first (the default: prefix-aware).
+  // already resident in that tier with that locator is a cheap no-op; with another locator it
+  // is already_exists (first writer wins: the caller frees its copy). When the index is full,
+  // evicts by the default policy first (prefix-aware unless set otherwise).
   Status insert(const BlockRecord& record);
   // Drops one tier; the block leaves the index when no tier remains. failed_precondition if pinned.
   Status drop_tier(const BlockKey& key, Tier tier);

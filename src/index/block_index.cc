@@ -222,6 +222,32 @@ Result<std::vector<BlockLease>> BlockIndex::acquire(std::span<const BlockKey> ke
   return leases;
 }
 
+Result<uint32_t> BlockIndex::owner_tag() {
+  auto owner = impl_->pin_owner();
+  if (!owner.ok()) return owner.status();
+  const uint32_t slot = (*owner)->membership->slot();
+  const uint64_t generation = impl_->seg->process(slot).generation.load(std::memory_order_acquire);
+  return slot | static_cast<uint32_t>((generation & 0xFFFFFF) << 6);
+}
+
+bool BlockIndex::owner_alive(uint32_t owner_tag) const {
+  const uint32_t slot = owner_tag & 63;
+  if (slot >= index::kMaxProcesses) return false;
+  const index::ProcessSlot& ps = impl_->seg->process(slot);
+  return ps.state.load(std::memory_order_acquire) == static_cast<uint32_t>(index::ProcessState::kLive) &&
+         (ps.generation.load(std::memory_order_acquire) & 0xFFFFFF) == (owner_tag >> 6);
+}
+
+void BlockIndex::for_each_block(const std::function<void(const BlockInfo&)>& fn) const {
+  const IndexSegment& seg = *impl_->seg;
+  for (uint64_t s = 0; s < seg.slots(); ++s) {
+    if (index::load_acquire(seg.tag(s)) == 0) continue;
+    index::EntryImage img;
+    uint64_t ctl = 0;
+    if (index::read_entry(seg.entry(s), img, ctl) && img.tiers != 0) fn(index::to_block_info(img, ctl));
+  }
+}
+
 Status BlockIndex::insert(const BlockRecord& record) {
   IndexWriter writer(*impl_->seg);
   IndexWriter::Lock lock(writer);

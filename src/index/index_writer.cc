@@ -262,7 +262,11 @@ Status IndexWriter::insert(const BlockRecord& rec, const EvictionPolicy& policy,
           fmt::format("block {} exists with namespace {} and {} bytes; insert says namespace {} and {} bytes",
                       rec.key.to_hex(), img.ns_id, img.payload_bytes, rec.namespace_id, rec.payload_bytes));
     }
-    if ((img.tiers & bit) != 0 && locator_of(img, rec.tier) == rec.locator) return {};  // already recorded
+    if ((img.tiers & bit) != 0) {
+      if (locator_of(img, rec.tier) == rec.locator) return {};  // already recorded
+      return Status::already_exists(fmt::format("block {} is already resident in {} elsewhere", rec.key.to_hex(),
+                                                tier_name(rec.tier)));
+    }
     const uint8_t before = img.tiers;
     if ((before & bit) == 0) add_tiers(m.after, bit, img.payload_bytes, +1);
     img.tiers |= bit;

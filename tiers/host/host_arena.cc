@@ -241,7 +241,8 @@ uint64_t HostArena::block_bytes(uint32_t locator) const {
   return c == kFreeSlab ? 0 : uint64_t{header_->classes[c].units_per_block} * kUnitBytes;
 }
 
-uint64_t HostArena::reclaim(const std::function<bool(uint32_t owner)>& owner_alive) {
+uint64_t HostArena::reclaim(const std::function<bool(uint32_t owner)>& owner_alive,
+                            const std::function<bool(uint32_t locator)>& referenced) {
   Lock lock(*this);
   uint64_t freed = 0;
   for (uint64_t s = 0; s < header_->slabs; ++s) {
@@ -251,7 +252,14 @@ uint64_t HostArena::reclaim(const std::function<bool(uint32_t owner)>& owner_ali
     for (uint32_t b = 0; b < sc.blocks_per_slab; ++b) {
       const auto locator = static_cast<uint32_t>(s * header_->units_per_slab + uint64_t{b} * sc.units_per_block);
       const uint32_t w = state(locator).load(std::memory_order_acquire);
-      if (state_of(w) == BlockState::kReserved && !owner_alive(owner_of(w))) {
+      if (state_of(w) != BlockState::kReserved || owner_alive(owner_of(w))) continue;
+      if (referenced && referenced(locator)) {  // published, not yet committed: the cache owns it
+        state(locator).store(make_state(BlockState::kCommitted, 0), std::memory_order_release);
+        header_->reserved_blocks.fetch_sub(1, std::memory_order_relaxed);
+        header_->committed_blocks.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      {
         free_block_locked(locator, BlockState::kReserved);
         ++freed;
         if (slabs_[s].size_class.load(std::memory_order_relaxed) == kFreeSlab) break;

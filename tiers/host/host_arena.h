@@ -53,8 +53,11 @@ class HostArena {
   uint8_t* data(uint32_t locator) const;
   uint64_t block_bytes(uint32_t locator) const;
 
-  // Frees reservations whose owner is no longer alive. Returns how many.
-  uint64_t reclaim(const std::function<bool(uint32_t owner)>& owner_alive);
+  // Settles reservations whose owner is no longer alive: one the index already references (the
+  // owner died between publishing and committing it) becomes committed; any other is freed.
+  // Returns how many were freed.
+  uint64_t reclaim(const std::function<bool(uint32_t owner)>& owner_alive,
+                   const std::function<bool(uint32_t locator)>& referenced = nullptr);
   Status check_invariants() const;
   ArenaStats stats() const;
   const std::string& name() const { return name_; }

@@ -1,0 +1,242 @@
+#include "kvtier/client.h"
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <cstring>
+#include <unordered_set>
+
+#include "common/shared_segment.h"
+#include "index/crash_points.h"
+#include "tiers/host/host_arena.h"
+
+namespace kvtier {
+namespace {
+
+std::string index_segment(const ClientOptions& o) { return fmt::format("{}-{}-index", o.shm_prefix, o.node_name); }
+std::string host_segment(const ClientOptions& o) { return fmt::format("{}-{}-host", o.shm_prefix, o.node_name); }
+
+// Eviction frees the arena space of blocks that leave host memory. There is no SSD tier yet, so
+// host blocks are dropped rather than demoted.
+class ArenaReleaser final : public EvictionListener {
+ public:
+  explicit ArenaReleaser(host::HostArena& arena) : arena_(arena) {}
+  Result<uint64_t> demote_to_ssd(const BlockInfo&) override { return Status::unavailable("this node has no SSD tier"); }
+  void released(const BlockInfo& block, Tier tier) override {
+    if (tier == Tier::kHost) (void)arena_.release(block.host_loc);
+  }
+
+ private:
+  host::HostArena& arena_;
+};
+
+Result<std::unique_ptr<host::HostArena>> open_arena(const ClientOptions& o) {
+  auto attached = host::HostArena::attach(host_segment(o));
+  if (attached.ok() || attached.status().code() != StatusCode::kNotFound || !o.create_if_missing) return attached;
+  auto created = host::HostArena::create({host_segment(o), o.host_bytes, o.slab_bytes});
+  if (created.ok() || created.status().code() != StatusCode::kAlreadyExists) return created;
+  return host::HostArena::attach(host_segment(o));  // another process created it first
+}
+
+}  // namespace
+
+struct Client::Impl {
+  ClientOptions options;
+  BlockIndex index;
+  std::unique_ptr<host::HostArena> arena;
+  std::unique_ptr<ArenaReleaser> releaser;
+  std::atomic<uint64_t> puts{0}, put_exists{0}, gets{0}, evictions_for_room{0};
+
+  Impl(ClientOptions o, BlockIndex ix, std::unique_ptr<host::HostArena> a)
+      : options(std::move(o)),
+        index(std::move(ix)),
+        arena(std::move(a)),
+        releaser(std::make_unique<ArenaReleaser>(*arena)) {}
+};
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+Result<std::unique_ptr<Client>> Client::open(const ClientOptions& o) {
+  if (o.node_name.empty()) return Status::invalid_argument("client node_name must be set");
+  KVTIER_RETURN_IF_ERROR(SharedSegment::validate_name(index_segment(o)));
+  IndexOptions io;
+  io.segment_name = index_segment(o);
+  io.capacity = o.index_capacity;
+  io.node_name = o.node_name;
+  auto index = o.create_if_missing ? BlockIndex::open_or_create(io) : BlockIndex::attach(io.segment_name);
+  if (!index.ok()) return index.status().with_context("opening the node's index");
+  auto arena = open_arena(o);
+  if (!arena.ok()) return arena.status().with_context("opening the node's host arena");
+  auto impl = std::make_unique<Impl>(o, std::move(index).value(), std::move(arena).value());
+  if (impl->index.stats().tier_capacity[tier_index(Tier::kHost)] == 0) {
+    KVTIER_RETURN_IF_ERROR(impl->index.set_tier_capacity(Tier::kHost, impl->arena->stats().data_bytes));
+  }
+  impl->index.set_eviction_listener(impl->releaser.get());
+  return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
+Status Client::destroy_node(const ClientOptions& o) {
+  const Status a = BlockIndex::destroy(index_segment(o));
+  const Status b = host::HostArena::destroy(host_segment(o));
+  return a.ok() ? b : a;
+}
+
+Result<NamespaceHandle> Client::register_namespace(const NamespaceSpec& spec) {
+  auto ns = Namespace::create(spec);
+  if (!ns.ok()) return ns.status();
+  auto cls = impl_->arena->size_class(ns->bytes_per_block());
+  if (!cls.ok()) return cls.status().with_context(fmt::format("namespace '{}'", spec.model_id));
+  // Ids only label blocks for statistics and namespace-wide admin; keys never depend on them.
+  const auto id = static_cast<uint16_t>((ns->root().lo & 0xFFFF) | 1);
+  return NamespaceHandle{std::move(ns).value(), id, *cls};
+}
+
+std::vector<BlockKey> Client::keys(const NamespaceHandle& ns, std::span<const TokenId> tokens) const {
+  return compute_chain(ns.ns, tokens);
+}
+
+PrefixMatch Client::match(std::span<const BlockKey> keys) const { return impl_->index.match_prefix(keys); }
+
+Result<std::vector<HostBlock>> Client::acquire(std::span<const BlockKey> keys) {
+  auto leases = impl_->index.acquire(keys);
+  if (!leases.ok()) return leases.status();
+  std::vector<HostBlock> blocks;
+  blocks.reserve(leases->size());
+  for (BlockLease& lease : *leases) {
+    if (!lease.info().in(Tier::kHost)) break;  // the host-resident prefix ends here
+    const uint32_t loc = lease.info().host_loc;
+    const size_t size = lease.info().payload_bytes;
+    blocks.push_back(HostBlock(std::move(lease), impl_->arena->data(loc), size));
+  }
+  impl_->gets.fetch_add(blocks.size(), std::memory_order_relaxed);
+  return blocks;  // leases past the host prefix are released here
+}
+
+Result<size_t> Client::get_copy(const NamespaceHandle& ns, std::span<const BlockKey> keys, std::span<uint8_t> out) {
+  const size_t block = ns.ns.bytes_per_block();
+  const size_t fit = std::min(keys.size(), out.size() / block);
+  auto blocks = acquire(keys.first(fit));
+  if (!blocks.ok()) return blocks.status();
+  for (size_t i = 0; i < blocks->size(); ++i) std::memcpy(out.data() + i * block, (*blocks)[i].data(), block);
+  return blocks->size();
+}
+
+Result<PutReservation> Client::reserve(const NamespaceHandle& ns, const BlockKey& key, const BlockKey& parent) {
+  PutReservation r;
+  if (auto existing = impl_->index.lookup(key); existing && existing->in(Tier::kHost)) {
+    impl_->put_exists.fetch_add(1, std::memory_order_relaxed);
+    return r;  // cached already: nothing to write
+  }
+  auto owner = impl_->index.owner_tag();
+  if (!owner.ok()) return owner.status();
+  const uint64_t bytes = ns.ns.bytes_per_block();
+  auto loc = impl_->arena->reserve(ns.size_class, *owner);
+  if (!loc.ok() && loc.status().code() == StatusCode::kResourceExhausted) {
+    // Full: evict by the index's policy (prefix-aware by default) and try once more.
+    auto freed = impl_->index.evict(Tier::kHost, 4 * bytes, *make_prefix_aware_policy(), impl_->releaser.get());
+    if (freed.ok() && freed->bytes_freed > 0) impl_->evictions_for_room.fetch_add(1, std::memory_order_relaxed);
+    loc = impl_->arena->reserve(ns.size_class, *owner);
+  }
+  if (!loc.ok()) return loc.status();
+  r.client_ = this;
+  r.record_ = BlockRecord{key, parent, ns.id, static_cast<uint32_t>(bytes), Tier::kHost, *loc};
+  r.owner_ = *owner;
+  r.data_ = impl_->arena->data(*loc);
+  r.size_ = bytes;
+  return r;
+}
+
+Status Client::put(const NamespaceHandle& ns, const BlockKey& key, const BlockKey& parent,
+                   std::span<const uint8_t> bytes) {
+  if (bytes.size() != ns.ns.bytes_per_block()) {
+    return Status::invalid_argument(fmt::format("block for namespace '{}' must be {} bytes, got {}",
+                                                ns.ns.spec().model_id, ns.ns.bytes_per_block(), bytes.size()));
+  }
+  auto r = reserve(ns, key, parent);
+  if (!r.ok()) return r.status();
+  if (r->exists()) return {};
+  std::memcpy(r->data(), bytes.data(), bytes.size());
+  return r->commit();
+}
+
+// Publish in the index first, then commit in the arena: a process killed between the two leaves
+// a reservation the index references, which maintain() adopts instead of freeing.
+Status Client::commit(PutReservation& r) {
+  const uint32_t loc = static_cast<uint32_t>(r.record_.locator);
+  const Status published = impl_->index.insert(r.record_);
+  if (published.code() == StatusCode::kAlreadyExists) {  // another process put it first
+    (void)impl_->arena->release(loc);
+    impl_->put_exists.fetch_add(1, std::memory_order_relaxed);
+    return {};
+  }
+  if (!published.ok()) {
+    (void)impl_->arena->release(loc);
+    return published;
+  }
+  index::crash_point("client-published");
+  KVTIER_RETURN_IF_ERROR(impl_->arena->commit(loc, r.owner_));
+  impl_->puts.fetch_add(1, std::memory_order_relaxed);
+  return {};
+}
+
+void Client::abandon(PutReservation& r) { (void)impl_->arena->release(static_cast<uint32_t>(r.record_.locator)); }
+
+Status Client::maintain() {
+  KVTIER_RETURN_IF_ERROR(impl_->index.maintain());
+  std::unordered_set<uint32_t> referenced;
+  impl_->index.for_each_block([&](const BlockInfo& b) {
+    if (b.in(Tier::kHost)) referenced.insert(b.host_loc);
+  });
+  impl_->arena->reclaim([&](uint32_t owner) { return impl_->index.owner_alive(owner); },
+                        [&](uint32_t loc) { return referenced.contains(loc); });
+  return {};
+}
+
+ClientStats Client::stats() const {
+  ClientStats s;
+  s.index = impl_->index.stats();
+  const host::ArenaStats a = impl_->arena->stats();
+  s.host_bytes = a.data_bytes;
+  s.host_used_bytes = a.used_bytes;
+  s.puts = impl_->puts.load(std::memory_order_relaxed);
+  s.put_exists = impl_->put_exists.load(std::memory_order_relaxed);
+  s.gets = impl_->gets.load(std::memory_order_relaxed);
+  s.evictions_for_room = impl_->evictions_for_room.load(std::memory_order_relaxed);
+  return s;
+}
+
+BlockIndex& Client::index() { return impl_->index; }
+
+PutReservation::PutReservation(PutReservation&& other) noexcept
+    : client_(std::exchange(other.client_, nullptr)),
+      record_(other.record_),
+      owner_(other.owner_),
+      data_(other.data_),
+      size_(other.size_) {}
+
+PutReservation& PutReservation::operator=(PutReservation&& other) noexcept {
+  if (this != &other) {
+    abandon();
+    client_ = std::exchange(other.client_, nullptr);
+    record_ = other.record_;
+    owner_ = other.owner_;
+    data_ = other.data_;
+    size_ = other.size_;
+  }
+  return *this;
+}
+
+PutReservation::~PutReservation() { abandon(); }
+
+void PutReservation::abandon() {
+  if (client_ != nullptr) std::exchange(client_, nullptr)->abandon(*this);
+}
+
+Status PutReservation::commit() {
+  if (client_ == nullptr) return {};  // the block existed already, or this was committed
+  Client* c = std::exchange(client_, nullptr);
+  return c->commit(*this);
+}
+
+}  // namespace kvtier

@@ -1,0 +1,130 @@
+// kvtier::Client: what an engine process links to use the node's cache.
+//
+// It maps the node's index and host arena (shared memory; no RPC on any call here), computes
+// keys, matches prefixes, reads host blocks in place under leases, and puts blocks by writing
+// them straight into the arena. Thread-safe. docs/client.md has a walkthrough.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "kvtier/block_index.h"
+#include "kvtier/block_key.h"
+#include "kvtier/namespace.h"
+#include "kvtier/prefix_chain.h"
+#include "kvtier/result.h"
+
+namespace kvtier {
+
+struct ClientOptions {
+  std::string node_name;  // the node's segments are <shm_prefix>-<node_name>-{index,host}
+  std::string shm_prefix = "kvtier";
+  // Embedded use (no daemon): create the segments when they do not exist, with these sizes.
+  bool create_if_missing = false;
+  uint64_t index_capacity = 1 << 20;
+  uint64_t host_bytes = 1ULL << 30;
+  uint64_t slab_bytes = 32ULL << 20;  // ≥ the largest block
+};
+
+// A namespace this client writes and reads, with the node-wide id and arena size class it maps to.
+struct NamespaceHandle {
+  Namespace ns;
+  uint16_t id = 0;
+  uint8_t size_class = 0;
+};
+
+// A host-resident block, readable in place while this object lives (it holds a lease).
+class HostBlock {
+ public:
+  HostBlock(HostBlock&&) noexcept = default;
+  HostBlock& operator=(HostBlock&&) noexcept = default;
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const BlockKey& key() const { return lease_.key(); }
+
+ private:
+  friend class Client;
+  HostBlock(BlockLease lease, const uint8_t* data, size_t size) : lease_(std::move(lease)), data_(data), size_(size) {}
+  BlockLease lease_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+class Client;
+
+// Space for one block in the host arena, reserved for this process. Write the bytes through
+// data(), then commit(); dropped uncommitted, the space is freed. If the block was already
+// cached when reserved, exists() is true, there is nothing to write and commit() is a no-op.
+class PutReservation {
+ public:
+  PutReservation(PutReservation&& other) noexcept;
+  PutReservation& operator=(PutReservation&& other) noexcept;
+  PutReservation(const PutReservation&) = delete;
+  PutReservation& operator=(const PutReservation&) = delete;
+  ~PutReservation();
+
+  bool exists() const { return client_ == nullptr; }
+  uint8_t* data() { return data_; }
+  size_t size() const { return size_; }
+  // Publishes the block: afterwards every process sees it. Consumes the reservation.
+  Status commit();
+
+ private:
+  friend class Client;
+  PutReservation() = default;
+  void abandon();
+  Client* client_ = nullptr;  // null: nothing reserved (the block already existed, or consumed)
+  BlockRecord record_;
+  uint32_t owner_ = 0;
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+struct ClientStats {
+  IndexStats index;
+  uint64_t host_bytes = 0, host_used_bytes = 0;
+  uint64_t puts = 0, put_exists = 0, gets = 0, evictions_for_room = 0;
+};
+
+class Client {
+ public:
+  static Result<std::unique_ptr<Client>> open(const ClientOptions& options);
+  // Removes the node's segments (operators and tests; processes that have them mapped keep them).
+  static Status destroy_node(const ClientOptions& options);
+  ~Client();
+
+  // Validates the spec and gets its id and arena size class (blocks must fit a slab).
+  Result<NamespaceHandle> register_namespace(const NamespaceSpec& spec);
+  std::vector<BlockKey> keys(const NamespaceHandle& ns, std::span<const TokenId> tokens) const;
+
+  PrefixMatch match(std::span<const BlockKey> keys) const;
+  // Pins the longest prefix resident in host memory and returns in-place views of it.
+  Result<std::vector<HostBlock>> acquire(std::span<const BlockKey> keys);
+  // Copies the host-resident prefix into `out`, blocks back to back, as many whole blocks as fit;
+  // returns how many were copied.
+  Result<size_t> get_copy(const NamespaceHandle& ns, std::span<const BlockKey> keys, std::span<uint8_t> out);
+
+  // Reserves arena space for `key` (whose predecessor is `parent`, or ns.ns.root() for a first
+  // block). Evicts by the index's policy when the arena is full.
+  Result<PutReservation> reserve(const NamespaceHandle& ns, const BlockKey& key, const BlockKey& parent);
+  // reserve + copy + commit. `bytes` must be exactly the namespace's block size.
+  Status put(const NamespaceHandle& ns, const BlockKey& key, const BlockKey& parent, std::span<const uint8_t> bytes);
+
+  // Reclaims what dead processes held (pins, reservations). The daemon runs this periodically.
+  Status maintain();
+  ClientStats stats() const;
+  BlockIndex& index();
+
+ private:
+  friend class PutReservation;
+  struct Impl;
+  explicit Client(std::unique_ptr<Impl> impl);
+  Status commit(PutReservation& r);
+  void abandon(PutReservation& r);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kvtier

@@ -1,0 +1,284 @@
+#include "kvtier/client.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <numeric>
+#include <random>
+
+#include "../index/process_harness.h"
+#include "index/crash_points.h"
+
+namespace kvtier {
+namespace {
+
+using testing_support::ReadyPipe;
+using testing_support::spawn;
+using testing_support::wait_for;
+
+struct ScopedNode {
+  ClientOptions options;
+  explicit ScopedNode(uint64_t host_bytes = 64 << 20, uint64_t capacity = 4096) {
+    static int counter = 0;
+    options.node_name = "test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+    options.create_if_missing = true;
+    options.index_capacity = capacity;
+    options.host_bytes = host_bytes;
+    options.slab_bytes = 4 << 20;
+  }
+  ~ScopedNode() { (void)Client::destroy_node(options); }
+  std::unique_ptr<Client> open() const { return Client::open(options).value(); }
+};
+
+NamespaceSpec small_model() {
+  NamespaceSpec s;
+  s.model_id = "test/small";
+  s.layout = {KvDType::kBFloat16, 16, 2, 2, 64, 2};  // 2×2×2×64×16×2 = 16 KiB → one 64 KiB unit
+  return s;
+}
+
+// Block bytes derived from the key, so any process can check what it reads.
+std::vector<uint8_t> content(const BlockKey& k, size_t n) {
+  std::vector<uint8_t> v(n);
+  std::mt19937_64 rng(k.lo ^ k.hi);
+  for (size_t i = 0; i < n; i += 8) {
+    const uint64_t x = rng();
+    std::memcpy(v.data() + i, &x, std::min<size_t>(8, n - i));
+  }
+  return v;
+}
+
+std::vector<TokenId> tokens(size_t n, uint32_t seed) {
+  std::vector<TokenId> t(n);
+  std::iota(t.begin(), t.end(), seed * 100000);
+  return t;
+}
+
+Status put_chain(Client& c, const NamespaceHandle& ns, const std::vector<BlockKey>& keys) {
+  BlockKey parent = ns.ns.root();
+  for (const auto& k : keys) {
+    KVTIER_RETURN_IF_ERROR(c.put(ns, k, parent, content(k, ns.ns.bytes_per_block())));
+    parent = k;
+  }
+  return {};
+}
+
+TEST(ClientTest, PutThenReadInPlaceAndByCopy) {
+  ScopedNode node;
+  auto client = node.open();
+  const NamespaceHandle ns = client->register_namespace(small_model()).value();
+  const auto keys = client->keys(ns, tokens(16 * 6 + 3, 1));
+  ASSERT_EQ(keys.size(), 6u);
+  ASSERT_TRUE(put_chain(*client, ns, {keys.begin(), keys.begin() + 4}).ok());
+  EXPECT_EQ(client->match(keys).in(Tier::kHost), 4u);
+
+  auto blocks = client->acquire(keys);
+  ASSERT_TRUE(blocks.ok()) << blocks.status();
+  ASSERT_EQ(blocks->size(), 4u);
+  for (const auto& b : *blocks) {
+    const auto want = content(b.key(), ns.ns.bytes_per_block());
+    ASSERT_EQ(b.size(), want.size());
+    EXPECT_EQ(std::memcmp(b.data(), want.data(), want.size()), 0);
+  }
+  std::vector<uint8_t> out(3 * ns.ns.bytes_per_block());
+  EXPECT_EQ(client->get_copy(ns, keys, out).value(), 3u);  // as many as fit
+  EXPECT_EQ(std::memcmp(out.data() + 2 * ns.ns.bytes_per_block(), content(keys[2], ns.ns.bytes_per_block()).data(),
+                        ns.ns.bytes_per_block()),
+            0);
+  const ClientStats s = client->stats();
+  EXPECT_EQ(s.puts, 4u);
+  EXPECT_EQ(s.host_used_bytes, 4u * 65536);
+}
+
+TEST(ClientTest, PuttingWhatExistsIsACheapNoOpAndBadInputIsRefused) {
+  ScopedNode node;
+  auto client = node.open();
+  const NamespaceHandle ns = client->register_namespace(small_model()).value();
+  const auto keys = client->keys(ns, tokens(32, 2));
+  ASSERT_TRUE(put_chain(*client, ns, keys).ok());
+  auto again = client->reserve(ns, keys[0], ns.ns.root());
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->exists());
+  EXPECT_TRUE(again->commit().ok());
+  EXPECT_EQ(client->stats().put_exists, 1u);
+  EXPECT_EQ(client->stats().host_used_bytes, 2u * 65536);
+
+  std::vector<uint8_t> wrong(100);
+  EXPECT_EQ(client->put(ns, keys[1], keys[0], wrong).code(), StatusCode::kInvalidArgument);
+  NamespaceSpec huge = small_model();
+  huge.layout.num_layers = 4096;  // 32 MiB blocks: larger than a slab
+  EXPECT_EQ(client->register_namespace(huge).status().code(), StatusCode::kInvalidArgument);
+  NamespaceSpec bad = small_model();
+  bad.model_id.clear();
+  EXPECT_EQ(client->register_namespace(bad).status().code(), StatusCode::kInvalidArgument);
+  ClientOptions missing;
+  missing.node_name = "no-such-node-" + std::to_string(::getpid());
+  EXPECT_EQ(Client::open(missing).status().code(), StatusCode::kNotFound);
+  missing.node_name = "bad/name";
+  EXPECT_EQ(Client::open(missing).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ClientTest, AnUncommittedReservationFreesItsSpace) {
+  ScopedNode node;
+  auto client = node.open();
+  const NamespaceHandle ns = client->register_namespace(small_model()).value();
+  const auto keys = client->keys(ns, tokens(16, 3));
+  {
+    auto r = client->reserve(ns, keys[0], ns.ns.root());
+    ASSERT_TRUE(r.ok());
+    std::memset(r->data(), 1, r->size());
+    EXPECT_EQ(client->stats().host_used_bytes, 65536u);
+  }
+  EXPECT_EQ(client->stats().host_used_bytes, 0u);
+  EXPECT_FALSE(client->match(keys).overall);
+}
+
+TEST(ClientTest, TwoWritersOfOneBlockKeepOneCopy) {
+  ScopedNode node;
+  auto a = node.open();
+  auto b = node.open();
+  const NamespaceHandle ns = a->register_namespace(small_model()).value();
+  const auto keys = a->keys(ns, tokens(16, 4));
+  auto ra = a->reserve(ns, keys[0], ns.ns.root()).value();
+  auto rb = b->reserve(ns, keys[0], ns.ns.root()).value();  // both reserve before either commits
+  std::memcpy(ra.data(), content(keys[0], ra.size()).data(), ra.size());
+  std::memcpy(rb.data(), content(keys[0], rb.size()).data(), rb.size());
+  ASSERT_TRUE(ra.commit().ok());
+  ASSERT_TRUE(rb.commit().ok());  // loses quietly: its copy is freed
+  EXPECT_EQ(a->stats().host_used_bytes, 65536u);
+  EXPECT_EQ(b->stats().put_exists, 1u);
+}
+
+TEST(ClientTest, AFullArenaEvictsByPolicyAndKeepsWorking) {
+  ScopedNode node(/*host_bytes=*/8 << 20);  // 2 slabs, 128 blocks of 64 KiB
+  auto client = node.open();
+  const NamespaceHandle ns = client->register_namespace(small_model()).value();
+  for (uint32_t c = 0; c < 40; ++c) {
+    const auto keys = client->keys(ns, tokens(16 * 8, 100 + c));
+    ASSERT_TRUE(put_chain(*client, ns, keys).ok()) << "chain " << c;
+  }
+  const ClientStats s = client->stats();
+  EXPECT_LE(s.host_used_bytes, 8u << 20);
+  EXPECT_GT(s.evictions_for_room, 0u);
+  // Index and arena agree block for block (the arena rounds each 16 KiB block up to a 64 KiB unit).
+  EXPECT_EQ(s.index.tier_entries[tier_index(Tier::kHost)] * 65536, s.host_used_bytes);
+  // The newest chain is whole; evicted chains lost tails, never heads.
+  EXPECT_EQ(client->match(client->keys(ns, tokens(16 * 8, 139))).overall, 8u);
+  EXPECT_TRUE(client->index().check_invariants().ok());
+}
+
+// Writers in two processes, readers in two others, checking every byte they read in place.
+TEST(ClientMultiProcessTest, BlocksWrittenByOneProcessAreReadZeroCopyByOthers) {
+  ScopedNode node;
+  auto client = node.open();
+  const NamespaceHandle ns = client->register_namespace(small_model()).value();
+  std::vector<pid_t> kids;
+  for (int w = 0; w < 2; ++w) {
+    kids.push_back(spawn([&, w] {
+      auto c = node.open();
+      const NamespaceHandle n = c->register_namespace(small_model()).value();
+      for (uint32_t i = 0; i < 50; ++i) {
+        if (!put_chain(*c, n, c->keys(n, tokens(16 * 4, 1000 + (i % 25)))).ok()) return false;
+      }
+      return true;
+    }));
+  }
+  for (int r = 0; r < 2; ++r) {
+    kids.push_back(spawn([&] {
+      auto c = node.open();
+      const NamespaceHandle n = c->register_namespace(small_model()).value();
+      size_t seen = 0;
+      for (int round = 0; round < 400; ++round) {
+        const auto keys = c->keys(n, tokens(16 * 4, 1000 + round % 25));
+        auto blocks = c->acquire(keys);
+        if (!blocks.ok()) return false;
+        for (const auto& b : *blocks) {
+          const auto want = content(b.key(), b.size());
+          if (std::memcmp(b.data(), want.data(), want.size()) != 0) {
+            std::fprintf(stderr, "reader saw wrong bytes for %s\n", b.key().to_hex().c_str());
+            return false;
+          }
+          ++seen;
+        }
+      }
+      return seen > 0;
+    }));
+  }
+  for (pid_t p : kids) EXPECT_EQ(wait_for(p), 0);
+  EXPECT_EQ(client->stats().index.entries, 100u);  // 25 chains × 4 blocks, each stored once
+  EXPECT_EQ(client->stats().host_used_bytes, 100u * 65536);
+}
+
+// A writer killed mid-put (reserved, or published but not committed) leaks nothing, and a block
+// it published stays readable.
+TEST(ClientMultiProcessTest, WritersKilledMidPutLeakNothing) {
+  for (const char* where : {"reserved", "client-published"}) {
+    ScopedNode node;
+    auto client = node.open();
+    const NamespaceHandle ns = client->register_namespace(small_model()).value();
+    const auto keys = client->keys(ns, tokens(16 * 2, 7));
+    ReadyPipe ready;
+    const std::string point = where;
+    const pid_t child = spawn([&] {
+      auto c = node.open();
+      const NamespaceHandle n = c->register_namespace(small_model()).value();
+      if (!put_chain(*c, n, {keys[0]}).ok()) return false;
+      if (point == "reserved") {
+        auto r = c->reserve(n, keys[1], keys[0]);
+        ready.signal();
+        ::pause();
+      }
+      index::set_crash_hook_for_testing([](const char* p) {
+        if (std::string(p) == "client-published") ::raise(SIGKILL);
+      });
+      ready.signal();
+      (void)put_chain(*c, n, {keys[1]});
+      return true;
+    });
+    ASSERT_TRUE(ready.wait());
+    if (point == "reserved") ::kill(child, SIGKILL);
+    ASSERT_EQ(wait_for(child), 128 + SIGKILL) << where;
+    ASSERT_TRUE(client->maintain().ok());
+    const ClientStats s = client->stats();
+    if (point == "reserved") {
+      EXPECT_EQ(s.host_used_bytes, 65536u) << where;  // the reservation was freed
+      EXPECT_EQ(client->match(keys).overall, 1u);
+    } else {
+      EXPECT_EQ(s.host_used_bytes, 2u * 65536) << where;  // published: adopted, not freed
+      auto blocks = client->acquire(keys).value();
+      ASSERT_EQ(blocks.size(), 2u);
+      EXPECT_EQ(std::memcmp(blocks[1].data(), content(keys[1], blocks[1].size()).data(), blocks[1].size()), 0);
+    }
+    EXPECT_TRUE(client->index().check_invariants().ok());
+  }
+}
+
+TEST(ClientMultiProcessTest, LeasesOfAKilledReaderAreReclaimed) {
+  ScopedNode node(/*host_bytes=*/4 << 20);  // one slab: 64 blocks
+  auto client = node.open();
+  const NamespaceHandle ns = client->register_namespace(small_model()).value();
+  const auto keys = client->keys(ns, tokens(16 * 4, 9));
+  ASSERT_TRUE(put_chain(*client, ns, keys).ok());
+  ReadyPipe ready;
+  const pid_t child = spawn([&] {
+    auto c = node.open();
+    auto blocks = c->acquire(keys);
+    if (!blocks.ok() || blocks->size() != 4) return false;
+    ready.signal();
+    ::pause();
+    return true;
+  });
+  ASSERT_TRUE(ready.wait());
+  EXPECT_EQ(client->index().remove(keys[3]).code(), StatusCode::kFailedPrecondition);  // leased
+  ::kill(child, SIGKILL);
+  ASSERT_EQ(wait_for(child), 128 + SIGKILL);
+  ASSERT_TRUE(client->maintain().ok());
+  auto freed = client->index().evict(Tier::kHost, UINT64_MAX, *make_prefix_aware_policy(), nullptr);
+  ASSERT_TRUE(freed.ok());
+  EXPECT_EQ(freed->blocks_dropped, 4u);
+}
+
+}  // namespace
+}  // namespace kvtier
