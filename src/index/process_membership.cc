@@ -32,6 +32,7 @@ Result<std::unique_ptr<ProcessMembership>> ProcessMembership::try_claim(const st
     ps.pid = static_cast<uint32_t>(::getpid());
     ps.attached_at = seg->now_ticks();
     std::unique_ptr<ProcessMembership> m(new ProcessMembership(seg, p));
+    m->generation_ = ps.generation.load(std::memory_order_acquire);
     m->start_keeper();
     ps.state.store(state_value(ProcessState::kLive), std::memory_order_release);
     h.live_mask.fetch_or(1u << p, std::memory_order_acq_rel);
@@ -78,17 +79,23 @@ void ProcessMembership::stop_keeper() {
 void ProcessMembership::leave(bool pins_outstanding) {
   if (left_ || ::getpid() != pid_) return;  // a forked child does not own its parent's slot
   left_ = true;
-  {
-    IndexWriter writer(*seg_);
-    IndexWriter::Lock lock(writer);
-    if (pins_outstanding) {
-      writer.reclaim_process(slot_);
-    } else {
-      seg_->header().live_mask.fetch_and(~bit(), std::memory_order_acq_rel);
-      seg_->process(slot_).state.store(state_value(ProcessState::kFree), std::memory_order_release);
-    }
-  }
+  // Release the liveness mutex before the slot is freed: a process that claims the slot
+  // re-initialises that mutex, which must not happen while our keeper still holds it.
   stop_keeper();
+  IndexWriter writer(*seg_);
+  IndexWriter::Lock lock(writer);
+  ProcessSlot& ps = seg_->process(slot_);
+  // In the moment between, a maintainer may have judged us gone and reclaimed the slot already.
+  if (ps.state.load(std::memory_order_acquire) != state_value(ProcessState::kLive) ||
+      ps.generation.load(std::memory_order_acquire) != generation_) {
+    return;
+  }
+  if (pins_outstanding) {
+    writer.reclaim_process(slot_);
+  } else {
+    seg_->header().live_mask.fetch_and(~bit(), std::memory_order_acq_rel);
+    ps.state.store(state_value(ProcessState::kFree), std::memory_order_release);
+  }
 }
 
 ProcessMembership::~ProcessMembership() {
@@ -96,14 +103,16 @@ ProcessMembership::~ProcessMembership() {
   leave(/*pins_outstanding=*/false);
 }
 
+// Under the writer lock throughout: slots are claimed (and their liveness mutexes initialised)
+// only under it, so no probe here can meet a mutex being re-initialised. The probes never block.
 uint32_t reclaim_dead_processes(IndexSegment& seg, int self_slot) {
   uint32_t reclaimed = 0;
   IndexWriter writer(seg);
+  IndexWriter::Lock lock(writer);
   for (uint32_t p = 0; p < kMaxProcesses; ++p) {
     if (static_cast<int>(p) == self_slot) continue;
     ProcessSlot& ps = seg.process(p);
     const uint32_t state = ps.state.load(std::memory_order_acquire);
-    const uint64_t generation = ps.generation.load(std::memory_order_acquire);
     bool dead = state == state_value(ProcessState::kDraining);  // an interrupted reclaim
     if (state == state_value(ProcessState::kLive)) {
       switch (try_lock_robust(&ps.liveness)) {
@@ -120,14 +129,8 @@ uint32_t reclaim_dead_processes(IndexSegment& seg, int self_slot) {
       }
     }
     if (!dead) continue;
-    IndexWriter::Lock lock(writer);
-    const uint32_t now_state = ps.state.load(std::memory_order_acquire);
-    const bool same_owner = ps.generation.load(std::memory_order_acquire) == generation;
-    if (same_owner &&
-        (now_state == state_value(ProcessState::kLive) || now_state == state_value(ProcessState::kDraining))) {
-      writer.reclaim_process(p);
-      ++reclaimed;
-    }
+    writer.reclaim_process(p);
+    ++reclaimed;
   }
   return reclaimed;
 }

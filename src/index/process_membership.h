@@ -38,6 +38,7 @@ class ProcessMembership {
 
   std::shared_ptr<IndexSegment> seg_;
   uint32_t slot_;
+  uint64_t generation_ = 0;  // of the slot when we claimed it
   pid_t pid_;
   bool left_ = false;
   std::mutex mu_;

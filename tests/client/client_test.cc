@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <numeric>
 #include <random>
@@ -180,7 +181,11 @@ TEST(ClientMultiProcessTest, BlocksWrittenByOneProcessAreReadZeroCopyByOthers) {
       auto c = node.open();
       const NamespaceHandle n = c->register_namespace(small_model()).value();
       for (uint32_t i = 0; i < 50; ++i) {
-        if (!put_chain(*c, n, c->keys(n, tokens(16 * 4, 1000 + (i % 25)))).ok()) return false;
+        const Status st = put_chain(*c, n, c->keys(n, tokens(16 * 4, 1000 + (i % 25))));
+        if (!st.ok()) {
+          std::fprintf(stderr, "writer: %s\n", st.to_string().c_str());
+          return false;
+        }
       }
       return true;
     }));
@@ -190,7 +195,8 @@ TEST(ClientMultiProcessTest, BlocksWrittenByOneProcessAreReadZeroCopyByOthers) {
       auto c = node.open();
       const NamespaceHandle n = c->register_namespace(small_model()).value();
       size_t seen = 0;
-      for (int round = 0; round < 400; ++round) {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      for (int round = 0; round < 400 || (seen == 0 && std::chrono::steady_clock::now() < deadline); ++round) {
         const auto keys = c->keys(n, tokens(16 * 4, 1000 + round % 25));
         auto blocks = c->acquire(keys);
         if (!blocks.ok()) return false;
