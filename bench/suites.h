@@ -12,5 +12,7 @@ struct SuiteOptions {
 int run_keys_suite(const SuiteOptions& options);
 // Shared-memory index lookups against unordered_map+mutex and Redis (issue: block index).
 int run_index_suite(const SuiteOptions& options);
+// Host tier through the client: put, get_copy, acquire+release vs memcpy (issue: host tier).
+int run_host_suite(const SuiteOptions& options);
 
 }  // namespace kvtier::bench

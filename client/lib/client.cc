@@ -182,6 +182,10 @@ Status Client::commit(PutReservation& r) {
 
 void Client::abandon(PutReservation& r) { (void)impl_->arena->release(static_cast<uint32_t>(r.record_.locator)); }
 
+Result<EvictionReport> Client::evict(Tier tier, uint64_t bytes, const EvictionPolicy& policy) {
+  return impl_->index.evict(tier, bytes, policy, impl_->releaser.get());
+}
+
 Status Client::maintain() {
   KVTIER_RETURN_IF_ERROR(impl_->index.maintain());
   std::unordered_set<uint32_t> referenced;

@@ -113,6 +113,8 @@ class Client {
   // reserve + copy + commit. `bytes` must be exactly the namespace's block size.
   Status put(const NamespaceHandle& ns, const BlockKey& key, const BlockKey& parent, std::span<const uint8_t> bytes);
 
+  // Frees at least `bytes` of a tier by `policy`, releasing the space the blocks held.
+  Result<EvictionReport> evict(Tier tier, uint64_t bytes, const EvictionPolicy& policy);
   // Reclaims what dead processes held (pins, reservations). The daemon runs this periodically.
   Status maintain();
   ClientStats stats() const;

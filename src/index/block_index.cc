@@ -9,6 +9,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "common/process_id.h"
 #include "index/entry_image.h"
 #include "index/index_writer.h"
 #include "index/process_membership.h"
@@ -57,7 +58,7 @@ bool read_found(const IndexSegment& seg, const Probe& p, index::EntryImage& img,
 }  // namespace
 
 void BlockLease::Owner::unpin(const BlockKey& key) {
-  if (!membership || ::getpid() != membership->pid()) return;  // inherited through fork: the parent's pins
+  if (!membership || current_pid() != membership->pid()) return;  // inherited through fork: the parent's pins
   std::lock_guard<std::mutex> g(mu);
   auto it = counts.find(key);
   if (it == counts.end()) return;
@@ -104,7 +105,7 @@ void BlockLease::release() {
 
 Result<std::shared_ptr<BlockLease::Owner>> BlockIndex::Impl::pin_owner() {
   std::lock_guard<std::mutex> g(owner_mu);
-  if (owner && owner->membership && owner->membership->pid() == ::getpid()) return owner;
+  if (owner && owner->membership && owner->membership->pid() == current_pid()) return owner;
   auto joined = index::ProcessMembership::join(seg);
   if (!joined.ok()) return joined.status();
   auto fresh = std::make_shared<BlockLease::Owner>();

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include "common/process_id.h"
 #include "common/robust_mutex.h"
 
 namespace kvtier::index {
@@ -13,7 +14,7 @@ constexpr uint32_t state_value(ProcessState s) { return static_cast<uint32_t>(s)
 }  // namespace
 
 ProcessMembership::ProcessMembership(std::shared_ptr<IndexSegment> seg, uint32_t slot)
-    : seg_(std::move(seg)), slot_(slot), pid_(::getpid()) {}
+    : seg_(std::move(seg)), slot_(slot), pid_(current_pid()) {}
 
 // Claims a free slot under the writer lock; nullptr when every slot is taken.
 Result<std::unique_ptr<ProcessMembership>> ProcessMembership::try_claim(const std::shared_ptr<IndexSegment>& seg) {
@@ -29,7 +30,7 @@ Result<std::unique_ptr<ProcessMembership>> ProcessMembership::try_claim(const st
     ps.state.store(state_value(ProcessState::kClaiming), std::memory_order_release);  // recovery frees it if we die
     KVTIER_RETURN_IF_ERROR(init_robust_mutex(&ps.liveness));
     ps.generation.fetch_add(1, std::memory_order_acq_rel);
-    ps.pid = static_cast<uint32_t>(::getpid());
+    ps.pid = static_cast<uint32_t>(current_pid());
     ps.attached_at = seg->now_ticks();
     std::unique_ptr<ProcessMembership> m(new ProcessMembership(seg, p));
     m->generation_ = ps.generation.load(std::memory_order_acquire);
@@ -77,7 +78,7 @@ void ProcessMembership::stop_keeper() {
 }
 
 void ProcessMembership::leave(bool pins_outstanding) {
-  if (left_ || ::getpid() != pid_) return;  // a forked child does not own its parent's slot
+  if (left_ || current_pid() != pid_) return;  // a forked child does not own its parent's slot
   left_ = true;
   // Release the liveness mutex before the slot is freed: a process that claims the slot
   // re-initialises that mutex, which must not happen while our keeper still holds it.
@@ -99,7 +100,7 @@ void ProcessMembership::leave(bool pins_outstanding) {
 }
 
 ProcessMembership::~ProcessMembership() {
-  if (::getpid() != pid_) return;  // forked child: the keeper thread is not ours to join
+  if (current_pid() != pid_) return;  // forked child: the keeper thread is not ours to join
   leave(/*pins_outstanding=*/false);
 }
 

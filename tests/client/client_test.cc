@@ -281,9 +281,10 @@ TEST(ClientMultiProcessTest, LeasesOfAKilledReaderAreReclaimed) {
   ::kill(child, SIGKILL);
   ASSERT_EQ(wait_for(child), 128 + SIGKILL);
   ASSERT_TRUE(client->maintain().ok());
-  auto freed = client->index().evict(Tier::kHost, UINT64_MAX, *make_prefix_aware_policy(), nullptr);
+  auto freed = client->evict(Tier::kHost, UINT64_MAX, *make_prefix_aware_policy());
   ASSERT_TRUE(freed.ok());
   EXPECT_EQ(freed->blocks_dropped, 4u);
+  EXPECT_EQ(client->stats().host_used_bytes, 0u);  // and their arena space is free again
 }
 
 }  // namespace

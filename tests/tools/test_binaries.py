@@ -98,3 +98,13 @@ def test_bench_index_ends_with_its_json_line():
         assert figures[field] > 0, field
     # Redis is installed by scripts/setup, so the comparison must have run.
     assert figures["vs_redis"] is not None and figures["vs_redis"] > 0, figures.get("vs_redis_reason")
+
+
+def test_bench_host_ends_with_its_json_line():
+    out = run("kvtier-bench", "host", "--quick", "--json", timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["suite"] == "host"
+    assert figures["reads_complete"] is True
+    for field in ("put_gbytes_per_s", "put_vs_memcpy", "get_copy_vs_memcpy", "acquire_release_per_s"):
+        assert figures[field] > 0, field
