@@ -1,6 +1,7 @@
 #include "kvtier/client.h"
 
 #include <fmt/format.h>
+#include <xxhash.h>
 
 #include <atomic>
 #include <cstring>
@@ -30,6 +31,12 @@ class ArenaReleaser final : public EvictionListener {
   host::HostArena& arena_;
 };
 
+// XXH3-64 of a block, never 0: the arena uses 0 for "no checksum recorded".
+uint64_t block_checksum(const uint8_t* data, size_t size) {
+  const uint64_t sum = XXH3_64bits(data, size);
+  return sum != 0 ? sum : 1;
+}
+
 Result<std::unique_ptr<host::HostArena>> open_arena(const ClientOptions& o) {
   auto attached = host::HostArena::attach(host_segment(o));
   if (attached.ok() || attached.status().code() != StatusCode::kNotFound || !o.create_if_missing) return attached;
@@ -45,7 +52,7 @@ struct Client::Impl {
   BlockIndex index;
   std::unique_ptr<host::HostArena> arena;
   std::unique_ptr<ArenaReleaser> releaser;
-  std::atomic<uint64_t> puts{0}, put_exists{0}, gets{0}, evictions_for_room{0};
+  std::atomic<uint64_t> puts{0}, put_exists{0}, gets{0}, evictions_for_room{0}, sealed{0}, corrupt_dropped{0};
 
   Impl(ClientOptions o, BlockIndex ix, std::unique_ptr<host::HostArena> a)
       : options(std::move(o)),
@@ -107,7 +114,20 @@ Result<std::vector<HostBlock>> Client::acquire(std::span<const BlockKey> keys) {
     if (!lease.info().in(Tier::kHost)) break;  // the host-resident prefix ends here
     const uint32_t loc = lease.info().host_loc;
     const size_t size = lease.info().payload_bytes;
-    blocks.push_back(HostBlock(std::move(lease), impl_->arena->data(loc), size));
+    const uint8_t* data = impl_->arena->data(loc);
+    if (impl_->options.verify_reads) {
+      const uint64_t want = impl_->arena->checksum(loc);
+      if (want != 0 && block_checksum(data, size) != want) {
+        // Corrupt bytes are never served: drop the host copy (once our pin is gone) and stop the
+        // prefix here, as at a miss.
+        const BlockKey key = lease.key();
+        lease.release();
+        if (impl_->index.drop_tier(key, Tier::kHost).ok()) (void)impl_->arena->release(loc);
+        impl_->corrupt_dropped.fetch_add(1, std::memory_order_relaxed);
+        break;
+      }
+    }
+    blocks.push_back(HostBlock(std::move(lease), data, size));
   }
   impl_->gets.fetch_add(blocks.size(), std::memory_order_relaxed);
   return blocks;  // leases past the host prefix are released here
@@ -182,6 +202,22 @@ Status Client::commit(PutReservation& r) {
 
 void Client::abandon(PutReservation& r) { (void)impl_->arena->release(static_cast<uint32_t>(r.record_.locator)); }
 
+Result<size_t> Client::seal(std::span<const BlockKey> keys) {
+  auto blocks = acquire(keys);
+  if (!blocks.ok()) return blocks.status();
+  size_t sealed = 0;
+  for (const HostBlock& b : *blocks) {
+    const uint32_t loc = b.lease_.info().host_loc;
+    if (impl_->arena->checksum(loc) != 0) continue;
+    impl_->arena->set_checksum(loc, block_checksum(b.data(), b.size()));
+    ++sealed;
+  }
+  impl_->sealed.fetch_add(sealed, std::memory_order_relaxed);
+  return sealed;
+}
+
+uint64_t Client::checksum(const HostBlock& block) const { return impl_->arena->checksum(block.lease_.info().host_loc); }
+
 Result<EvictionReport> Client::evict(Tier tier, uint64_t bytes, const EvictionPolicy& policy) {
   return impl_->index.evict(tier, bytes, policy, impl_->releaser.get());
 }
@@ -207,6 +243,8 @@ ClientStats Client::stats() const {
   s.put_exists = impl_->put_exists.load(std::memory_order_relaxed);
   s.gets = impl_->gets.load(std::memory_order_relaxed);
   s.evictions_for_room = impl_->evictions_for_room.load(std::memory_order_relaxed);
+  s.sealed = impl_->sealed.load(std::memory_order_relaxed);
+  s.corrupt_dropped = impl_->corrupt_dropped.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -27,6 +27,8 @@ struct ClientOptions {
   uint64_t index_capacity = 1 << 20;
   uint64_t host_bytes = 1ULL << 30;
   uint64_t slab_bytes = 32ULL << 20;  // ≥ the largest block
+  // Re-hash sealed blocks when acquiring them; a mismatch drops the block (never served).
+  bool verify_reads = false;
 };
 
 // A namespace this client writes and reads, with the node-wide id and arena size class it maps to.
@@ -87,6 +89,7 @@ struct ClientStats {
   IndexStats index;
   uint64_t host_bytes = 0, host_used_bytes = 0;
   uint64_t puts = 0, put_exists = 0, gets = 0, evictions_for_room = 0;
+  uint64_t sealed = 0, corrupt_dropped = 0;
 };
 
 class Client {
@@ -112,6 +115,13 @@ class Client {
   Result<PutReservation> reserve(const NamespaceHandle& ns, const BlockKey& key, const BlockKey& parent);
   // reserve + copy + commit. `bytes` must be exactly the namespace's block size.
   Status put(const NamespaceHandle& ns, const BlockKey& key, const BlockKey& parent, std::span<const uint8_t> bytes);
+
+  // Records an XXH3-64 checksum for each host-resident block of `keys` that has none yet; what
+  // leaves host memory (demotion to SSD, serving to other nodes) is sealed first. Kept off the
+  // put path: hashing after the copy would cost ~40% of put bandwidth. Returns blocks sealed.
+  Result<size_t> seal(std::span<const BlockKey> keys);
+  // The checksum recorded for a host block, or 0.
+  uint64_t checksum(const HostBlock& block) const;
 
   // Frees at least `bytes` of a tier by `policy`, releasing the space the blocks held.
   Result<EvictionReport> evict(Tier tier, uint64_t bytes, const EvictionPolicy& policy);

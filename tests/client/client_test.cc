@@ -11,6 +11,7 @@
 
 #include "../index/process_harness.h"
 #include "index/crash_points.h"
+#include "tiers/host/host_arena.h"
 
 namespace kvtier {
 namespace {
@@ -285,6 +286,42 @@ TEST(ClientMultiProcessTest, LeasesOfAKilledReaderAreReclaimed) {
   ASSERT_TRUE(freed.ok());
   EXPECT_EQ(freed->blocks_dropped, 4u);
   EXPECT_EQ(client->stats().host_used_bytes, 0u);  // and their arena space is free again
+}
+
+}  // namespace
+}  // namespace kvtier
+
+namespace kvtier {
+namespace {
+
+TEST(ClientTest, SealedBlocksAreVerifiedAndCorruptOnesNeverServed) {
+  ScopedNode node;
+  node.options.verify_reads = true;
+  auto client = node.open();
+  const NamespaceHandle ns = client->register_namespace(small_model()).value();
+  const auto keys = client->keys(ns, tokens(16 * 4, 11));
+  ASSERT_TRUE(put_chain(*client, ns, keys).ok());
+  {
+    auto unsealed = client->acquire(keys).value();
+    EXPECT_EQ(client->checksum(unsealed[0]), 0u);  // puts do not hash
+  }
+  EXPECT_EQ(client->seal(keys).value(), 4u);
+  EXPECT_EQ(client->seal(keys).value(), 0u);  // once is enough
+  uint32_t corrupt_loc = 0;
+  {
+    auto blocks = client->acquire(keys).value();
+    ASSERT_EQ(blocks.size(), 4u);  // intact: all verify
+    EXPECT_NE(client->checksum(blocks[2]), 0u);
+    corrupt_loc = client->index().lookup(keys[2])->host_loc;
+  }
+  // Flip one byte of block 2 behind the cache's back.
+  auto arena = host::HostArena::attach("kvtier-" + node.options.node_name + "-host").value();
+  arena->data(corrupt_loc)[100] ^= 0x01;
+  auto blocks = client->acquire(keys).value();
+  EXPECT_EQ(blocks.size(), 2u);  // served up to the corrupt block, not past it
+  EXPECT_EQ(client->stats().corrupt_dropped, 1u);
+  EXPECT_FALSE(client->index().lookup(keys[2]).has_value());  // dropped from the cache
+  EXPECT_EQ(client->stats().host_used_bytes, 3u * 65536);     // and its space freed
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // The host arena segment's bytes (docs/host_tier.md):
 //
-//   [ ArenaHeader | SlabInfo × slabs | block state word × (slabs × units_per_slab) | data: slabs × slab_bytes ]
+//   [ ArenaHeader | SlabInfo × slabs | state word × units | checksum × units | data: slabs × slab_bytes ]
 //
 // The per-block state words are the single source of truth; everything in SlabInfo and the
 // counters is derived from them and recomputed after a crash.
@@ -51,7 +51,7 @@ struct alignas(4096) ArenaHeader {
   uint64_t slab_bytes;
   uint64_t slabs;
   uint64_t units_per_slab;
-  uint64_t slab_table_offset, state_offset, data_offset;
+  uint64_t slab_table_offset, state_offset, checksum_offset, data_offset;
   std::atomic<uint32_t> ready;
 
   alignas(64) pthread_mutex_t alloc_lock;  // robust; guards classes, slabs and state changes

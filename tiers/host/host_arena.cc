@@ -19,7 +19,7 @@ constexpr uint64_t kPage = 4096;
 constexpr uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 struct Geometry {
-  uint64_t slabs, units_per_slab, slab_table_offset, state_offset, data_offset, total_bytes;
+  uint64_t slabs, units_per_slab, slab_table_offset, state_offset, checksum_offset, data_offset, total_bytes;
 };
 
 Geometry plan(uint64_t data_bytes, uint64_t slab_bytes) {
@@ -29,7 +29,8 @@ Geometry plan(uint64_t data_bytes, uint64_t slab_bytes) {
   g.slab_table_offset = round_up(sizeof(ArenaHeader), kPage);
   g.state_offset = round_up(g.slab_table_offset + g.slabs * sizeof(SlabInfo), kPage);
   // Block data starts on a 2 MiB boundary, so huge pages can back it where the system has them.
-  g.data_offset = round_up(g.state_offset + g.slabs * g.units_per_slab * sizeof(uint32_t), 2ULL << 20);
+  g.checksum_offset = round_up(g.state_offset + g.slabs * g.units_per_slab * sizeof(uint32_t), kPage);
+  g.data_offset = round_up(g.checksum_offset + g.slabs * g.units_per_slab * sizeof(uint64_t), 2ULL << 20);
   g.total_bytes = g.data_offset + g.slabs * slab_bytes;
   return g;
 }
@@ -88,6 +89,7 @@ Result<std::unique_ptr<HostArena>> HostArena::create(const ArenaOptions& o) {
   h->units_per_slab = g.units_per_slab;
   h->slab_table_offset = g.slab_table_offset;
   h->state_offset = g.state_offset;
+  h->checksum_offset = g.checksum_offset;
   h->data_offset = g.data_offset;
   if (Status s = init_robust_mutex(&h->alloc_lock); !s.ok()) {
     (void)SharedSegment::destroy(o.segment_name);
@@ -96,6 +98,7 @@ Result<std::unique_ptr<HostArena>> HostArena::create(const ArenaOptions& o) {
   a->header_ = h;
   a->slabs_ = reinterpret_cast<SlabInfo*>(base + g.slab_table_offset);
   a->states_ = reinterpret_cast<std::atomic<uint32_t>*>(base + g.state_offset);
+  a->checksums_ = reinterpret_cast<std::atomic<uint64_t>*>(base + g.checksum_offset);
   a->data_ = base + g.data_offset;
   for (uint64_t s = 0; s < g.slabs; ++s) new (&a->slabs_[s]) SlabInfo{{kFreeSlab}, 0, {0}};
   h->ready.store(1, std::memory_order_release);
@@ -129,6 +132,7 @@ Result<std::unique_ptr<HostArena>> HostArena::attach(std::string_view name) {
   a->header_ = reinterpret_cast<ArenaHeader*>(base);
   a->slabs_ = reinterpret_cast<SlabInfo*>(base + h->slab_table_offset);
   a->states_ = reinterpret_cast<std::atomic<uint32_t>*>(base + h->state_offset);
+  a->checksums_ = reinterpret_cast<std::atomic<uint64_t>*>(base + h->checksum_offset);
   a->data_ = base + h->data_offset;
   return a;
 }
@@ -216,6 +220,7 @@ Status HostArena::commit(uint32_t locator, uint32_t owner) {
 void HostArena::free_block_locked(uint32_t locator, BlockState was) {
   const uint64_t s = slab_of(locator);
   const SizeClass& sc = header_->classes[slabs_[s].size_class.load(std::memory_order_relaxed)];
+  checksums_[locator].store(0, std::memory_order_relaxed);
   state(locator).store(make_state(BlockState::kFree, 0), std::memory_order_release);
   (was == BlockState::kReserved ? header_->reserved_blocks : header_->committed_blocks)
       .fetch_sub(1, std::memory_order_relaxed);
@@ -235,6 +240,12 @@ Status HostArena::release(uint32_t locator) {
 }
 
 uint8_t* HostArena::data(uint32_t locator) const { return data_ + uint64_t{locator} * kUnitBytes; }
+
+uint64_t HostArena::checksum(uint32_t locator) const { return checksums_[locator].load(std::memory_order_acquire); }
+
+void HostArena::set_checksum(uint32_t locator, uint64_t checksum) {
+  checksums_[locator].store(checksum, std::memory_order_release);
+}
 
 uint64_t HostArena::block_bytes(uint32_t locator) const {
   const uint16_t c = slabs_[slab_of(locator)].size_class.load(std::memory_order_acquire);

@@ -51,6 +51,10 @@ class HostArena {
   Status release(uint32_t locator);
 
   uint8_t* data(uint32_t locator) const;
+  // XXH3-64 of a committed block's bytes, recorded when it is sealed (before it leaves host
+  // memory); 0 when none is recorded. Cleared when the block is freed.
+  uint64_t checksum(uint32_t locator) const;
+  void set_checksum(uint32_t locator, uint64_t checksum);
   uint64_t block_bytes(uint32_t locator) const;
 
   // Settles reservations whose owner is no longer alive: one the index already references (the
@@ -76,6 +80,7 @@ class HostArena {
   ArenaHeader* header_ = nullptr;
   SlabInfo* slabs_ = nullptr;
   std::atomic<uint32_t>* states_ = nullptr;
+  std::atomic<uint64_t>* checksums_ = nullptr;
   uint8_t* data_ = nullptr;
 };
 
