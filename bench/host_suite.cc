@@ -49,6 +49,11 @@ int run_host_suite(const SuiteOptions& opt) {
     return 1;
   }
   Client& client = **client_r;
+  // Whatever happens below, the node's segments go when the suite ends.
+  struct NodeRemover {
+    const ClientOptions& options;
+    ~NodeRemover() { (void)Client::destroy_node(options); }
+  } remover{co};
   const NamespaceHandle ns = client.register_namespace(bench_model()).value();
 
   std::vector<uint8_t> src(kBlockBytes);
@@ -148,7 +153,6 @@ int run_host_suite(const SuiteOptions& opt) {
                                               kChain);
   }
   pinned.clear();
-  (void)Client::destroy_node(co);
 
   const double put_vs = memcpy_best > 0 ? put_best / memcpy_best : 0;
   const double get_vs = get_memcpy_bps > 0 ? get_copy_bps / get_memcpy_bps : 0;

@@ -16,6 +16,7 @@
 #include "commands.h"
 #include "config/byte_size.h"
 #include "config/node_config.h"
+#include "host_demo.h"
 #include "kvtier/block_index.h"
 #include "kvtier/prefix_chain.h"
 
@@ -156,7 +157,7 @@ int run_demo() {
   fmt::print("index '{}': {} blocks, {} in host memory, {} changes recorded for the event log\n", opts.segment_name,
              st.entries, config::format_byte_size(st.tier_bytes[tier_index(Tier::kHost)]), st.change_seq);
   (void)BlockIndex::destroy(opts.segment_name);
-  return 0;
+  return run_host_demo(cfg->namespaces.front(), prompt_for_turn(user_turns()));
 }
 
 }  // namespace
