@@ -204,11 +204,13 @@ int run_index_suite(const SuiteOptions& opt) {
   // Headroom beyond the built entries for the writer of the under-writes run.
   if (!build_in_child(segment, entries + entries / 16 + 4096, w, &build_seconds)) {
     fmt::print(stderr, "kvtier-bench index: building the index failed\n");
+    (void)BlockIndex::destroy(segment);
     return 1;
   }
   auto index = BlockIndex::attach(segment);
   if (!index.ok()) {
     fmt::print(stderr, "kvtier-bench index: {}\n", index.status().to_string());
+    (void)BlockIndex::destroy(segment);
     return 1;
   }
   const IndexStats built = index->stats();
