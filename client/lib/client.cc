@@ -80,6 +80,7 @@ Result<std::unique_ptr<Client>> Client::open(const ClientOptions& o) {
     KVTIER_RETURN_IF_ERROR(impl->index.set_tier_capacity(Tier::kHost, impl->arena->stats().data_bytes));
   }
   impl->index.set_eviction_listener(impl->releaser.get());
+  if (o.huge_pages) (void)impl->arena->advise_huge_pages();  // best effort by design
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
 

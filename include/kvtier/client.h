@@ -29,6 +29,8 @@ struct ClientOptions {
   uint64_t slab_bytes = 32ULL << 20;  // ≥ the largest block
   // Re-hash sealed blocks when acquiring them; a mismatch drops the block (never served).
   bool verify_reads = false;
+  // Ask for transparent huge pages on the arena's data (best effort; see docs/host_tier.md).
+  bool huge_pages = false;
 };
 
 // A namespace this client writes and reads, with the node-wide id and arena size class it maps to.

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <sys/mman.h>
+
 #include <new>
 
 #include "common/robust_mutex.h"
@@ -240,6 +242,8 @@ Status HostArena::release(uint32_t locator) {
 }
 
 uint8_t* HostArena::data(uint32_t locator) const { return data_ + uint64_t{locator} * kUnitBytes; }
+
+bool HostArena::advise_huge_pages() { return ::madvise(data_, header_->data_bytes, MADV_HUGEPAGE) == 0; }
 
 uint64_t HostArena::checksum(uint32_t locator) const { return checksums_[locator].load(std::memory_order_acquire); }
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -67,6 +68,23 @@ TEST(HostArenaTest, BadInputIsAClearError) {
   EXPECT_EQ(HostArena::create({a.name, 16 << 20, 4 << 20}).status().code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(HostArena::create({"x", 1 << 20, 4 << 20}).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(HostArena::attach("kvtier-test-no-such-arena").status().code(), StatusCode::kNotFound);
+}
+
+TEST(HostArenaTest, AForeignOrNewerSegmentIsAVersionMismatch) {
+  ScopedArena a(16 << 20);
+  {
+    // Rewrite the format version (after the 8-byte magic) through the file.
+    FILE* f = std::fopen(("/dev/shm/" + a.name).c_str(), "r+b");
+    ASSERT_NE(f, nullptr);
+    std::fseek(f, 8, SEEK_SET);
+    const uint32_t v = 99;
+    std::fwrite(&v, sizeof v, 1, f);
+    std::fclose(f);
+  }
+  auto r = HostArena::attach(a.name);
+  EXPECT_EQ(r.status().code(), StatusCode::kVersionMismatch) << r.status();
+  EXPECT_NE(r.status().message().find("format version 99"), std::string::npos) << r.status();
+  (void)a.arena->advise_huge_pages();  // best effort: must not fail or crash either way
 }
 
 TEST(HostArenaTest, FullIsResourceExhaustedAndReleaseMakesRoom) {
