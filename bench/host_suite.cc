@@ -84,11 +84,12 @@ int run_host_suite(const SuiteOptions& opt) {
     {
       std::vector<PutReservation> held;
       const auto scratch = fresh_keys(blocks_per_round);
+      held.reserve(scratch.size());
       for (const auto& k : scratch) held.push_back(std::move(client.reserve(ns, k, ns.ns.root()).value()));
       const double t0 = now_seconds();
       for (auto& h : held) std::memcpy(h.data(), src.data(), kBlockBytes);
       clobber_memory();
-      memcpy_best = std::max(memcpy_best, blocks_per_round * kBlockBytes / (now_seconds() - t0));
+      memcpy_best = std::max(memcpy_best, static_cast<double>(blocks_per_round * kBlockBytes) / (now_seconds() - t0));
     }
     const auto keys = fresh_keys(blocks_per_round);
     BlockKey parent = ns.ns.root();
@@ -100,7 +101,7 @@ int run_host_suite(const SuiteOptions& opt) {
       }
       parent = k;
     }
-    put_best = std::max(put_best, blocks_per_round * kBlockBytes / (now_seconds() - t0));
+    put_best = std::max(put_best, static_cast<double>(blocks_per_round * kBlockBytes) / (now_seconds() - t0));
     clear_host();
   }
 
@@ -117,6 +118,7 @@ int run_host_suite(const SuiteOptions& opt) {
   std::vector<uint8_t> out(kChain * kBlockBytes);
   // The baseline reads the same arena blocks through views pinned once up front.
   std::vector<std::vector<HostBlock>> pinned;
+  pinned.reserve(chains.size());
   for (const auto& chain : chains) pinned.push_back(std::move(client.acquire(chain).value()));
   size_t chain_i = 0;
   bool short_read = false;
@@ -136,7 +138,7 @@ int run_host_suite(const SuiteOptions& opt) {
         }
       },
       rounds, opt.quick ? 0.1 : 0.3);
-  const double chain_bytes = static_cast<double>(kChain * kBlockBytes);
+  const auto chain_bytes = static_cast<double>(kChain * kBlockBytes);
   const double get_copy_bps = copy.subject * chain_bytes;
   const double get_memcpy_bps = copy.baseline * chain_bytes;
 

@@ -120,7 +120,7 @@ int run_demo() {
   }
   fmt::print("{:>4}  {:>6}  {:>6}  {:>12}  {:>6}  {:<32}  {}\n", "turn", "tokens", "blocks", "cached", "new",
              "first key", "first new key");
-  const uint32_t block_bytes = static_cast<uint32_t>(layout.bytes_per_block());
+  const auto block_bytes = static_cast<uint32_t>(layout.bytes_per_block());
   size_t total_blocks = 0;
   size_t total_cached = 0;
   std::vector<BlockKey> last_chain;

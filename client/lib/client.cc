@@ -184,8 +184,8 @@ Status Client::put(const NamespaceHandle& ns, const BlockKey& key, const BlockKe
 // Publish in the index first, then commit in the arena: a process killed between the two leaves
 // a reservation the index references, which maintain() adopts instead of freeing.
 Status Client::commit(PutReservation& r) {
-  const uint32_t loc = static_cast<uint32_t>(r.record_.locator);
-  const Status published = impl_->index.insert(r.record_);
+  const auto loc = static_cast<uint32_t>(r.record_.locator);
+  Status published = impl_->index.insert(r.record_);
   if (published.code() == StatusCode::kAlreadyExists) {  // another process put it first
     (void)impl_->arena->release(loc);
     impl_->put_exists.fetch_add(1, std::memory_order_relaxed);

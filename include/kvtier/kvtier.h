@@ -7,6 +7,9 @@
 #ifndef KVTIER_KVTIER_H_
 #define KVTIER_KVTIER_H_
 
+/* A C header, with C's conventions (typedefs, <stdint.h>, UPPER_CASE codes); the C++ style checks
+ * do not apply. NOLINTBEGIN */
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -104,4 +107,5 @@ kvtier_code kvtier_client_stats(kvtier_client* client, kvtier_stats* out);
 }
 #endif
 
+/* NOLINTEND */
 #endif /* KVTIER_KVTIER_H_ */

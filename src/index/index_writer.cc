@@ -264,8 +264,8 @@ Status IndexWriter::insert(const BlockRecord& rec, const EvictionPolicy& policy,
     }
     if ((img.tiers & bit) != 0) {
       if (locator_of(img, rec.tier) == rec.locator) return {};  // already recorded
-      return Status::already_exists(fmt::format("block {} is already resident in {} elsewhere", rec.key.to_hex(),
-                                                tier_name(rec.tier)));
+      return Status::already_exists(
+          fmt::format("block {} is already resident in {} elsewhere", rec.key.to_hex(), tier_name(rec.tier)));
     }
     const uint8_t before = img.tiers;
     if ((before & bit) == 0) add_tiers(m.after, bit, img.payload_bytes, +1);

@@ -19,7 +19,7 @@ inline constexpr uint32_t kMaxClasses = 16;
 inline constexpr uint16_t kFreeSlab = 0xFFFF;
 // Allocation unit: every block is a whole number of units. Large enough that the state table
 // stays small (a word per unit), small against any real KV block (hundreds of KiB and up).
-inline constexpr uint64_t kUnitBytes = 64 * 1024;
+inline constexpr uint64_t kUnitBytes = uint64_t{64} * 1024;
 
 // Block state word: state (2 bits) | owner process slot (6 bits) | owner generation (24 bits).
 enum class BlockState : uint32_t { kFree = 0, kReserved = 1, kCommitted = 2 };
