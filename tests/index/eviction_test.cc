@@ -32,7 +32,8 @@ class RecordingListener : public EvictionListener {
   void released(const BlockInfo& block, Tier tier) override { released_blocks.emplace_back(block.key, tier); }
 };
 
-void age_a_little() { std::this_thread::sleep_for(std::chrono::milliseconds(3)); }
+// Longer than the coarse monotonic clock's tick (1-10 ms), which the index uses for LRU ages.
+void age_a_little() { std::this_thread::sleep_for(std::chrono::milliseconds(25)); }
 
 TEST(EvictionTest, PrefixAwareShrinksChainsFromTheTail) {
   ScopedSegment seg("prefix");
