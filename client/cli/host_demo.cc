@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <numeric>
 
@@ -44,6 +45,7 @@ int run_host_demo(const NamespaceSpec& spec, std::span<const TokenId> prompt) {
   fmt::print("\nhost tier: one process writes the last turn's {} blocks ({} each) into shared memory,\n", keys.size(),
              config::format_byte_size(block));
   fmt::print("another reads them in place\n");
+  std::fflush(stdout);  // or the child inherits unwritten output
   const pid_t writer = ::fork();
   if (writer == 0) {
     auto c = Client::open(options);
