@@ -11,6 +11,10 @@
 
 namespace kvtier {
 
+// Layouts inside segments put each part on its own page.
+inline constexpr uint64_t kPageBytes = 4096;
+constexpr uint64_t round_up(uint64_t value, uint64_t align) { return (value + align - 1) / align * align; }
+
 class SharedSegment {
  public:
   // Creates it with every page reserved up front (a full /dev/shm is resource_exhausted here,

@@ -18,9 +18,6 @@ namespace kvtier::index {
 
 namespace {
 
-constexpr uint64_t kPage = 4096;
-constexpr uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
-
 struct Geometry {
   uint64_t slots, process_table_offset, journal_offset, ring_offset, tags_offset, table_offset, total_bytes;
 };
@@ -29,12 +26,12 @@ struct Geometry {
 Geometry plan(uint64_t capacity, uint64_t ring_records) {
   Geometry g{};
   g.slots = capacity + capacity / 4 + 1;
-  g.process_table_offset = round_up(sizeof(SegmentHeader), kPage);
-  g.journal_offset = round_up(g.process_table_offset + kMaxProcesses * sizeof(ProcessSlot), kPage);
-  g.ring_offset = round_up(g.journal_offset + sizeof(Journal), kPage);
-  g.tags_offset = round_up(g.ring_offset + ring_records * sizeof(ChangeRecord), kPage);
-  g.table_offset = round_up(g.tags_offset + g.slots, kPage);
-  g.total_bytes = round_up(g.table_offset + g.slots * sizeof(IndexEntry), kPage);
+  g.process_table_offset = round_up(sizeof(SegmentHeader), kPageBytes);
+  g.journal_offset = round_up(g.process_table_offset + kMaxProcesses * sizeof(ProcessSlot), kPageBytes);
+  g.ring_offset = round_up(g.journal_offset + sizeof(Journal), kPageBytes);
+  g.tags_offset = round_up(g.ring_offset + ring_records * sizeof(ChangeRecord), kPageBytes);
+  g.table_offset = round_up(g.tags_offset + g.slots, kPageBytes);
+  g.total_bytes = round_up(g.table_offset + g.slots * sizeof(IndexEntry), kPageBytes);
   return g;
 }
 

@@ -11,14 +11,7 @@
 
 namespace kvtier::host {
 
-struct HostArena::Mapping {
-  std::unique_ptr<SharedSegment> segment;
-};
-
 namespace {
-
-constexpr uint64_t kPage = 4096;
-constexpr uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 struct Geometry {
   uint64_t slabs, units_per_slab, slab_table_offset, state_offset, checksum_offset, data_offset, total_bytes;
@@ -28,10 +21,10 @@ Geometry plan(uint64_t data_bytes, uint64_t slab_bytes) {
   Geometry g{};
   g.slabs = data_bytes / slab_bytes;
   g.units_per_slab = slab_bytes / kUnitBytes;
-  g.slab_table_offset = round_up(sizeof(ArenaHeader), kPage);
-  g.state_offset = round_up(g.slab_table_offset + g.slabs * sizeof(SlabInfo), kPage);
+  g.slab_table_offset = round_up(sizeof(ArenaHeader), kPageBytes);
+  g.state_offset = round_up(g.slab_table_offset + g.slabs * sizeof(SlabInfo), kPageBytes);
   // Block data starts on a 2 MiB boundary, so huge pages can back it where the system has them.
-  g.checksum_offset = round_up(g.state_offset + g.slabs * g.units_per_slab * sizeof(uint32_t), kPage);
+  g.checksum_offset = round_up(g.state_offset + g.slabs * g.units_per_slab * sizeof(uint32_t), kPageBytes);
   g.data_offset = round_up(g.checksum_offset + g.slabs * g.units_per_slab * sizeof(uint64_t), 2ULL << 20);
   g.total_bytes = g.data_offset + g.slabs * slab_bytes;
   return g;
@@ -77,9 +70,8 @@ Result<std::unique_ptr<HostArena>> HostArena::create(const ArenaOptions& o) {
   if (!segment.ok()) return segment.status();
   std::unique_ptr<HostArena> a(new HostArena());
   a->name_ = o.segment_name;
-  a->mapping_ = std::make_unique<Mapping>();
-  a->mapping_->segment = std::move(segment).value();
-  auto* base = static_cast<uint8_t*>(a->mapping_->segment->address());
+  a->segment_ = std::move(segment).value();
+  auto* base = static_cast<uint8_t*>(a->segment_->address());
   auto* h = new (base) ArenaHeader();
   h->magic = kArenaMagic;
   h->format_version = kArenaFormatVersion;
@@ -129,8 +121,7 @@ Result<std::unique_ptr<HostArena>> HostArena::attach(std::string_view name) {
   }
   std::unique_ptr<HostArena> a(new HostArena());
   a->name_ = std::string(name);
-  a->mapping_ = std::make_unique<Mapping>();
-  a->mapping_->segment = std::move(segment).value();
+  a->segment_ = std::move(segment).value();
   a->header_ = reinterpret_cast<ArenaHeader*>(base);
   a->slabs_ = reinterpret_cast<SlabInfo*>(base + h->slab_table_offset);
   a->states_ = reinterpret_cast<std::atomic<uint32_t>*>(base + h->state_offset);

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/shared_segment.h"
 #include "kvtier/result.h"
 #include "tiers/host/arena_layout.h"
 
@@ -80,8 +81,7 @@ class HostArena {
   void free_block_locked(uint32_t locator, BlockState was);
 
   std::string name_;
-  struct Mapping;
-  std::unique_ptr<Mapping> mapping_;
+  std::unique_ptr<SharedSegment> segment_;
   ArenaHeader* header_ = nullptr;
   SlabInfo* slabs_ = nullptr;
   std::atomic<uint32_t>* states_ = nullptr;
