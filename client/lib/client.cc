@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <optional>
 #include <unordered_set>
 
 #include "common/shared_segment.h"
@@ -52,6 +53,7 @@ struct Client::Impl {
   BlockIndex index;
   std::unique_ptr<host::HostArena> arena;
   std::unique_ptr<ArenaReleaser> releaser;
+  std::shared_ptr<const EvictionPolicy> room_policy = make_prefix_aware_policy();  // for a full arena
   std::atomic<uint64_t> puts{0}, put_exists{0}, gets{0}, evictions_for_room{0}, sealed{0}, corrupt_dropped{0};
 
   Impl(ClientOptions o, BlockIndex ix, std::unique_ptr<host::HostArena> a)
@@ -155,7 +157,7 @@ Result<PutReservation> Client::reserve(const NamespaceHandle& ns, const BlockKey
   auto loc = impl_->arena->reserve(ns.size_class, *owner);
   if (!loc.ok() && loc.status().code() == StatusCode::kResourceExhausted) {
     // Full: evict by the index's policy (prefix-aware by default) and try once more.
-    auto freed = impl_->index.evict(Tier::kHost, 4 * bytes, *make_prefix_aware_policy(), impl_->releaser.get());
+    auto freed = impl_->index.evict(Tier::kHost, 4 * bytes, *impl_->room_policy, impl_->releaser.get());
     if (freed.ok() && freed->bytes_freed > 0) impl_->evictions_for_room.fetch_add(1, std::memory_order_relaxed);
     loc = impl_->arena->reserve(ns.size_class, *owner);
   }
@@ -225,12 +227,19 @@ Result<EvictionReport> Client::evict(Tier tier, uint64_t bytes, const EvictionPo
 
 Status Client::maintain() {
   KVTIER_RETURN_IF_ERROR(impl_->index.maintain());
-  std::unordered_set<uint32_t> referenced;
-  impl_->index.for_each_block([&](const BlockInfo& b) {
-    if (b.in(Tier::kHost)) referenced.insert(b.host_loc);
-  });
+  // Which host blocks the index references matters only for a dead process's reservations, which
+  // are rare: scan the index for it on the first such question, not on every maintain().
+  std::optional<std::unordered_set<uint32_t>> referenced;
   impl_->arena->reclaim([&](uint32_t owner) { return impl_->index.owner_alive(owner); },
-                        [&](uint32_t loc) { return referenced.contains(loc); });
+                        [&](uint32_t loc) {
+                          if (!referenced) {
+                            referenced.emplace();
+                            impl_->index.for_each_block([&](const BlockInfo& b) {
+                              if (b.in(Tier::kHost)) referenced->insert(b.host_loc);
+                            });
+                          }
+                          return referenced->contains(loc);
+                        });
   return {};
 }
 

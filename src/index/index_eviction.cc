@@ -12,7 +12,9 @@ namespace {
 
 constexpr uint64_t kSample = 16;  // candidates compared per victim
 
-struct Victim {
+}  // namespace
+
+struct IndexWriter::Victim {
   uint64_t slot = kNoSlot;
   EntryImage img;
   uint64_t ctl = 0;
@@ -20,42 +22,54 @@ struct Victim {
   uint64_t rank = 0;
 };
 
-}  // namespace
+// One sweep of the clock hand: among up to kSample unpinned blocks resident in any of `tiers`
+// that the policy allows for `action_of(block)`, the highest ranked. Stops after the table's
+// worth of slots counted in `scanned`; an empty Victim when none qualified.
+template <typename ActionOf>
+IndexWriter::Victim IndexWriter::sample_victim(uint8_t tiers, const EvictionPolicy& policy, ActionOf action_of,
+                                               uint64_t& scanned, uint64_t& skipped_pinned) {
+  SegmentHeader& h = seg_.header();
+  const uint32_t now = seg_.now_ticks();
+  Victim best;
+  uint64_t hand = h.clock_hand.load(std::memory_order_relaxed) % seg_.slots();
+  for (uint64_t sampled = 0; sampled < kSample && scanned < seg_.slots(); hand = seg_.next(hand), ++scanned) {
+    const EntryImage img = image(hand);
+    if ((img.tiers & tiers) == 0) continue;
+    const uint64_t ctl = seg_.entry(hand).ctl.load(std::memory_order_acquire);
+    if (effective_pins(ctl) != 0) {
+      ++skipped_pinned;
+      continue;
+    }
+    const EvictionAction action = action_of(img);
+    const EvictionCandidate c{now - img.last_access, img.child_count, img.freq, img.payload_bytes};
+    if (!policy.may_evict(c, action)) continue;
+    ++sampled;
+    const uint64_t rank = policy.rank(c);
+    if (best.slot == kNoSlot || rank > best.rank) best = Victim{hand, img, ctl, action, rank};
+  }
+  h.clock_hand.store(hand, std::memory_order_relaxed);
+  return best;
+}
 
 Result<EvictionReport> IndexWriter::evict(Tier tier, uint64_t bytes, const EvictionPolicy& policy,
                                           EvictionListener* listener) {
-  SegmentHeader& h = seg_.header();
   const uint8_t bit = tier_bit(tier);
   const uint8_t ssd = tier_bit(Tier::kSsd);
-  const bool ssd_enabled = h.tier_capacity[tier_index(Tier::kSsd)].load(std::memory_order_relaxed) > 0;
+  const bool ssd_enabled = seg_.header().tier_capacity[tier_index(Tier::kSsd)].load(std::memory_order_relaxed) > 0;
   const uint32_t now = seg_.now_ticks();
+  // What evicting a block from this tier means: it stays cached (another tier holds it, or it can
+  // be demoted to SSD), or it leaves the cache.
+  const auto action_of = [&](const EntryImage& img) {
+    const bool elsewhere = (img.tiers & ~bit) != 0;
+    const bool demotable = tier == Tier::kHost && ssd_enabled && listener != nullptr && (img.tiers & ssd) == 0;
+    return elsewhere || demotable ? EvictionAction::kDemote : EvictionAction::kDrop;
+  };
   EvictionReport report;
   uint64_t scanned_since_victim = 0;
 
   while (report.bytes_freed < bytes && scanned_since_victim < seg_.slots()) {
-    Victim best;
-    uint64_t hand = h.clock_hand.load(std::memory_order_relaxed) % seg_.slots();
-    for (uint64_t sampled = 0; sampled < kSample && scanned_since_victim < seg_.slots();
-         hand = seg_.next(hand), ++scanned_since_victim) {
-      const EntryImage img = image(hand);
-      if ((img.tiers & bit) == 0) continue;
-      const uint64_t ctl = seg_.entry(hand).ctl.load(std::memory_order_acquire);
-      if (effective_pins(ctl) != 0) {
-        ++report.candidates_skipped_pinned;
-        continue;
-      }
-      const bool elsewhere = (img.tiers & ~bit) != 0;
-      const bool demotable = tier == Tier::kHost && ssd_enabled && listener != nullptr && (img.tiers & ssd) == 0;
-      const EvictionAction action = elsewhere || demotable ? EvictionAction::kDemote : EvictionAction::kDrop;
-      const EvictionCandidate c{now - img.last_access, img.child_count, img.freq, img.payload_bytes};
-      if (!policy.may_evict(c, action)) continue;
-      ++sampled;
-      const uint64_t rank = policy.rank(c);
-      if (best.slot == kNoSlot || rank > best.rank) best = Victim{hand, img, ctl, action, rank};
-    }
-    h.clock_hand.store(hand, std::memory_order_relaxed);
-    if (best.slot == kNoSlot) continue;
-
+    const Victim best = sample_victim(bit, policy, action_of, scanned_since_victim, report.candidates_skipped_pinned);
+    if (best.slot == kNoSlot) continue;  // nothing qualified in this sweep
     BlockInfo info = to_block_info(best.img, best.ctl);
     const bool elsewhere = (best.img.tiers & ~bit) != 0;
     if (best.action == EvictionAction::kDemote && !elsewhere) {
@@ -122,23 +136,10 @@ Result<EvictionReport> IndexWriter::evict(Tier tier, uint64_t bytes, const Evict
 
 // The table is full: drop one block from every tier, chosen by the policy among droppable ones.
 Status IndexWriter::evict_one_for_room(const EvictionPolicy& policy, EvictionListener* listener) {
-  SegmentHeader& h = seg_.header();
-  const uint32_t now = seg_.now_ticks();
+  const auto drop = [](const EntryImage&) { return EvictionAction::kDrop; };
+  uint64_t skipped_pinned = 0;
   for (uint64_t scanned = 0; scanned < seg_.slots();) {
-    Victim best;
-    uint64_t hand = h.clock_hand.load(std::memory_order_relaxed) % seg_.slots();
-    for (uint64_t sampled = 0; sampled < kSample && scanned < seg_.slots(); hand = seg_.next(hand), ++scanned) {
-      const EntryImage img = image(hand);
-      if (img.tiers == 0) continue;
-      const uint64_t ctl = seg_.entry(hand).ctl.load(std::memory_order_acquire);
-      if (effective_pins(ctl) != 0) continue;
-      const EvictionCandidate c{now - img.last_access, img.child_count, img.freq, img.payload_bytes};
-      if (!policy.may_evict(c, EvictionAction::kDrop)) continue;
-      ++sampled;
-      const uint64_t rank = policy.rank(c);
-      if (best.slot == kNoSlot || rank > best.rank) best = Victim{hand, img, ctl, EvictionAction::kDrop, rank};
-    }
-    h.clock_hand.store(hand, std::memory_order_relaxed);
+    const Victim best = sample_victim(0x7, policy, drop, scanned, skipped_pinned);
     if (best.slot == kNoSlot) continue;
     if (!remove_slot(best.slot, best.img, /*count_eviction=*/true).ok()) continue;  // pinned meanwhile
     if (listener != nullptr) {

@@ -62,6 +62,10 @@ class IndexWriter {
     }
   };
   enum class Applied { kDone, kVoidedByPin };
+  struct Victim;
+  template <typename ActionOf>
+  Victim sample_victim(uint8_t tiers, const EvictionPolicy& policy, ActionOf action_of, uint64_t& scanned,
+                       uint64_t& skipped_pinned);
 
   uint64_t find_slot(uint64_t key_hi, uint64_t key_lo) const;
   uint64_t find_slot_by_lo(uint64_t key_lo) const;
