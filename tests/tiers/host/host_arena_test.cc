@@ -87,6 +87,14 @@ TEST(HostArenaTest, AForeignOrNewerSegmentIsAVersionMismatch) {
   (void)a.arena->advise_huge_pages();  // best effort: must not fail or crash either way
 }
 
+TEST(HostArenaTest, AnArenaLargerThanSharedMemoryIsRefusedCleanly) {
+  const std::string name = "kvtier-test-arena-huge-" + std::to_string(::getpid());
+  auto r = HostArena::create({name, 1ULL << 40, 32 << 20});  // 1 TiB: more than /dev/shm holds here
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted) << r.status();
+  EXPECT_EQ(HostArena::attach(name).status().code(), StatusCode::kNotFound);  // nothing left behind
+}
+
 TEST(HostArenaTest, FullIsResourceExhaustedAndReleaseMakesRoom) {
   ScopedArena a(16 << 20);  // 4 slabs of 4 MiB
   const uint8_t cls = a.arena->size_class(1 << 20).value();
