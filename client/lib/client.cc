@@ -5,32 +5,19 @@
 
 #include <atomic>
 #include <cstring>
-#include <optional>
-#include <unordered_set>
+#include <mutex>
 
 #include "common/shared_segment.h"
 #include "index/crash_points.h"
+#include "load/load_queue.h"
 #include "tiers/host/host_arena.h"
+#include "tiers/host/index_binding.h"
 
 namespace kvtier {
 namespace {
 
 std::string index_segment(const ClientOptions& o) { return fmt::format("{}-{}-index", o.shm_prefix, o.node_name); }
 std::string host_segment(const ClientOptions& o) { return fmt::format("{}-{}-host", o.shm_prefix, o.node_name); }
-
-// Eviction frees the arena space of blocks that leave host memory. There is no SSD tier yet, so
-// host blocks are dropped rather than demoted.
-class ArenaReleaser final : public EvictionListener {
- public:
-  explicit ArenaReleaser(host::HostArena& arena) : arena_(arena) {}
-  Result<uint64_t> demote_to_ssd(const BlockInfo&) override { return Status::unavailable("this node has no SSD tier"); }
-  void released(const BlockInfo& block, Tier tier) override {
-    if (tier == Tier::kHost) (void)arena_.release(block.host_loc);
-  }
-
- private:
-  host::HostArena& arena_;
-};
 
 // XXH3-64 of a block, never 0: the arena uses 0 for "no checksum recorded".
 uint64_t block_checksum(const uint8_t* data, size_t size) {
@@ -52,15 +39,30 @@ struct Client::Impl {
   ClientOptions options;
   BlockIndex index;
   std::unique_ptr<host::HostArena> arena;
-  std::unique_ptr<ArenaReleaser> releaser;
+  std::unique_ptr<host::ArenaReleaser> releaser;
   std::shared_ptr<const EvictionPolicy> room_policy = make_prefix_aware_policy();  // for a full arena
-  std::atomic<uint64_t> puts{0}, put_exists{0}, gets{0}, evictions_for_room{0}, sealed{0}, corrupt_dropped{0};
+  std::atomic<uint64_t> puts{0}, put_exists{0}, gets{0}, evictions_for_room{0}, sealed{0}, corrupt_dropped{0},
+      loads_requested{0};
+  std::mutex loads_mu;
+  std::unique_ptr<LoadQueue> loads;  // attached on first use: the daemon creates it
+
+  // The node's load queue, if a daemon serves it.
+  Result<LoadQueue*> load_queue() {
+    std::lock_guard lock(loads_mu);
+    if (!loads) {
+      auto q = LoadQueue::attach(fmt::format("{}-{}-loads", options.shm_prefix, options.node_name));
+      if (!q.ok()) return Status::unavailable("no kvtierd serves this node's SSD tier (no load queue)");
+      loads = std::move(q).value();
+    }
+    if (!loads->served()) return Status::unavailable("no kvtierd serves this node's SSD tier now");
+    return loads.get();
+  }
 
   Impl(ClientOptions o, BlockIndex ix, std::unique_ptr<host::HostArena> a)
       : options(std::move(o)),
         index(std::move(ix)),
         arena(std::move(a)),
-        releaser(std::make_unique<ArenaReleaser>(*arena)) {}
+        releaser(std::make_unique<host::ArenaReleaser>(*arena)) {}
 };
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -89,6 +91,7 @@ Result<std::unique_ptr<Client>> Client::open(const ClientOptions& o) {
 Status Client::destroy_node(const ClientOptions& o) {
   const Status a = BlockIndex::destroy(index_segment(o));
   const Status b = host::HostArena::destroy(host_segment(o));
+  (void)LoadQueue::destroy(fmt::format("{}-{}-loads", o.shm_prefix, o.node_name));  // only a daemon makes one
   return a.ok() ? b : a;
 }
 
@@ -97,8 +100,7 @@ Result<NamespaceHandle> Client::register_namespace(const NamespaceSpec& spec) {
   if (!ns.ok()) return ns.status();
   auto cls = impl_->arena->size_class(ns->bytes_per_block());
   if (!cls.ok()) return cls.status().with_context(fmt::format("namespace '{}'", spec.model_id));
-  // Ids only label blocks for statistics and namespace-wide admin; keys never depend on them.
-  const auto id = static_cast<uint16_t>((ns->root().lo & 0xFFFF) | 1);
+  const uint16_t id = ns->index_id();
   return NamespaceHandle{std::move(ns).value(), id, *cls};
 }
 
@@ -134,6 +136,68 @@ Result<std::vector<HostBlock>> Client::acquire(std::span<const BlockKey> keys) {
   }
   impl_->gets.fetch_add(blocks.size(), std::memory_order_relaxed);
   return blocks;  // leases past the host prefix are released here
+}
+
+Result<BlockLoad> Client::load(std::span<const BlockKey> keys) {
+  BlockLoad load;
+  load.client_ = this;
+  // The cached prefix: every block resident somewhere. Those in SSD only are to be loaded.
+  for (const BlockKey& key : keys) {
+    auto info = impl_->index.lookup(key);
+    if (!info || info->tiers == 0) break;
+    if (!info->in(Tier::kHost) && info->in(Tier::kSsd)) load.keys_.push_back(key);
+  }
+  if (load.keys_.empty()) return load;
+  auto queue = impl_->load_queue();
+  if (!queue.ok()) return queue.status();
+  KVTIER_RETURN_IF_ERROR((*queue)->push(load.keys_));
+  impl_->loads_requested.fetch_add(load.keys_.size(), std::memory_order_relaxed);
+  return load;
+}
+
+Result<Acquisition> Client::acquire_or_load(std::span<const BlockKey> keys) {
+  Acquisition a;
+  auto host = acquire(keys);
+  if (!host.ok()) return host.status();
+  a.host = std::move(host).value();
+  if (a.host.size() < keys.size()) {
+    auto load = this->load(keys.subspan(a.host.size()));
+    if (load.ok()) {
+      a.load = std::move(load).value();
+    } else if (load.status().code() != StatusCode::kUnavailable) {
+      return load.status();
+    }
+  }
+  return a;
+}
+
+bool BlockLoad::done() const {
+  if (client_ == nullptr) return true;
+  for (const BlockKey& key : keys_) {
+    auto info = client_->impl_->index.lookup(key);
+    if (info && !info->in(Tier::kHost) && info->in(Tier::kSsd)) return false;
+  }
+  return true;
+}
+
+size_t BlockLoad::wait(std::chrono::milliseconds timeout) {
+  if (client_ != nullptr && !keys_.empty()) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto queue = client_->impl_->load_queue();
+    while (!done() && queue.ok()) {
+      const uint32_t seen = (*queue)->completions();
+      if (done()) break;
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      (*queue)->wait_for_completion(seen, std::min(left, std::chrono::milliseconds(50)));
+    }
+  }
+  size_t in_host = 0;
+  for (const BlockKey& key : keys_) {
+    auto info = client_ ? client_->impl_->index.lookup(key) : std::nullopt;
+    if (info && info->in(Tier::kHost)) ++in_host;
+  }
+  return in_host;
 }
 
 Result<size_t> Client::get_copy(const NamespaceHandle& ns, std::span<const BlockKey> keys, std::span<uint8_t> out) {
@@ -225,23 +289,7 @@ Result<EvictionReport> Client::evict(Tier tier, uint64_t bytes, const EvictionPo
   return impl_->index.evict(tier, bytes, policy, impl_->releaser.get());
 }
 
-Status Client::maintain() {
-  KVTIER_RETURN_IF_ERROR(impl_->index.maintain());
-  // Which host blocks the index references matters only for a dead process's reservations, which
-  // are rare: scan the index for it on the first such question, not on every maintain().
-  std::optional<std::unordered_set<uint32_t>> referenced;
-  impl_->arena->reclaim([&](uint32_t owner) { return impl_->index.owner_alive(owner); },
-                        [&](uint32_t loc) {
-                          if (!referenced) {
-                            referenced.emplace();
-                            impl_->index.for_each_block([&](const BlockInfo& b) {
-                              if (b.in(Tier::kHost)) referenced->insert(b.host_loc);
-                            });
-                          }
-                          return referenced->contains(loc);
-                        });
-  return {};
-}
+Status Client::maintain() { return host::maintain_index_and_arena(impl_->index, *impl_->arena); }
 
 ClientStats Client::stats() const {
   ClientStats s;
@@ -255,6 +303,7 @@ ClientStats Client::stats() const {
   s.evictions_for_room = impl_->evictions_for_room.load(std::memory_order_relaxed);
   s.sealed = impl_->sealed.load(std::memory_order_relaxed);
   s.corrupt_dropped = impl_->corrupt_dropped.load(std::memory_order_relaxed);
+  s.loads_requested = impl_->loads_requested.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -129,6 +129,9 @@ class EvictionListener {
   virtual Result<uint64_t> demote_to_ssd(const BlockInfo& block) = 0;
   // The block no longer occupies `tier`: free its space there.
   virtual void released(const BlockInfo& block, Tier tier) = 0;
+  // False: host blocks without an SSD copy are dropped, never handed to demote_to_ssd. The node
+  // daemon writes SSD copies outside the writer lock first (eviction_candidates), then evicts.
+  virtual bool demotes() const { return true; }
 };
 
 struct EvictionReport {
@@ -159,9 +162,12 @@ class BlockIndex {
   std::optional<BlockInfo> lookup(const BlockKey& key) const;
 
   // --- Pins. ---
+  // Whether a pin counts as a use of the block (recency and frequency, which eviction and SSD
+  // admission read). The daemon's own pins (copying a block to SSD) must not make it look hot.
+  enum class AccessMode : uint8_t { kRecord, kQuiet };
   // Matches the chain and pins its longest resident prefix in one step: every returned lease's
   // block was resident when pinned. Fails only if this process cannot get a process slot.
-  Result<std::vector<BlockLease>> acquire(std::span<const BlockKey> keys);
+  Result<std::vector<BlockLease>> acquire(std::span<const BlockKey> keys, AccessMode mode = AccessMode::kRecord);
 
   // This process's tag in the index's process table (joining it if needed): slot and generation.
   // Host-arena reservations carry it, so they can be reclaimed when the process dies.
@@ -190,6 +196,19 @@ class BlockIndex {
   // Frees at least `bytes` of `tier` (or all it can). Host victims are demoted to SSD when the
   // SSD tier has a capacity set and the listener accepts them; otherwise they are dropped.
   Result<EvictionReport> evict(Tier tier, uint64_t bytes, const EvictionPolicy& policy, EvictionListener* listener);
+  // evict() for exactly these blocks (each if resident in `tier`, unpinned and allowed by the
+  // policy): how the node daemon evicts the blocks it has just copied to SSD, and no others.
+  Result<EvictionReport> evict_keys(Tier tier, std::span<const BlockKey> keys, const EvictionPolicy& policy,
+                                    EvictionListener* listener);
+  // The blocks evict() would take first from `tier` (up to `bytes` of them, unpinned), changing
+  // nothing but the eviction clock. A block used fewer than `min_frequency_to_demote` times and
+  // cached nowhere else is judged as a drop (the SSD admission filter would refuse it), any
+  // other as a demotion. The node daemon writes SSD copies of these outside the writer lock, then
+  // evicts them (evict_keys): demotion I/O never holds the lock.
+  std::vector<BlockInfo> eviction_candidates(Tier tier, uint64_t bytes, const EvictionPolicy& policy,
+                                             uint32_t min_frequency_to_demote = 0);
+  // Bytes above the tier's low watermark (0 when it is not above its high watermark).
+  uint64_t bytes_over_watermark(Tier tier) const;
   // evict() down to the low watermark, if the tier is above its high watermark.
   Result<EvictionReport> evict_to_watermark(Tier tier, const EvictionPolicy& policy, EvictionListener* listener);
   // What insert() uses when the index is full (default: prefix-aware), and who it tells about the

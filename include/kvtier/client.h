@@ -5,6 +5,7 @@
 // them straight into the arena. Thread-safe. docs/client.md has a walkthrough.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -87,11 +88,40 @@ class PutReservation {
   size_t size_ = 0;
 };
 
+// SSD blocks the node daemon is bringing up into host memory (Client::load). Waiting is all there
+// is to do with it; it holds nothing, so dropping it early wastes nothing.
+class BlockLoad {
+ public:
+  BlockLoad() = default;
+  // Blocks asked for (SSD-resident and not in host memory when load() was called).
+  size_t size() const { return keys_.size(); }
+  const std::vector<BlockKey>& keys() const { return keys_; }
+  // Waits until every block asked for is in host memory or can no longer be loaded (it left the
+  // SSD tier, or was unreadable there), or the timeout passes. Returns how many are in host
+  // memory; deadline_exceeded-free: a timeout simply returns the count so far.
+  size_t wait(std::chrono::milliseconds timeout);
+  // No block is still on its way.
+  bool done() const;
+
+ private:
+  friend class Client;
+  Client* client_ = nullptr;
+  std::vector<BlockKey> keys_;
+};
+
+// acquire_or_load(): host views of the host-resident prefix, and the load of the SSD-resident
+// blocks that continue it.
+struct Acquisition {
+  std::vector<HostBlock> host;
+  BlockLoad load;  // empty when the prefix does not continue on SSD (or no daemon serves loads)
+};
+
 struct ClientStats {
   IndexStats index;
   uint64_t host_bytes = 0, host_used_bytes = 0;
   uint64_t puts = 0, put_exists = 0, gets = 0, evictions_for_room = 0;
   uint64_t sealed = 0, corrupt_dropped = 0;
+  uint64_t loads_requested = 0;  // blocks asked of the node daemon
 };
 
 class Client {
@@ -108,6 +138,13 @@ class Client {
   PrefixMatch match(std::span<const BlockKey> keys) const;
   // Pins the longest prefix resident in host memory and returns in-place views of it.
   Result<std::vector<HostBlock>> acquire(std::span<const BlockKey> keys);
+  // Asks the node daemon to bring the SSD-resident blocks of the chain's cached prefix into host
+  // memory (asynchronously, batched with other processes' requests). unavailable when no daemon
+  // serves this node's SSD tier.
+  Result<BlockLoad> load(std::span<const BlockKey> keys);
+  // acquire(), and when the cached prefix continues on SSD past the host prefix, load() of it:
+  // the engine uses the host blocks now and acquires the rest once the load completes.
+  Result<Acquisition> acquire_or_load(std::span<const BlockKey> keys);
   // Copies the host-resident prefix into `out`, blocks back to back, as many whole blocks as fit;
   // returns how many were copied.
   Result<size_t> get_copy(const NamespaceHandle& ns, std::span<const BlockKey> keys, std::span<uint8_t> out);
@@ -134,6 +171,7 @@ class Client {
 
  private:
   friend class PutReservation;
+  friend class BlockLoad;
   struct Impl;
   explicit Client(std::unique_ptr<Impl> impl);
   Status commit(PutReservation& r);

@@ -78,6 +78,9 @@ class Namespace {
 
   // The chain root: XXH3-128 of the namespace's canonical encoding (docs/keys.md).
   const BlockKey& root() const { return root_; }
+  // The 16-bit label the node's index records with each block (statistics, per-namespace
+  // settings such as SSD compression). Derived from the root; keys never depend on it.
+  uint16_t index_id() const { return static_cast<uint16_t>((root_.lo & 0xFFFF) | 1); }
 
  private:
   Namespace(NamespaceSpec spec, BlockKey root) : spec_(std::move(spec)), root_(root) {}

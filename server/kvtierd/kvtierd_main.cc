@@ -1,13 +1,19 @@
 // kvtierd: the kvtier node daemon.
 //
-// This build loads and validates the node configuration. The index, tiers and gRPC services are
-// brought up here as they land (docs/architecture.md lists what each issue adds).
+// Loads and validates the node configuration, creates or attaches the node's shared-memory index
+// and host arena (attaching is a warm restart), opens and recovers the SSD tier, and keeps the
+// tiers in step (demotion, promotion, upkeep) until SIGTERM or SIGINT, when it writes the SSD
+// region being filled and exits. The gRPC services come with docs/architecture.md's next steps.
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
 #include <CLI/CLI.hpp>
+#include <csignal>
 
 #include "config/byte_size.h"
 #include "config/node_config.h"
 #include "kvtier/prefix_chain.h"
+#include "server/kvtierd/node_options.h"
 
 namespace {
 
@@ -31,6 +37,60 @@ void print_summary(const kvtier::config::NodeConfig& cfg) {
   }
 }
 
+void print_stats(const kvtier::node::NodeTiersStats& s) {
+  using kvtier::Tier;
+  using kvtier::tier_index;
+  fmt::print(
+      "kvtierd: blocks host={} ssd={} · host {}/{} MiB · demoted={} promoted={} (requests {}) · ssd regions "
+      "written={} reclaimed={} · ssd corrupt={} read_errors={} write_errors={}{}\n",
+      s.index.tier_entries[tier_index(Tier::kHost)], s.index.tier_entries[tier_index(Tier::kSsd)],
+      s.host_used_bytes >> 20, s.host_bytes >> 20, s.demoted, s.promoted, s.load_requests, s.ssd.regions_written,
+      s.ssd.regions_reclaimed, s.ssd.corrupt_blocks, s.ssd.read_errors, s.ssd.write_errors,
+      s.ssd.full ? " · SSD FULL" : "");
+  std::fflush(stdout);
+}
+
+// Runs the node until SIGTERM/SIGINT. Returns the exit code.
+int serve(const kvtier::config::NodeConfig& cfg, bool ssd_start_empty, unsigned stats_interval_s) {
+  auto options = kvtier::daemon::node_tiers_options(cfg);
+  if (!options.ok()) {
+    fmt::print(stderr, "kvtierd: {}\n", options.status().to_string());
+    return 2;
+  }
+  if (ssd_start_empty) options->ssd.start_empty_if_unreadable = true;
+  // Block the stop signals before any thread starts, so every thread inherits the mask and the
+  // main thread alone receives them in sigtimedwait.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  auto tiers = kvtier::node::NodeTiers::open(*options);
+  if (!tiers.ok()) {
+    fmt::print(stderr, "kvtierd: cannot start: {}\n", tiers.status().to_string());
+    return 1;
+  }
+  const auto st = (*tiers)->stats();
+  fmt::print("kvtierd: serving node {} (pid {}); recovered {} SSD blocks, {} restored to the index, {} forgotten\n",
+             options->node_name, ::getpid(), st.ssd.recovered_blocks, st.reconcile_restored, st.reconcile_forgotten);
+  std::fflush(stdout);
+  int signal = 0;
+  while (signal == 0) {
+    timespec wait{static_cast<time_t>(stats_interval_s > 0 ? stats_interval_s : 3600), 0};
+    signal = sigtimedwait(&stop, nullptr, &wait);
+    if (signal < 0) {
+      signal = 0;
+      if (stats_interval_s > 0) print_stats((*tiers)->stats());
+    }
+  }
+  fmt::print("kvtierd: {} received; writing the SSD region being filled\n", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  if (auto s = (*tiers)->flush(); !s.ok()) fmt::print(stderr, "kvtierd: flush: {}\n", s.to_string());
+  print_stats((*tiers)->stats());
+  tiers->reset();
+  fmt::print("kvtierd: stopped\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -44,6 +104,11 @@ int main(int argc, char** argv) {
   app.add_flag("--check", check, "Validate the configuration, print a summary and exit");
   app.add_flag("--print-config", print_config, "Print the effective configuration as YAML and exit");
   app.add_flag("--print-default-config", print_default, "Print the embedded default configuration and exit");
+  bool ssd_start_empty = false;
+  unsigned stats_interval = 0;
+  app.add_flag("--ssd-start-empty", ssd_start_empty,
+               "If the SSD tier's catalogue cannot be opened, discard it and start the tier empty");
+  app.add_option("--stats-interval", stats_interval, "Print a statistics line every N seconds (0: only at exit)");
   CLI11_PARSE(app, argc, argv);
 
   if (print_default) {
@@ -65,8 +130,5 @@ int main(int argc, char** argv) {
     fmt::print("configuration ok\n");
     return 0;
   }
-  fmt::print(stderr,
-             "kvtierd: this build validates configuration only; the index, tiers and gRPC services are not "
-             "built in yet (see docs/architecture.md). Use --check.\n");
-  return 3;
+  return serve(*cfg, ssd_start_empty, stats_interval);
 }

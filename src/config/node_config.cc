@@ -23,10 +23,23 @@ index:
   capacity: 1048576        # block entries
 host:
   bytes: 1GiB              # host-memory tier
+  slab_bytes: 32MiB        # arena slab: at least the largest block
 ssd:
   enabled: true
   dir: kvtier-data/ssd
   bytes: 8GiB
+  files: 1
+  region_bytes: 16MiB      # written and reclaimed whole
+  io_bytes: 1MiB
+  queue_depth: 8
+  reclaim: fifo            # fifo | lru
+  reinsert_hot: true
+  sync_writes: false       # true: survive power loss too (fdatasync per region)
+  direct_io: true
+  admission:
+    min_accesses: 2        # a block must be used twice before it is written to SSD
+    write_budget_per_s: 0  # e.g. 200MiB; 0 = no cap
+  start_empty_if_unreadable: false
 server:
   grpc_address: 127.0.0.1:50551
   metrics_address: 127.0.0.1:9464
@@ -34,6 +47,7 @@ namespaces:
   - model_id: kvtier-demo/llama-3.2-1b
     adapter_id: ""
     cache_salt: ""
+    ssd_codec: none          # none | zstd
     layout:
       dtype: bf16
       block_tokens: 16
@@ -101,7 +115,7 @@ bool get_bool(const YAML::Node& node, std::string_view path) {
 }
 
 NamespaceSpec parse_namespace(const YAML::Node& node, const std::string& path) {
-  require_map(node, path, {"model_id", "adapter_id", "cache_salt", "layout"});
+  require_map(node, path, {"model_id", "adapter_id", "cache_salt", "ssd_codec", "layout"});
   NamespaceSpec spec;
   if (!node["model_id"]) throw ConfigError(fmt::format("'{}.model_id' is required{}", path, where(node)));
   spec.model_id = get_string(node["model_id"], path + ".model_id");
@@ -140,14 +154,35 @@ void apply(const YAML::Node& root, NodeConfig& cfg) {
     if (n["capacity"]) cfg.index_capacity = get_uint(n["capacity"], "index.capacity");
   }
   if (const auto n = root["host"]) {
-    require_map(n, "host", {"bytes"});
+    require_map(n, "host", {"bytes", "slab_bytes"});
     if (n["bytes"]) cfg.host_bytes = get_bytes(n["bytes"], "host.bytes");
+    if (n["slab_bytes"]) cfg.host_slab_bytes = get_bytes(n["slab_bytes"], "host.slab_bytes");
   }
   if (const auto n = root["ssd"]) {
-    require_map(n, "ssd", {"enabled", "dir", "bytes"});
+    require_map(n, "ssd",
+                {"enabled", "dir", "bytes", "files", "region_bytes", "io_bytes", "queue_depth", "reclaim",
+                 "reinsert_hot", "sync_writes", "direct_io", "admission", "start_empty_if_unreadable"});
     if (n["enabled"]) cfg.ssd_enabled = get_bool(n["enabled"], "ssd.enabled");
     if (n["dir"]) cfg.ssd_dir = get_string(n["dir"], "ssd.dir");
     if (n["bytes"]) cfg.ssd_bytes = get_bytes(n["bytes"], "ssd.bytes");
+    if (n["files"]) cfg.ssd_files = get_u32(n["files"], "ssd.files");
+    if (n["region_bytes"]) cfg.ssd_region_bytes = get_bytes(n["region_bytes"], "ssd.region_bytes");
+    if (n["io_bytes"]) cfg.ssd_io_bytes = get_bytes(n["io_bytes"], "ssd.io_bytes");
+    if (n["queue_depth"]) cfg.ssd_queue_depth = get_u32(n["queue_depth"], "ssd.queue_depth");
+    if (n["reclaim"]) cfg.ssd_reclaim = get_string(n["reclaim"], "ssd.reclaim");
+    if (n["reinsert_hot"]) cfg.ssd_reinsert_hot = get_bool(n["reinsert_hot"], "ssd.reinsert_hot");
+    if (n["sync_writes"]) cfg.ssd_sync_writes = get_bool(n["sync_writes"], "ssd.sync_writes");
+    if (n["direct_io"]) cfg.ssd_direct_io = get_bool(n["direct_io"], "ssd.direct_io");
+    if (n["start_empty_if_unreadable"]) {
+      cfg.ssd_start_empty_if_unreadable = get_bool(n["start_empty_if_unreadable"], "ssd.start_empty_if_unreadable");
+    }
+    if (const auto a = n["admission"]) {
+      require_map(a, "ssd.admission", {"min_accesses", "write_budget_per_s"});
+      if (a["min_accesses"]) cfg.ssd_min_accesses = get_u32(a["min_accesses"], "ssd.admission.min_accesses");
+      if (a["write_budget_per_s"]) {
+        cfg.ssd_write_budget_per_s = get_bytes(a["write_budget_per_s"], "ssd.admission.write_budget_per_s");
+      }
+    }
   }
   if (const auto n = root["server"]) {
     require_map(n, "server", {"grpc_address", "metrics_address"});
@@ -157,8 +192,13 @@ void apply(const YAML::Node& root, NodeConfig& cfg) {
   if (const auto n = root["namespaces"]) {
     if (!n.IsSequence()) throw ConfigError(fmt::format("'namespaces' must be a list{}", where(n)));
     cfg.namespaces.clear();  // a file that lists namespaces replaces the default's list
-    for (size_t i = 0; i < n.size(); ++i)
-      cfg.namespaces.push_back(parse_namespace(n[i], fmt::format("namespaces[{}]", i)));
+    cfg.namespace_ssd_codecs.clear();
+    for (size_t i = 0; i < n.size(); ++i) {
+      const std::string path = fmt::format("namespaces[{}]", i);
+      cfg.namespaces.push_back(parse_namespace(n[i], path));
+      cfg.namespace_ssd_codecs.push_back(n[i]["ssd_codec"] ? get_string(n[i]["ssd_codec"], path + ".ssd_codec")
+                                                           : std::string("none"));
+    }
   }
 }
 
@@ -205,10 +245,47 @@ Status NodeConfig::validate() const {
   if (host_bytes < (uint64_t{1} << 20)) {
     return Status::invalid_argument("host.bytes must be at least 1MiB, got " + format_byte_size(host_bytes));
   }
+  if (host_slab_bytes < (uint64_t{64} << 10) || host_slab_bytes > host_bytes) {
+    return Status::invalid_argument(fmt::format("host.slab_bytes must be 64KiB..host.bytes ({}), got {}",
+                                                format_byte_size(host_bytes), format_byte_size(host_slab_bytes)));
+  }
+  for (size_t i = 0; i < namespaces.size(); ++i) {
+    if (namespaces[i].layout.bytes_per_block() > host_slab_bytes) {
+      return Status::invalid_argument(fmt::format("namespaces[{}] has {}-byte blocks, larger than host.slab_bytes {}",
+                                                  i, namespaces[i].layout.bytes_per_block(),
+                                                  format_byte_size(host_slab_bytes)));
+    }
+  }
   if (ssd_enabled) {
     if (ssd_dir.empty()) return Status::invalid_argument("ssd.dir must be set when ssd.enabled is true");
     if (ssd_bytes < (uint64_t{64} << 20)) {
       return Status::invalid_argument("ssd.bytes must be at least 64MiB, got " + format_byte_size(ssd_bytes));
+    }
+    if (ssd_files == 0 || ssd_files > 64) return Status::invalid_argument("ssd.files must be 1..64");
+    if (ssd_region_bytes < (uint64_t{1} << 20) || ssd_region_bytes > (uint64_t{1} << 32) ||
+        ssd_region_bytes % 4096 != 0) {
+      return Status::invalid_argument("ssd.region_bytes must be 1MiB..4GiB in whole 4KiB pages, got " +
+                                      format_byte_size(ssd_region_bytes));
+    }
+    if (ssd_io_bytes < 4096 || ssd_io_bytes % 4096 != 0 || ssd_io_bytes > ssd_region_bytes) {
+      return Status::invalid_argument("ssd.io_bytes must be whole 4KiB pages and at most ssd.region_bytes, got " +
+                                      format_byte_size(ssd_io_bytes));
+    }
+    if (ssd_bytes / ssd_files / ssd_region_bytes < 3) {
+      return Status::invalid_argument(fmt::format("ssd.bytes {} holds too few {} regions per file (at least 3)",
+                                                  format_byte_size(ssd_bytes), format_byte_size(ssd_region_bytes)));
+    }
+    if (ssd_queue_depth == 0 || ssd_queue_depth > 1024) {
+      return Status::invalid_argument(fmt::format("ssd.queue_depth must be 1..1024, got {}", ssd_queue_depth));
+    }
+    if (ssd_reclaim != "fifo" && ssd_reclaim != "lru") {
+      return Status::invalid_argument("ssd.reclaim must be fifo or lru, got '" + ssd_reclaim + "'");
+    }
+  }
+  for (size_t i = 0; i < namespace_ssd_codecs.size(); ++i) {
+    if (namespace_ssd_codecs[i] != "none" && namespace_ssd_codecs[i] != "zstd") {
+      return Status::invalid_argument(fmt::format("namespaces[{}].ssd_codec must be none or zstd, got '{}'", i,
+                                                  namespace_ssd_codecs[i]));
     }
   }
   KVTIER_RETURN_IF_ERROR(validate_address("server.grpc_address", grpc_address));
@@ -267,18 +344,31 @@ std::string to_yaml(const NodeConfig& cfg) {
   out << YAML::Key << "index" << YAML::Value << YAML::BeginMap << YAML::Key << "capacity" << YAML::Value
       << cfg.index_capacity << YAML::EndMap;
   out << YAML::Key << "host" << YAML::Value << YAML::BeginMap << YAML::Key << "bytes" << YAML::Value
-      << format_byte_size(cfg.host_bytes) << YAML::EndMap;
+      << format_byte_size(cfg.host_bytes) << YAML::Key << "slab_bytes" << YAML::Value
+      << format_byte_size(cfg.host_slab_bytes) << YAML::EndMap;
   out << YAML::Key << "ssd" << YAML::Value << YAML::BeginMap << YAML::Key << "enabled" << YAML::Value << cfg.ssd_enabled
       << YAML::Key << "dir" << YAML::Value << cfg.ssd_dir << YAML::Key << "bytes" << YAML::Value
-      << format_byte_size(cfg.ssd_bytes) << YAML::EndMap;
+      << format_byte_size(cfg.ssd_bytes) << YAML::Key << "files" << YAML::Value << cfg.ssd_files << YAML::Key
+      << "region_bytes" << YAML::Value << format_byte_size(cfg.ssd_region_bytes) << YAML::Key << "io_bytes"
+      << YAML::Value << format_byte_size(cfg.ssd_io_bytes) << YAML::Key << "queue_depth" << YAML::Value
+      << cfg.ssd_queue_depth << YAML::Key << "reclaim" << YAML::Value << cfg.ssd_reclaim << YAML::Key
+      << "reinsert_hot" << YAML::Value << cfg.ssd_reinsert_hot << YAML::Key << "sync_writes" << YAML::Value
+      << cfg.ssd_sync_writes << YAML::Key << "direct_io" << YAML::Value << cfg.ssd_direct_io << YAML::Key
+      << "admission" << YAML::Value << YAML::BeginMap << YAML::Key << "min_accesses" << YAML::Value
+      << cfg.ssd_min_accesses << YAML::Key << "write_budget_per_s" << YAML::Value
+      << format_byte_size(cfg.ssd_write_budget_per_s) << YAML::EndMap << YAML::Key << "start_empty_if_unreadable"
+      << YAML::Value << cfg.ssd_start_empty_if_unreadable << YAML::EndMap;
   out << YAML::Key << "server" << YAML::Value << YAML::BeginMap << YAML::Key << "grpc_address" << YAML::Value
       << cfg.grpc_address << YAML::Key << "metrics_address" << YAML::Value << cfg.metrics_address << YAML::EndMap;
   out << YAML::Key << "namespaces" << YAML::Value << YAML::BeginSeq;
-  for (const auto& ns : cfg.namespaces) {
+ for (size_t i = 0; i < cfg.namespaces.size(); ++i) {
+    const auto& ns = cfg.namespaces[i];
     const auto& l = ns.layout;
+    const std::string codec = i < cfg.namespace_ssd_codecs.size() ? cfg.namespace_ssd_codecs[i] : "none";
     out << YAML::BeginMap << YAML::Key << "model_id" << YAML::Value << YAML::DoubleQuoted << ns.model_id << YAML::Key
         << "adapter_id" << YAML::Value << YAML::DoubleQuoted << ns.adapter_id << YAML::Key << "cache_salt"
-        << YAML::Value << YAML::DoubleQuoted << ns.cache_salt << YAML::Key << "layout" << YAML::Value << YAML::BeginMap
+        << YAML::Value << YAML::DoubleQuoted << ns.cache_salt << YAML::Key << "ssd_codec" << YAML::Value << codec
+        << YAML::Key << "layout" << YAML::Value << YAML::BeginMap
         << YAML::Key << "dtype" << YAML::Value << std::string(dtype_name(l.dtype)) << YAML::Key << "block_tokens"
         << YAML::Value << l.block_tokens << YAML::Key << "num_layers" << YAML::Value << l.num_layers << YAML::Key
         << "num_kv_heads" << YAML::Value << l.num_kv_heads << YAML::Key << "head_dim" << YAML::Value << l.head_dim

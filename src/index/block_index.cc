@@ -173,7 +173,7 @@ std::optional<BlockInfo> BlockIndex::lookup(const BlockKey& key) const {
   return std::nullopt;
 }
 
-Result<std::vector<BlockLease>> BlockIndex::acquire(std::span<const BlockKey> keys) {
+Result<std::vector<BlockLease>> BlockIndex::acquire(std::span<const BlockKey> keys, AccessMode mode) {
   auto owner_r = impl_->pin_owner();
   if (!owner_r.ok()) return owner_r.status();
   const std::shared_ptr<BlockLease::Owner>& owner = *owner_r;
@@ -213,10 +213,12 @@ Result<std::vector<BlockLease>> BlockIndex::acquire(std::span<const BlockKey> ke
     ++owner->counts[key];
     // Recency and frequency for eviction: relaxed stores, deliberately outside the seqlock (they
     // are hints; a lost update costs nothing).
-    index::IndexEntry& e = seg.entry(slot);
-    index::store_relaxed(e.last_access, now);
-    const uint8_t f = index::load_relaxed(e.freq);
-    if (f < UINT8_MAX) index::store_relaxed(e.freq, static_cast<uint8_t>(f + 1));
+    if (mode == AccessMode::kRecord) {
+      index::IndexEntry& e = seg.entry(slot);
+      index::store_relaxed(e.last_access, now);
+      const uint8_t f = index::load_relaxed(e.freq);
+      if (f < UINT8_MAX) index::store_relaxed(e.freq, static_cast<uint8_t>(f + 1));
+    }
     leases.push_back(BlockLease(owner, index::to_block_info(img, pinned_ctl)));
   }
   impl_->probes.fetch_add(probes, std::memory_order_relaxed);
@@ -295,15 +297,35 @@ Result<EvictionReport> BlockIndex::evict(Tier tier, uint64_t bytes, const Evicti
   return writer.evict(tier, bytes, policy, listener);
 }
 
-Result<EvictionReport> BlockIndex::evict_to_watermark(Tier tier, const EvictionPolicy& policy,
-                                                      EvictionListener* listener) {
-  if (!above_high_watermark(tier)) return EvictionReport{};
+Result<EvictionReport> BlockIndex::evict_keys(Tier tier, std::span<const BlockKey> keys, const EvictionPolicy& policy,
+                                              EvictionListener* listener) {
+  IndexWriter writer(*impl_->seg);
+  IndexWriter::Lock lock(writer);
+  return writer.evict_keys(tier, keys, policy, listener);
+}
+
+std::vector<BlockInfo> BlockIndex::eviction_candidates(Tier tier, uint64_t bytes, const EvictionPolicy& policy,
+                                                       uint32_t min_frequency_to_demote) {
+  IndexWriter writer(*impl_->seg);
+  IndexWriter::Lock lock(writer);
+  return writer.eviction_candidates(tier, bytes, policy, min_frequency_to_demote);
+}
+
+uint64_t BlockIndex::bytes_over_watermark(Tier tier) const {
+  if (!above_high_watermark(tier)) return 0;
   const index::SegmentHeader& h = impl_->seg->header();
   const size_t i = tier_index(tier);
-  const uint64_t target = h.tier_capacity[i].load(std::memory_order_acquire) / 1000 *
-                          h.tier_low_permille[i].load(std::memory_order_relaxed);
+  const uint64_t cap = h.tier_capacity[i].load(std::memory_order_acquire);
   const uint64_t used = index::load_relaxed(h.counters.tier_bytes[i]);
-  return evict(tier, used > target ? used - target : 0, policy, listener);
+  const uint64_t target = cap / 1000 * h.tier_low_permille[i].load(std::memory_order_relaxed);
+  return used > target ? used - target : 0;
+}
+
+Result<EvictionReport> BlockIndex::evict_to_watermark(Tier tier, const EvictionPolicy& policy,
+                                                      EvictionListener* listener) {
+  const uint64_t over = bytes_over_watermark(tier);
+  if (over == 0) return EvictionReport{};
+  return evict(tier, over, policy, listener);
 }
 
 void BlockIndex::set_default_policy(std::shared_ptr<const EvictionPolicy> policy) {

@@ -3,6 +3,9 @@
 // update on the read path). Pinned blocks are never candidates. Runs under the writer lock.
 #include <fmt/format.h>
 
+#include <unordered_set>
+#include <vector>
+
 #include "index/entry_access.h"
 #include "index/entry_image.h"
 #include "index/index_writer.h"
@@ -25,16 +28,16 @@ struct IndexWriter::Victim {
 // One sweep of the clock hand: among up to kSample unpinned blocks resident in any of `tiers`
 // that the policy allows for `action_of(block)`, the highest ranked. Stops after the table's
 // worth of slots counted in `scanned`; an empty Victim when none qualified.
-template <typename ActionOf>
+template <typename ActionOf, typename Skip>
 IndexWriter::Victim IndexWriter::sample_victim(uint8_t tiers, const EvictionPolicy& policy, ActionOf action_of,
-                                               uint64_t& scanned, uint64_t& skipped_pinned) {
+                                               uint64_t& scanned, uint64_t& skipped_pinned, Skip skip) {
   SegmentHeader& h = seg_.header();
   const uint32_t now = seg_.now_ticks();
   Victim best;
   uint64_t hand = h.clock_hand.load(std::memory_order_relaxed) % seg_.slots();
   for (uint64_t sampled = 0; sampled < kSample && scanned < seg_.slots(); hand = seg_.next(hand), ++scanned) {
     const EntryImage img = image(hand);
-    if ((img.tiers & tiers) == 0) continue;
+    if ((img.tiers & tiers) == 0 || skip(hand)) continue;
     const uint64_t ctl = seg_.entry(hand).ctl.load(std::memory_order_acquire);
     if (effective_pins(ctl) != 0) {
       ++skipped_pinned;
@@ -51,87 +54,159 @@ IndexWriter::Victim IndexWriter::sample_victim(uint8_t tiers, const EvictionPoli
   return best;
 }
 
-Result<EvictionReport> IndexWriter::evict(Tier tier, uint64_t bytes, const EvictionPolicy& policy,
-                                          EvictionListener* listener) {
+// What evicting a block from `tier` means: it stays cached (another tier holds it, or it can be
+// demoted to SSD), or it leaves the cache.
+EvictionAction IndexWriter::action_of(const EntryImage& img, Tier tier, EvictionListener* listener) const {
   const uint8_t bit = tier_bit(tier);
   const uint8_t ssd = tier_bit(Tier::kSsd);
   const bool ssd_enabled = seg_.header().tier_capacity[tier_index(Tier::kSsd)].load(std::memory_order_relaxed) > 0;
-  const uint32_t now = seg_.now_ticks();
-  // What evicting a block from this tier means: it stays cached (another tier holds it, or it can
-  // be demoted to SSD), or it leaves the cache.
-  const auto action_of = [&](const EntryImage& img) {
-    const bool elsewhere = (img.tiers & ~bit) != 0;
-    const bool demotable = tier == Tier::kHost && ssd_enabled && listener != nullptr && (img.tiers & ssd) == 0;
-    return elsewhere || demotable ? EvictionAction::kDemote : EvictionAction::kDrop;
-  };
-  EvictionReport report;
-  uint64_t scanned_since_victim = 0;
+  const bool elsewhere = (img.tiers & ~bit) != 0;
+  const bool demotable =
+      tier == Tier::kHost && ssd_enabled && listener != nullptr && listener->demotes() && (img.tiers & ssd) == 0;
+  return elsewhere || demotable ? EvictionAction::kDemote : EvictionAction::kDrop;
+}
 
-  while (report.bytes_freed < bytes && scanned_since_victim < seg_.slots()) {
-    const Victim best = sample_victim(bit, policy, action_of, scanned_since_victim, report.candidates_skipped_pinned);
-    if (best.slot == kNoSlot) continue;  // nothing qualified in this sweep
-    BlockInfo info = to_block_info(best.img, best.ctl);
-    const bool elsewhere = (best.img.tiers & ~bit) != 0;
-    if (best.action == EvictionAction::kDemote && !elsewhere) {
-      Result<uint64_t> loc = listener->demote_to_ssd(info);
-      if (loc.ok()) {
-        EntryImage moved = best.img;
-        moved.tiers = static_cast<uint8_t>((moved.tiers & ~bit) | ssd);
-        moved.host_loc = 0;
-        moved.ssd_loc = *loc;
-        Mutation m;
-        m.after = counters();
-        add_tiers(m.after, bit, moved.payload_bytes, -1);
-        add_tiers(m.after, ssd, moved.payload_bytes, +1);
-        ++m.after.evictions;
-        ++m.after.demotions;
-        m.add(JournalOp::kWriteIfUnpinned, best.slot, moved);
-        m.record_change(IndexChange::Kind::kMoved, moved, best.img.tiers, moved.tiers);
-        BlockInfo ssd_copy = info;
-        ssd_copy.ssd_loc = *loc;
-        if (commit(m) == Applied::kVoidedByPin) {
-          ++report.candidates_skipped_pinned;
-          listener->released(ssd_copy, Tier::kSsd);  // pinned meanwhile: the SSD copy is not needed
-          continue;
-        }
-        listener->released(info, tier);
-        report.bytes_freed += info.payload_bytes;
-        ++report.blocks_demoted;
-        scanned_since_victim = 0;
-        continue;
-      }
-      // The SSD tier refused (full, failing): drop instead, if the policy allows dropping it.
-      const EvictionCandidate c{now - best.img.last_access, best.img.child_count, best.img.freq,
-                                best.img.payload_bytes};
-      if (!policy.may_evict(c, EvictionAction::kDrop)) continue;
-    }
-    if (elsewhere) {
-      EntryImage kept = best.img;
-      kept.tiers &= static_cast<uint8_t>(~bit);
-      set_locator(kept, tier, 0);
+// Evicts one chosen victim from `tier`; false if it could not go (pinned meanwhile, or the SSD
+// tier refused it and the policy forbids dropping it).
+bool IndexWriter::evict_victim(const Victim& best, Tier tier, const EvictionPolicy& policy, EvictionListener* listener,
+                               EvictionReport& report) {
+  const uint8_t bit = tier_bit(tier);
+  const uint8_t ssd = tier_bit(Tier::kSsd);
+  BlockInfo info = to_block_info(best.img, best.ctl);
+  const bool elsewhere = (best.img.tiers & ~bit) != 0;
+  if (best.action == EvictionAction::kDemote && !elsewhere) {
+    Result<uint64_t> loc = listener->demote_to_ssd(info);
+    if (loc.ok()) {
+      EntryImage moved = best.img;
+      moved.tiers = static_cast<uint8_t>((moved.tiers & ~bit) | ssd);
+      moved.host_loc = 0;
+      moved.ssd_loc = *loc;
       Mutation m;
       m.after = counters();
-      add_tiers(m.after, bit, kept.payload_bytes, -1);
+      add_tiers(m.after, bit, moved.payload_bytes, -1);
+      add_tiers(m.after, ssd, moved.payload_bytes, +1);
       ++m.after.evictions;
-      m.add(JournalOp::kWriteIfUnpinned, best.slot, kept);
-      m.record_change(IndexChange::Kind::kRemoved, kept, best.img.tiers, kept.tiers);
+      ++m.after.demotions;
+      m.add(JournalOp::kWriteIfUnpinned, best.slot, moved);
+      m.record_change(IndexChange::Kind::kMoved, moved, best.img.tiers, moved.tiers);
+      BlockInfo ssd_copy = info;
+      ssd_copy.ssd_loc = *loc;
       if (commit(m) == Applied::kVoidedByPin) {
         ++report.candidates_skipped_pinned;
-        continue;
+        listener->released(ssd_copy, Tier::kSsd);  // pinned meanwhile: the SSD copy is not needed
+        return false;
       }
-      ++report.blocks_demoted;  // still cached in another tier
-    } else {
-      if (!remove_slot(best.slot, best.img, /*count_eviction=*/true).ok()) {
-        ++report.candidates_skipped_pinned;
-        continue;
-      }
-      ++report.blocks_dropped;
+      listener->released(info, tier);
+      report.bytes_freed += info.payload_bytes;
+      ++report.blocks_demoted;
+      return true;
     }
-    if (listener != nullptr) listener->released(info, tier);
-    report.bytes_freed += info.payload_bytes;
-    scanned_since_victim = 0;
+    // The SSD tier refused (full, failing): drop instead, if the policy allows dropping it.
+    const EvictionCandidate c{seg_.now_ticks() - best.img.last_access, best.img.child_count, best.img.freq,
+                              best.img.payload_bytes};
+    if (!policy.may_evict(c, EvictionAction::kDrop)) return false;
+  }
+  if (elsewhere) {
+    EntryImage kept = best.img;
+    kept.tiers &= static_cast<uint8_t>(~bit);
+    set_locator(kept, tier, 0);
+    Mutation m;
+    m.after = counters();
+    add_tiers(m.after, bit, kept.payload_bytes, -1);
+    ++m.after.evictions;
+    m.add(JournalOp::kWriteIfUnpinned, best.slot, kept);
+    // Leaving host memory for a copy on SSD is a move; any other loss of one tier, a removal.
+    const bool to_ssd = tier == Tier::kHost && (kept.tiers & ssd) != 0;
+    m.record_change(to_ssd ? IndexChange::Kind::kMoved : IndexChange::Kind::kRemoved, kept, best.img.tiers,
+                    kept.tiers);
+    if (commit(m) == Applied::kVoidedByPin) {
+      ++report.candidates_skipped_pinned;
+      return false;
+    }
+    ++report.blocks_demoted;  // still cached in another tier
+  } else {
+    if (!remove_slot(best.slot, best.img, /*count_eviction=*/true).ok()) {
+      ++report.candidates_skipped_pinned;
+      return false;
+    }
+    ++report.blocks_dropped;
+  }
+  if (listener != nullptr) listener->released(info, tier);
+  report.bytes_freed += info.payload_bytes;
+  return true;
+}
+
+Result<EvictionReport> IndexWriter::evict(Tier tier, uint64_t bytes, const EvictionPolicy& policy,
+                                          EvictionListener* listener) {
+  const auto action = [&](const EntryImage& img) { return action_of(img, tier, listener); };
+  EvictionReport report;
+  uint64_t scanned_since_victim = 0;
+  while (report.bytes_freed < bytes && scanned_since_victim < seg_.slots()) {
+    const Victim best =
+        sample_victim(tier_bit(tier), policy, action, scanned_since_victim, report.candidates_skipped_pinned);
+    if (best.slot == kNoSlot) continue;  // nothing qualified in this sweep
+    if (evict_victim(best, tier, policy, listener, report)) scanned_since_victim = 0;
   }
   return report;
+}
+
+Result<EvictionReport> IndexWriter::evict_keys(Tier tier, std::span<const BlockKey> keys,
+                                               const EvictionPolicy& policy, EvictionListener* listener) {
+  EvictionReport report;
+  const uint32_t now = seg_.now_ticks();
+  std::vector<bool> done(keys.size(), false);
+  // Rounds until nothing more goes: dropping a leaf can make its parent, also listed, a leaf.
+  for (bool progress = true; progress;) {
+    progress = false;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (done[i]) continue;
+      const uint64_t slot = find_slot(keys[i].hi, keys[i].lo);
+      Victim v;
+      v.slot = slot;
+      if (slot != kNoSlot) v.img = image(slot);
+      if (slot == kNoSlot || (v.img.tiers & tier_bit(tier)) == 0) {
+        done[i] = true;
+        continue;
+      }
+      v.ctl = seg_.entry(slot).ctl.load(std::memory_order_acquire);
+      if (effective_pins(v.ctl) != 0) {
+        ++report.candidates_skipped_pinned;
+        done[i] = true;
+        continue;
+      }
+      v.action = action_of(v.img, tier, listener);
+      const EvictionCandidate c{now - v.img.last_access, v.img.child_count, v.img.freq, v.img.payload_bytes};
+      if (!policy.may_evict(c, v.action)) continue;  // perhaps after its children go
+      done[i] = true;
+      progress = evict_victim(v, tier, policy, listener, report) || progress;
+    }
+  }
+  return report;
+}
+
+std::vector<BlockInfo> IndexWriter::eviction_candidates(Tier tier, uint64_t bytes, const EvictionPolicy& policy,
+                                                        uint32_t min_frequency_to_demote) {
+  // A block cached elsewhere, or used often enough to be copied down, would be demoted; any other
+  // would be dropped, so the policy judges it as a drop (prefix-aware: leaves only).
+  const uint8_t bit = tier_bit(tier);
+  const auto demote = [&](const EntryImage& img) {
+    return (img.tiers & ~bit) != 0 || img.freq >= min_frequency_to_demote ? EvictionAction::kDemote
+                                                                           : EvictionAction::kDrop;
+  };
+  std::vector<BlockInfo> out;
+  std::unordered_set<uint64_t> taken;
+  const auto skip = [&](uint64_t slot) { return taken.contains(slot); };
+  uint64_t total = 0, scanned_since_victim = 0, skipped_pinned = 0;
+  // As evict() does, but nothing leaves: already chosen slots are passed over instead.
+  while (total < bytes && scanned_since_victim < seg_.slots()) {
+    const Victim best = sample_victim(tier_bit(tier), policy, demote, scanned_since_victim, skipped_pinned, skip);
+    if (best.slot == kNoSlot) continue;
+    taken.insert(best.slot);
+    out.push_back(to_block_info(best.img, best.ctl));
+    total += best.img.payload_bytes;
+    scanned_since_victim = 0;
+  }
+  return out;
 }
 
 // The table is full: drop one block from every tier, chosen by the policy among droppable ones.

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
+#include <vector>
 
 #include "index/index_segment.h"
 #include "kvtier/block_index.h"
@@ -34,6 +36,10 @@ class IndexWriter {
   Status drop_tier(const BlockKey& key, Tier tier);
   Status remove(const BlockKey& key);
   Result<EvictionReport> evict(Tier tier, uint64_t bytes, const EvictionPolicy& policy, EvictionListener* listener);
+  Result<EvictionReport> evict_keys(Tier tier, std::span<const BlockKey> keys, const EvictionPolicy& policy,
+                                    EvictionListener* listener);
+  std::vector<BlockInfo> eviction_candidates(Tier tier, uint64_t bytes, const EvictionPolicy& policy,
+                                             uint32_t min_frequency_to_demote);
   // Pins of a dead process become inert at once and are then cleared from every entry.
   void reclaim_process(uint32_t process_slot);
   // Replays an active journal record and finishes an interrupted backward shift.
@@ -63,10 +69,16 @@ class IndexWriter {
   };
   enum class Applied { kDone, kVoidedByPin };
   struct Victim;
-  template <typename ActionOf>
+  struct NoSkip {
+    bool operator()(uint64_t) const { return false; }
+  };
+  template <typename ActionOf, typename Skip = NoSkip>
   Victim sample_victim(uint8_t tiers, const EvictionPolicy& policy, ActionOf action_of, uint64_t& scanned,
-                       uint64_t& skipped_pinned);
+                       uint64_t& skipped_pinned, Skip skip = {});
 
+  EvictionAction action_of(const EntryImage& img, Tier tier, EvictionListener* listener) const;
+  bool evict_victim(const Victim& best, Tier tier, const EvictionPolicy& policy, EvictionListener* listener,
+                    EvictionReport& report);
   uint64_t find_slot(uint64_t key_hi, uint64_t key_lo) const;
   uint64_t find_slot_by_lo(uint64_t key_lo) const;
   uint64_t find_empty(uint64_t key_lo) const;

@@ -1,7 +1,10 @@
 """The three binaries as an operator runs them: kvtier, kvtierd, kvtier-bench."""
 import json
 import os
+import shutil
+import signal
 import subprocess
+import tempfile
 
 import pytest
 
@@ -69,10 +72,77 @@ def test_kvtierd_missing_config_file():
     assert "cannot open config file" in out.stderr
 
 
-def test_kvtierd_says_plainly_that_it_cannot_serve_yet():
-    out = run("kvtierd")
-    assert out.returncode == 3
-    assert "validates configuration only" in out.stderr
+SMALL_NODE = """
+node: {{name: {name}, shm_prefix: kvtiertest}}
+index: {{capacity: 4096}}
+host: {{bytes: 16MiB, slab_bytes: 4MiB}}
+ssd: {{dir: {dir}, bytes: 64MiB, region_bytes: 4MiB}}
+"""
+
+
+@pytest.fixture
+def node_dir():
+    # Under the build tree: the SSD tier needs a file system with O_DIRECT (not every /tmp has it).
+    path = tempfile.mkdtemp(prefix="kvtierd-", dir=os.getcwd())
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_kvtierd_serves_until_sigterm_and_stops_cleanly(node_dir):
+    name = f"bin{os.getpid()}"
+    config = os.path.join(node_dir, "node.yaml")
+    with open(config, "w") as f:
+        f.write(SMALL_NODE.format(name=name, dir=os.path.join(node_dir, "ssd")))
+    daemon = subprocess.Popen([os.path.join(BIN, "kvtierd"), "--config", config], stdout=subprocess.PIPE, text=True)
+    try:
+        first = daemon.stdout.readline()
+        while first and "serving node" not in first:
+            first = daemon.stdout.readline()
+        assert f"serving node {name}" in first
+        assert os.path.exists(f"/dev/shm/kvtiertest-{name}-index")
+        assert os.path.exists(os.path.join(node_dir, "ssd", "data-0.kvt"))
+        daemon.send_signal(signal.SIGTERM)
+        rest, _ = daemon.communicate(timeout=60)
+        assert daemon.returncode == 0
+        assert "SIGTERM received" in rest and "kvtierd: stopped" in rest
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+        for part in ("index", "host", "loads"):
+            try:
+                os.unlink(f"/dev/shm/kvtiertest-{name}-{part}")
+            except FileNotFoundError:
+                pass
+
+
+def test_kvtierd_refuses_an_unreadable_ssd_catalogue_unless_told_to_start_empty(node_dir):
+    name = f"cat{os.getpid()}"
+    config = os.path.join(node_dir, "node.yaml")
+    ssd = os.path.join(node_dir, "ssd")
+    with open(config, "w") as f:
+        f.write(SMALL_NODE.format(name=name, dir=ssd))
+    os.makedirs(os.path.join(ssd, "catalog"))
+    with open(os.path.join(ssd, "catalog", "CURRENT"), "w") as f:
+        f.write("MANIFEST-that-does-not-exist\n")
+    try:
+        out = run("kvtierd", "--config", config, timeout=60)
+        assert out.returncode == 1
+        assert "--ssd-start-empty" in out.stderr
+        daemon = subprocess.Popen([os.path.join(BIN, "kvtierd"), "--config", config, "--ssd-start-empty"],
+                                  stdout=subprocess.PIPE, text=True)
+        line = daemon.stdout.readline()
+        while line and "serving node" not in line:
+            line = daemon.stdout.readline()
+        assert "serving node" in line
+        daemon.send_signal(signal.SIGTERM)
+        daemon.communicate(timeout=60)
+        assert daemon.returncode == 0
+    finally:
+        for part in ("index", "host", "loads"):
+            try:
+                os.unlink(f"/dev/shm/kvtiertest-{name}-{part}")
+            except FileNotFoundError:
+                pass
 
 
 def test_bench_keys_ends_with_its_json_line():

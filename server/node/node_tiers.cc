@@ -1,0 +1,236 @@
+#include "server/node/node_tiers.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "server/node/node_tiers_impl.h"
+
+namespace kvtier::node {
+
+std::string NodeTiers::index_segment(const NodeTiersOptions& o) {
+  return fmt::format("{}-{}-index", o.shm_prefix, o.node_name);
+}
+std::string NodeTiers::host_segment(const NodeTiersOptions& o) {
+  return fmt::format("{}-{}-host", o.shm_prefix, o.node_name);
+}
+std::string NodeTiers::load_queue_segment(const NodeTiersOptions& o) {
+  return fmt::format("{}-{}-loads", o.shm_prefix, o.node_name);
+}
+
+Status NodeTiers::destroy_segments(const NodeTiersOptions& o) {
+  Status a = BlockIndex::destroy(index_segment(o));
+  Status b = host::HostArena::destroy(host_segment(o));
+  Status c = LoadQueue::destroy(load_queue_segment(o));
+  for (Status* s : {&a, &b, &c}) {
+    if (!s->ok() && s->code() != StatusCode::kNotFound) return *s;
+  }
+  return {};
+}
+
+Result<std::unique_ptr<NodeTiers>> NodeTiers::open(const NodeTiersOptions& o) {
+  if (o.node_name.empty()) return Status::invalid_argument("node name must be set");
+  IndexOptions io;
+  io.segment_name = index_segment(o);
+  io.capacity = o.index_capacity;
+  io.node_name = o.node_name;
+  auto index = BlockIndex::open_or_create(io);
+  if (!index.ok()) return index.status().with_context("opening the node's index");
+  auto arena = host::HostArena::attach(host_segment(o));
+  if (!arena.ok() && arena.status().code() == StatusCode::kNotFound) {
+    arena = host::HostArena::create({host_segment(o), o.host_bytes, o.slab_bytes});
+  }
+  if (!arena.ok()) return arena.status().with_context("opening the node's host arena");
+  auto policy = make_eviction_policy(o.eviction_policy);
+  if (!policy.ok()) return policy.status();
+
+  auto impl = std::make_unique<Impl>(o, std::move(index).value(), std::move(arena).value());
+  impl->policy = *policy;
+  impl->index.set_default_policy(impl->policy);
+  impl->index.set_eviction_listener(impl->releaser.get());
+  KVTIER_RETURN_IF_ERROR(impl->index.set_tier_capacity(Tier::kHost, impl->arena->stats().data_bytes,
+                                                       o.host_high_watermark, o.host_low_watermark));
+  if (o.ssd_enabled) {
+    auto store = ssd::SsdStore::open(o.ssd, o.ssd_device_factory);
+    if (!store.ok()) return store.status().with_context("opening the SSD tier");
+    impl->ssd = std::move(store).value();
+    KVTIER_RETURN_IF_ERROR(impl->index.set_tier_capacity(Tier::kSsd, impl->ssd->stats().capacity_bytes));
+  } else {
+    KVTIER_RETURN_IF_ERROR(impl->index.set_tier_capacity(Tier::kSsd, 0));
+  }
+  auto loads = LoadQueue::open_or_create(load_queue_segment(o), o.load_queue_capacity);
+  if (!loads.ok()) return loads.status().with_context("opening the node's load queue");
+  impl->loads = std::move(loads).value();
+  // Recover whatever a killed predecessor left half done before serving anything.
+  KVTIER_RETURN_IF_ERROR(host::maintain_index_and_arena(impl->index, *impl->arena));
+  KVTIER_RETURN_IF_ERROR(impl->reconcile());
+  if (impl->ssd) {
+    Impl* raw = impl.get();
+    impl->ssd->set_drop_listener([raw](const BlockKey& key) { raw->forget_ssd_block(key); });
+  }
+  if (o.background) {
+    Impl* raw = impl.get();
+    impl->upkeep_thread = std::thread([raw] { raw->upkeep_loop(); });
+    if (impl->ssd) impl->promote_thread = std::thread([raw] { raw->promote_loop(); });
+  }
+  return std::unique_ptr<NodeTiers>(new NodeTiers(std::move(impl)));
+}
+
+NodeTiers::NodeTiers(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+NodeTiers::~NodeTiers() {
+  impl_->stopping = true;
+  impl_->upkeep_cv.notify_all();
+  if (impl_->upkeep_thread.joinable()) impl_->upkeep_thread.join();
+  if (impl_->promote_thread.joinable()) impl_->promote_thread.join();
+  if (impl_->ssd) {
+    (void)impl_->ssd->flush();
+    impl_->ssd->set_drop_listener({});
+  }
+}
+
+// The index survives a daemon restart in shared memory, the SSD tier in its catalogue; either may
+// know blocks the other lost. SSD is the truth for SSD residency.
+Status NodeTiers::Impl::reconcile() {
+  if (!ssd) {
+    std::vector<BlockKey> on_ssd;
+    index.for_each_block([&](const BlockInfo& b) {
+      if (b.in(Tier::kSsd)) on_ssd.push_back(b.key);
+    });
+    for (const BlockKey& k : on_ssd) {
+      if (index.drop_tier(k, Tier::kSsd).ok()) reconcile_forgotten.fetch_add(1, std::memory_order_relaxed);
+    }
+    return {};
+  }
+  std::unordered_map<uint64_t, BlockKey> by_lo;  // parents are recorded by their low half
+  std::vector<BlockKey> forget;
+  index.for_each_block([&](const BlockInfo& b) {
+    by_lo.emplace(b.key.lo, b.key);
+    if (b.in(Tier::kSsd) && !ssd->contains(b.key)) forget.push_back(b.key);
+  });
+  for (const BlockKey& k : forget) {
+    if (index.drop_tier(k, Tier::kSsd).ok()) reconcile_forgotten.fetch_add(1, std::memory_order_relaxed);
+  }
+  struct Restore {
+    ssd::StoredBlock block;
+    uint64_t locator;
+    uint32_t depth;
+  };
+  std::vector<Restore> restore;
+  std::unordered_map<uint64_t, size_t> restore_by_lo;
+  ssd->for_each([&](const ssd::StoredBlock& b, uint64_t locator) {
+    by_lo.emplace(b.key.lo, b.key);
+    auto info = index.lookup(b.key);
+    if (info && info->in(Tier::kSsd)) return;
+    restore_by_lo.emplace(b.key.lo, restore.size());
+    restore.push_back({b, locator, 0});
+  });
+  // Parents before children, so the index counts each block's cached children.
+  for (Restore& r : restore) {
+    uint64_t lo = r.block.parent_lo;
+    for (uint32_t hops = 0; hops < 1u << 16; ++hops) {
+      auto it = restore_by_lo.find(lo);
+      if (it == restore_by_lo.end()) break;
+      ++r.depth;
+      lo = restore[it->second].block.parent_lo;
+    }
+  }
+  std::sort(restore.begin(), restore.end(), [](const Restore& a, const Restore& b) { return a.depth < b.depth; });
+  size_t done = 0;
+  for (const Restore& r : restore) {
+    auto parent = by_lo.find(r.block.parent_lo);
+    const BlockKey parent_key = parent != by_lo.end() ? parent->second : BlockKey{0, r.block.parent_lo};
+    const Status s = index.insert(BlockRecord{r.block.key, parent_key, r.block.namespace_id, r.block.payload_bytes,
+                                              Tier::kSsd, r.locator});
+    if (s.ok()) reconcile_restored.fetch_add(1, std::memory_order_relaxed);
+    if (++done % 100000 == 0) spdlog::info("recovery: {}/{} SSD blocks back in the index", done, restore.size());
+  }
+  spdlog::info("recovery: SSD tier holds {} blocks; {} restored to the index, {} forgotten by it",
+               ssd->stats().blocks, reconcile_restored.load(), reconcile_forgotten.load());
+  return {};
+}
+
+// The SSD tier lost a block (reclaimed, unreadable, corrupt, write failed): the index must stop
+// offering it from SSD. A pinned entry is retried by the upkeep thread.
+void NodeTiers::Impl::forget_ssd_block(const BlockKey& key) {
+  if (ssd && ssd->contains(key)) return;  // rewritten elsewhere meanwhile
+  const Status s = index.drop_tier(key, Tier::kSsd);
+  if (s.code() == StatusCode::kFailedPrecondition) {
+    std::lock_guard lock(pending_mu);
+    pending_ssd_drops.push_back(key);
+    return;
+  }
+  if (s.ok()) ssd_drops.fetch_add(1, std::memory_order_relaxed);
+}
+
+void NodeTiers::Impl::upkeep_loop() {
+  while (!stopping.load()) {
+    if (Status s = host::maintain_index_and_arena(index, *arena); !s.ok()) spdlog::warn("upkeep: {}", s.message());
+    std::vector<BlockKey> retry;
+    {
+      std::lock_guard lock(pending_mu);
+      retry.swap(pending_ssd_drops);
+    }
+    for (const BlockKey& k : retry) forget_ssd_block(k);
+    if (ssd) ssd->check_health();
+    if (index.bytes_over_watermark(Tier::kHost) > 0) {
+      if (auto r = demote(0); !r.ok()) spdlog::warn("demotion: {}", r.status().message());
+    }
+    std::unique_lock lock(upkeep_mu);
+    upkeep_cv.wait_for(lock, std::chrono::milliseconds(options.upkeep_interval_ms), [&] { return stopping.load(); });
+  }
+}
+
+void NodeTiers::Impl::promote_loop() {
+  if (Status s = loads->start_serving(); !s.ok()) {
+    spdlog::error("promotion: {}", s.message());
+    return;
+  }
+  std::vector<BlockKey> batch(options.promote_batch);
+  while (!stopping.load()) {
+    const uint32_t seen = loads->requests();
+    const size_t n = loads->pop(batch);
+    if (n == 0) {
+      loads->wait_for_requests(seen, std::chrono::milliseconds(50));
+      continue;
+    }
+    load_requests.fetch_add(n, std::memory_order_relaxed);
+    promote({batch.data(), n});
+    loads->complete();
+  }
+  loads->stop_serving();
+}
+
+Result<size_t> NodeTiers::demote(uint64_t bytes) { return impl_->demote(bytes); }
+size_t NodeTiers::promote(std::span<const BlockKey> keys) { return impl_->promote(keys); }
+Status NodeTiers::flush() { return impl_->ssd ? impl_->ssd->flush() : Status(); }
+BlockIndex& NodeTiers::index() { return impl_->index; }
+ssd::SsdStore* NodeTiers::ssd() { return impl_->ssd.get(); }
+
+NodeTiersStats NodeTiers::stats() const {
+  const Impl& im = *impl_;
+  NodeTiersStats s;
+  s.index = im.index.stats();
+  const host::ArenaStats a = im.arena->stats();
+  s.host_bytes = a.data_bytes;
+  s.host_used_bytes = a.used_bytes;
+  if (im.ssd) s.ssd = im.ssd->stats();
+  {
+    std::lock_guard lock(impl_->demote_mu);
+    s.admission = im.admission.stats();
+  }
+  s.demoted = im.demoted.load();
+  s.demote_refused = im.demote_refused.load();
+  s.load_requests = im.load_requests.load();
+  s.promoted = im.promoted.load();
+  s.promote_misses = im.promote_misses.load();
+  s.promote_failed = im.promote_failed.load();
+  s.reconcile_forgotten = im.reconcile_forgotten.load();
+  s.reconcile_restored = im.reconcile_restored.load();
+  s.ssd_drops = im.ssd_drops.load();
+  return s;
+}
+
+}  // namespace kvtier::node

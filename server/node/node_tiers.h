@@ -1,0 +1,90 @@
+// NodeTiers: the node daemon's side of the cache (docs/ssd.md, docs/architecture.md).
+//
+// Owns the node's shared-memory index and host arena (creating them, or attaching to those a
+// previous run left: a warm restart), the SSD tier and the load queue, and keeps them in step:
+//   - demotion: when host memory passes its high watermark, the coldest blocks the admission
+//     filter accepts are copied to SSD (outside the index's writer lock), then evicted from host;
+//   - promotion: keys engines queue for loading are read from SSD in batches straight into the
+//     arena and published in the index;
+//   - reconciliation at start: the index forgets SSD blocks the SSD tier did not keep, and learns
+//     those it did (so a node whose shared memory was wiped still starts warm from SSD);
+//   - upkeep: dead writers, dead processes' pins and reservations, a deleted SSD file.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <unordered_map>
+
+#include "kvtier/block_index.h"
+#include "kvtier/result.h"
+#include "tiers/ssd/admission_filter.h"
+#include "tiers/ssd/ssd_store.h"
+
+namespace kvtier::node {
+
+struct NodeTiersOptions {
+  std::string node_name;
+  std::string shm_prefix = "kvtier";
+  uint64_t index_capacity = 1 << 20;
+  uint64_t host_bytes = 1ULL << 30;
+  uint64_t slab_bytes = 32ULL << 20;
+  double host_high_watermark = 0.95, host_low_watermark = 0.90;
+  std::string eviction_policy = "prefix-aware";
+
+  bool ssd_enabled = true;
+  ssd::SsdStoreOptions ssd;
+  ssd::DeviceFactory ssd_device_factory;  // tests inject faults here
+  ssd::AdmissionOptions admission;
+  std::unordered_map<uint16_t, ssd::Codec> codecs;  // per namespace id; absent: stored as is
+
+  bool background = true;  // run the upkeep and promotion threads (tests drive the passes by hand)
+  uint32_t upkeep_interval_ms = 10;
+  uint32_t promote_batch = 32;
+  uint32_t load_queue_capacity = 4096;
+};
+
+struct NodeTiersStats {
+  IndexStats index;
+  uint64_t host_bytes = 0, host_used_bytes = 0;
+  ssd::SsdStats ssd;
+  ssd::AdmissionStats admission;
+  uint64_t demoted = 0, demote_refused = 0;
+  uint64_t load_requests = 0, promoted = 0, promote_misses = 0, promote_failed = 0;
+  uint64_t reconcile_forgotten = 0, reconcile_restored = 0;
+  uint64_t ssd_drops = 0;
+};
+
+class NodeTiers {
+ public:
+  static Result<std::unique_ptr<NodeTiers>> open(const NodeTiersOptions& options);
+  // Stops the threads and writes the SSD region being filled.
+  ~NodeTiers();
+  NodeTiers(const NodeTiers&) = delete;
+  NodeTiers& operator=(const NodeTiers&) = delete;
+
+  static std::string index_segment(const NodeTiersOptions& o);
+  static std::string host_segment(const NodeTiersOptions& o);
+  static std::string load_queue_segment(const NodeTiersOptions& o);
+  // Removes the node's shared-memory segments (operators and tests).
+  static Status destroy_segments(const NodeTiersOptions& o);
+
+  // One demotion pass: frees host memory down to its low watermark (or at least `bytes`),
+  // copying admitted blocks to SSD first. Returns the blocks written to SSD.
+  Result<size_t> demote(uint64_t bytes = 0);
+  // Reads these SSD blocks into host memory (those not there already). Returns blocks promoted.
+  size_t promote(std::span<const BlockKey> keys);
+  // Writes the SSD region being filled; returns once every SSD block so far is durable.
+  Status flush();
+  NodeTiersStats stats() const;
+  BlockIndex& index();
+  ssd::SsdStore* ssd();  // null when the SSD tier is disabled
+
+ private:
+  struct Impl;
+  explicit NodeTiers(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kvtier::node

@@ -1,0 +1,78 @@
+// Shared pieces of the node tests: a node (index, arena, SSD tier) under a scratch directory with
+// unique segment names, a client attached to it, and verifiable block bytes.
+#pragma once
+
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kvtier/client.h"
+#include "server/node/node_tiers.h"
+#include "tiers/ssd/ssd_test_support.h"
+
+namespace kvtier::node::testing {
+
+using ssd::testing::ScratchDir;
+
+// 64 KiB blocks: 16 tokens × 2 layers × 8 heads × 64 dims × K and V × 2 bytes.
+inline NamespaceSpec small_namespace() {
+  NamespaceSpec spec;
+  spec.model_id = "node-test/model";
+  spec.layout.dtype = KvDType::kBFloat16;
+  spec.layout.block_tokens = 16;
+  spec.layout.num_layers = 2;
+  spec.layout.num_kv_heads = 8;
+  spec.layout.head_dim = 64;
+  spec.layout.kv_planes = 2;
+  return spec;
+}
+
+inline NodeTiersOptions small_node(const ScratchDir& dir, const std::string& tag) {
+  static int n = 0;
+  NodeTiersOptions o;
+  o.node_name = "nt-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
+  o.index_capacity = 4096;
+  o.host_bytes = 4ULL << 20;
+  o.slab_bytes = 1ULL << 20;
+  o.ssd = ssd::testing::small_store(dir, 16);
+  o.admission.min_accesses = 1;
+  o.background = false;
+  return o;
+}
+
+inline ClientOptions client_of(const NodeTiersOptions& o) {
+  ClientOptions c;
+  c.node_name = o.node_name;
+  c.shm_prefix = o.shm_prefix;
+  return c;
+}
+
+inline std::vector<TokenId> tokens(size_t n, uint32_t seed = 1) {
+  std::vector<TokenId> t(n);
+  for (size_t i = 0; i < n; ++i) t[i] = static_cast<TokenId>(seed * 100000 + i);
+  return t;
+}
+
+// Puts every block of the chain with bytes derived from its key.
+inline void put_chain(Client& c, const NamespaceHandle& ns, const std::vector<BlockKey>& keys) {
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const auto bytes = ssd::testing::block_bytes(keys[i], ns.ns.bytes_per_block());
+    const Status s = c.put(ns, keys[i], i == 0 ? ns.ns.root() : keys[i - 1], bytes);
+    if (!s.ok()) throw std::runtime_error(s.to_string());
+  }
+}
+
+// Acquires the chain and checks every host block's bytes; returns how many were host-resident.
+inline size_t verify_host_prefix(Client& c, const std::vector<BlockKey>& keys) {
+  auto blocks = c.acquire(keys);
+  if (!blocks.ok()) return 0;
+  for (const HostBlock& b : *blocks) {
+    const auto want = ssd::testing::block_bytes(b.key(), b.size());
+    if (std::memcmp(b.data(), want.data(), b.size()) != 0) return 0;
+  }
+  return blocks->size();
+}
+
+}  // namespace kvtier::node::testing

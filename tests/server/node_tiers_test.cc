@@ -1,0 +1,215 @@
+// The node's tiers kept in step: demotion through the admission filter, promotion into the
+// arena, loads requested by clients, and reconciliation of index and SSD tier at start. Real
+// shared memory, real io_uring files, real RocksDB.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include "node_test_support.h"
+
+namespace kvtier::node {
+namespace {
+
+using testing::client_of;
+using testing::put_chain;
+using testing::ScratchDir;
+using testing::small_namespace;
+using testing::small_node;
+using testing::tokens;
+using testing::verify_host_prefix;
+
+struct Node {
+  NodeTiersOptions options;
+  std::unique_ptr<NodeTiers> tiers;
+  std::unique_ptr<Client> client;
+  std::optional<NamespaceHandle> ns_;
+  const NamespaceHandle& ns() const { return *ns_; }
+
+  explicit Node(const NodeTiersOptions& o) : options(o) { start(); }
+  ~Node() {
+    client.reset();
+    tiers.reset();
+    (void)NodeTiers::destroy_segments(options);
+  }
+  void start() {
+    auto t = NodeTiers::open(options);
+    if (!t.ok()) throw std::runtime_error(t.status().to_string());
+    tiers = std::move(t).value();
+    auto c = Client::open(client_of(options));
+    if (!c.ok()) throw std::runtime_error(c.status().to_string());
+    client = std::move(c).value();
+    ns_ = client->register_namespace(small_namespace()).value();
+  }
+  void stop() {
+    client.reset();
+    tiers.reset();
+  }
+  size_t in(Tier t) const { return tiers->index().stats().tier_entries[tier_index(t)]; }
+};
+
+TEST(NodeTiers, DemotesColdBlocksToSsdAndPromotesThemBack) {
+  ScratchDir dir;
+  Node node(small_node(dir, "demote"));
+  const auto keys = node.client->keys(node.ns(), tokens(60 * 16));
+  put_chain(*node.client, node.ns(), keys);
+  ASSERT_EQ(node.in(Tier::kHost), 60u);
+
+  auto written = node.tiers->demote(2ULL << 20);
+  ASSERT_TRUE(written.ok()) << written.status().to_string();
+  EXPECT_GE(*written, 30u);
+  EXPECT_EQ(node.in(Tier::kSsd), *written);
+  EXPECT_EQ(node.in(Tier::kHost), 60u - *written) << "demoted blocks left host memory";
+  const PrefixMatch m = node.client->match(keys);
+  EXPECT_EQ(m.overall, 60u) << "nothing was lost";
+
+  EXPECT_EQ(node.tiers->promote(keys), *written);
+  EXPECT_EQ(node.in(Tier::kHost), 60u);
+  EXPECT_EQ(verify_host_prefix(*node.client, keys), 60u) << "promoted blocks carry their bytes";
+  const NodeTiersStats s = node.tiers->stats();
+  EXPECT_EQ(s.demoted, *written);
+  EXPECT_EQ(s.promoted, *written);
+  EXPECT_TRUE(node.tiers->index().check_invariants().ok());
+}
+
+TEST(NodeTiers, AdmissionFilterKeepsBlocksUsedOnceOffTheSsd) {
+  ScratchDir dir;
+  NodeTiersOptions o = small_node(dir, "admit");
+  o.admission.min_accesses = 2;
+  Node node(o);
+  const auto keys = node.client->keys(node.ns(), tokens(60 * 16));
+  put_chain(*node.client, node.ns(), keys);
+  ASSERT_EQ(node.client->acquire(std::span(keys).first(20)).value().size(), 20u);  // used twice: 0..19
+  ASSERT_TRUE(node.tiers->demote(2ULL << 20).ok());
+  const NodeTiersStats s = node.tiers->stats();
+  EXPECT_GT(s.admission.rejected_cold, 0u);
+  EXPECT_EQ(node.in(Tier::kSsd), s.admission.admitted);
+  EXPECT_LT(s.index.entries, 60u) << "blocks refused by the filter were dropped, not written";
+  // Blocks used twice do reach SSD once the cold tail is gone; no block used once ever does.
+  for (int pass = 0; pass < 10 && node.in(Tier::kSsd) == 0; ++pass) ASSERT_TRUE(node.tiers->demote(1ULL << 20).ok());
+  EXPECT_GT(node.in(Tier::kSsd), 0u);
+  const std::set<BlockKey> hot(keys.begin(), keys.begin() + 20);
+  node.tiers->index().for_each_block([&](const BlockInfo& b) {
+    if (b.in(Tier::kSsd)) {
+      EXPECT_TRUE(hot.contains(b.key)) << "a block used once was written to SSD";
+    }
+  });
+}
+
+TEST(NodeTiers, WriteBudgetCapsSsdWrites) {
+  ScratchDir dir;
+  NodeTiersOptions o = small_node(dir, "budget");
+  o.admission.write_budget_bytes_per_s = 256 << 10;  // four 64 KiB blocks per second
+  Node node(o);
+  const auto keys = node.client->keys(node.ns(), tokens(60 * 16));
+  put_chain(*node.client, node.ns(), keys);
+  ASSERT_TRUE(node.tiers->demote(2ULL << 20).ok());
+  const NodeTiersStats s = node.tiers->stats();
+  EXPECT_LE(s.admission.admitted, 5u);
+  EXPECT_GT(s.admission.rejected_budget, 0u);
+}
+
+TEST(NodeTiers, ClientsLoadSsdBlocksThroughTheDaemonThreads) {
+  ScratchDir dir;
+  NodeTiersOptions o = small_node(dir, "load");
+  o.background = true;
+  o.upkeep_interval_ms = 2;
+  o.host_high_watermark = 0.5;
+  o.host_low_watermark = 0.3;
+  Node node(o);
+  const auto keys = node.client->keys(node.ns(), tokens(40 * 16));
+  for (size_t i = 0; i < keys.size(); ++i) {
+    put_chain(*node.client, node.ns(), {keys.begin(), keys.begin() + static_cast<long>(i) + 1});
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (node.tiers->index().bytes_over_watermark(Tier::kHost) > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const PrefixMatch before = node.client->match(keys);
+  {
+    const NodeTiersStats s = node.tiers->stats();
+    EXPECT_EQ(before.overall, 40u) << "entries " << s.index.entries << " evictions " << s.index.evictions
+                                   << " demoted " << s.demoted << " ssd_drops " << s.ssd_drops << " cold "
+                                   << s.admission.rejected_cold << " ssd blocks " << s.ssd.blocks << " removes "
+                                   << s.index.removes << " client evictions " << node.client->stats().evictions_for_room;
+  }
+  ASSERT_LT(before.in(Tier::kHost), 40u) << "the daemon demoted part of the chain";
+
+  size_t ssd_only = 0;
+  for (const BlockKey& k : keys) {
+    auto info = node.tiers->index().lookup(k);
+    ssd_only += info && !info->in(Tier::kHost) && info->in(Tier::kSsd) ? 1 : 0;
+  }
+  ASSERT_GT(ssd_only, 0u);
+  auto got = node.client->acquire_or_load(keys);
+  ASSERT_TRUE(got.ok()) << got.status().to_string();
+  EXPECT_EQ(got->host.size(), before.in(Tier::kHost));
+  EXPECT_EQ(got->load.size(), ssd_only) << "every SSD-only block of the chain is on its way";
+  got->host.clear();
+  EXPECT_EQ(got->load.wait(std::chrono::seconds(10)), got->load.size());
+  EXPECT_TRUE(got->load.done());
+  // The load may push the tier over its watermark again; what is in host memory now is intact.
+  EXPECT_GE(verify_host_prefix(*node.client, keys), before.in(Tier::kHost));
+  EXPECT_GT(node.tiers->stats().load_requests, 0u);
+}
+
+TEST(NodeTiers, LoadWithoutAServingDaemonIsUnavailable) {
+  ScratchDir dir;
+  Node node(small_node(dir, "noserve"));  // no promotion thread
+  const auto keys = node.client->keys(node.ns(), tokens(60 * 16));
+  put_chain(*node.client, node.ns(), keys);
+  ASSERT_TRUE(node.tiers->demote(2ULL << 20).ok());
+  EXPECT_EQ(node.client->load(keys).status().code(), StatusCode::kUnavailable);
+  auto got = node.client->acquire_or_load(keys);
+  ASSERT_TRUE(got.ok()) << "acquire still works; there is just nothing to wait for";
+  EXPECT_EQ(got->load.size(), 0u);
+}
+
+TEST(NodeTiers, StartsWarmFromSsdWhenSharedMemoryWasLost) {
+  ScratchDir dir;
+  Node node(small_node(dir, "reboot"));
+  const auto keys = node.client->keys(node.ns(), tokens(60 * 16));
+  put_chain(*node.client, node.ns(), keys);
+  auto written = node.tiers->demote(2ULL << 20);
+  ASSERT_TRUE(written.ok());
+  node.stop();
+  ASSERT_TRUE(NodeTiers::destroy_segments(node.options).ok());  // as after a node reboot
+  node.start();
+  const NodeTiersStats s = node.tiers->stats();
+  EXPECT_EQ(s.reconcile_restored, *written);
+  EXPECT_EQ(node.in(Tier::kSsd), *written);
+  std::vector<BlockKey> on_ssd;
+  node.tiers->index().for_each_block([&](const BlockInfo& b) { on_ssd.push_back(b.key); });
+  ASSERT_EQ(on_ssd.size(), *written);
+  EXPECT_EQ(node.tiers->promote(on_ssd), *written);
+  for (const BlockKey& k : on_ssd) {
+    auto b = node.client->acquire({&k, 1});
+    ASSERT_TRUE(b.ok());
+    ASSERT_EQ(b->size(), 1u);
+    const auto want = ssd::testing::block_bytes(k, b->front().size());
+    EXPECT_EQ(std::memcmp(b->front().data(), want.data(), want.size()), 0);
+  }
+  EXPECT_TRUE(node.tiers->index().check_invariants().ok());
+}
+
+TEST(NodeTiers, ForgetsSsdBlocksTheSsdTierNoLongerHolds) {
+  ScratchDir dir;
+  Node node(small_node(dir, "forget"));
+  const auto keys = node.client->keys(node.ns(), tokens(60 * 16));
+  put_chain(*node.client, node.ns(), keys);
+  auto written = node.tiers->demote(2ULL << 20);
+  ASSERT_TRUE(written.ok());
+  node.stop();
+  std::filesystem::remove_all(node.options.ssd.metadata_dir);  // the catalogue is gone
+  node.start();
+  EXPECT_EQ(node.tiers->stats().reconcile_forgotten, *written);
+  EXPECT_EQ(node.in(Tier::kSsd), 0u);
+  EXPECT_EQ(node.tiers->index().stats().entries, 60u - *written) << "the index no longer offers lost blocks";
+}
+
+}  // namespace
+}  // namespace kvtier::node
