@@ -14,5 +14,7 @@ int run_keys_suite(const SuiteOptions& options);
 int run_index_suite(const SuiteOptions& options);
 // Host tier through the client: put, get_copy, acquire+release vs memcpy (issue: host tier).
 int run_host_suite(const SuiteOptions& options);
+// SSD tier write/read vs fio, warm restart after SIGKILL, zstd on KV data (issue: SSD tier).
+int run_ssd_suite(const SuiteOptions& options);
 
 }  // namespace kvtier::bench

@@ -176,7 +176,13 @@ void NodeTiers::Impl::upkeep_loop() {
     for (const BlockKey& k : retry) forget_ssd_block(k);
     if (ssd) ssd->check_health();
     if (index.bytes_over_watermark(Tier::kHost) > 0) {
+      const uint64_t used_before = index.stats().tier_bytes[tier_index(Tier::kHost)];
       if (auto r = demote(0); !r.ok()) spdlog::warn("demotion: {}", r.status().message());
+      // Still over and getting somewhere: engines are writing fast, keep going without a pause.
+      if (index.bytes_over_watermark(Tier::kHost) > 0 &&
+          index.stats().tier_bytes[tier_index(Tier::kHost)] < used_before) {
+        continue;
+      }
     }
     std::unique_lock lock(upkeep_mu);
     upkeep_cv.wait_for(lock, std::chrono::milliseconds(options.upkeep_interval_ms), [&] { return stopping.load(); });

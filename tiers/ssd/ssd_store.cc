@@ -24,7 +24,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr uint32_t kNoRegion = UINT32_MAX;
-constexpr uint64_t kFileHeaderBytes = kIoAlign;  // each file starts with its identity block
+// Each file starts with its identity block, padded so regions start on 1 MiB boundaries.
+constexpr uint64_t kFileHeaderBytes = 1ULL << 20;
 constexpr char kFileMagic[8] = {'K', 'V', 'T', 'S', 'S', 'D', '0', '1'};
 constexpr uint32_t kFormatVersion = 1;
 
@@ -144,7 +145,8 @@ struct SsdStore::Impl {
 
   // --- writer thread ---
   void writer_loop();
-  void write_region(std::unique_lock<std::mutex>& lock, uint32_t region);
+  void write_regions(std::unique_lock<std::mutex>& lock, const std::vector<uint32_t>& batch);
+  void settle_region(std::unique_lock<std::mutex>& lock, uint32_t region, Status written, int err);
   bool reclaim_one(std::unique_lock<std::mutex>& lock);
 };
 
@@ -161,8 +163,8 @@ Status SsdStore::Impl::open_files(const DeviceFactory& factory, std::unordered_s
     if (!dev.ok()) return dev.status();
     // The file's identity block: a file recreated or replaced since the catalogue was written
     // holds none of the catalogue's blocks.
-    AlignedBuffer header = aligned_alloc_bytes(kFileHeaderBytes);
-    IoOp op{IoOp::Kind::kRead, 0, header.get(), static_cast<uint32_t>(kFileHeaderBytes), 0};
+    AlignedBuffer header = aligned_alloc_bytes(kIoAlign);
+    IoOp op{IoOp::Kind::kRead, 0, header.get(), kIoAlign, 0};
     KVTIER_RETURN_IF_ERROR((*dev)->run({&op, 1}));
     const std::string id_key = fmt::format("F{}", i);
     auto recorded = metadata->get(id_key);
@@ -171,11 +173,11 @@ Status SsdStore::Impl::open_files(const DeviceFactory& factory, std::unordered_s
                       std::memcmp(header.get() + 8, recorded->data(), 16) == 0;
     if (!same) {
       replaced_files.insert(i);
-      std::memset(header.get(), 0, kFileHeaderBytes);
+      std::memset(header.get(), 0, kIoAlign);
       std::memcpy(header.get(), kFileMagic, sizeof(kFileMagic));
       std::random_device rd;
       for (int b = 0; b < 16; ++b) header.get()[8 + b] = static_cast<uint8_t>(rd());
-      IoOp w{IoOp::Kind::kWrite, 0, header.get(), static_cast<uint32_t>(kFileHeaderBytes), 0};
+      IoOp w{IoOp::Kind::kWrite, 0, header.get(), kIoAlign, 0};
       KVTIER_RETURN_IF_ERROR((*dev)->run({&w, 1}));
       if (w.result < 0) {
         return Status::io_error(fmt::format("writing the header of SSD file {}: {}", fo.path, errno_text(-w.result)));
@@ -262,6 +264,7 @@ Result<std::unique_ptr<SsdStore>> SsdStore::open(const SsdStoreOptions& options,
   for (uint32_t i = 0; i < options.write_buffers; ++i) {
     AlignedBuffer b = aligned_alloc_bytes(options.region_bytes);
     if (!b) return Status::resource_exhausted("allocating SSD write buffers");
+    std::memset(b.get(), 0, options.region_bytes);  // fault the pages in now, not on the demotion path
     impl->free_buffers.push_back(b.get());
     impl->buffer_store.push_back(std::move(b));
   }
@@ -604,9 +607,13 @@ void SsdStore::Impl::writer_loop() {
                             Clock::now() - last_insert >= std::chrono::milliseconds(options.flush_after_ms);
     if (idle_flush) queue_filling_locked();
     if (!write_queue.empty()) {
-      const uint32_t r = write_queue.front();
-      write_queue.pop_front();
-      write_region(lock, r);
+      // Queued regions go in one submission, so the device queue stays full across regions
+      // instead of draining at each region's end; at most half the buffers, so blocks keep
+      // arriving into the others meanwhile.
+      const size_t take = std::min<size_t>(write_queue.size(), std::max<uint32_t>(1, options.write_buffers / 2));
+      std::vector<uint32_t> batch(write_queue.begin(), write_queue.begin() + static_cast<long>(take));
+      write_queue.erase(write_queue.begin(), write_queue.begin() + static_cast<long>(take));
+      write_regions(lock, batch);
       continue;
     }
     // Keep enough free regions that inserts never wait for a reclaim.
@@ -617,31 +624,56 @@ void SsdStore::Impl::writer_loop() {
   changed.notify_all();
 }
 
-void SsdStore::Impl::write_region(std::unique_lock<std::mutex>& lock, uint32_t r) {
-  Region& reg = regions[r];
-  reg.state = RegionState::kWriting;
+void SsdStore::Impl::write_regions(std::unique_lock<std::mutex>& lock, const std::vector<uint32_t>& batch) {
   writing = true;
+  std::vector<std::vector<IoOp>> ops(devices.size());
+  struct Span {
+    uint32_t device;
+    size_t first, count;
+  };
+  std::vector<Span> spans;
+  for (uint32_t r : batch) {
+    Region& reg = regions[r];
+    reg.state = RegionState::kWriting;
+    const uint32_t d = device_of(r);
+    Span sp{d, ops[d].size(), 0};
+    for (uint32_t off = 0; off < reg.used; off += options.io_bytes) {
+      ops[d].push_back(IoOp{IoOp::Kind::kWrite, device_offset(r) + off, reg.buffer + off,
+                            std::min(options.io_bytes, reg.used - off), 0});
+      ++sp.count;
+    }
+    spans.push_back(sp);
+  }
+  lock.unlock();
+  std::vector<Status> ran(devices.size());
+  for (size_t d = 0; d < devices.size(); ++d) {
+    if (ops[d].empty()) continue;
+    ran[d] = devices[d]->run(ops[d]);
+    if (ran[d].ok() && options.sync_writes) ran[d] = devices[d]->sync();
+  }
+  lock.lock();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const Span& sp = spans[i];
+    Status written = ran[sp.device];
+    int err = 0;
+    for (size_t k = sp.first; k < sp.first + sp.count; ++k) {
+      if (ops[sp.device][k].result < 0) err = -ops[sp.device][k].result;
+    }
+    if (written.ok() && err != 0) {
+      written = Status::io_error(
+          fmt::format("writing SSD region {} to {}: {}", batch[i], devices[sp.device]->name(), errno_text(err)));
+    }
+    settle_region(lock, batch[i], written, err);
+  }
+  writing = false;
+  changed.notify_all();
+}
+
+// After a region's write: commit it to the catalogue, or drop its blocks if it failed.
+void SsdStore::Impl::settle_region(std::unique_lock<std::mutex>& lock, uint32_t r, Status written, int err) {
+  Region& reg = regions[r];
   const uint32_t used = reg.used;
   uint8_t* buffer = reg.buffer;
-  const uint64_t base = device_offset(r);
-  Device& dev = *devices[device_of(r)];
-  lock.unlock();
-
-  std::vector<IoOp> ops;
-  for (uint32_t off = 0; off < used; off += options.io_bytes) {
-    ops.push_back(IoOp{IoOp::Kind::kWrite, base + off, buffer + off, std::min(options.io_bytes, used - off), 0});
-  }
-  Status written = dev.run(ops);
-  int err = 0;
-  for (const IoOp& op : ops) {
-    if (op.result < 0) err = -op.result;
-  }
-  if (written.ok() && err != 0) {
-    written = Status::io_error(fmt::format("writing SSD region {} to {}: {}", r, dev.name(), errno_text(err)));
-  }
-  if (written.ok() && options.sync_writes) written = dev.sync();
-
-  lock.lock();
   if (written.ok()) {
     // The data is on the device: now, and only now, the catalogue may name it.
     std::vector<StoredBlock> blocks;
@@ -693,7 +725,6 @@ void SsdStore::Impl::write_region(std::unique_lock<std::mutex>& lock, uint32_t r
   }
   free_buffers.push_back(buffer);
   reg.buffer = nullptr;
-  writing = false;
   changed.notify_all();
   if (!dropped.empty()) {
     lock.unlock();

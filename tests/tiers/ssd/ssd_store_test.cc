@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <chrono>
 #include <set>
+#include <thread>
 
 #include "ssd_test_support.h"
 #include "tiers/ssd/ssd_store.h"
@@ -23,6 +25,14 @@ std::unique_ptr<SsdStore> open_store(const SsdStoreOptions& o) {
   auto s = SsdStore::open(o);
   EXPECT_TRUE(s.ok()) << s.status().to_string();
   return s.ok() ? std::move(s).value() : nullptr;
+}
+
+// Reclaim runs in the writer thread after writes; wait until it has restored its free reserve.
+void wait_for_reclaim(SsdStore& store, uint64_t free_regions) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (store.stats().regions_free < free_regions && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 void insert_blocks(SsdStore& store, uint64_t from, uint64_t to, size_t size = kBlock, Codec codec = Codec::kNone) {
@@ -109,6 +119,7 @@ TEST(SsdStore, FifoReclaimDropsColdBlocksAndRewritesHotOnes) {
   ASSERT_TRUE(read_and_verify(*store, 3).ok());  // block 3 is hot
   insert_blocks(*store, 32, 96);                 // six regions' worth in all: the first is reclaimed
   ASSERT_TRUE(store->flush().ok());
+  wait_for_reclaim(*store, o.write_buffers);
   const SsdStats s = store->stats();
   EXPECT_GT(s.regions_reclaimed, 0u);
   EXPECT_GE(s.blocks_reinserted, 1u);
@@ -133,6 +144,7 @@ TEST(SsdStore, LruReclaimKeepsRecentlyReadRegions) {
   ASSERT_TRUE(read_and_verify(*store, 0).ok());  // region of blocks 0..15 is now the most recent
   insert_blocks(*store, 64, 96);
   ASSERT_TRUE(store->flush().ok());
+  wait_for_reclaim(*store, o.write_buffers);
   EXPECT_TRUE(store->contains(test_key(0)));
   EXPECT_FALSE(store->contains(test_key(16)));
 }
