@@ -9,12 +9,12 @@
 //          committed that come back intact.
 //   zstd: ratio and cost on synthetic bf16 / fp16 KV data shaped like real activations.
 #include <fmt/format.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -177,12 +177,38 @@ double warm_restart_fraction(const fs::path& dir, uint64_t* committed_out) {
   return static_cast<double>(intact) / static_cast<double>(committed);
 }
 
+// float → IEEE binary16, rounding to nearest even (the compilers here lack a portable _Float16).
+uint16_t to_fp16(float f) {
+  uint32_t x = 0;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000;
+  const int32_t exp = static_cast<int32_t>((x >> 23) & 0xFF) - 127 + 15;
+  uint32_t mant = x & 0x7FFFFF;
+  if (((x >> 23) & 0xFF) == 0xFF) return static_cast<uint16_t>(sign | 0x7C00 | (mant != 0 ? 0x200 : 0));
+  if (exp >= 31) return static_cast<uint16_t>(sign | 0x7C00);
+  uint32_t half = 0, rem = 0, mid = 0;
+  if (exp <= 0) {  // subnormal
+    if (exp < -10) return static_cast<uint16_t>(sign);
+    mant |= 0x800000;
+    const auto shift = static_cast<uint32_t>(14 - exp);
+    half = mant >> shift;
+    rem = mant & ((1U << shift) - 1);
+    mid = 1U << (shift - 1);
+  } else {
+    half = (static_cast<uint32_t>(exp) << 10) | (mant >> 13);
+    rem = mant & 0x1FFF;
+    mid = 0x1000;
+  }
+  if (rem > mid || (rem == mid && (half & 1) != 0)) ++half;  // a carry into the exponent is right
+  return static_cast<uint16_t>(sign | half);
+}
+
 // Synthetic KV activations: per (head, dim) channel a scale and offset, per token a small
 // variation, as attention keys and values look; rounded to bf16 or fp16.
 void kv_block(uint64_t seed, bool bf16, uint8_t* out, size_t bytes) {
   std::mt19937 rng(static_cast<uint32_t>(seed));
   std::normal_distribution<float> noise(0.f, 1.f);
-  const size_t channels = 128 * 8;  // head_dim × kv heads
+  const size_t channels = size_t{128} * 8;  // head_dim × kv heads
   std::vector<float> scale(channels), offset(channels);
   for (size_t c = 0; c < channels; ++c) {
     scale[c] = std::exp(noise(rng) * 0.8f) * 0.5f;
@@ -197,8 +223,7 @@ void kv_block(uint64_t seed, bool bf16, uint8_t* out, size_t bytes) {
       std::memcpy(&bits, &x, 4);
       v[i] = static_cast<uint16_t>((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);  // round to nearest even
     } else {
-      const _Float16 h = static_cast<_Float16>(x);
-      std::memcpy(&v[i], &h, 2);
+      v[i] = to_fp16(x);
     }
   }
 }
@@ -234,7 +259,7 @@ ZstdFigures zstd_figures(const fs::path& dir, bool bf16, uint64_t blocks) {
 }  // namespace
 
 int run_ssd_suite(const SuiteOptions& opt) {
-  if (std::system("fio --version >/dev/null 2>&1") != 0) {
+  if (FILE* p = ::popen("fio --version 2>/dev/null", "r"); p == nullptr || ::pclose(p) != 0) {
     fmt::print(stderr, "kvtier-bench ssd: fio is not installed (scripts/setup installs it)\n");
     return 1;
   }
@@ -253,8 +278,8 @@ int run_ssd_suite(const SuiteOptions& opt) {
   const uint64_t reads = opt.quick ? 2048 : 8192;
   const int rounds = opt.quick ? 4 : 3;
   const std::string fio_file = (root / "fio.dat").string();
-  const std::string common = fmt::format("--name=kvtier --filename={} --size={} --direct=1 --ioengine=io_uring",
-                                         fio_file, write_bytes);
+  const std::string common =
+      fmt::format("--name=kvtier --filename={} --size={} --direct=1 --ioengine=io_uring", fio_file, write_bytes);
 
   AlignedBuf src(kBlock);
   fill(7, src.data, kBlock);
@@ -296,16 +321,17 @@ int run_ssd_suite(const SuiteOptions& opt) {
 
   const double write_vs = fio_write_best > 0 ? write_best / fio_write_best : 0;
   const double read_vs = fio_read_best > 0 ? read_best / fio_read_best : 0;
-  fmt::print("kvtier-bench ssd: {} MiB written per round, {} random block reads, 256 KiB blocks, {} KiB writes, "
-             "queue depth {}, O_DIRECT{}\n",
-             write_bytes >> 20, reads, kIoBytes >> 10, kDepth, opt.quick ? " (quick)" : "");
+  fmt::print(
+      "kvtier-bench ssd: {} MiB written per round, {} random block reads, 256 KiB blocks, {} KiB writes, "
+      "queue depth {}, O_DIRECT{}\n",
+      write_bytes >> 20, reads, kIoBytes >> 10, kDepth, opt.quick ? " (quick)" : "");
   Table table({"figure", "kvtier", "fio", "ratio"});
-  table.add_row({"write GB/s (insert + flush)", fixed(write_best / 1e9, 2), fixed(fio_write_best / 1e9, 2),
-                 fixed(write_vs, 3)});
+  table.add_row(
+      {"write GB/s (insert + flush)", fixed(write_best / 1e9, 2), fixed(fio_write_best / 1e9, 2), fixed(write_vs, 3)});
   table.add_row({"read GB/s (random blocks, verified)", fixed(read_best / 1e9, 2), fixed(fio_read_best / 1e9, 2),
                  fixed(read_vs, 3)});
-  table.add_row({fmt::format("warm restart: committed blocks back ({} seen)", committed), fixed(recovered, 4), "-",
-                 "-"});
+  table.add_row(
+      {fmt::format("warm restart: committed blocks back ({} seen)", committed), fixed(recovered, 4), "-", "-"});
   table.add_row({"zstd ratio, bf16 KV (compress / decompress GB/s)", fixed(bf16.ratio, 3),
                  fmt::format("{:.2f} / {:.2f}", bf16.compress_gbps, bf16.decompress_gbps), "-"});
   table.add_row({"zstd ratio, fp16 KV (compress / decompress GB/s)", fixed(fp16.ratio, 3),

@@ -13,5 +13,7 @@ using Runner = std::function<int()>;
 Runner add_demo_command(CLI::App& app);
 // `kvtier keys`: the key chain of a token array, for cross-checking other implementations.
 Runner add_keys_command(CLI::App& app);
+// `kvtier tiers-demo write|read`: blocks demoted to SSD by a running kvtierd and loaded back.
+Runner add_tiers_demo_command(CLI::App& app);
 
 }  // namespace kvtier::cli

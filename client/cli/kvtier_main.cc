@@ -13,9 +13,11 @@ int main(int argc, char** argv) {
 
   const auto run_demo = kvtier::cli::add_demo_command(app);
   const auto run_keys = kvtier::cli::add_keys_command(app);
+  const auto run_tiers_demo = kvtier::cli::add_tiers_demo_command(app);
 
   CLI11_PARSE(app, argc, argv);
   if (app.got_subcommand("demo")) return run_demo();
   if (app.got_subcommand("keys")) return run_keys();
+  if (app.got_subcommand("tiers-demo")) return run_tiers_demo();
   return 2;
 }

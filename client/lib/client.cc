@@ -187,7 +187,8 @@ size_t BlockLoad::wait(std::chrono::milliseconds timeout) {
     while (!done() && queue.ok()) {
       const uint32_t seen = (*queue)->completions();
       if (done()) break;
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
       (*queue)->wait_for_completion(seen, std::min(left, std::chrono::milliseconds(50)));
     }

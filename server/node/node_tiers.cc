@@ -73,7 +73,19 @@ Result<std::unique_ptr<NodeTiers>> NodeTiers::open(const NodeTiersOptions& o) {
   if (o.background) {
     Impl* raw = impl.get();
     impl->upkeep_thread = std::thread([raw] { raw->upkeep_loop(); });
-    if (impl->ssd) impl->promote_thread = std::thread([raw] { raw->promote_loop(); });
+    if (impl->ssd) {
+      // Serving loads from the moment open() returns: clients told the daemon is up can load.
+      std::promise<Status> started;
+      std::future<Status> serving = started.get_future();
+      impl->promote_thread = std::thread([raw, p = std::move(started)]() mutable { raw->promote_loop(std::move(p)); });
+      if (Status s = serving.get(); !s.ok()) {
+        impl->stopping = true;
+        impl->upkeep_cv.notify_all();
+        impl->upkeep_thread.join();
+        impl->promote_thread.join();
+        return s.with_context("serving the node's load queue");
+      }
+    }
   }
   return std::unique_ptr<NodeTiers>(new NodeTiers(std::move(impl)));
 }
@@ -142,13 +154,13 @@ Status NodeTiers::Impl::reconcile() {
   for (const Restore& r : restore) {
     auto parent = by_lo.find(r.block.parent_lo);
     const BlockKey parent_key = parent != by_lo.end() ? parent->second : BlockKey{0, r.block.parent_lo};
-    const Status s = index.insert(BlockRecord{r.block.key, parent_key, r.block.namespace_id, r.block.payload_bytes,
-                                              Tier::kSsd, r.locator});
+    const Status s = index.insert(
+        BlockRecord{r.block.key, parent_key, r.block.namespace_id, r.block.payload_bytes, Tier::kSsd, r.locator});
     if (s.ok()) reconcile_restored.fetch_add(1, std::memory_order_relaxed);
     if (++done % 100000 == 0) spdlog::info("recovery: {}/{} SSD blocks back in the index", done, restore.size());
   }
-  spdlog::info("recovery: SSD tier holds {} blocks; {} restored to the index, {} forgotten by it",
-               ssd->stats().blocks, reconcile_restored.load(), reconcile_forgotten.load());
+  spdlog::info("recovery: SSD tier holds {} blocks; {} restored to the index, {} forgotten by it", ssd->stats().blocks,
+               reconcile_restored.load(), reconcile_forgotten.load());
   return {};
 }
 
@@ -189,11 +201,12 @@ void NodeTiers::Impl::upkeep_loop() {
   }
 }
 
-void NodeTiers::Impl::promote_loop() {
-  if (Status s = loads->start_serving(); !s.ok()) {
-    spdlog::error("promotion: {}", s.message());
-    return;
-  }
+void NodeTiers::Impl::promote_loop(std::promise<Status> started) {
+  // The serving mark is a robust mutex: held by this thread, released by the kernel if it dies.
+  Status serving = loads->start_serving();
+  const bool ok = serving.ok();
+  started.set_value(std::move(serving));
+  if (!ok) return;
   std::vector<BlockKey> batch(options.promote_batch);
   while (!stopping.load()) {
     const uint32_t seen = loads->requests();

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -48,7 +49,7 @@ struct NodeTiers::Impl {
   Status reconcile();
   void forget_ssd_block(const BlockKey& key);
   void upkeep_loop();
-  void promote_loop();
+  void promote_loop(std::promise<Status> started);
   Result<size_t> demote(uint64_t bytes);
   size_t promote(std::span<const BlockKey> keys);
   ssd::Codec codec_for(uint16_t namespace_id) const {

@@ -44,8 +44,8 @@ size_t NodeTiers::Impl::promote(std::span<const BlockKey> keys) {
     }
     pending.push_back({*info, *loc});
     // Arena blocks are whole 64 KiB units, so the read may round up to the device's alignment.
-    reads.push_back(ssd::SsdRead{
-        key, std::span<uint8_t>(arena->data(*loc), round_up(info->payload_bytes, ssd::kIoAlign)), {}, 0});
+    reads.push_back(
+        ssd::SsdRead{key, std::span<uint8_t>(arena->data(*loc), round_up(info->payload_bytes, ssd::kIoAlign)), {}, 0});
   }
   if (reads.empty()) return 0;
   ssd->read(reads);

@@ -284,8 +284,8 @@ Status NodeConfig::validate() const {
   }
   for (size_t i = 0; i < namespace_ssd_codecs.size(); ++i) {
     if (namespace_ssd_codecs[i] != "none" && namespace_ssd_codecs[i] != "zstd") {
-      return Status::invalid_argument(fmt::format("namespaces[{}].ssd_codec must be none or zstd, got '{}'", i,
-                                                  namespace_ssd_codecs[i]));
+      return Status::invalid_argument(
+          fmt::format("namespaces[{}].ssd_codec must be none or zstd, got '{}'", i, namespace_ssd_codecs[i]));
     }
   }
   KVTIER_RETURN_IF_ERROR(validate_address("server.grpc_address", grpc_address));
@@ -351,28 +351,27 @@ std::string to_yaml(const NodeConfig& cfg) {
       << format_byte_size(cfg.ssd_bytes) << YAML::Key << "files" << YAML::Value << cfg.ssd_files << YAML::Key
       << "region_bytes" << YAML::Value << format_byte_size(cfg.ssd_region_bytes) << YAML::Key << "io_bytes"
       << YAML::Value << format_byte_size(cfg.ssd_io_bytes) << YAML::Key << "queue_depth" << YAML::Value
-      << cfg.ssd_queue_depth << YAML::Key << "reclaim" << YAML::Value << cfg.ssd_reclaim << YAML::Key
-      << "reinsert_hot" << YAML::Value << cfg.ssd_reinsert_hot << YAML::Key << "sync_writes" << YAML::Value
-      << cfg.ssd_sync_writes << YAML::Key << "direct_io" << YAML::Value << cfg.ssd_direct_io << YAML::Key
-      << "admission" << YAML::Value << YAML::BeginMap << YAML::Key << "min_accesses" << YAML::Value
-      << cfg.ssd_min_accesses << YAML::Key << "write_budget_per_s" << YAML::Value
-      << format_byte_size(cfg.ssd_write_budget_per_s) << YAML::EndMap << YAML::Key << "start_empty_if_unreadable"
-      << YAML::Value << cfg.ssd_start_empty_if_unreadable << YAML::EndMap;
+      << cfg.ssd_queue_depth << YAML::Key << "reclaim" << YAML::Value << cfg.ssd_reclaim << YAML::Key << "reinsert_hot"
+      << YAML::Value << cfg.ssd_reinsert_hot << YAML::Key << "sync_writes" << YAML::Value << cfg.ssd_sync_writes
+      << YAML::Key << "direct_io" << YAML::Value << cfg.ssd_direct_io << YAML::Key << "admission" << YAML::Value
+      << YAML::BeginMap << YAML::Key << "min_accesses" << YAML::Value << cfg.ssd_min_accesses << YAML::Key
+      << "write_budget_per_s" << YAML::Value << format_byte_size(cfg.ssd_write_budget_per_s) << YAML::EndMap
+      << YAML::Key << "start_empty_if_unreadable" << YAML::Value << cfg.ssd_start_empty_if_unreadable << YAML::EndMap;
   out << YAML::Key << "server" << YAML::Value << YAML::BeginMap << YAML::Key << "grpc_address" << YAML::Value
       << cfg.grpc_address << YAML::Key << "metrics_address" << YAML::Value << cfg.metrics_address << YAML::EndMap;
   out << YAML::Key << "namespaces" << YAML::Value << YAML::BeginSeq;
- for (size_t i = 0; i < cfg.namespaces.size(); ++i) {
+  for (size_t i = 0; i < cfg.namespaces.size(); ++i) {
     const auto& ns = cfg.namespaces[i];
     const auto& l = ns.layout;
     const std::string codec = i < cfg.namespace_ssd_codecs.size() ? cfg.namespace_ssd_codecs[i] : "none";
     out << YAML::BeginMap << YAML::Key << "model_id" << YAML::Value << YAML::DoubleQuoted << ns.model_id << YAML::Key
         << "adapter_id" << YAML::Value << YAML::DoubleQuoted << ns.adapter_id << YAML::Key << "cache_salt"
         << YAML::Value << YAML::DoubleQuoted << ns.cache_salt << YAML::Key << "ssd_codec" << YAML::Value << codec
-        << YAML::Key << "layout" << YAML::Value << YAML::BeginMap
-        << YAML::Key << "dtype" << YAML::Value << std::string(dtype_name(l.dtype)) << YAML::Key << "block_tokens"
-        << YAML::Value << l.block_tokens << YAML::Key << "num_layers" << YAML::Value << l.num_layers << YAML::Key
-        << "num_kv_heads" << YAML::Value << l.num_kv_heads << YAML::Key << "head_dim" << YAML::Value << l.head_dim
-        << YAML::Key << "kv_planes" << YAML::Value << l.kv_planes << YAML::EndMap << YAML::EndMap;
+        << YAML::Key << "layout" << YAML::Value << YAML::BeginMap << YAML::Key << "dtype" << YAML::Value
+        << std::string(dtype_name(l.dtype)) << YAML::Key << "block_tokens" << YAML::Value << l.block_tokens << YAML::Key
+        << "num_layers" << YAML::Value << l.num_layers << YAML::Key << "num_kv_heads" << YAML::Value << l.num_kv_heads
+        << YAML::Key << "head_dim" << YAML::Value << l.head_dim << YAML::Key << "kv_planes" << YAML::Value
+        << l.kv_planes << YAML::EndMap << YAML::EndMap;
   }
   out << YAML::EndSeq << YAML::EndMap;
   return std::string(out.c_str()) + "\n";

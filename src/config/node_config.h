@@ -20,14 +20,14 @@ struct NodeConfig {
   // Prefix of the node's named shared-memory segments (index, host arena).
   std::string shm_prefix = "kvtier";
 
-  uint64_t index_capacity = 1 << 20;  // block entries the shared-memory index holds
-  uint64_t host_bytes = 1ULL << 30;   // host-memory tier (shared-memory arena)
+  uint64_t index_capacity = 1 << 20;       // block entries the shared-memory index holds
+  uint64_t host_bytes = 1ULL << 30;        // host-memory tier (shared-memory arena)
   uint64_t host_slab_bytes = 32ULL << 20;  // arena slab: at least the largest block; host_bytes holds ≥ 1
 
   bool ssd_enabled = true;
   std::string ssd_dir = "kvtier-data/ssd";  // relative paths are relative to the working directory
   uint64_t ssd_bytes = 8ULL << 30;
-  uint32_t ssd_files = 1;                  // data files under ssd_dir (regions alternate between them)
+  uint32_t ssd_files = 1;                   // data files under ssd_dir (regions alternate between them)
   uint64_t ssd_region_bytes = 16ULL << 20;  // append-only unit of writing and reclaiming
   uint64_t ssd_io_bytes = 1ULL << 20;       // bytes per write request
   uint32_t ssd_queue_depth = 8;             // requests in flight per file
@@ -35,8 +35,8 @@ struct NodeConfig {
   bool ssd_reinsert_hot = true;             // rewrite blocks read since written when their region is reclaimed
   bool ssd_sync_writes = false;             // fdatasync per region: survive power loss, not only a crash
   bool ssd_direct_io = true;
-  uint32_t ssd_min_accesses = 2;            // admission: uses before a block is worth an SSD write
-  uint64_t ssd_write_budget_per_s = 0;      // admission: bytes/s cap on SSD writes; 0 = none
+  uint32_t ssd_min_accesses = 2;               // admission: uses before a block is worth an SSD write
+  uint64_t ssd_write_budget_per_s = 0;         // admission: bytes/s cap on SSD writes; 0 = none
   bool ssd_start_empty_if_unreadable = false;  // an unreadable SSD catalogue starts the tier empty
 
   std::string grpc_address = "127.0.0.1:50551";

@@ -117,8 +117,7 @@ bool IndexWriter::evict_victim(const Victim& best, Tier tier, const EvictionPoli
     m.add(JournalOp::kWriteIfUnpinned, best.slot, kept);
     // Leaving host memory for a copy on SSD is a move; any other loss of one tier, a removal.
     const bool to_ssd = tier == Tier::kHost && (kept.tiers & ssd) != 0;
-    m.record_change(to_ssd ? IndexChange::Kind::kMoved : IndexChange::Kind::kRemoved, kept, best.img.tiers,
-                    kept.tiers);
+    m.record_change(to_ssd ? IndexChange::Kind::kMoved : IndexChange::Kind::kRemoved, kept, best.img.tiers, kept.tiers);
     if (commit(m) == Applied::kVoidedByPin) {
       ++report.candidates_skipped_pinned;
       return false;
@@ -150,8 +149,8 @@ Result<EvictionReport> IndexWriter::evict(Tier tier, uint64_t bytes, const Evict
   return report;
 }
 
-Result<EvictionReport> IndexWriter::evict_keys(Tier tier, std::span<const BlockKey> keys,
-                                               const EvictionPolicy& policy, EvictionListener* listener) {
+Result<EvictionReport> IndexWriter::evict_keys(Tier tier, std::span<const BlockKey> keys, const EvictionPolicy& policy,
+                                               EvictionListener* listener) {
   EvictionReport report;
   const uint32_t now = seg_.now_ticks();
   std::vector<bool> done(keys.size(), false);
@@ -191,7 +190,7 @@ std::vector<BlockInfo> IndexWriter::eviction_candidates(Tier tier, uint64_t byte
   const uint8_t bit = tier_bit(tier);
   const auto demote = [&](const EntryImage& img) {
     return (img.tiers & ~bit) != 0 || img.freq >= min_frequency_to_demote ? EvictionAction::kDemote
-                                                                           : EvictionAction::kDrop;
+                                                                          : EvictionAction::kDrop;
   };
   std::vector<BlockInfo> out;
   std::unordered_set<uint64_t> taken;

@@ -132,10 +132,10 @@ TEST(NodeTiers, ClientsLoadSsdBlocksThroughTheDaemonThreads) {
   const PrefixMatch before = node.client->match(keys);
   {
     const NodeTiersStats s = node.tiers->stats();
-    EXPECT_EQ(before.overall, 40u) << "entries " << s.index.entries << " evictions " << s.index.evictions
-                                   << " demoted " << s.demoted << " ssd_drops " << s.ssd_drops << " cold "
-                                   << s.admission.rejected_cold << " ssd blocks " << s.ssd.blocks << " removes "
-                                   << s.index.removes << " client evictions " << node.client->stats().evictions_for_room;
+    EXPECT_EQ(before.overall, 40u) << "entries " << s.index.entries << " evictions " << s.index.evictions << " demoted "
+                                   << s.demoted << " ssd_drops " << s.ssd_drops << " cold " << s.admission.rejected_cold
+                                   << " ssd blocks " << s.ssd.blocks << " removes " << s.index.removes
+                                   << " client evictions " << node.client->stats().evictions_for_room;
   }
   ASSERT_LT(before.in(Tier::kHost), 40u) << "the daemon demoted part of the chain";
 

@@ -9,7 +9,7 @@
 namespace kvtier::ssd {
 
 struct AdmissionOptions {
-  uint32_t min_accesses = 2;             // the index's access count (1 = every block)
+  uint32_t min_accesses = 2;              // the index's access count (1 = every block)
   uint64_t write_budget_bytes_per_s = 0;  // 0 = unlimited; bursts up to one second's worth
 };
 

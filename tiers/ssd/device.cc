@@ -11,8 +11,8 @@ Status Device::run(std::span<IoOp> ops) {
   for (const IoOp& op : ops) {
     if (op.offset % kIoAlign != 0 || op.length % kIoAlign != 0 || op.length == 0 ||
         reinterpret_cast<uintptr_t>(op.data) % kIoAlign != 0) {
-      return Status::invalid_argument(fmt::format("{}: I/O at offset {} length {} is not {}-byte aligned", name_,
-                                                  op.offset, op.length, kIoAlign));
+      return Status::invalid_argument(
+          fmt::format("{}: I/O at offset {} length {} is not {}-byte aligned", name_, op.offset, op.length, kIoAlign));
     }
     if (op.offset > size_ || op.length > size_ - op.offset) {
       return Status::invalid_argument(

@@ -9,11 +9,15 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <system_error>
 
 #include "kvtier/result.h"
 #include "kvtier/status.h"
 
 namespace kvtier::ssd {
+
+// strerror, thread-safely.
+inline std::string errno_message(int err) { return std::generic_category().message(err); }
 
 // O_DIRECT granularity: offsets, lengths and buffer addresses are multiples of it.
 inline constexpr uint32_t kIoAlign = 4096;

@@ -69,7 +69,7 @@ Status to_status(const rocksdb::Status& s, std::string_view what) {
 }  // namespace
 
 Result<std::unique_ptr<SsdMetadata>> SsdMetadata::open(const std::string& dir, bool start_empty_if_unreadable,
-                                                      bool sync_writes) {
+                                                       bool sync_writes) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::io_error(fmt::format("creating SSD metadata directory {}: {}", dir, ec.message()));

@@ -24,8 +24,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr uint32_t kNoRegion = UINT32_MAX;
-// Each file starts with its identity block, padded so regions start on 1 MiB boundaries.
-constexpr uint64_t kFileHeaderBytes = 1ULL << 20;
+constexpr uint64_t kFileHeaderBytes = kSsdFileHeaderBytes;
 constexpr char kFileMagic[8] = {'K', 'V', 'T', 'S', 'S', 'D', '0', '1'};
 constexpr uint32_t kFormatVersion = 1;
 
@@ -51,8 +50,6 @@ uint64_t locator_of(const StoredBlock& b) {
          ((b.offset / kIoAlign) & 0xFFFFFF);
 }
 
-std::string errno_text(int err) { return std::strerror(err); }
-
 }  // namespace
 
 Result<RegionReclaim> parse_region_reclaim(std::string_view name) {
@@ -76,9 +73,9 @@ Status SsdStoreOptions::validate() const {
   if (write_buffers < 2 || write_buffers > 64) return Status::invalid_argument("ssd write buffers must be 2..64");
   const uint64_t regions = bytes / region_bytes;
   if (regions < write_buffers + 2) {
-    return Status::invalid_argument(fmt::format(
-        "ssd capacity {} holds {} regions of {} bytes; at least {} are needed (write buffers + 2)", bytes, regions,
-        region_bytes, write_buffers + 2));
+    return Status::invalid_argument(
+        fmt::format("ssd capacity {} holds {} regions of {} bytes; at least {} are needed (write buffers + 2)", bytes,
+                    regions, region_bytes, write_buffers + 2));
   }
   if (regions > 0xFFFFFF) return Status::invalid_argument("ssd capacity is more than 2^24 regions: use larger regions");
   if (zstd_level < 1 || zstd_level > 19) return Status::invalid_argument("ssd zstd level must be 1..19");
@@ -137,8 +134,8 @@ struct SsdStore::Impl {
   Status recover(const std::unordered_set<uint32_t>& replaced_files);
 
   // --- under mu ---
-  Status place_locked(std::unique_lock<std::mutex>& lock, const StoredBlock& proto, const uint8_t* bytes,
-                      bool may_wait, uint64_t* locator);
+  Status place_locked(std::unique_lock<std::mutex>& lock, const StoredBlock& proto, const uint8_t* bytes, bool may_wait,
+                      uint64_t* locator);
   void queue_filling_locked();
   void drop_entry_locked(const BlockKey& key, std::vector<BlockKey>& dropped);
   void notify(const std::vector<BlockKey>& dropped);
@@ -180,7 +177,7 @@ Status SsdStore::Impl::open_files(const DeviceFactory& factory, std::unordered_s
       IoOp w{IoOp::Kind::kWrite, 0, header.get(), kIoAlign, 0};
       KVTIER_RETURN_IF_ERROR((*dev)->run({&w, 1}));
       if (w.result < 0) {
-        return Status::io_error(fmt::format("writing the header of SSD file {}: {}", fo.path, errno_text(-w.result)));
+        return Status::io_error(fmt::format("writing the header of SSD file {}: {}", fo.path, errno_message(-w.result)));
       }
       KVTIER_RETURN_IF_ERROR((*dev)->sync());
       KVTIER_RETURN_IF_ERROR(metadata->put(id_key, std::string_view(reinterpret_cast<char*>(header.get() + 8), 16)));
@@ -225,8 +222,8 @@ Status SsdStore::Impl::recover(const std::unordered_set<uint32_t>& replaced_file
           return;
         }
         regions[b.region].keys.push_back(b.key);
-        regions[b.region].used = std::max<uint32_t>(regions[b.region].used,
-                                                    b.offset + static_cast<uint32_t>(round_up(b.stored_bytes, kIoAlign)));
+        regions[b.region].used = std::max<uint32_t>(
+            regions[b.region].used, b.offset + static_cast<uint32_t>(round_up(b.stored_bytes, kIoAlign)));
         entries[b.key] = Entry{b, 0};
       }));
   for (uint32_t r : stale_regions) {
@@ -235,7 +232,7 @@ Status SsdStore::Impl::recover(const std::unordered_set<uint32_t>& replaced_file
   }
   for (const BlockKey& k : stale) KVTIER_RETURN_IF_ERROR(metadata->drop_block(k));
   access_clock = seal_seq;
-  for (uint32_t r = static_cast<uint32_t>(regions.size()); r-- > 0;) {
+  for (auto r = static_cast<uint32_t>(regions.size()); r-- > 0;) {
     Region& reg = regions[r];
     if (reg.state == RegionState::kSealed && reg.keys.empty()) {
       // Sealed but holding nothing live: free it (and its record) now.
@@ -251,7 +248,7 @@ Status SsdStore::Impl::recover(const std::unordered_set<uint32_t>& replaced_file
   return {};
 }
 
-Result<std::unique_ptr<SsdStore>> SsdStore::open(const SsdStoreOptions& options, DeviceFactory factory) {
+Result<std::unique_ptr<SsdStore>> SsdStore::open(const SsdStoreOptions& options, const DeviceFactory& factory) {
   KVTIER_RETURN_IF_ERROR(options.validate());
   auto impl = std::make_unique<Impl>();
   impl->options = options;
@@ -322,9 +319,9 @@ void SsdStore::Impl::drop_entry_locked(const BlockKey& key, std::vector<BlockKey
 }
 
 // Places a block's stored bytes in the filling region, opening a new one when it is full.
-Status SsdStore::Impl::place_locked(std::unique_lock<std::mutex>& lock, const StoredBlock& proto,
-                                    const uint8_t* bytes, bool may_wait, uint64_t* locator) {
-  const uint32_t aligned = static_cast<uint32_t>(round_up(proto.stored_bytes, kIoAlign));
+Status SsdStore::Impl::place_locked(std::unique_lock<std::mutex>& lock, const StoredBlock& proto, const uint8_t* bytes,
+                                    bool may_wait, uint64_t* locator) {
+  const auto aligned = static_cast<uint32_t>(round_up(proto.stored_bytes, kIoAlign));
   const auto deadline = Clock::now() + std::chrono::milliseconds(options.insert_wait_ms);
   while (filling == kNoRegion || regions[filling].used + aligned > options.region_bytes) {
     if (filling != kNoRegion) queue_filling_locked();
@@ -376,8 +373,8 @@ Result<uint64_t> SsdStore::insert(const SsdBlockMeta& meta, std::span<const uint
   }
   b.stored_bytes = b.codec == Codec::kZstd ? static_cast<uint32_t>(compressed.size()) : b.payload_bytes;
   if (round_up(b.stored_bytes, kIoAlign) > impl_->options.region_bytes) {
-    return Status::invalid_argument(fmt::format("a {}-byte block does not fit a {}-byte SSD region", b.stored_bytes,
-                                                impl_->options.region_bytes));
+    return Status::invalid_argument(
+        fmt::format("a {}-byte block does not fit a {}-byte SSD region", b.stored_bytes, impl_->options.region_bytes));
   }
   b.checksum = checksum_of(stored, b.stored_bytes);
 
@@ -418,7 +415,8 @@ Status SsdStore::remove(const BlockKey& key) {
   const Impl::RegionState state = impl_->regions[it->second.block.region].state;
   impl_->entries.erase(it);
   // A block of a region not yet committed has no record; one committed has, and must go.
-  if (state == Impl::RegionState::kSealed || state == Impl::RegionState::kReclaiming) return impl_->metadata->drop_block(key);
+  if (state == Impl::RegionState::kSealed || state == Impl::RegionState::kReclaiming)
+    return impl_->metadata->drop_block(key);
   return {};
 }
 
@@ -461,10 +459,10 @@ void SsdStore::read(std::span<SsdRead> reads) {
         continue;
       }
       ++reg.readers;
-      const uint32_t len = static_cast<uint32_t>(round_up(b.stored_bytes, kIoAlign));
+      const auto len = static_cast<uint32_t>(round_up(b.stored_bytes, kIoAlign));
       Planned p{i, b, nullptr, nullptr};
-      const bool direct = b.codec == Codec::kNone && rd.out.size() >= len &&
-                          reinterpret_cast<uintptr_t>(rd.out.data()) % kIoAlign == 0;
+      const bool direct =
+          b.codec == Codec::kNone && rd.out.size() >= len && reinterpret_cast<uintptr_t>(rd.out.data()) % kIoAlign == 0;
       if (direct) {
         p.target = rd.out.data();
       } else {
@@ -490,7 +488,7 @@ void SsdStore::read(std::span<SsdRead> reads) {
     Planned& p = planned[j];
     SsdRead& rd = reads[p.read];
     if (results[j] < 0) {
-      outcome[j] = Status::io_error(fmt::format("reading block {}: {}", rd.key.to_hex(), errno_text(-results[j])));
+      outcome[j] = Status::io_error(fmt::format("reading block {}: {}", rd.key.to_hex(), errno_message(-results[j])));
       continue;
     }
     if (checksum_of(p.target, p.block.stored_bytes) != p.block.checksum) {
@@ -661,7 +659,7 @@ void SsdStore::Impl::write_regions(std::unique_lock<std::mutex>& lock, const std
     }
     if (written.ok() && err != 0) {
       written = Status::io_error(
-          fmt::format("writing SSD region {} to {}: {}", batch[i], devices[sp.device]->name(), errno_text(err)));
+          fmt::format("writing SSD region {} to {}: {}", batch[i], devices[sp.device]->name(), errno_message(err)));
     }
     settle_region(lock, batch[i], written, err);
   }
@@ -745,8 +743,8 @@ bool SsdStore::Impl::reclaim_one(std::unique_lock<std::mutex>& lock) {
       continue;
     }
     const Region& best = regions[victim];
-    const bool older = options.reclaim == RegionReclaim::kFifo ? reg.seal_seq < best.seal_seq
-                                                                : reg.last_access < best.last_access;
+    const bool older =
+        options.reclaim == RegionReclaim::kFifo ? reg.seal_seq < best.seal_seq : reg.last_access < best.last_access;
     if (older) victim = r;
   }
   if (victim == kNoRegion) return false;

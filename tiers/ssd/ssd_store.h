@@ -25,6 +25,10 @@
 
 namespace kvtier::ssd {
 
+// Each file starts with its identity block, padded so regions start on 1 MiB boundaries; region r
+// of n files lies in file r % n at kSsdFileHeaderBytes + (r / n) * region_bytes.
+inline constexpr uint64_t kSsdFileHeaderBytes = 1ULL << 20;
+
 enum class RegionReclaim : uint8_t {
   kFifo,  // oldest written region first: the fewest device writes per byte cached (CacheLib's choice)
   kLru,   // least recently read region first
@@ -40,14 +44,14 @@ struct SsdStoreOptions {
   uint32_t queue_depth = 8;      // requests in flight per device
   uint32_t write_buffers = 3;    // regions in memory at once: one filling, the rest queued or being written
   RegionReclaim reclaim = RegionReclaim::kFifo;
-  bool reinsert_hot = true;        // a reclaimed region's blocks read since written are rewritten, not dropped
-  bool sync_writes = false;        // fdatasync and a synced WAL per region: survive power loss, not only a crash
-  bool direct_io = true;           // O_DIRECT
+  bool reinsert_hot = true;  // a reclaimed region's blocks read since written are rewritten, not dropped
+  bool sync_writes = false;  // fdatasync and a synced WAL per region: survive power loss, not only a crash
+  bool direct_io = true;     // O_DIRECT
   bool start_empty_if_unreadable = false;  // an unreadable catalogue starts the tier empty instead of failing
   int zstd_level = 1;
-  uint32_t flush_after_ms = 1000;     // a partly filled region is written after this long without a new block
-  uint32_t full_backoff_ms = 10000;   // after ENOSPC, how long the tier admits nothing
-  uint32_t insert_wait_ms = 2000;     // how long insert() waits for the writer before refusing
+  uint32_t flush_after_ms = 1000;    // a partly filled region is written after this long without a new block
+  uint32_t full_backoff_ms = 10000;  // after ENOSPC, how long the tier admits nothing
+  uint32_t insert_wait_ms = 2000;    // how long insert() waits for the writer before refusing
 
   Status validate() const;
 };
@@ -64,8 +68,8 @@ struct SsdRead {
   // Receives the block's payload; at least its size. When kIoAlign-aligned with room for the
   // block rounded up to kIoAlign, an uncompressed block is read straight into it (no copy).
   std::span<uint8_t> out;
-  Status status;           // not_found: not on SSD (a miss); io_error / corruption: dropped, a miss
-  uint32_t bytes = 0;      // payload bytes written to out
+  Status status;       // not_found: not on SSD (a miss); io_error / corruption: dropped, a miss
+  uint32_t bytes = 0;  // payload bytes written to out
 };
 
 struct SsdStats {
@@ -78,8 +82,8 @@ struct SsdStats {
   uint64_t bytes_written = 0, bytes_read = 0;
   uint64_t compressed_blocks = 0, compressed_payload_bytes = 0, compressed_stored_bytes = 0;
   uint64_t recovered_blocks = 0, recovery_dropped_records = 0;
-  bool full = false;           // refusing blocks after ENOSPC
-  bool file_deleted = false;   // a file was deleted underneath: serving what it holds, admitting nothing
+  bool full = false;          // refusing blocks after ENOSPC
+  bool file_deleted = false;  // a file was deleted underneath: serving what it holds, admitting nothing
   bool metadata_recreated = false;
 };
 
@@ -89,7 +93,7 @@ class SsdStore {
  public:
   // Opens the files and the catalogue and recovers every block of every written region.
   // `factory` opens the devices (default: open_file_device); tests wrap it to inject faults.
-  static Result<std::unique_ptr<SsdStore>> open(const SsdStoreOptions& options, DeviceFactory factory = {});
+  static Result<std::unique_ptr<SsdStore>> open(const SsdStoreOptions& options, const DeviceFactory& factory = {});
   // Writes the region being filled and stops the writer.
   ~SsdStore();
   SsdStore(const SsdStore&) = delete;

@@ -77,7 +77,7 @@ class UringFileDevice final : public Device {
   }
 
   Status sync_impl() override {
-    if (::fdatasync(fd_) != 0) return Status::io_error(fmt::format("fdatasync {}: {}", name(), std::strerror(errno)));
+    if (::fdatasync(fd_) != 0) return Status::io_error(fmt::format("fdatasync {}: {}", name(), errno_message(errno)));
     return {};
   }
 
@@ -110,8 +110,8 @@ class UringFileDevice final : public Device {
 
 Result<std::unique_ptr<Device>> open_file_device(const FileDeviceOptions& o) {
   if (o.size == 0 || o.size % kIoAlign != 0) {
-    return Status::invalid_argument(fmt::format("SSD file {}: size {} must be a positive multiple of {}", o.path,
-                                                o.size, kIoAlign));
+    return Status::invalid_argument(
+        fmt::format("SSD file {}: size {} must be a positive multiple of {}", o.path, o.size, kIoAlign));
   }
   if (o.queue_depth == 0 || o.queue_depth > 4096) {
     return Status::invalid_argument(fmt::format("SSD queue depth {} must be in 1..4096", o.queue_depth));
@@ -124,13 +124,13 @@ Result<std::unique_ptr<Device>> open_file_device(const FileDeviceOptions& o) {
       return Status::invalid_argument(fmt::format(
           "SSD file {}: the file system refuses O_DIRECT; put the SSD tier on a local disk (ext4, xfs)", o.path));
     }
-    return Status::io_error(fmt::format("opening SSD file {}: {}", o.path, std::strerror(err)));
+    return Status::io_error(fmt::format("opening SSD file {}: {}", o.path, errno_message(err)));
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     const int err = errno;
     ::close(fd);
-    return Status::io_error(fmt::format("stat {}: {}", o.path, std::strerror(err)));
+    return Status::io_error(fmt::format("stat {}: {}", o.path, errno_message(err)));
   }
   if (S_ISBLK(st.st_mode)) {
     uint64_t dev_bytes = 0;
@@ -148,7 +148,7 @@ Result<std::unique_ptr<Device>> open_file_device(const FileDeviceOptions& o) {
         return Status::resource_exhausted(
             fmt::format("SSD file {}: the disk has no room for {} bytes (ENOSPC)", o.path, o.size));
       }
-      return Status::io_error(fmt::format("fallocate {}: {}", o.path, std::strerror(rc)));
+      return Status::io_error(fmt::format("fallocate {}: {}", o.path, errno_message(rc)));
     }
   }
   return std::unique_ptr<Device>(new UringFileDevice(o.path, fd, o.size, o.queue_depth));

@@ -14,8 +14,8 @@
 namespace kvtier::ssd::testing {
 
 struct Faults {
-  std::atomic<int> write_errno{0};      // nonzero: every write fails with it
-  std::atomic<int> read_errno{0};       // nonzero: the next `reads_to_fail` reads fail with it
+  std::atomic<int> write_errno{0};  // nonzero: every write fails with it
+  std::atomic<int> read_errno{0};   // nonzero: the next `reads_to_fail` reads fail with it
   std::atomic<int> reads_to_fail{0};
   std::atomic<int> reads_to_corrupt{0};  // the next N reads return one flipped byte
   std::atomic<int> short_reads{0};       // the next N reads return half their bytes

@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <chrono>
+#include <cstring>
 #include <set>
 #include <thread>
 
@@ -178,11 +178,11 @@ TEST(SsdStore, CorruptBytesOnDiskAreDroppedNeverServed) {
   store->for_each([&](const StoredBlock& b, uint64_t loc) {
     if (b.key == test_key(5)) locator = loc;
   });
-  // Flip a byte of block 5 in the file itself (region offset from its locator; 4 KiB header).
+  // Flip a byte of block 5 in the file itself (region and offset from its locator).
   const uint64_t region = locator >> 40, offset = (locator & 0xFFFFFF) * kIoAlign;
   const int fd = ::open(o.files[0].c_str(), O_RDWR);
   ASSERT_GE(fd, 0);
-  const off_t at = static_cast<off_t>(kIoAlign + region * o.region_bytes + offset + 1000);
+  const off_t at = static_cast<off_t>(kSsdFileHeaderBytes + region * o.region_bytes + offset + 1000);
   uint8_t byte = 0;
   ASSERT_EQ(::pread(fd, &byte, 1, at), 1);
   byte ^= 0xFF;
