@@ -42,7 +42,7 @@ struct Client::Impl {
   std::unique_ptr<host::ArenaReleaser> releaser;
   std::shared_ptr<const EvictionPolicy> room_policy = make_prefix_aware_policy();  // for a full arena
   std::atomic<uint64_t> puts{0}, put_exists{0}, gets{0}, evictions_for_room{0}, sealed{0}, corrupt_dropped{0},
-      loads_requested{0};
+      loads_requested{0}, room_waits{0};
   std::mutex loads_mu;
   std::unique_ptr<LoadQueue> loads;  // attached on first use: the daemon creates it
 
@@ -221,7 +221,17 @@ Result<PutReservation> Client::reserve(const NamespaceHandle& ns, const BlockKey
   const uint64_t bytes = ns.ns.bytes_per_block();
   auto loc = impl_->arena->reserve(ns.size_class, *owner);
   if (!loc.ok() && loc.status().code() == StatusCode::kResourceExhausted) {
-    // Full: evict by the index's policy (prefix-aware by default) and try once more.
+    // Full: a serving daemon demotes to SSD what is worth keeping; give it a moment first.
+    if (auto queue = impl_->load_queue(); queue.ok()) {
+      const uint32_t seen = (*queue)->room_passes();
+      (*queue)->request_room();
+      (*queue)->wait_for_room(seen, std::chrono::milliseconds(20));
+      loc = impl_->arena->reserve(ns.size_class, *owner);
+      if (loc.ok()) impl_->room_waits.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  if (!loc.ok() && loc.status().code() == StatusCode::kResourceExhausted) {
+    // Still full: evict by the index's policy (prefix-aware by default), dropping, and retry once.
     auto freed = impl_->index.evict(Tier::kHost, 4 * bytes, *impl_->room_policy, impl_->releaser.get());
     if (freed.ok() && freed->bytes_freed > 0) impl_->evictions_for_room.fetch_add(1, std::memory_order_relaxed);
     loc = impl_->arena->reserve(ns.size_class, *owner);
@@ -305,6 +315,7 @@ ClientStats Client::stats() const {
   s.sealed = impl_->sealed.load(std::memory_order_relaxed);
   s.corrupt_dropped = impl_->corrupt_dropped.load(std::memory_order_relaxed);
   s.loads_requested = impl_->loads_requested.load(std::memory_order_relaxed);
+  s.room_waits = impl_->room_waits.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -122,6 +122,7 @@ struct ClientStats {
   uint64_t puts = 0, put_exists = 0, gets = 0, evictions_for_room = 0;
   uint64_t sealed = 0, corrupt_dropped = 0;
   uint64_t loads_requested = 0;  // blocks asked of the node daemon
+  uint64_t room_waits = 0;       // puts that found the arena full and got room from the daemon
 };
 
 class Client {
@@ -150,7 +151,8 @@ class Client {
   Result<size_t> get_copy(const NamespaceHandle& ns, std::span<const BlockKey> keys, std::span<uint8_t> out);
 
   // Reserves arena space for `key` (whose predecessor is `parent`, or ns.ns.root() for a first
-  // block). Evicts by the index's policy when the arena is full.
+  // block). When the arena is full it asks a serving daemon for room (up to 20 ms: the daemon
+  // demotes to SSD), then evicts by the index's policy itself, dropping blocks.
   Result<PutReservation> reserve(const NamespaceHandle& ns, const BlockKey& key, const BlockKey& parent);
   // reserve + copy + commit. `bytes` must be exactly the namespace's block size.
   Status put(const NamespaceHandle& ns, const BlockKey& key, const BlockKey& parent, std::span<const uint8_t> bytes);

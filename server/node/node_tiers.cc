@@ -80,7 +80,7 @@ Result<std::unique_ptr<NodeTiers>> NodeTiers::open(const NodeTiersOptions& o) {
       impl->promote_thread = std::thread([raw, p = std::move(started)]() mutable { raw->promote_loop(std::move(p)); });
       if (Status s = serving.get(); !s.ok()) {
         impl->stopping = true;
-        impl->upkeep_cv.notify_all();
+        impl->loads->request_room();
         impl->upkeep_thread.join();
         impl->promote_thread.join();
         return s.with_context("serving the node's load queue");
@@ -94,7 +94,7 @@ NodeTiers::NodeTiers(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 NodeTiers::~NodeTiers() {
   impl_->stopping = true;
-  impl_->upkeep_cv.notify_all();
+  impl_->loads->request_room();  // wakes the upkeep thread
   if (impl_->upkeep_thread.joinable()) impl_->upkeep_thread.join();
   if (impl_->promote_thread.joinable()) impl_->promote_thread.join();
   if (impl_->ssd) {
@@ -178,6 +178,7 @@ void NodeTiers::Impl::forget_ssd_block(const BlockKey& key) {
 }
 
 void NodeTiers::Impl::upkeep_loop() {
+  uint32_t room_seen = loads->room_requests();
   while (!stopping.load()) {
     if (Status s = host::maintain_index_and_arena(index, *arena); !s.ok()) spdlog::warn("upkeep: {}", s.message());
     std::vector<BlockKey> retry;
@@ -187,17 +188,21 @@ void NodeTiers::Impl::upkeep_loop() {
     }
     for (const BlockKey& k : retry) forget_ssd_block(k);
     if (ssd) ssd->check_health();
-    if (index.bytes_over_watermark(Tier::kHost) > 0) {
+    // An engine found the arena full (a size class can fill below the watermark): free a slice.
+    const uint32_t room_now = loads->room_requests();
+    const uint64_t asked = room_now != room_seen ? arena->stats().data_bytes / 32 : 0;
+    room_seen = room_now;
+    if (asked > 0 || index.bytes_over_watermark(Tier::kHost) > 0) {
       const uint64_t used_before = index.stats().tier_bytes[tier_index(Tier::kHost)];
-      if (auto r = demote(0); !r.ok()) spdlog::warn("demotion: {}", r.status().message());
+      if (auto r = demote(asked); !r.ok()) spdlog::warn("demotion: {}", r.status().message());
+      loads->room_made();
       // Still over and getting somewhere: engines are writing fast, keep going without a pause.
       if (index.bytes_over_watermark(Tier::kHost) > 0 &&
           index.stats().tier_bytes[tier_index(Tier::kHost)] < used_before) {
         continue;
       }
     }
-    std::unique_lock lock(upkeep_mu);
-    upkeep_cv.wait_for(lock, std::chrono::milliseconds(options.upkeep_interval_ms), [&] { return stopping.load(); });
+    loads->wait_for_room_request(room_seen, std::chrono::milliseconds(options.upkeep_interval_ms));
   }
 }
 

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -32,9 +31,7 @@ struct NodeTiers::Impl {
   std::vector<BlockKey> pending_ssd_drops;  // SSD lost them, but the index had them pinned
 
   std::atomic<bool> stopping{false};
-  std::thread upkeep_thread, promote_thread;
-  std::mutex upkeep_mu;
-  std::condition_variable upkeep_cv;
+  std::thread upkeep_thread, promote_thread;  // the upkeep thread sleeps on the load queue's room futex
 
   std::atomic<uint64_t> demoted{0}, demote_refused{0}, load_requests{0}, promoted{0}, promote_misses{0},
       promote_failed{0}, reconcile_forgotten{0}, reconcile_restored{0}, ssd_drops{0};

@@ -16,7 +16,7 @@ namespace kvtier {
 namespace {
 
 constexpr uint64_t kMagic = 0x6b76746c6f616471ULL;  // "kvtloadq"
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;
 
 // Process-shared futex (no FUTEX_PRIVATE_FLAG: waiters are in other processes).
 void futex_wait(const std::atomic<uint32_t>* word, uint32_t expected, std::chrono::milliseconds timeout) {
@@ -41,6 +41,8 @@ struct LoadQueue::Header {
   uint64_t tail;            // next to push
   std::atomic<uint32_t> requests;
   std::atomic<uint32_t> completions;
+  std::atomic<uint32_t> room_requests;
+  std::atomic<uint32_t> room_passes;
   std::atomic<uint64_t> pushed;
   std::atomic<uint64_t> refused;
 };
@@ -141,6 +143,29 @@ void LoadQueue::wait_for_requests(uint32_t seen, std::chrono::milliseconds timeo
 
 void LoadQueue::wait_for_completion(uint32_t seen, std::chrono::milliseconds timeout) const {
   if (completions() == seen) futex_wait(&header().completions, seen, timeout);
+}
+
+void LoadQueue::request_room() {
+  Header& h = header();
+  h.room_requests.fetch_add(1, std::memory_order_release);
+  futex_wake_all(&h.room_requests);
+}
+
+uint32_t LoadQueue::room_passes() const { return header().room_passes.load(std::memory_order_acquire); }
+uint32_t LoadQueue::room_requests() const { return header().room_requests.load(std::memory_order_acquire); }
+
+void LoadQueue::wait_for_room(uint32_t seen, std::chrono::milliseconds timeout) const {
+  if (room_passes() == seen) futex_wait(&header().room_passes, seen, timeout);
+}
+
+void LoadQueue::wait_for_room_request(uint32_t seen, std::chrono::milliseconds timeout) const {
+  if (room_requests() == seen) futex_wait(&header().room_requests, seen, timeout);
+}
+
+void LoadQueue::room_made() {
+  Header& h = header();
+  h.room_passes.fetch_add(1, std::memory_order_release);
+  futex_wake_all(&h.room_passes);
 }
 
 void LoadQueue::complete() {

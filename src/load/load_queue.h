@@ -1,11 +1,14 @@
-// LoadQueue: how engine processes ask the node daemon to bring SSD blocks up into host memory.
+// LoadQueue: how engine processes ask the node daemon for work: bring SSD blocks up into host
+// memory, and make room in host memory now.
 //
-// A small shared-memory ring of block keys (<prefix>-<node>-loads). Clients push the keys they
-// want and wait on a futex for the daemon's completion counter; the daemon pops them in batches,
-// reads them from SSD with io_uring and commits them into the host arena (docs/ssd.md,
-// "Promotion"). The ring's lock is robust: a client killed while pushing loses nothing but its
-// own request. The daemon holds a robust "serving" mutex while it runs, so a client can tell at
-// once that nobody is serving loads instead of waiting for a timeout.
+// A small shared-memory segment (<prefix>-<node>-loads): a ring of block keys, and futex counters.
+// Clients push the keys they want and wait for the daemon's completion counter; the daemon pops
+// them in batches, reads them from SSD with io_uring and commits them into the host arena
+// (docs/ssd.md, "Promotion"). A client whose put finds the arena full asks for room and waits a
+// moment for a demotion pass, instead of dropping blocks the daemon would have kept on SSD. The
+// ring's lock is robust: a client killed while pushing loses nothing but its own request. The
+// daemon holds a robust "serving" mutex while it runs, so a client can tell at once that nobody
+// serves the node instead of waiting for a timeout.
 #pragma once
 
 #include <chrono>
@@ -38,6 +41,10 @@ class LoadQueue {
   uint32_t completions() const;
   // Waits until the completion counter moves past `seen`, or the timeout passes.
   void wait_for_completion(uint32_t seen, std::chrono::milliseconds timeout) const;
+  // Asks the daemon for a demotion pass now; room_passes() moves when one finished.
+  void request_room();
+  uint32_t room_passes() const;
+  void wait_for_room(uint32_t seen, std::chrono::milliseconds timeout) const;
 
   // --- the daemon ---
   // Marks this process as the server; held until stop_serving() (same thread) or death.
@@ -50,6 +57,11 @@ class LoadQueue {
   void wait_for_requests(uint32_t seen, std::chrono::milliseconds timeout) const;
   // Tells waiting clients that a batch finished.
   void complete();
+  uint32_t room_requests() const;
+  // Waits until a client asks for room (the counter moves past `seen`), or the timeout passes.
+  void wait_for_room_request(uint32_t seen, std::chrono::milliseconds timeout) const;
+  // Tells clients waiting for room that a demotion pass finished.
+  void room_made();
 
  private:
   struct Header;

@@ -157,6 +157,19 @@ TEST(NodeTiers, ClientsLoadSsdBlocksThroughTheDaemonThreads) {
   EXPECT_GT(node.tiers->stats().load_requests, 0u);
 }
 
+TEST(NodeTiers, AFullArenaAsksTheDaemonForRoomInsteadOfDropping) {
+  ScratchDir dir;
+  NodeTiersOptions o = small_node(dir, "room");
+  o.background = true;
+  o.upkeep_interval_ms = 1000;  // only a room request wakes the daemon in time
+  Node node(o);
+  const auto keys = node.client->keys(node.ns(), tokens(150 * 16));  // 150 blocks through a 64-block arena
+  put_chain(*node.client, node.ns(), keys);
+  EXPECT_GT(node.client->stats().room_waits, 0u);
+  EXPECT_EQ(node.client->stats().evictions_for_room, 0u) << "the client never had to drop blocks itself";
+  EXPECT_EQ(node.client->match(keys).overall, 150u) << "every block is still cached, in host memory or on SSD";
+}
+
 TEST(NodeTiers, LoadWithoutAServingDaemonIsUnavailable) {
   ScratchDir dir;
   Node node(small_node(dir, "noserve"));  // no promotion thread
