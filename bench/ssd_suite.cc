@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -76,16 +77,25 @@ SsdStoreOptions store_options(const fs::path& dir, uint64_t bytes) {
   return o;
 }
 
-// Bytes per second fio reported for the job's `section` ("read" or "write"), or 0.
-double run_fio(const std::string& args, const char* section) {
-  const std::string cmd = "fio --output-format=json " + args + " 2>/dev/null";
+// Runs fio with these arguments; its output, or nothing when it failed. The output is read to the
+// end before pclose, so fio never meets a closed pipe.
+std::optional<std::string> fio(const std::string& args) {
+  const std::string cmd = "fio " + args + " 2>/dev/null";
   FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return 0;
+  if (p == nullptr) return std::nullopt;
   std::string out;
   char buf[4096];
   size_t n = 0;
   while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  if (::pclose(p) != 0) return 0;
+  if (::pclose(p) != 0) return std::nullopt;
+  return out;
+}
+
+// Bytes per second fio reported for the job's `section` ("read" or "write"), or 0.
+double run_fio(const std::string& args, const char* section) {
+  const auto result = fio("--output-format=json " + args);
+  if (!result) return 0;
+  const std::string& out = *result;
   const size_t at = out.find(fmt::format("\"{}\" : {{", section));
   const size_t bw = at == std::string::npos ? at : out.find("\"bw_bytes\" : ", at);
   return bw == std::string::npos ? 0 : std::strtod(out.c_str() + bw + 13, nullptr);
@@ -259,7 +269,7 @@ ZstdFigures zstd_figures(const fs::path& dir, bool bf16, uint64_t blocks) {
 }  // namespace
 
 int run_ssd_suite(const SuiteOptions& opt) {
-  if (FILE* p = ::popen("fio --version 2>/dev/null", "r"); p == nullptr || ::pclose(p) != 0) {
+  if (!fio("--version")) {
     fmt::print(stderr, "kvtier-bench ssd: fio is not installed (scripts/setup installs it)\n");
     return 1;
   }

@@ -157,12 +157,17 @@ def test_bench_keys_ends_with_its_json_line():
     assert "block_tokens" in out.stdout  # the readable table precedes it
 
 
-def test_bench_index_ends_with_its_json_line():
-    # Shape and correctness of the answers only; speed is judged from the bench itself.
-    out = run("kvtier-bench", "index", "--quick", "--json", timeout=300)
+def bench_figures(suite):
+    """Runs a suite with --quick --json; its figures, checked to be its own. Speed is judged from the bench."""
+    out = run("kvtier-bench", suite, "--quick", "--json", timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     figures = json.loads(out.stdout.strip().splitlines()[-1])
-    assert figures["suite"] == "index"
+    assert figures["suite"] == suite
+    return figures
+
+
+def test_bench_index_ends_with_its_json_line():
+    figures = bench_figures("index")
     assert figures["answers_correct"] is True
     for field in ("probes_per_s", "vs_unordered_map", "bytes_per_entry", "reader_rate_under_writes"):
         assert figures[field] > 0, field
@@ -171,10 +176,16 @@ def test_bench_index_ends_with_its_json_line():
 
 
 def test_bench_host_ends_with_its_json_line():
-    out = run("kvtier-bench", "host", "--quick", "--json", timeout=300)
-    assert out.returncode == 0, out.stdout + out.stderr
-    figures = json.loads(out.stdout.strip().splitlines()[-1])
-    assert figures["suite"] == "host"
+    figures = bench_figures("host")
     assert figures["reads_complete"] is True
     for field in ("put_gbytes_per_s", "put_vs_memcpy", "get_copy_vs_memcpy", "acquire_release_per_s"):
         assert figures[field] > 0, field
+
+
+def test_bench_ssd_ends_with_its_json_line():
+    figures = bench_figures("ssd")  # the suite runs fio itself
+    assert figures["reads_intact"] is True
+    for field in ("write_gbytes_per_s", "read_gbytes_per_s", "write_vs_fio", "read_vs_fio", "zstd_ratio"):
+        assert figures[field] > 0, field
+    assert figures["warm_restart_blocks_recovered"] == 1.0
+    assert not [p for p in os.listdir(".") if p.startswith("kvtier-bench-ssd-")], "the bench removes its files"
