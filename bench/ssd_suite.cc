@@ -120,7 +120,7 @@ double store_write(const fs::path& dir, uint64_t blocks, uint64_t capacity, cons
 
 // Random block reads, kBatch per call (the device keeps kDepth in flight); bytes/s. False in
 // *intact when a block came back wrong.
-constexpr uint32_t kBatch = 8 * kDepth;
+constexpr uint32_t kBatch = 32 * kDepth;
 double store_read(SsdStore& store, uint64_t blocks, uint64_t reads, bool* intact) {
   std::vector<std::unique_ptr<AlignedBuf>> bufs;
   for (uint32_t i = 0; i < kBatch; ++i) bufs.push_back(std::make_unique<AlignedBuf>(kBlock));
@@ -285,7 +285,7 @@ int run_ssd_suite(const SuiteOptions& opt) {
   const uint64_t write_bytes = opt.quick ? (512ULL << 20) : (2ULL << 30);
   const uint64_t blocks = write_bytes / kBlock;
   const uint64_t capacity = write_bytes + (96ULL << 20);
-  const uint64_t reads = opt.quick ? 2048 : 8192;
+  const uint64_t reads = opt.quick ? 2048 : 8192;  // multiples of kBatch
   const int rounds = opt.quick ? 4 : 3;
   const std::string fio_file = (root / "fio.dat").string();
   const std::string common =

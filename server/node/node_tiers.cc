@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <unordered_map>
 
 #include "server/node/node_tiers_impl.h"
@@ -179,8 +180,13 @@ void NodeTiers::Impl::forget_ssd_block(const BlockKey& key) {
 
 void NodeTiers::Impl::upkeep_loop() {
   uint32_t room_seen = loads->room_requests();
+  auto next_reclaim = std::chrono::steady_clock::now();
   while (!stopping.load()) {
-    if (Status s = host::maintain_index_and_arena(index, *arena); !s.ok()) spdlog::warn("upkeep: {}", s.message());
+    // Reclaiming scans the arena under its allocation lock: every few hundred ms, not every pass.
+    if (std::chrono::steady_clock::now() >= next_reclaim) {
+      if (Status s = host::maintain_index_and_arena(index, *arena); !s.ok()) spdlog::warn("upkeep: {}", s.message());
+      next_reclaim = std::chrono::steady_clock::now() + std::chrono::milliseconds(options.reclaim_interval_ms);
+    }
     std::vector<BlockKey> retry;
     {
       std::lock_guard lock(pending_mu);

@@ -39,8 +39,9 @@ struct NodeTiersOptions {
   ssd::AdmissionOptions admission;
   std::unordered_map<uint16_t, ssd::Codec> codecs;  // per namespace id; absent: stored as is
 
-  bool background = true;  // run the upkeep and promotion threads (tests drive the passes by hand)
-  uint32_t upkeep_interval_ms = 10;
+  bool background = true;              // run the upkeep and promotion threads (tests drive the passes by hand)
+  uint32_t upkeep_interval_ms = 10;    // demotion checks (and whenever an engine asks for room)
+  uint32_t reclaim_interval_ms = 250;  // dead processes' pins and reservations (scans the arena)
   uint32_t promote_batch = 32;
   uint32_t load_queue_capacity = 4096;
 };

@@ -7,19 +7,39 @@
 
 namespace kvtier::ssd {
 
-Status Device::run(std::span<IoOp> ops) {
+bool Device::valid(const IoOp& op) const {
+  return op.offset % kIoAlign == 0 && op.length % kIoAlign == 0 && op.length != 0 &&
+         reinterpret_cast<uintptr_t>(op.data) % kIoAlign == 0 && op.offset <= size_ && op.length <= size_ - op.offset;
+}
+
+void Device::count(const IoOp& op) {
+  if (op.result < 0) {
+    errors_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const bool read = op.kind == IoOp::Kind::kRead;
+  (read ? reads_ : writes_).fetch_add(1, std::memory_order_relaxed);
+  (read ? read_bytes_ : write_bytes_).fetch_add(op.length, std::memory_order_relaxed);
+}
+
+Status Device::run(std::span<IoOp> ops, const OnDone& on_done) {
   for (const IoOp& op : ops) {
-    if (op.offset % kIoAlign != 0 || op.length % kIoAlign != 0 || op.length == 0 ||
-        reinterpret_cast<uintptr_t>(op.data) % kIoAlign != 0) {
+    if (!valid(op)) {
       return Status::invalid_argument(
-          fmt::format("{}: I/O at offset {} length {} is not {}-byte aligned", name_, op.offset, op.length, kIoAlign));
-    }
-    if (op.offset > size_ || op.length > size_ - op.offset) {
-      return Status::invalid_argument(
-          fmt::format("{}: I/O at offset {} length {} is past the end ({} bytes)", name_, op.offset, op.length, size_));
+          fmt::format("{}: I/O at offset {} length {} is misaligned (to {}) or past the end "
+                      "({} bytes)",
+                      name_, op.offset, op.length, kIoAlign, size_));
     }
   }
-  run_impl(ops);
+  // Ops that finish whole are reported at once; short ones after they are continued below.
+  const auto finished = [&](size_t i) {
+    const IoOp& op = ops[i];
+    if (on_done && (op.result < 0 || static_cast<uint32_t>(op.result) >= op.length)) on_done(i);
+  };
+  run_impl(ops, on_done ? OnDone(finished) : OnDone());
+  std::vector<bool> reported(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i)
+    reported[i] = ops[i].result < 0 || static_cast<uint32_t>(ops[i].result) >= ops[i].length;
   // Continue short transfers (a device may legally return fewer bytes than asked); give up on
   // one that makes no progress.
   std::vector<IoOp> rest;
@@ -40,23 +60,57 @@ Status Device::run(std::span<IoOp> ops) {
       owner.push_back(i);
     }
     if (rest.empty()) break;
-    run_impl(rest);
+    run_impl(rest, {});
     for (size_t j = 0; j < rest.size(); ++j) {
       IoOp& op = ops[owner[j]];
       op.result = rest[j].result < 0 ? rest[j].result : op.result + rest[j].result;
     }
   }
-  for (IoOp& op : ops) {
+  for (size_t i = 0; i < ops.size(); ++i) {
+    IoOp& op = ops[i];
     if (op.result >= 0 && static_cast<uint32_t>(op.result) < op.length) op.result = -EIO;
-    if (op.result < 0) {
-      errors_.fetch_add(1, std::memory_order_relaxed);
-      continue;
-    }
-    const bool read = op.kind == IoOp::Kind::kRead;
-    (read ? reads_ : writes_).fetch_add(1, std::memory_order_relaxed);
-    (read ? read_bytes_ : write_bytes_).fetch_add(op.length, std::memory_order_relaxed);
+    if (on_done && !reported[i]) on_done(i);
+    count(op);
   }
   return {};
+}
+
+void Device::stream(const Source& next, const Sink& done) {
+  // Invalid ops never reach the implementation: they finish here, at once.
+  const Source checked = [&](IoOp& op, uint64_t& tag) {
+    while (next(op, tag)) {
+      if (valid(op)) return true;
+      op.result = -EINVAL;
+      count(op);
+      done(op, tag);
+    }
+    return false;
+  };
+  stream_impl(checked, [&](const IoOp& op, uint64_t tag) {
+    count(op);
+    done(op, tag);
+  });
+}
+
+void Device::stream_impl(const Source& next, const Sink& done) {
+  std::vector<IoOp> batch;
+  std::vector<uint64_t> tags;
+  for (;;) {
+    batch.clear();
+    tags.clear();
+    IoOp op;
+    uint64_t tag = 0;
+    while (batch.size() < 64 && next(op, tag)) {
+      batch.push_back(op);
+      tags.push_back(tag);
+    }
+    if (batch.empty()) return;
+    run_impl(batch, {});
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i].result >= 0 && static_cast<uint32_t>(batch[i].result) < batch[i].length) batch[i].result = -EIO;
+      done(batch[i], tags[i]);
+    }
+  }
 }
 
 Status Device::sync() { return sync_impl(); }

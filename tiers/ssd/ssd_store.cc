@@ -93,6 +93,10 @@ struct SsdStore::Impl {
     uint64_t seal_seq = 0;
     uint64_t last_access = 0;
     uint32_t readers = 0;
+    // While being written: the next byte to hand the device, requests not finished, first error.
+    uint32_t write_next = 0;
+    uint32_t writes_pending = 0;
+    int write_error = 0;
   };
   struct Entry {
     StoredBlock block;
@@ -113,6 +117,7 @@ struct SsdStore::Impl {
   std::vector<uint8_t*> free_buffers;
   std::deque<uint32_t> write_queue;
   uint32_t filling = kNoRegion;
+  uint32_t issuing = kNoRegion;  // the region whose writes are being handed to the device
   Clock::time_point last_insert{};
   bool writing = false;
   bool stopping = false;
@@ -142,7 +147,9 @@ struct SsdStore::Impl {
 
   // --- writer thread ---
   void writer_loop();
-  void write_regions(std::unique_lock<std::mutex>& lock, const std::vector<uint32_t>& batch);
+  void stream_writes(std::unique_lock<std::mutex>& lock, uint32_t device);
+  bool next_write(uint32_t device, IoOp& op, uint64_t& tag);
+  void write_done(uint32_t device, const IoOp& op, uint64_t tag);
   void settle_region(std::unique_lock<std::mutex>& lock, uint32_t region, Status written, int err);
   bool reclaim_one(std::unique_lock<std::mutex>& lock);
 };
@@ -177,7 +184,8 @@ Status SsdStore::Impl::open_files(const DeviceFactory& factory, std::unordered_s
       IoOp w{IoOp::Kind::kWrite, 0, header.get(), kIoAlign, 0};
       KVTIER_RETURN_IF_ERROR((*dev)->run({&w, 1}));
       if (w.result < 0) {
-        return Status::io_error(fmt::format("writing the header of SSD file {}: {}", fo.path, errno_message(-w.result)));
+        return Status::io_error(
+            fmt::format("writing the header of SSD file {}: {}", fo.path, errno_message(-w.result)));
       }
       KVTIER_RETURN_IF_ERROR((*dev)->sync());
       KVTIER_RETURN_IF_ERROR(metadata->put(id_key, std::string_view(reinterpret_cast<char*>(header.get() + 8), 16)));
@@ -476,29 +484,29 @@ void SsdStore::read(std::span<SsdRead> reads) {
     }
   }
   if (planned.empty()) return;
-  std::vector<int32_t> results(planned.size(), 0);
-  for (size_t d = 0; d < ops.size(); ++d) {
-    if (ops[d].empty()) continue;
-    const Status s = im.devices[d]->run(ops[d]);
-    for (size_t j = 0; j < ops[d].size(); ++j) results[op_plan[d][j]] = s.ok() ? ops[d][j].result : -EINVAL;
-  }
-  // Verify outside the lock, then settle under it.
+  // Each block is verified (and decompressed) as soon as its read completes, outside the lock,
+  // while the device works on the others.
   std::vector<Status> outcome(planned.size());
-  for (size_t j = 0; j < planned.size(); ++j) {
+  const auto verify = [&](size_t j, int32_t result) {
     Planned& p = planned[j];
     SsdRead& rd = reads[p.read];
-    if (results[j] < 0) {
-      outcome[j] = Status::io_error(fmt::format("reading block {}: {}", rd.key.to_hex(), errno_message(-results[j])));
-      continue;
-    }
-    if (checksum_of(p.target, p.block.stored_bytes) != p.block.checksum) {
+    if (result < 0) {
+      outcome[j] = Status::io_error(fmt::format("reading block {}: {}", rd.key.to_hex(), errno_message(-result)));
+    } else if (checksum_of(p.target, p.block.stored_bytes) != p.block.checksum) {
       outcome[j] = Status::corruption(fmt::format("block {} failed its checksum on SSD", rd.key.to_hex()));
-      continue;
-    }
-    if (p.block.codec == Codec::kZstd) {
+    } else if (p.block.codec == Codec::kZstd) {
       outcome[j] = zstd_decompress({p.target, p.block.stored_bytes}, rd.out.first(p.block.payload_bytes));
     } else if (p.target != rd.out.data()) {
       std::memcpy(rd.out.data(), p.target, p.block.payload_bytes);
+    }
+  };
+  for (size_t d = 0; d < ops.size(); ++d) {
+    if (ops[d].empty()) continue;
+    std::vector<IoOp>& dev_ops = ops[d];
+    const std::vector<size_t>& plan = op_plan[d];
+    const Status s = im.devices[d]->run(dev_ops, [&](size_t k) { verify(plan[k], dev_ops[k].result); });
+    if (!s.ok()) {
+      for (size_t k = 0; k < dev_ops.size(); ++k) verify(plan[k], -EINVAL);
     }
   }
   std::vector<BlockKey> dropped;
@@ -605,13 +613,7 @@ void SsdStore::Impl::writer_loop() {
                             Clock::now() - last_insert >= std::chrono::milliseconds(options.flush_after_ms);
     if (idle_flush) queue_filling_locked();
     if (!write_queue.empty()) {
-      // Queued regions go in one submission, so the device queue stays full across regions
-      // instead of draining at each region's end; at most half the buffers, so blocks keep
-      // arriving into the others meanwhile.
-      const size_t take = std::min<size_t>(write_queue.size(), std::max<uint32_t>(1, options.write_buffers / 2));
-      std::vector<uint32_t> batch(write_queue.begin(), write_queue.begin() + static_cast<long>(take));
-      write_queue.erase(write_queue.begin(), write_queue.begin() + static_cast<long>(take));
-      write_regions(lock, batch);
+      stream_writes(lock, device_of(write_queue.front()));
       continue;
     }
     // Keep enough free regions that inserts never wait for a reclaim.
@@ -622,49 +624,61 @@ void SsdStore::Impl::writer_loop() {
   changed.notify_all();
 }
 
-void SsdStore::Impl::write_regions(std::unique_lock<std::mutex>& lock, const std::vector<uint32_t>& batch) {
+// Streams the queued regions of one device to it: the device pulls write requests as its queue
+// frees up, regions queued meanwhile included, so it never drains between regions. Each region is
+// committed to the catalogue as its last request finishes.
+void SsdStore::Impl::stream_writes(std::unique_lock<std::mutex>& lock, uint32_t device) {
   writing = true;
-  std::vector<std::vector<IoOp>> ops(devices.size());
-  struct Span {
-    uint32_t device;
-    size_t first, count;
-  };
-  std::vector<Span> spans;
-  for (uint32_t r : batch) {
-    Region& reg = regions[r];
-    reg.state = RegionState::kWriting;
-    const uint32_t d = device_of(r);
-    Span sp{d, ops[d].size(), 0};
-    for (uint32_t off = 0; off < reg.used; off += options.io_bytes) {
-      ops[d].push_back(IoOp{IoOp::Kind::kWrite, device_offset(r) + off, reg.buffer + off,
-                            std::min(options.io_bytes, reg.used - off), 0});
-      ++sp.count;
-    }
-    spans.push_back(sp);
-  }
   lock.unlock();
-  std::vector<Status> ran(devices.size());
-  for (size_t d = 0; d < devices.size(); ++d) {
-    if (ops[d].empty()) continue;
-    ran[d] = devices[d]->run(ops[d]);
-    if (ran[d].ok() && options.sync_writes) ran[d] = devices[d]->sync();
-  }
+  devices[device]->stream([&](IoOp& op, uint64_t& tag) { return next_write(device, op, tag); },
+                          [&](const IoOp& op, uint64_t tag) { write_done(device, op, tag); });
   lock.lock();
-  for (size_t i = 0; i < batch.size(); ++i) {
-    const Span& sp = spans[i];
-    Status written = ran[sp.device];
-    int err = 0;
-    for (size_t k = sp.first; k < sp.first + sp.count; ++k) {
-      if (ops[sp.device][k].result < 0) err = -ops[sp.device][k].result;
-    }
-    if (written.ok() && err != 0) {
-      written = Status::io_error(
-          fmt::format("writing SSD region {} to {}: {}", batch[i], devices[sp.device]->name(), errno_message(err)));
-    }
-    settle_region(lock, batch[i], written, err);
-  }
   writing = false;
   changed.notify_all();
+}
+
+// The stream's source: the next request of the region being issued, or of the next queued region
+// on this device. Keeps the free-region reserve too, so a full tier streams without pausing.
+bool SsdStore::Impl::next_write(uint32_t device, IoOp& op, uint64_t& tag) {
+  std::unique_lock lock(mu);
+  if (free_regions.size() < options.write_buffers && !stopping) (void)reclaim_one(lock);
+  if (issuing == kNoRegion) {
+    auto it = std::find_if(write_queue.begin(), write_queue.end(), [&](uint32_t r) { return device_of(r) == device; });
+    if (it == write_queue.end()) return false;
+    issuing = *it;
+    write_queue.erase(it);
+    Region& reg = regions[issuing];
+    reg.state = RegionState::kWriting;
+    reg.write_next = 0;
+    reg.writes_pending = (reg.used + options.io_bytes - 1) / options.io_bytes;
+    reg.write_error = 0;
+  }
+  Region& reg = regions[issuing];
+  const uint32_t len = std::min(options.io_bytes, reg.used - reg.write_next);
+  op = IoOp{IoOp::Kind::kWrite, device_offset(issuing) + reg.write_next, reg.buffer + reg.write_next, len, 0};
+  tag = issuing;
+  reg.write_next += len;
+  if (reg.write_next == reg.used) issuing = kNoRegion;
+  return true;
+}
+
+// The stream's sink: a write request finished; the region's last one commits it.
+void SsdStore::Impl::write_done(uint32_t device, const IoOp& op, uint64_t tag) {
+  const auto r = static_cast<uint32_t>(tag);
+  std::unique_lock lock(mu);
+  Region& reg = regions[r];
+  if (op.result < 0 && reg.write_error == 0) reg.write_error = -op.result;
+  if (--reg.writes_pending > 0 || reg.write_next < reg.used) return;
+  Status written;
+  if (reg.write_error != 0) {
+    written = Status::io_error(
+        fmt::format("writing SSD region {} to {}: {}", r, devices[device]->name(), errno_message(reg.write_error)));
+  } else if (options.sync_writes) {
+    lock.unlock();
+    written = devices[device]->sync();
+    lock.lock();
+  }
+  settle_region(lock, r, written, reg.write_error);
 }
 
 // After a region's write: commit it to the catalogue, or drop its blocks if it failed.

@@ -34,14 +34,21 @@ class UringFileDevice final : public Device {
   }
 
  protected:
-  void run_impl(std::span<IoOp> ops) override {
+  void run_impl(std::span<IoOp> ops, const OnDone& completed) override {
     io_uring* ring = borrow();
     if (ring == nullptr) {
-      for (IoOp& op : ops) op.result = -ENOMEM;
+      for (size_t i = 0; i < ops.size(); ++i) {
+        ops[i].result = -ENOMEM;
+        if (completed) completed(i);
+      }
       return;
     }
     size_t next = 0, done = 0, in_flight = 0;
-    while (done < ops.size()) {
+    std::vector<size_t> reaped;
+    reaped.reserve(depth_);
+    // Queues ops until `depth_` are in flight; returns how many were queued.
+    const auto fill = [&] {
+      size_t queued = 0;
       while (next < ops.size() && in_flight < depth_) {
         io_uring_sqe* sqe = io_uring_get_sqe(ring);
         if (sqe == nullptr) break;
@@ -54,24 +61,123 @@ class UringFileDevice final : public Device {
         io_uring_sqe_set_data64(sqe, next);
         ++next;
         ++in_flight;
+        ++queued;
       }
-      const int submitted = io_uring_submit_and_wait(ring, 1);
-      if (submitted < 0 && submitted != -EINTR) {
-        // The ring itself failed: fail what has not been issued, reap what has.
-        for (size_t i = next; i < ops.size(); ++i) ops[i].result = submitted;
-        done += ops.size() - next;
-        next = ops.size();
-        if (in_flight == 0) break;
+      return queued;
+    };
+    fill();
+    while (done < ops.size()) {
+      const int rc = io_uring_submit_and_wait(ring, 1);
+      if (rc < 0 && rc != -EINTR && in_flight == 0) {
+        // The ring itself failed before anything was in flight: fail what is left.
+        for (size_t i = next; i < ops.size(); ++i) {
+          ops[i].result = rc;
+          if (completed) completed(i);
+        }
+        break;
       }
       io_uring_cqe* cqe = nullptr;
-      unsigned head = 0, seen = 0;
+      unsigned head = 0;
+      reaped.clear();
       io_uring_for_each_cqe(ring, head, cqe) {
-        ops[io_uring_cqe_get_data64(cqe)].result = cqe->res;
+        const auto i = static_cast<size_t>(io_uring_cqe_get_data64(cqe));
+        ops[i].result = cqe->res;
+        reaped.push_back(i);
+      }
+      io_uring_cq_advance(ring, static_cast<unsigned>(reaped.size()));
+      done += reaped.size();
+      in_flight -= reaped.size();
+      // Refill and submit before the callbacks, so the device works while they run.
+      if (fill() > 0) io_uring_submit(ring);
+      if (completed) {
+        for (size_t i : reaped) completed(i);
+      }
+    }
+    give_back(ring);
+  }
+
+  void stream_impl(const Source& next, const Sink& done) override {
+    io_uring* ring = borrow();
+    if (ring == nullptr) {
+      IoOp op;
+      uint64_t tag = 0;
+      while (next(op, tag)) {
+        op.result = -ENOMEM;
+        done(op, tag);
+      }
+      return;
+    }
+    // One slot per request in flight: the op as asked, its tag, and how much is done (a short
+    // transfer is continued from there).
+    struct Slot {
+      IoOp op;
+      uint64_t tag = 0;
+      uint32_t moved = 0;
+    };
+    std::vector<Slot> slots(depth_);
+    std::vector<size_t> free_slots;
+    for (size_t i = depth_; i-- > 0;) free_slots.push_back(i);
+    size_t in_flight = 0;
+    bool source_dry = false;
+    const auto issue = [&](size_t s) {
+      Slot& sl = slots[s];
+      io_uring_sqe* sqe = io_uring_get_sqe(ring);
+      IoOp& op = sl.op;
+      if (op.kind == IoOp::Kind::kRead) {
+        io_uring_prep_read(sqe, fd_, op.data + sl.moved, op.length - sl.moved, op.offset + sl.moved);
+      } else {
+        io_uring_prep_write(sqe, fd_, op.data + sl.moved, op.length - sl.moved, op.offset + sl.moved);
+      }
+      io_uring_sqe_set_data64(sqe, s);
+      ++in_flight;
+    };
+    const auto fill = [&] {
+      size_t queued = 0;
+      while (!free_slots.empty() && !source_dry) {
+        const size_t s = free_slots.back();
+        Slot& sl = slots[s];
+        if (!next(sl.op, sl.tag)) {
+          source_dry = true;  // for this round: asked again after the next completion
+          break;
+        }
+        free_slots.pop_back();
+        sl.moved = 0;
+        issue(s);
+        ++queued;
+      }
+      return queued;
+    };
+    fill();
+    std::vector<std::pair<IoOp, uint64_t>> finished;
+    while (in_flight > 0) {
+      io_uring_submit_and_wait(ring, 1);
+      io_uring_cqe* cqe = nullptr;
+      unsigned head = 0, seen = 0;
+      finished.clear();
+      io_uring_for_each_cqe(ring, head, cqe) {
         ++seen;
+        --in_flight;
+        const auto s = static_cast<size_t>(io_uring_cqe_get_data64(cqe));
+        Slot& sl = slots[s];
+        const int res = cqe->res;
+        if (res > 0 && sl.moved + static_cast<uint32_t>(res) < sl.op.length && res % kIoAlign == 0) {
+          sl.moved += static_cast<uint32_t>(res);  // short: continue where it stopped
+          issue(s);
+          continue;
+        }
+        const bool whole = res >= 0 && sl.moved + static_cast<uint32_t>(res) == sl.op.length;
+        sl.op.result = res < 0 ? res : (whole ? static_cast<int32_t>(sl.op.length) : -EIO);
+        finished.emplace_back(sl.op, sl.tag);
+        free_slots.push_back(s);
       }
       io_uring_cq_advance(ring, seen);
-      done += seen;
-      in_flight -= seen;
+      // Refill and submit before the callbacks, so the device works while they run; the source
+      // is asked again, since it may have work now.
+      source_dry = false;
+      fill();
+      io_uring_submit(ring);
+      for (const auto& [op, tag] : finished) done(op, tag);
+      if (fill() > 0) io_uring_submit(ring);
     }
     give_back(ring);
   }

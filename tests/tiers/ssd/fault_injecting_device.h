@@ -30,11 +30,20 @@ class FaultInjectingDevice final : public Device {
   bool detached() const override { return inner_->detached(); }
 
  protected:
-  void run_impl(std::span<IoOp> ops) override {
+  void run_impl(std::span<IoOp> ops, const OnDone& completed) override {
     if (!inner_->run(ops).ok()) {
       for (IoOp& op : ops) op.result = -EINVAL;
-      return;
+    } else {
+      inject(ops);
     }
+    if (completed) {
+      for (size_t i = 0; i < ops.size(); ++i) completed(i);
+    }
+  }
+  Status sync_impl() override { return inner_->sync(); }
+
+ private:
+  void inject(std::span<IoOp> ops) {
     for (IoOp& op : ops) {
       if (op.kind == IoOp::Kind::kWrite) {
         if (const int e = faults_->write_errno.load(); e != 0) op.result = -e;
@@ -57,9 +66,7 @@ class FaultInjectingDevice final : public Device {
       }
     }
   }
-  Status sync_impl() override { return inner_->sync(); }
 
- private:
   std::unique_ptr<Device> inner_;
   std::shared_ptr<Faults> faults_;
 };
