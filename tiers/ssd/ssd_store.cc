@@ -266,7 +266,7 @@ Result<std::unique_ptr<SsdStore>> SsdStore::open(const SsdStoreOptions& options,
   std::unordered_set<uint32_t> replaced;
   KVTIER_RETURN_IF_ERROR(impl->open_files(factory, replaced));
   KVTIER_RETURN_IF_ERROR(impl->recover(replaced));
-  for (uint32_t i = 0; i < options.write_buffers; ++i) {
+  for (uint32_t i = 0; i < options.write_buffers + 1; ++i) {  // + the spare for hot-block rewrites
     AlignedBuffer b = aligned_alloc_bytes(options.region_bytes);
     if (!b) return Status::resource_exhausted("allocating SSD write buffers");
     std::memset(b.get(), 0, options.region_bytes);  // fault the pages in now, not on the demotion path
@@ -333,7 +333,9 @@ Status SsdStore::Impl::place_locked(std::unique_lock<std::mutex>& lock, const St
   const auto deadline = Clock::now() + std::chrono::milliseconds(options.insert_wait_ms);
   while (filling == kNoRegion || regions[filling].used + aligned > options.region_bytes) {
     if (filling != kNoRegion) queue_filling_locked();
-    if (!free_buffers.empty() && !free_regions.empty()) {
+    // One buffer is kept for the writer's rewrites of hot blocks, which must never wait.
+    const size_t spare = may_wait ? 1 : 0;
+    if (free_buffers.size() > spare && !free_regions.empty()) {
       filling = free_regions.back();
       free_regions.pop_back();
       Region& r = regions[filling];

@@ -43,6 +43,7 @@ struct SsdStoreOptions {
   uint32_t io_bytes = 1U << 20;  // bytes per write request
   uint32_t queue_depth = 8;      // requests in flight per device
   uint32_t write_buffers = 3;    // regions in memory at once: one filling, the rest queued or being written
+                                 // (plus one kept for rewriting hot blocks during reclaim)
   RegionReclaim reclaim = RegionReclaim::kFifo;
   bool reinsert_hot = true;  // a reclaimed region's blocks read since written are rewritten, not dropped
   bool sync_writes = false;  // fdatasync and a synced WAL per region: survive power loss, not only a crash
