@@ -33,7 +33,7 @@ void fill(const BlockKey& key, uint8_t* dst, size_t n) {
 
 std::vector<TokenId> conversation(uint32_t c, uint32_t turns, uint32_t block_tokens) {
   std::vector<TokenId> t(static_cast<size_t>(turns) * kBlocksPerTurn * block_tokens);
-  for (size_t i = 0; i < t.size(); ++i) t[i] = static_cast<TokenId>(c * 7919 + i * 31 + 1) % 128000;
+  for (size_t i = 0; i < t.size(); ++i) t[i] = static_cast<TokenId>((size_t{c} * 7919 + i * 31 + 1) % 128000);
   return t;
 }
 
