@@ -11,50 +11,14 @@
 #include <fstream>
 #include <thread>
 
+#include "daemon_process.h"
 #include "node_test_support.h"
 
 namespace kvtier::node {
 namespace {
 
+using testing::Daemon;
 using testing::ScratchDir;
-
-struct Daemon {
-  pid_t pid = -1;
-  FILE* out = nullptr;
-
-  // Starts kvtierd and waits for its "serving" line.
-  static Daemon start(const std::string& config) {
-    int fds[2];
-    if (::pipe(fds) != 0) throw std::runtime_error("pipe");
-    Daemon d;
-    d.pid = ::fork();
-    if (d.pid == 0) {
-      ::dup2(fds[1], STDOUT_FILENO);
-      ::close(fds[0]);
-      ::execl(KVTIER_BIN_DIR "/kvtierd", "kvtierd", "--config", config.c_str(), static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    ::close(fds[1]);
-    d.out = ::fdopen(fds[0], "r");
-    char line[512];
-    while (std::fgets(line, sizeof(line), d.out) != nullptr) {
-      if (std::strstr(line, "serving node") != nullptr) return d;
-    }
-    throw std::runtime_error("kvtierd did not start");
-  }
-  void kill9() {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-    std::fclose(out);
-  }
-  int stop() {
-    ::kill(pid, SIGTERM);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    std::fclose(out);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-};
 
 TEST(Kvtierd, SigkillUnderWriteLoadRestartsWarm) {
   ScratchDir dir;
@@ -67,6 +31,8 @@ TEST(Kvtierd, SigkillUnderWriteLoadRestartsWarm) {
       << "host: {bytes: 8MiB, slab_bytes: 1MiB}\n"
       << "ssd: {dir: " << (dir / "ssd") << ", bytes: 96MiB, region_bytes: 2MiB, io_bytes: 512KiB,"
       << " admission: {min_accesses: 1}}\n"
+      << "server: {grpc_address: \"127.0.0.1:" << testing::free_port()
+      << "\", metrics_address: \"127.0.0.1:" << testing::free_port() << "\"}\n"
       << "namespaces:\n  - model_id: node-test/model\n"
       << "    layout: {dtype: bf16, block_tokens: 16, num_layers: 2, num_kv_heads: 8, head_dim: 64, kv_planes: 2}\n";
   }

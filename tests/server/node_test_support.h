@@ -2,6 +2,8 @@
 // unique segment names, a client attached to it, and verifiable block bytes.
 #pragma once
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -17,6 +19,22 @@ namespace kvtier::node::testing {
 using ssd::testing::ScratchDir;
 
 // 64 KiB blocks: 16 tokens × 2 layers × 8 heads × 64 dims × K and V × 2 bytes.
+// A loopback port free at the time of asking (the kernel's pick for port 0).
+inline int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
 inline NamespaceSpec small_namespace() {
   NamespaceSpec spec;
   spec.model_id = "node-test/model";

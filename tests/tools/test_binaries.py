@@ -3,6 +3,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 
@@ -77,7 +78,18 @@ node: {{name: {name}, shm_prefix: kvtiertest}}
 index: {{capacity: 4096}}
 host: {{bytes: 16MiB, slab_bytes: 4MiB}}
 ssd: {{dir: {dir}, bytes: 64MiB, region_bytes: 4MiB}}
+server: {{grpc_address: "127.0.0.1:{grpc}", metrics_address: "127.0.0.1:{metrics}"}}
 """
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def small_node(name, ssd_dir):
+    return SMALL_NODE.format(name=name, dir=ssd_dir, grpc=free_port(), metrics=free_port())
 
 
 @pytest.fixture
@@ -92,7 +104,7 @@ def test_kvtierd_serves_until_sigterm_and_stops_cleanly(node_dir):
     name = f"bin{os.getpid()}"
     config = os.path.join(node_dir, "node.yaml")
     with open(config, "w") as f:
-        f.write(SMALL_NODE.format(name=name, dir=os.path.join(node_dir, "ssd")))
+        f.write(small_node(name, os.path.join(node_dir, "ssd")))
     daemon = subprocess.Popen([os.path.join(BIN, "kvtierd"), "--config", config], stdout=subprocess.PIPE, text=True)
     try:
         first = daemon.stdout.readline()
@@ -120,7 +132,7 @@ def test_kvtierd_refuses_an_unreadable_ssd_catalogue_unless_told_to_start_empty(
     config = os.path.join(node_dir, "node.yaml")
     ssd = os.path.join(node_dir, "ssd")
     with open(config, "w") as f:
-        f.write(SMALL_NODE.format(name=name, dir=ssd))
+        f.write(small_node(name, ssd))
     os.makedirs(os.path.join(ssd, "catalog"))
     with open(os.path.join(ssd, "catalog", "CURRENT"), "w") as f:
         f.write("MANIFEST-that-does-not-exist\n")
