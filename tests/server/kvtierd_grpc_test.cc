@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "daemon_process.h"
+#include "health.grpc.pb.h"
 #include "kvtier/v1/events.grpc.pb.h"
 #include "kvtier/v1/locality.grpc.pb.h"
 #include "node_test_support.h"
@@ -106,6 +107,15 @@ TEST(KvtierdGrpc, MatchPrefixAnswersPerTierFromTokensOrKeys) {
   ASSERT_EQ(rb.responses_size(), 2);
   EXPECT_EQ(rb.responses(0).matched_blocks(), 6u);
   EXPECT_EQ(rb.responses(1).matched_blocks(), 0u);
+}
+
+TEST(KvtierdGrpc, TheStandardHealthServiceSaysServing) {
+  GrpcNode n;
+  auto health = grpc::health::v1::Health::NewStub(n.channel);
+  grpc::ClientContext c;
+  grpc::health::v1::HealthCheckResponse r;
+  ASSERT_TRUE(health->Check(&c, grpc::health::v1::HealthCheckRequest(), &r).ok());
+  EXPECT_EQ(r.status(), grpc::health::v1::HealthCheckResponse::SERVING);
 }
 
 TEST(KvtierdGrpc, BadRequestsAreInvalidArgumentWithAMessage) {
