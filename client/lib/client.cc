@@ -150,7 +150,9 @@ Result<BlockLoad> Client::load(std::span<const BlockKey> keys) {
   if (load.keys_.empty()) return load;
   auto queue = impl_->load_queue();
   if (!queue.ok()) return queue.status();
-  KVTIER_RETURN_IF_ERROR((*queue)->push(load.keys_));
+  auto ticket = (*queue)->push(load.keys_);
+  if (!ticket.ok()) return ticket.status();
+  load.ticket_ = *ticket;
   impl_->loads_requested.fetch_add(load.keys_.size(), std::memory_order_relaxed);
   return load;
 }
@@ -172,12 +174,10 @@ Result<Acquisition> Client::acquire_or_load(std::span<const BlockKey> keys) {
 }
 
 bool BlockLoad::done() const {
-  if (client_ == nullptr) return true;
-  for (const BlockKey& key : keys_) {
-    auto info = client_->impl_->index.lookup(key);
-    if (info && !info->in(Tier::kHost) && info->in(Tier::kSsd)) return false;
-  }
-  return true;
+  if (client_ == nullptr || keys_.empty()) return true;
+  auto queue = client_->impl_->load_queue();
+  // A daemon that went away will never finish it: nothing more is on its way.
+  return !queue.ok() || (*queue)->handled_through() >= ticket_;
 }
 
 size_t BlockLoad::wait(std::chrono::milliseconds timeout) {

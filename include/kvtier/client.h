@@ -96,17 +96,19 @@ class BlockLoad {
   // Blocks asked for (SSD-resident and not in host memory when load() was called).
   size_t size() const { return keys_.size(); }
   const std::vector<BlockKey>& keys() const { return keys_; }
-  // Waits until every block asked for is in host memory or can no longer be loaded (it left the
-  // SSD tier, or was unreadable there), or the timeout passes. Returns how many are in host
-  // memory; deadline_exceeded-free: a timeout simply returns the count so far.
+  // Waits until the daemon has handled the request (each block loaded, or found unloadable: it
+  // left the SSD tier, or was unreadable there), or the timeout passes. Returns how many of the
+  // blocks are in host memory then (under memory pressure a loaded block may already be demoted
+  // again); a timeout simply returns the count so far.
   size_t wait(std::chrono::milliseconds timeout);
-  // No block is still on its way.
+  // The daemon has handled the request (or there was nothing to load).
   bool done() const;
 
  private:
   friend class Client;
   Client* client_ = nullptr;
   std::vector<BlockKey> keys_;
+  uint64_t ticket_ = 0;  // handled once the load queue's handled_through() reaches it
 };
 
 // acquire_or_load(): host views of the host-resident prefix, and the load of the SSD-resident

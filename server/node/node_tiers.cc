@@ -221,14 +221,15 @@ void NodeTiers::Impl::promote_loop(std::promise<Status> started) {
   std::vector<BlockKey> batch(options.promote_batch);
   while (!stopping.load()) {
     const uint32_t seen = loads->requests();
-    const size_t n = loads->pop(batch);
+    uint64_t end = 0;
+    const size_t n = loads->pop(batch, &end);
     if (n == 0) {
       loads->wait_for_requests(seen, std::chrono::milliseconds(50));
       continue;
     }
     load_requests.fetch_add(n, std::memory_order_relaxed);
     promote({batch.data(), n});
-    loads->complete();
+    loads->complete(end);
   }
   loads->stop_serving();
 }

@@ -16,7 +16,7 @@ namespace kvtier {
 namespace {
 
 constexpr uint64_t kMagic = 0x6b76746c6f616471ULL;  // "kvtloadq"
-constexpr uint32_t kVersion = 2;
+constexpr uint32_t kVersion = 3;
 
 // Process-shared futex (no FUTEX_PRIVATE_FLAG: waiters are in other processes).
 void futex_wait(const std::atomic<uint32_t>* word, uint32_t expected, std::chrono::milliseconds timeout) {
@@ -45,6 +45,7 @@ struct LoadQueue::Header {
   std::atomic<uint32_t> room_passes;
   std::atomic<uint64_t> pushed;
   std::atomic<uint64_t> refused;
+  std::atomic<uint64_t> handled;  // keys before this ring position are handled
 };
 
 LoadQueue::LoadQueue(std::unique_ptr<SharedSegment> seg) : seg_(std::move(seg)) {}
@@ -83,13 +84,14 @@ Result<std::unique_ptr<LoadQueue>> LoadQueue::open_or_create(const std::string& 
 
 Status LoadQueue::destroy(const std::string& name) { return SharedSegment::destroy(name); }
 
-Status LoadQueue::push(std::span<const BlockKey> keys) {
+Result<uint64_t> LoadQueue::push(std::span<const BlockKey> keys) {
   Header& h = header();
   if (lock_robust(&h.lock) == LockOutcome::kOwnerDied) mark_consistent(&h.lock);  // head/tail are single words
   const bool fits = h.tail - h.head + keys.size() <= h.capacity;
   if (fits) {
     for (const BlockKey& k : keys) ring()[h.tail++ % h.capacity] = k;
   }
+  const uint64_t ticket = h.tail;
   unlock_robust(&h.lock);
   if (!fits) {
     h.refused.fetch_add(1, std::memory_order_relaxed);
@@ -98,14 +100,17 @@ Status LoadQueue::push(std::span<const BlockKey> keys) {
   h.pushed.fetch_add(keys.size(), std::memory_order_relaxed);
   h.requests.fetch_add(1, std::memory_order_release);
   futex_wake_all(&h.requests);
-  return {};
+  return ticket;
 }
 
-size_t LoadQueue::pop(std::span<BlockKey> out) {
+uint64_t LoadQueue::handled_through() const { return header().handled.load(std::memory_order_acquire); }
+
+size_t LoadQueue::pop(std::span<BlockKey> out, uint64_t* end) {
   Header& h = header();
   if (lock_robust(&h.lock) == LockOutcome::kOwnerDied) mark_consistent(&h.lock);
   size_t n = 0;
   while (n < out.size() && h.head < h.tail) out[n++] = ring()[h.head++ % h.capacity];
+  *end = h.head;
   unlock_robust(&h.lock);
   return n;
 }
@@ -168,8 +173,9 @@ void LoadQueue::room_made() {
   futex_wake_all(&h.room_passes);
 }
 
-void LoadQueue::complete() {
+void LoadQueue::complete(uint64_t end) {
   Header& h = header();
+  h.handled.store(end, std::memory_order_release);
   h.completions.fetch_add(1, std::memory_order_release);
   futex_wake_all(&h.completions);
 }

@@ -35,7 +35,10 @@ class LoadQueue {
 
   // --- clients ---
   // Queues keys for loading; resource_exhausted when the ring has no room for all of them.
-  Status push(std::span<const BlockKey> keys);
+  // Returns the request's ticket: it is handled once handled_through() reaches it.
+  Result<uint64_t> push(std::span<const BlockKey> keys);
+  // Every key queued before this position has been handled (loaded, or found unloadable).
+  uint64_t handled_through() const;
   // Whether a daemon is serving loads now.
   bool served() const;
   uint32_t completions() const;
@@ -50,13 +53,13 @@ class LoadQueue {
   // Marks this process as the server; held until stop_serving() (same thread) or death.
   Status start_serving();
   void stop_serving();
-  // Takes up to out.size() keys, oldest first.
-  size_t pop(std::span<BlockKey> out);
+  // Takes up to out.size() keys, oldest first; *end is the position after the last one taken.
+  size_t pop(std::span<BlockKey> out, uint64_t* end);
   uint32_t requests() const;
   // Waits until the request counter moves past `seen`, or the timeout passes.
   void wait_for_requests(uint32_t seen, std::chrono::milliseconds timeout) const;
-  // Tells waiting clients that a batch finished.
-  void complete();
+  // Tells waiting clients that every key before `end` (from pop) has been handled.
+  void complete(uint64_t end);
   uint32_t room_requests() const;
   // Waits until a client asks for room (the counter moves past `seen`), or the timeout passes.
   void wait_for_room_request(uint32_t seen, std::chrono::milliseconds timeout) const;

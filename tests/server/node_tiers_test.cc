@@ -126,8 +126,14 @@ TEST(NodeTiers, ClientsLoadSsdBlocksThroughTheDaemonThreads) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (node.tiers->index().bytes_over_watermark(Tier::kHost) > 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  // Until the daemon is done demoting: below the watermark and no longer changing.
+  uint64_t last = UINT64_MAX;
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const uint64_t now_bytes = node.tiers->index().stats().tier_bytes[tier_index(Tier::kHost)];
+    const bool settled = now_bytes == last && node.tiers->index().bytes_over_watermark(Tier::kHost) == 0;
+    if (settled || std::chrono::steady_clock::now() >= deadline) break;
+    last = now_bytes;
   }
   const PrefixMatch before = node.client->match(keys);
   {
@@ -150,8 +156,10 @@ TEST(NodeTiers, ClientsLoadSsdBlocksThroughTheDaemonThreads) {
   EXPECT_EQ(got->host.size(), before.in(Tier::kHost));
   EXPECT_EQ(got->load.size(), ssd_only) << "every SSD-only block of the chain is on its way";
   got->host.clear();
-  EXPECT_EQ(got->load.wait(std::chrono::seconds(10)), got->load.size());
-  EXPECT_TRUE(got->load.done());
+  EXPECT_GT(got->load.wait(std::chrono::seconds(10)), 0u);
+  EXPECT_TRUE(got->load.done()) << "the daemon handled the request";
+  // Every block was read back in; with watermarks this low, some may be demoted again already.
+  EXPECT_GE(node.tiers->stats().promoted, ssd_only);
   // The load may push the tier over its watermark again; what is in host memory now is intact.
   EXPECT_GE(verify_host_prefix(*node.client, keys), before.in(Tier::kHost));
   EXPECT_GT(node.tiers->stats().load_requests, 0u);
