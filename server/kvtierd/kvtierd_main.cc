@@ -1,27 +1,20 @@
 // kvtierd: the kvtier node daemon.
 //
 // Loads and validates the node configuration, creates or attaches the node's shared-memory index
-// and host arena (attaching is a warm restart), opens and recovers the SSD tier, and keeps the
-// tiers in step (demotion, promotion, upkeep) until SIGTERM or SIGINT, when it writes the SSD
-// region being filled and exits. The gRPC services come with docs/architecture.md's next steps.
+// and host arena (attaching is a warm restart), opens and recovers the SSD tier, keeps the tiers
+// in step (demotion, promotion, upkeep) and serves the kvtier.v1 gRPC services until SIGTERM or
+// SIGINT, when it drains requests, writes the SSD region being filled and exits.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
-
 #include <CLI/CLI.hpp>
-#include <atomic>
 #include <csignal>
-#include <thread>
 
 #include "config/byte_size.h"
 #include "config/node_config.h"
-#include "events/event_log.h"
 #include "kvtier/prefix_chain.h"
 #include "server/kvtierd/node_options.h"
-#include "server/services/events_service.h"
-#include "server/services/locality_service.h"
+#include "server/services/grpc_frontend.h"
 
 namespace {
 
@@ -79,36 +72,21 @@ int serve(const kvtier::config::NodeConfig& cfg, bool ssd_start_empty, unsigned 
     return 1;
   }
   // The scheduler-facing side: the event log (a new epoch) and the gRPC services.
-  std::vector<kvtier::Namespace> namespaces;
-  for (const auto& spec : cfg.namespaces) namespaces.push_back(kvtier::Namespace::create(spec).value());  // validated
-  const kvtier::services::NamespaceCatalog catalog(namespaces);
-  kvtier::events::EventLog log((*tiers)->index(), {options->node_name, 1U << 18});
-  kvtier::services::LocalityService locality((*tiers)->index(), catalog, {});
-  kvtier::services::EventsService events_service(log, {});
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::ServerBuilder builder;
-  int bound_port = 0;
-  builder.AddListeningPort(cfg.grpc_address, grpc::InsecureServerCredentials(), &bound_port);
-  builder.RegisterService(&locality);
-  builder.RegisterService(&events_service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server || bound_port == 0) {
-    fmt::print(stderr, "kvtierd: cannot serve gRPC on {} (in use, or not an address of this machine)\n",
-               cfg.grpc_address);
+  kvtier::services::FrontendOptions fo;
+  fo.address = cfg.grpc_address;
+  fo.node_id = options->node_name;
+  for (const auto& spec : cfg.namespaces) fo.namespaces.push_back(kvtier::Namespace::create(spec).value());  // valid
+  auto frontend = kvtier::services::GrpcFrontend::start((*tiers)->index(), std::move(fo));
+  if (!frontend.ok()) {
+    fmt::print(stderr, "kvtierd: {}\n", frontend.status().to_string());
     return 1;
   }
-  std::atomic<bool> stop_events{false};
-  std::thread event_thread([&] {
-    while (!stop_events.load()) {
-      if (log.poll() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-  });
   const auto st = (*tiers)->stats();
   fmt::print(
       "kvtierd: serving node {} (pid {}) on {}, epoch {}; recovered {} SSD blocks, {} restored to the index, {} "
       "forgotten\n",
-      options->node_name, ::getpid(), cfg.grpc_address, log.epoch(), st.ssd.recovered_blocks, st.reconcile_restored,
-      st.reconcile_forgotten);
+      options->node_name, ::getpid(), cfg.grpc_address, (*frontend)->epoch(), st.ssd.recovered_blocks,
+      st.reconcile_restored, st.reconcile_forgotten);
   std::fflush(stdout);
   int signal = 0;
   while (signal == 0) {
@@ -121,9 +99,7 @@ int serve(const kvtier::config::NodeConfig& cfg, bool ssd_start_empty, unsigned 
   }
   fmt::print("kvtierd: {} received; draining requests, writing the SSD region being filled\n",
              signal == SIGTERM ? "SIGTERM" : "SIGINT");
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));  // then streams are cancelled
-  stop_events = true;
-  event_thread.join();
+  frontend->reset();  // stops taking requests; running ones get 2 s
   if (auto s = (*tiers)->flush(); !s.ok()) fmt::print(stderr, "kvtierd: flush: {}\n", s.to_string());
   print_stats((*tiers)->stats());
   tiers->reset();
