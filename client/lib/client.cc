@@ -7,6 +7,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "common/node_segments.h"
 #include "common/shared_segment.h"
 #include "index/crash_points.h"
 #include "load/load_queue.h"
@@ -16,8 +17,8 @@
 namespace kvtier {
 namespace {
 
-std::string index_segment(const ClientOptions& o) { return fmt::format("{}-{}-index", o.shm_prefix, o.node_name); }
-std::string host_segment(const ClientOptions& o) { return fmt::format("{}-{}-host", o.shm_prefix, o.node_name); }
+std::string index_segment(const ClientOptions& o) { return node_index_segment(o.shm_prefix, o.node_name); }
+std::string host_segment(const ClientOptions& o) { return node_host_segment(o.shm_prefix, o.node_name); }
 
 // XXH3-64 of a block, never 0: the arena uses 0 for "no checksum recorded".
 uint64_t block_checksum(const uint8_t* data, size_t size) {
@@ -50,7 +51,7 @@ struct Client::Impl {
   Result<LoadQueue*> load_queue() {
     std::lock_guard lock(loads_mu);
     if (!loads) {
-      auto q = LoadQueue::attach(fmt::format("{}-{}-loads", options.shm_prefix, options.node_name));
+      auto q = LoadQueue::attach(node_loads_segment(options.shm_prefix, options.node_name));
       if (!q.ok()) return Status::unavailable("no kvtierd serves this node's SSD tier (no load queue)");
       loads = std::move(q).value();
     }
@@ -91,7 +92,7 @@ Result<std::unique_ptr<Client>> Client::open(const ClientOptions& o) {
 Status Client::destroy_node(const ClientOptions& o) {
   const Status a = BlockIndex::destroy(index_segment(o));
   const Status b = host::HostArena::destroy(host_segment(o));
-  (void)LoadQueue::destroy(fmt::format("{}-{}-loads", o.shm_prefix, o.node_name));  // only a daemon makes one
+  (void)LoadQueue::destroy(node_loads_segment(o.shm_prefix, o.node_name));  // only a daemon makes one
   return a.ok() ? b : a;
 }
 

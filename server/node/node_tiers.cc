@@ -7,18 +7,17 @@
 #include <chrono>
 #include <unordered_map>
 
+#include "common/node_segments.h"
 #include "server/node/node_tiers_impl.h"
 
 namespace kvtier::node {
 
 std::string NodeTiers::index_segment(const NodeTiersOptions& o) {
-  return fmt::format("{}-{}-index", o.shm_prefix, o.node_name);
+  return node_index_segment(o.shm_prefix, o.node_name);
 }
-std::string NodeTiers::host_segment(const NodeTiersOptions& o) {
-  return fmt::format("{}-{}-host", o.shm_prefix, o.node_name);
-}
+std::string NodeTiers::host_segment(const NodeTiersOptions& o) { return node_host_segment(o.shm_prefix, o.node_name); }
 std::string NodeTiers::load_queue_segment(const NodeTiersOptions& o) {
-  return fmt::format("{}-{}-loads", o.shm_prefix, o.node_name);
+  return node_loads_segment(o.shm_prefix, o.node_name);
 }
 
 Status NodeTiers::destroy_segments(const NodeTiersOptions& o) {

@@ -61,8 +61,7 @@ size_t EventLog::poll() {
       index_cursor_ = next;
     }
     added += n;
-    if (n == 0 && !lost) break;
-    if (n < batch.size()) break;
+    if (n < batch.size()) break;  // caught up
   }
   if (added > 0) grew_.notify_all();
   return added;

@@ -109,7 +109,8 @@ class SsdStore {
   void read(std::span<SsdRead> reads);
   bool contains(const BlockKey& key) const;
   Status remove(const BlockKey& key);
-  // Writes the region being filled now; returns when every block inserted before is durable.
+  // Writes the region being filled now; returns when every block inserted before is durable, or
+  // dropped because its region could not be written (told to the drop listener, counted).
   Status flush();
   // Every stored block (durable or still in memory), with its locator.
   void for_each(const std::function<void(const StoredBlock&, uint64_t locator)>& fn) const;

@@ -19,6 +19,15 @@
 namespace kvtier::ssd {
 namespace {
 
+// Prepares `op` from byte `moved` on (a continued short transfer resumes there).
+void prep(io_uring_sqe* sqe, int fd, const IoOp& op, uint32_t moved) {
+  if (op.kind == IoOp::Kind::kRead) {
+    io_uring_prep_read(sqe, fd, op.data + moved, op.length - moved, op.offset + moved);
+  } else {
+    io_uring_prep_write(sqe, fd, op.data + moved, op.length - moved, op.offset + moved);
+  }
+}
+
 class UringFileDevice final : public Device {
  public:
   UringFileDevice(std::string path, int fd, uint64_t size, uint32_t depth)
@@ -52,12 +61,7 @@ class UringFileDevice final : public Device {
       while (next < ops.size() && in_flight < depth_) {
         io_uring_sqe* sqe = io_uring_get_sqe(ring);
         if (sqe == nullptr) break;
-        IoOp& op = ops[next];
-        if (op.kind == IoOp::Kind::kRead) {
-          io_uring_prep_read(sqe, fd_, op.data, op.length, op.offset);
-        } else {
-          io_uring_prep_write(sqe, fd_, op.data, op.length, op.offset);
-        }
+        prep(sqe, fd_, ops[next], 0);
         io_uring_sqe_set_data64(sqe, next);
         ++next;
         ++in_flight;
@@ -122,12 +126,7 @@ class UringFileDevice final : public Device {
     const auto issue = [&](size_t s) {
       Slot& sl = slots[s];
       io_uring_sqe* sqe = io_uring_get_sqe(ring);
-      IoOp& op = sl.op;
-      if (op.kind == IoOp::Kind::kRead) {
-        io_uring_prep_read(sqe, fd_, op.data + sl.moved, op.length - sl.moved, op.offset + sl.moved);
-      } else {
-        io_uring_prep_write(sqe, fd_, op.data + sl.moved, op.length - sl.moved, op.offset + sl.moved);
-      }
+      prep(sqe, fd_, sl.op, sl.moved);
       io_uring_sqe_set_data64(sqe, s);
       ++in_flight;
     };
