@@ -17,6 +17,9 @@ Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(BlockIndex& index, Fro
   std::unique_ptr<GrpcFrontend> f(new GrpcFrontend(index, std::move(options)));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default, which would let a second daemon share the port and split
+  // its traffic silently; a taken port must be an error.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int bound_port = 0;
   builder.AddListeningPort(f->options_.address, grpc::InsecureServerCredentials(), &bound_port);
   builder.RegisterService(&f->locality_);

@@ -178,6 +178,23 @@ TEST(NodeTiers, AFullArenaAsksTheDaemonForRoomInsteadOfDropping) {
   EXPECT_EQ(node.client->match(keys).overall, 150u) << "every block is still cached, in host memory or on SSD";
 }
 
+TEST(NodeTiers, WithoutAnSsdTierColdBlocksAreDroppedAndTheIndexOffersNoSsd) {
+  ScratchDir dir;
+  NodeTiersOptions o = small_node(dir, "nossd");
+  o.ssd_enabled = false;
+  Node node(o);
+  EXPECT_EQ(node.tiers->ssd(), nullptr);
+  const auto keys = node.client->keys(node.ns(), tokens(60 * 16));
+  put_chain(*node.client, node.ns(), keys);
+  auto written = node.tiers->demote(1ULL << 20);
+  ASSERT_TRUE(written.ok()) << written.status().to_string();
+  EXPECT_EQ(*written, 0u);
+  EXPECT_EQ(node.in(Tier::kSsd), 0u);
+  EXPECT_LT(node.in(Tier::kHost), 60u) << "the chain's tail was dropped";
+  EXPECT_EQ(node.tiers->promote(keys), 0u);
+  EXPECT_EQ(node.client->match(keys).overall, node.in(Tier::kHost)) << "what is left is the chain's head";
+}
+
 TEST(NodeTiers, LoadWithoutAServingDaemonIsUnavailable) {
   ScratchDir dir;
   Node node(small_node(dir, "noserve"));  // no promotion thread

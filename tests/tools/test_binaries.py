@@ -201,3 +201,46 @@ def test_bench_ssd_ends_with_its_json_line():
         assert figures[field] > 0, field
     assert figures["warm_restart_blocks_recovered"] == 1.0
     assert not [p for p in os.listdir(".") if p.startswith("kvtier-bench-ssd-")], "the bench removes its files"
+
+
+def start_daemon(config, *flags):
+    daemon = subprocess.Popen([os.path.join(BIN, "kvtierd"), "--config", config, *flags],
+                              stdout=subprocess.PIPE, text=True)
+    line = daemon.stdout.readline()
+    while line and "serving node" not in line:
+        line = daemon.stdout.readline()
+    assert "serving node" in line
+    return daemon
+
+
+def test_kvtierd_refuses_a_second_daemon_and_a_busy_port(node_dir):
+    name = f"dup{os.getpid()}"
+    config = os.path.join(node_dir, "node.yaml")
+    with open(config, "w") as f:
+        f.write(small_node(name, os.path.join(node_dir, "ssd")))
+    first = start_daemon(config)
+    try:
+        # The same node again: its SSD tier and load queue are taken.
+        second = run("kvtierd", "--config", config, timeout=60)
+        assert second.returncode == 1
+        assert "cannot start" in second.stderr
+        # Another node on the first one's gRPC port.
+        busy = os.path.join(node_dir, "busy.yaml")
+        with open(config) as f:
+            text = f.read().replace(name, name + "b").replace(os.path.join(node_dir, "ssd"),
+                                                               os.path.join(node_dir, "ssd-b"))
+        with open(busy, "w") as f:
+            f.write(text)
+        out = run("kvtierd", "--config", busy, timeout=60)
+        assert out.returncode == 1
+        assert "cannot serve gRPC" in out.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
+        assert first.returncode == 0
+        for n in (name, name + "b"):
+            for part in ("index", "host", "loads"):
+                try:
+                    os.unlink(f"/dev/shm/kvtiertest-{n}-{part}")
+                except FileNotFoundError:
+                    pass
