@@ -7,12 +7,21 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <chrono>
+#include <condition_variable>
 #include <csignal>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "config/byte_size.h"
 #include "config/node_config.h"
 #include "kvtier/prefix_chain.h"
+#include "server/kvtierd/daemon_log.h"
 #include "server/kvtierd/node_options.h"
 #include "server/services/grpc_frontend.h"
 
@@ -38,24 +47,60 @@ void print_summary(const kvtier::config::NodeConfig& cfg) {
   }
 }
 
-void print_stats(const kvtier::node::NodeTiersStats& s) {
+void log_stats(const kvtier::node::NodeTiersStats& s) {
   using kvtier::Tier;
   using kvtier::tier_index;
-  fmt::print(
+  spdlog::info(
       "kvtierd: blocks host={} ssd={} · host {}/{} MiB · demoted={} promoted={} (requests {}) · ssd regions "
-      "written={} reclaimed={} · ssd corrupt={} read_errors={} write_errors={}{}\n",
+      "written={} reclaimed={} · ssd corrupt={} read_errors={} write_errors={}{}",
       s.index.tier_entries[tier_index(Tier::kHost)], s.index.tier_entries[tier_index(Tier::kSsd)],
       s.host_used_bytes >> 20, s.host_bytes >> 20, s.demoted, s.promoted, s.load_requests, s.ssd.regions_written,
       s.ssd.regions_reclaimed, s.ssd.corrupt_blocks, s.ssd.read_errors, s.ssd.write_errors,
       s.ssd.full ? " · SSD FULL" : "");
-  std::fflush(stdout);
 }
+
+// Logs what a slow start is doing, every 2 s, until it is done (recovering a large SSD
+// catalogue can take a while; an operator should see it is not stuck).
+class StartProgress {
+ public:
+  StartProgress() : started_(std::chrono::steady_clock::now()), thread_([this] { run(); }) {}
+  ~StartProgress() {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  StartProgress(const StartProgress&) = delete;
+  StartProgress& operator=(const StartProgress&) = delete;
+  void phase(std::string_view what) {
+    std::lock_guard lock(mu_);
+    phase_ = what;
+    spdlog::debug("kvtierd: starting: {}", phase_);
+  }
+
+ private:
+  void run() {
+    std::unique_lock lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::seconds(2), [this] { return done_; })) {
+      const auto s = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
+      spdlog::info("kvtierd: still starting after {} s: {}", s.count(), phase_);
+    }
+  }
+  std::chrono::steady_clock::time_point started_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::string phase_ = "starting";
+  bool done_ = false;
+  std::thread thread_;
+};
 
 // Runs the node until SIGTERM/SIGINT. Returns the exit code.
 int serve(const kvtier::config::NodeConfig& cfg, bool ssd_start_empty, unsigned stats_interval_s) {
   auto options = kvtier::daemon::node_tiers_options(cfg);
   if (!options.ok()) {
-    fmt::print(stderr, "kvtierd: {}\n", options.status().to_string());
+    spdlog::error("kvtierd: {}", options.status().to_string());
     return 2;
   }
   if (ssd_start_empty) options->ssd.start_empty_if_unreadable = true;
@@ -66,44 +111,55 @@ int serve(const kvtier::config::NodeConfig& cfg, bool ssd_start_empty, unsigned 
   sigaddset(&stop, SIGTERM);
   sigaddset(&stop, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  auto tiers = kvtier::node::NodeTiers::open(*options);
+  kvtier::Result<std::unique_ptr<kvtier::node::NodeTiers>> tiers = kvtier::Status::internal("not opened");
+  {
+    StartProgress progress;
+    options->on_phase = [&progress](std::string_view what) { progress.phase(what); };
+    tiers = kvtier::node::NodeTiers::open(*options);
+  }
   if (!tiers.ok()) {
-    fmt::print(stderr, "kvtierd: cannot start: {}\n", tiers.status().to_string());
+    spdlog::error("kvtierd: cannot start: {}", tiers.status().to_string());
     return 1;
   }
-  // The scheduler-facing side: the event log (a new epoch) and the gRPC services.
+  // The scheduler-facing side: the event log (a new epoch), the gRPC services, /metrics.
   kvtier::services::FrontendOptions fo;
   fo.address = cfg.grpc_address;
+  fo.metrics_address = cfg.metrics_address;
   fo.node_id = options->node_name;
+  fo.shm_prefix = cfg.shm_prefix;
+  fo.event_ring = cfg.event_ring;
+  fo.limits = {cfg.max_tokens, cfg.max_keys, cfg.max_batch, cfg.max_batch_events,
+               static_cast<uint32_t>(cfg.max_chunk_bytes)};
+  fo.grace = std::chrono::milliseconds(cfg.drain_ms);
   for (const auto& spec : cfg.namespaces) fo.namespaces.push_back(kvtier::Namespace::create(spec).value());  // valid
-  auto frontend = kvtier::services::GrpcFrontend::start((*tiers)->index(), std::move(fo));
+  auto frontend = kvtier::services::GrpcFrontend::start(**tiers, std::move(fo));
   if (!frontend.ok()) {
-    fmt::print(stderr, "kvtierd: {}\n", frontend.status().to_string());
+    spdlog::error("kvtierd: {}", frontend.status().to_string());
     return 1;
   }
   const auto st = (*tiers)->stats();
-  fmt::print(
+  spdlog::info(
       "kvtierd: serving node {} (pid {}) on {}, epoch {}; recovered {} SSD blocks, {} restored to the index, {} "
-      "forgotten\n",
+      "forgotten; metrics on {}",
       options->node_name, ::getpid(), cfg.grpc_address, (*frontend)->epoch(), st.ssd.recovered_blocks,
-      st.reconcile_restored, st.reconcile_forgotten);
-  std::fflush(stdout);
+      st.reconcile_restored, st.reconcile_forgotten,
+      cfg.metrics_address.empty() ? std::string("(none)") : "http://" + cfg.metrics_address + "/metrics");
   int signal = 0;
   while (signal == 0) {
     timespec wait{static_cast<time_t>(stats_interval_s > 0 ? stats_interval_s : 3600), 0};
     signal = sigtimedwait(&stop, nullptr, &wait);
     if (signal < 0) {
       signal = 0;
-      if (stats_interval_s > 0) print_stats((*tiers)->stats());
+      if (stats_interval_s > 0) log_stats((*tiers)->stats());
     }
   }
-  fmt::print("kvtierd: {} received; draining requests, writing the SSD region being filled\n",
-             signal == SIGTERM ? "SIGTERM" : "SIGINT");
-  frontend->reset();  // stops taking requests; running ones get 2 s
-  if (auto s = (*tiers)->flush(); !s.ok()) fmt::print(stderr, "kvtierd: flush: {}\n", s.to_string());
-  print_stats((*tiers)->stats());
+  spdlog::info("kvtierd: {} received; draining requests (up to {} ms), writing the SSD region being filled",
+               signal == SIGTERM ? "SIGTERM" : "SIGINT", cfg.drain_ms);
+  frontend->reset();  // stops taking requests; running ones get the drain time
+  if (auto s = (*tiers)->flush(); !s.ok()) spdlog::error("kvtierd: flush: {}", s.to_string());
+  log_stats((*tiers)->stats());
   tiers->reset();
-  fmt::print("kvtierd: stopped\n");
+  spdlog::info("kvtierd: stopped");
   return 0;
 }
 
@@ -116,23 +172,57 @@ int main(int argc, char** argv) {
   bool check = false;
   bool print_config = false;
   bool print_default = false;
+  std::vector<std::string> sets;
   app.add_option("-c,--config", config_path, "YAML configuration file (default: the embedded default)");
-  app.add_flag("--check", check, "Validate the configuration, print a summary and exit");
+  app.add_option("--set", sets,
+                 "Override one setting, path=value (e.g. --set host.bytes=4GiB); wins over the file and KVTIER_* "
+                 "environment variables");
+  std::string grpc_address, metrics_address, node_name, log_level, log_format;
+  app.add_option("--grpc-address", grpc_address, "Same as --set server.grpc_address=...");
+  app.add_option("--metrics-address", metrics_address, "Same as --set server.metrics_address=...");
+  app.add_option("--node-name", node_name, "Same as --set node.name=...");
+  app.add_option("--log-level", log_level, "Same as --set log.level=...");
+  app.add_option("--log-format", log_format, "Same as --set log.format=... (text or json)");
+  app.add_flag("--check,--check-config", check, "Validate the configuration, print a summary and exit");
   app.add_flag("--print-config", print_config, "Print the effective configuration as YAML and exit");
   app.add_flag("--print-default-config", print_default, "Print the embedded default configuration and exit");
   bool ssd_start_empty = false;
   unsigned stats_interval = 0;
   app.add_flag("--ssd-start-empty", ssd_start_empty,
                "If the SSD tier's catalogue cannot be opened, discard it and start the tier empty");
-  app.add_option("--stats-interval", stats_interval, "Print a statistics line every N seconds (0: only at exit)");
+  app.add_option("--stats-interval", stats_interval, "Log a statistics line every N seconds (0: only at exit)");
   CLI11_PARSE(app, argc, argv);
 
   if (print_default) {
     fmt::print("{}", kvtier::config::embedded_default_config());
     return 0;
   }
-  auto cfg = config_path.empty() ? kvtier::config::parse_node_config("", "embedded default")
-                                 : kvtier::config::load_node_config(config_path);
+  // Sources in order: embedded default, file, KVTIER_* environment, flags.
+  const auto env = kvtier::config::environment_overrides(environ);
+  for (const std::string& name : env.unknown) {
+    fmt::print(stderr,
+               "kvtierd: warning: environment variable {} names no setting (settings are KVTIER_ + a dotted path in "
+               "upper case, e.g. KVTIER_HOST_BYTES); ignored\n",
+               name);
+  }
+  std::vector<kvtier::config::ConfigOverride> overrides = env.overrides;
+  for (const std::string& s : sets) {
+    auto o = kvtier::config::parse_override(s, "--set");
+    if (!o.ok()) {
+      fmt::print(stderr, "kvtierd: invalid configuration: {}\n", o.status().to_string());
+      return 2;
+    }
+    overrides.push_back(*o);
+  }
+  const std::pair<const std::string*, const char*> shortcuts[] = {
+      {&grpc_address, "server.grpc_address"}, {&metrics_address, "server.metrics_address"},
+      {&node_name, "node.name"},              {&log_level, "log.level"},
+      {&log_format, "log.format"}};
+  for (const auto& [value, path] : shortcuts) {
+    if (!value->empty()) overrides.push_back({path, *value, fmt::format("--{}", path)});
+  }
+  auto cfg = config_path.empty() ? kvtier::config::parse_node_config("", "embedded default", overrides)
+                                 : kvtier::config::load_node_config(config_path, overrides);
   if (!cfg.ok()) {
     fmt::print(stderr, "kvtierd: invalid configuration: {}\n", cfg.status().to_string());
     return 2;
@@ -145,6 +235,11 @@ int main(int argc, char** argv) {
   if (check) {
     fmt::print("configuration ok\n");
     return 0;
+  }
+  std::fflush(stdout);
+  if (auto s = kvtier::daemon::configure_logging(cfg->log_level, cfg->log_format); !s.ok()) {
+    fmt::print(stderr, "kvtierd: {}\n", s.to_string());
+    return 2;
   }
   return serve(*cfg, ssd_start_empty, stats_interval);
 }

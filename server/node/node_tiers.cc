@@ -32,6 +32,10 @@ Status NodeTiers::destroy_segments(const NodeTiersOptions& o) {
 
 Result<std::unique_ptr<NodeTiers>> NodeTiers::open(const NodeTiersOptions& o) {
   if (o.node_name.empty()) return Status::invalid_argument("node name must be set");
+  const auto phase = [&o](std::string_view what) {
+    if (o.on_phase) o.on_phase(what);
+  };
+  phase("attaching or creating the index and host arena");
   IndexOptions io;
   io.segment_name = index_segment(o);
   io.capacity = o.index_capacity;
@@ -53,6 +57,7 @@ Result<std::unique_ptr<NodeTiers>> NodeTiers::open(const NodeTiersOptions& o) {
   KVTIER_RETURN_IF_ERROR(impl->index.set_tier_capacity(Tier::kHost, impl->arena->stats().data_bytes,
                                                        o.host_high_watermark, o.host_low_watermark));
   if (o.ssd_enabled) {
+    phase("recovering the SSD tier from its catalogue");
     auto store = ssd::SsdStore::open(o.ssd, o.ssd_device_factory);
     if (!store.ok()) return store.status().with_context("opening the SSD tier");
     impl->ssd = std::move(store).value();
@@ -64,7 +69,9 @@ Result<std::unique_ptr<NodeTiers>> NodeTiers::open(const NodeTiersOptions& o) {
   if (!loads.ok()) return loads.status().with_context("opening the node's load queue");
   impl->loads = std::move(loads).value();
   // Recover whatever a killed predecessor left half done before serving anything.
+  phase("reclaiming what dead processes held");
   KVTIER_RETURN_IF_ERROR(host::maintain_index_and_arena(impl->index, *impl->arena));
+  phase("reconciling the index with the SSD tier");
   KVTIER_RETURN_IF_ERROR(impl->reconcile());
   if (impl->ssd) {
     Impl* raw = impl.get();

@@ -12,9 +12,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "kvtier/block_index.h"
@@ -44,6 +46,8 @@ struct NodeTiersOptions {
   uint32_t reclaim_interval_ms = 250;  // dead processes' pins and reservations (scans the arena)
   uint32_t promote_batch = 32;
   uint32_t load_queue_capacity = 4096;
+  // Told each step of open() as it starts (the daemon prints progress while a long recovery runs).
+  std::function<void(std::string_view phase)> on_phase;
 };
 
 struct NodeTiersStats {
@@ -55,6 +59,12 @@ struct NodeTiersStats {
   uint64_t load_requests = 0, promoted = 0, promote_misses = 0, promote_failed = 0;
   uint64_t reconcile_forgotten = 0, reconcile_restored = 0;
   uint64_t ssd_drops = 0;
+};
+
+// What clear_namespace() did.
+struct ClearReport {
+  uint64_t removed = 0;  // blocks no longer in host memory or on SSD
+  uint64_t busy = 0;     // left in place: pinned by an engine (or being loaded) at the time
 };
 
 class NodeTiers {
@@ -74,6 +84,12 @@ class NodeTiers {
   // One demotion pass: frees host memory down to its low watermark (or at least `bytes`),
   // copying admitted blocks to SSD first. Returns the blocks written to SSD.
   Result<size_t> demote(uint64_t bytes = 0);
+  // Removes the namespace's blocks from host memory and SSD (HBM records are the engines' to
+  // report). Pinned blocks are left and counted as busy.
+  ClearReport clear_namespace(uint16_t namespace_id);
+  // Frees at least `bytes` of the host tier (a demotion pass: admitted blocks stay on SSD) or of
+  // the SSD tier (blocks dropped by the node's policy). invalid_argument for other tiers.
+  Result<EvictionReport> evict(Tier tier, uint64_t bytes);
   // Reads these SSD blocks into host memory (those not there already). Returns blocks promoted.
   size_t promote(std::span<const BlockKey> keys);
   // Writes the SSD region being filled; returns once every SSD block so far is durable.

@@ -47,7 +47,8 @@ struct NodeTiers::Impl {
   void forget_ssd_block(const BlockKey& key);
   void upkeep_loop();
   void promote_loop(std::promise<Status> started);
-  Result<size_t> demote(uint64_t bytes);
+  // Returns the blocks written to SSD; `report` (optional) gets what evicting them from host did.
+  Result<size_t> demote(uint64_t bytes, EvictionReport* report = nullptr);
   size_t promote(std::span<const BlockKey> keys);
   ssd::Codec codec_for(uint16_t namespace_id) const {
     auto it = options.codecs.find(namespace_id);

@@ -10,7 +10,7 @@
 
 namespace kvtier::node {
 
-Result<size_t> NodeTiers::Impl::demote(uint64_t bytes) {
+Result<size_t> NodeTiers::Impl::demote(uint64_t bytes, EvictionReport* out) {
   std::lock_guard guard(demote_mu);
   const uint64_t want = std::max(bytes, index.bytes_over_watermark(Tier::kHost));
   if (want == 0) return size_t{0};
@@ -51,6 +51,7 @@ Result<size_t> NodeTiers::Impl::demote(uint64_t bytes) {
   demoted.fetch_add(written, std::memory_order_relaxed);
   auto report = index.evict_keys(Tier::kHost, keys, *policy, releaser.get());
   if (!report.ok()) return report.status();
+  if (out != nullptr) *out = *report;
   return written;
 }
 

@@ -23,6 +23,12 @@ void to_proto(const events::Event& e, v1::Event* out) {
 
 grpc::Status EventsService::Subscribe(grpc::ServerContext* context, const v1::SubscribeRequest* request,
                                       grpc::ServerWriter<v1::EventBatch>* writer) {
+  RpcTimer timer(metrics_, Rpc::kSubscribe);
+  metrics_.subscribers.fetch_add(1);
+  struct Leaving {
+    std::atomic<int64_t>& n;
+    ~Leaving() { n.fetch_sub(1); }
+  } leaving{metrics_.subscribers};
   const uint32_t max_events = request->max_batch_events() == 0
                                   ? limits_.max_batch_events
                                   : std::min(request->max_batch_events(), limits_.max_batch_events);
@@ -39,7 +45,8 @@ grpc::Status EventsService::Subscribe(grpc::ServerContext* context, const v1::Su
       batch.set_resync(true);
       seq = log_.next_seq();
       batch.set_next_seq(seq);
-      if (!writer->Write(batch)) return grpc::Status::OK;  // the subscriber went away
+      if (!writer->Write(batch)) return timer.done(grpc::Status::OK);  // the subscriber went away
+      metrics_.resyncs_sent.fetch_add(1, std::memory_order_relaxed);
       resync = false;
       continue;
     }
@@ -53,13 +60,15 @@ grpc::Status EventsService::Subscribe(grpc::ServerContext* context, const v1::Su
     for (const events::Event& e : r.events) to_proto(e, batch.add_events());
     batch.set_next_seq(r.next_seq);
     seq = r.next_seq;
-    if (!writer->Write(batch)) return grpc::Status::OK;
+    if (!writer->Write(batch)) return timer.done(grpc::Status::OK);
+    metrics_.events_sent.fetch_add(r.events.size(), std::memory_order_relaxed);
   }
-  return grpc::Status::OK;
+  return timer.done(grpc::Status::OK);
 }
 
 grpc::Status EventsService::Snapshot(grpc::ServerContext* /*context*/, const v1::SnapshotRequest* /*request*/,
                                      v1::SnapshotResponse* response) {
+  RpcTimer timer(metrics_, Rpc::kSnapshot);
   const events::Snapshot snap = log_.snapshot();
   response->set_node_id(log_.node_id());
   response->set_epoch(snap.epoch);
@@ -72,7 +81,7 @@ grpc::Status EventsService::Snapshot(grpc::ServerContext* /*context*/, const v1:
       tk->add_keys(bytes.data(), bytes.size());
     }
   }
-  return grpc::Status::OK;
+  return timer.done(grpc::Status::OK);
 }
 
 }  // namespace kvtier::services

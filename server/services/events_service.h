@@ -4,12 +4,14 @@
 #include "events/event_log.h"
 #include "kvtier/v1/events.grpc.pb.h"
 #include "server/services/namespace_catalog.h"
+#include "server/services/service_metrics.h"
 
 namespace kvtier::services {
 
 class EventsService final : public kvtier::v1::Events::Service {
  public:
-  EventsService(const events::EventLog& log, RequestLimits limits) : log_(log), limits_(limits) {}
+  EventsService(const events::EventLog& log, RequestLimits limits, ServiceMetrics& metrics)
+      : log_(log), limits_(limits), metrics_(metrics) {}
 
   // Streams from the asked position; a position the log no longer has (or another epoch's) gets
   // one batch with resync = true, then the stream goes on from the log's current end. A stalled
@@ -22,6 +24,7 @@ class EventsService final : public kvtier::v1::Events::Service {
  private:
   const events::EventLog& log_;
   RequestLimits limits_;
+  ServiceMetrics& metrics_;
 };
 
 }  // namespace kvtier::services

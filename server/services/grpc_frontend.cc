@@ -4,30 +4,51 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include "server/services/metrics_exposition.h"
+
 namespace kvtier::services {
 
-GrpcFrontend::GrpcFrontend(BlockIndex& index, FrontendOptions options)
-    : options_(std::move(options)),
+GrpcFrontend::GrpcFrontend(node::NodeTiers& tiers, FrontendOptions options, std::unique_ptr<Client> client)
+    : tiers_(tiers),
+      options_(std::move(options)),
       catalog_(options_.namespaces),
-      log_(index, {options_.node_id, options_.event_ring}),
-      locality_(index, catalog_, options_.limits),
-      events_(log_, options_.limits) {}
+      log_(tiers.index(), {options_.node_id, options_.event_ring}),
+      client_(std::move(client)),
+      locality_(tiers.index(), catalog_, options_.limits, metrics_),
+      events_(log_, options_.limits, metrics_),
+      blocks_(*client_, catalog_, options_.limits, metrics_),
+      admin_(tiers, log_, catalog_, metrics_) {}
 
-Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(BlockIndex& index, FrontendOptions options) {
-  std::unique_ptr<GrpcFrontend> f(new GrpcFrontend(index, std::move(options)));
+Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(node::NodeTiers& tiers, FrontendOptions options) {
+  ClientOptions co;
+  co.node_name = options.node_id;
+  co.shm_prefix = options.shm_prefix;
+  auto client = Client::open(co);
+  if (!client.ok()) return client.status().with_context("the daemon's own client of the node");
+  std::unique_ptr<GrpcFrontend> f(new GrpcFrontend(tiers, std::move(options), std::move(client).value()));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   // gRPC sets SO_REUSEPORT by default, which would let a second daemon share the port and split
   // its traffic silently; a taken port must be an error.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // A PutBlocks chunk may be as large as the limit, plus its few header bytes.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(f->options_.limits.max_chunk_bytes + (64U << 10)));
   int bound_port = 0;
   builder.AddListeningPort(f->options_.address, grpc::InsecureServerCredentials(), &bound_port);
   builder.RegisterService(&f->locality_);
   builder.RegisterService(&f->events_);
+  builder.RegisterService(&f->blocks_);
+  builder.RegisterService(&f->admin_);
   f->server_ = builder.BuildAndStart();
   if (!f->server_ || bound_port == 0) {
     return Status::unavailable(
         fmt::format("cannot serve gRPC on {} (in use, or not an address of this machine)", f->options_.address));
+  }
+  if (!f->options_.metrics_address.empty()) {
+    GrpcFrontend* raw = f.get();
+    auto http = MetricsHttpServer::start(f->options_.metrics_address, [raw] { return raw->render_metrics(); });
+    if (!http.ok()) return http.status();
+    f->metrics_http_ = std::move(http).value();
   }
   // The index has no wake-up for new changes; a 1 ms poll costs one atomic load when idle.
   GrpcFrontend* raw = f.get();
@@ -39,9 +60,14 @@ Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(BlockIndex& index, Fro
   return f;
 }
 
+std::string GrpcFrontend::render_metrics() const {
+  return services::render_metrics(tiers_.stats(), log_.stats(), metrics_, log_.node_id(), log_.epoch());
+}
+
 GrpcFrontend::~GrpcFrontend() {
   // Running requests get the grace period; streams still open after it are cancelled.
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + options_.grace);
+  metrics_http_.reset();
   stopping_ = true;
   if (poller_.joinable()) poller_.join();
 }

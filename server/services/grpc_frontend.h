@@ -1,6 +1,7 @@
-// GrpcFrontend: what schedulers and other nodes talk to. Owns the node's event log (a new epoch
-// per start), its poller thread, the kvtier.v1 services and the gRPC server with the standard
-// health service. Destroying it stops taking requests and gives running ones a grace period.
+// GrpcFrontend: what schedulers, other nodes and operators talk to. Owns the node's event log (a
+// new epoch per start) and its poller thread, the daemon's own client of the node (for block
+// serving), the kvtier.v1 services, the gRPC server with the standard health service, and the
+// Prometheus endpoint. Destroying it stops taking requests and gives running ones a grace period.
 #pragma once
 
 #include <atomic>
@@ -11,11 +12,16 @@
 #include <vector>
 
 #include "events/event_log.h"
-#include "kvtier/block_index.h"
+#include "kvtier/client.h"
 #include "kvtier/namespace.h"
 #include "kvtier/result.h"
+#include "server/node/node_tiers.h"
+#include "server/services/admin_service.h"
+#include "server/services/blocks_service.h"
 #include "server/services/events_service.h"
 #include "server/services/locality_service.h"
+#include "server/services/metrics_http_server.h"
+#include "server/services/service_metrics.h"
 
 namespace grpc {
 class Server;
@@ -24,8 +30,10 @@ class Server;
 namespace kvtier::services {
 
 struct FrontendOptions {
-  std::string address;  // host:port
+  std::string address;          // gRPC, host:port
+  std::string metrics_address;  // Prometheus, host:port; empty: none
   std::string node_id;
+  std::string shm_prefix = "kvtier";  // the node's segments, for the daemon's own client
   std::vector<Namespace> namespaces;
   uint32_t event_ring = 1U << 18;
   RequestLimits limits;
@@ -34,22 +42,32 @@ struct FrontendOptions {
 
 class GrpcFrontend {
  public:
-  static Result<std::unique_ptr<GrpcFrontend>> start(BlockIndex& index, FrontendOptions options);
+  static Result<std::unique_ptr<GrpcFrontend>> start(node::NodeTiers& tiers, FrontendOptions options);
   ~GrpcFrontend();
   GrpcFrontend(const GrpcFrontend&) = delete;
   GrpcFrontend& operator=(const GrpcFrontend&) = delete;
 
   uint64_t epoch() const { return log_.epoch(); }
+  const ServiceMetrics& metrics() const { return metrics_; }
+  // The Prometheus text GET /metrics answers with.
+  std::string render_metrics() const;
+  int metrics_port() const { return metrics_http_ ? metrics_http_->port() : 0; }
 
  private:
-  GrpcFrontend(BlockIndex& index, FrontendOptions options);
+  GrpcFrontend(node::NodeTiers& tiers, FrontendOptions options, std::unique_ptr<Client> client);
 
+  node::NodeTiers& tiers_;
   FrontendOptions options_;
   NamespaceCatalog catalog_;
+  ServiceMetrics metrics_;
   events::EventLog log_;
+  std::unique_ptr<Client> client_;  // outlives the server: payload slices gRPC holds pin blocks through it
   LocalityService locality_;
   EventsService events_;
+  BlocksService blocks_;
+  AdminService admin_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<MetricsHttpServer> metrics_http_;
   std::atomic<bool> stopping_{false};
   std::thread poller_;
 };

@@ -45,6 +45,8 @@ grpc::Status LocalityService::match(const v1::MatchPrefixRequest& request, v1::M
     }
   }
   const PrefixMatch m = index_.match_prefix(keys);
+  metrics_.blocks_asked.fetch_add(keys.size(), std::memory_order_relaxed);
+  for (Tier t : kAllTiers) metrics_.tier_hits[tier_index(t)].fetch_add(m.in(t), std::memory_order_relaxed);
   response->set_matched_blocks(static_cast<uint32_t>(m.overall));
   response->set_blocks_asked(static_cast<uint32_t>(keys.size()));
   for (Tier t : kAllTiers) {
@@ -55,23 +57,31 @@ grpc::Status LocalityService::match(const v1::MatchPrefixRequest& request, v1::M
   return grpc::Status::OK;
 }
 
-grpc::Status LocalityService::MatchPrefix(grpc::ServerContext* /*context*/, const v1::MatchPrefixRequest* request,
-                                          v1::MatchPrefixResponse* response) {
-  return match(*request, response);
+grpc::ServerUnaryReactor* LocalityService::MatchPrefix(grpc::CallbackServerContext* context,
+                                                       const v1::MatchPrefixRequest* request,
+                                                       v1::MatchPrefixResponse* response) {
+  RpcTimer timer(metrics_, Rpc::kMatchPrefix);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(timer.done(match(*request, response)));
+  return reactor;
 }
 
-grpc::Status LocalityService::MatchPrefixBatch(grpc::ServerContext* /*context*/,
-                                               const v1::MatchPrefixBatchRequest* request,
-                                               v1::MatchPrefixBatchResponse* response) {
+grpc::ServerUnaryReactor* LocalityService::MatchPrefixBatch(grpc::CallbackServerContext* context,
+                                                            const v1::MatchPrefixBatchRequest* request,
+                                                            v1::MatchPrefixBatchResponse* response) {
+  RpcTimer timer(metrics_, Rpc::kMatchPrefixBatch);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  grpc::Status status;
   if (static_cast<uint32_t>(request->requests_size()) > limits_.max_batch) {
-    return invalid(
+    status = invalid(
         fmt::format("{} requests is more than the batch limit of {}", request->requests_size(), limits_.max_batch));
   }
-  for (int i = 0; i < request->requests_size(); ++i) {
+  for (int i = 0; status.ok() && i < request->requests_size(); ++i) {
     const grpc::Status s = match(request->requests(i), response->add_responses());
-    if (!s.ok()) return {s.error_code(), fmt::format("requests[{}]: {}", i, s.error_message())};
+    if (!s.ok()) status = {s.error_code(), fmt::format("requests[{}]: {}", i, s.error_message())};
   }
-  return grpc::Status::OK;
+  reactor->Finish(timer.done(status));
+  return reactor;
 }
 
 }  // namespace kvtier::services

@@ -35,6 +35,7 @@ struct RequestLimits {
   uint32_t max_keys = 1 << 16;    // keys in one MatchPrefix
   uint32_t max_batch = 1024;      // requests in one MatchPrefixBatch
   uint32_t max_batch_events = 4096;
+  uint32_t max_chunk_bytes = 4U << 20;  // one GetBlocks / PutBlocks chunk
 };
 
 }  // namespace kvtier::services

@@ -4,6 +4,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <array>
+#include <cctype>
 #include <charconv>
 #include <fstream>
 #include <set>
@@ -42,7 +44,19 @@ ssd:
   start_empty_if_unreadable: false
 server:
   grpc_address: 127.0.0.1:50551
-  metrics_address: 127.0.0.1:9464
+  metrics_address: 127.0.0.1:9464   # Prometheus text at /metrics; "" to serve none
+  drain_ms: 2000           # SIGTERM: running requests get this long to finish
+  limits:                  # per request; larger ones get INVALID_ARGUMENT
+    max_tokens: 1048576    # token ids in one MatchPrefix
+    max_keys: 65536        # keys in one MatchPrefix or GetBlocks
+    max_batch: 1024        # requests in one MatchPrefixBatch
+    max_batch_events: 4096 # events per streamed batch
+    max_chunk_bytes: 4MiB  # one GetBlocks / PutBlocks chunk
+events:
+  ring: 262144             # events kept for subscribers that fall behind (about 100 B each)
+log:
+  level: info              # trace | debug | info | warn | error
+  format: text             # text | json (one object per line)
 namespaces:
   - model_id: kvtier-demo/llama-3.2-1b
     adapter_id: ""
@@ -143,7 +157,7 @@ NamespaceSpec parse_namespace(const YAML::Node& node, const std::string& path) {
 // Applies every key present in `root` onto `cfg`; absent keys keep their current value.
 void apply(const YAML::Node& root, NodeConfig& cfg) {
   if (root.IsNull()) return;  // an empty file changes nothing
-  require_map(root, "<top>", {"node", "index", "host", "ssd", "server", "namespaces"});
+  require_map(root, "<top>", {"node", "index", "host", "ssd", "server", "events", "log", "namespaces"});
   if (const auto n = root["node"]) {
     require_map(n, "node", {"name", "shm_prefix"});
     if (n["name"]) cfg.node_name = get_string(n["name"], "node.name");
@@ -185,9 +199,27 @@ void apply(const YAML::Node& root, NodeConfig& cfg) {
     }
   }
   if (const auto n = root["server"]) {
-    require_map(n, "server", {"grpc_address", "metrics_address"});
+    require_map(n, "server", {"grpc_address", "metrics_address", "drain_ms", "limits"});
     if (n["grpc_address"]) cfg.grpc_address = get_string(n["grpc_address"], "server.grpc_address");
     if (n["metrics_address"]) cfg.metrics_address = get_string(n["metrics_address"], "server.metrics_address");
+    if (n["drain_ms"]) cfg.drain_ms = get_u32(n["drain_ms"], "server.drain_ms");
+    if (const auto l = n["limits"]) {
+      require_map(l, "server.limits", {"max_tokens", "max_keys", "max_batch", "max_batch_events", "max_chunk_bytes"});
+      if (l["max_tokens"]) cfg.max_tokens = get_u32(l["max_tokens"], "server.limits.max_tokens");
+      if (l["max_keys"]) cfg.max_keys = get_u32(l["max_keys"], "server.limits.max_keys");
+      if (l["max_batch"]) cfg.max_batch = get_u32(l["max_batch"], "server.limits.max_batch");
+      if (l["max_batch_events"]) cfg.max_batch_events = get_u32(l["max_batch_events"], "server.limits.max_batch_events");
+      if (l["max_chunk_bytes"]) cfg.max_chunk_bytes = get_bytes(l["max_chunk_bytes"], "server.limits.max_chunk_bytes");
+    }
+  }
+  if (const auto n = root["events"]) {
+    require_map(n, "events", {"ring"});
+    if (n["ring"]) cfg.event_ring = get_u32(n["ring"], "events.ring");
+  }
+  if (const auto n = root["log"]) {
+    require_map(n, "log", {"level", "format"});
+    if (n["level"]) cfg.log_level = get_string(n["level"], "log.level");
+    if (n["format"]) cfg.log_format = get_string(n["format"], "log.format");
   }
   if (const auto n = root["namespaces"]) {
     if (!n.IsSequence()) throw ConfigError(fmt::format("'namespaces' must be a list{}", where(n)));
@@ -226,6 +258,41 @@ Status validate_address(std::string_view field, std::string_view addr) {
   }
   return {};
 }
+
+// The scalar settings under `node` ("a.b.c" paths), the namespace list excepted.
+void collect_paths(const YAML::Node& node, const std::string& prefix, std::vector<std::string>& out) {
+  for (const auto& item : node) {
+    const std::string key = item.first.as<std::string>();
+    if (prefix.empty() && key == "namespaces") continue;
+    const std::string path = prefix.empty() ? key : prefix + "." + key;
+    if (item.second.IsMap()) {
+      collect_paths(item.second, path, out);
+    } else {
+      out.push_back(path);
+    }
+  }
+}
+
+std::string env_name(std::string_view path) {
+  std::string name = "KVTIER_";
+  for (char c : path) name += c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return name;
+}
+
+// {a: {b: value}} for "a.b" = value: what apply() reads. Built by recursion, never by
+// reassigning a YAML::Node (assignment rebinds the node it refers to).
+YAML::Node nested(std::string_view path, const std::string& value) {
+  YAML::Node map(YAML::NodeType::Map);
+  const size_t dot = path.find('.');
+  if (dot == std::string_view::npos) {
+    map[std::string(path)] = value;
+  } else {
+    map[std::string(path.substr(0, dot))] = nested(path.substr(dot + 1), value);
+  }
+  return map;
+}
+
+YAML::Node override_document(const ConfigOverride& o) { return nested(o.path, o.value); }
 
 }  // namespace
 
@@ -289,7 +356,29 @@ Status NodeConfig::validate() const {
     }
   }
   KVTIER_RETURN_IF_ERROR(validate_address("server.grpc_address", grpc_address));
-  KVTIER_RETURN_IF_ERROR(validate_address("server.metrics_address", metrics_address));
+  if (!metrics_address.empty()) KVTIER_RETURN_IF_ERROR(validate_address("server.metrics_address", metrics_address));
+  if (drain_ms > 600000) return Status::invalid_argument(fmt::format("server.drain_ms must be at most 600000, got {}", drain_ms));
+  const auto in_range = [](std::string_view name, uint64_t v, uint64_t lo, uint64_t hi) -> Status {
+    if (v < lo || v > hi) return Status::invalid_argument(fmt::format("{} must be {}..{}, got {}", name, lo, hi, v));
+    return {};
+  };
+  KVTIER_RETURN_IF_ERROR(in_range("server.limits.max_tokens", max_tokens, 1, uint64_t{1} << 24));
+  KVTIER_RETURN_IF_ERROR(in_range("server.limits.max_keys", max_keys, 1, uint64_t{1} << 20));
+  KVTIER_RETURN_IF_ERROR(in_range("server.limits.max_batch", max_batch, 1, 1 << 16));
+  KVTIER_RETURN_IF_ERROR(in_range("server.limits.max_batch_events", max_batch_events, 1, 1 << 16));
+  // gRPC refuses messages over 4 MiB by default; a chunk leaves room for its header.
+  KVTIER_RETURN_IF_ERROR(in_range("server.limits.max_chunk_bytes", max_chunk_bytes, 4096, (uint64_t{4} << 20)));
+  KVTIER_RETURN_IF_ERROR(in_range("events.ring", event_ring, 1024, uint64_t{1} << 26));
+  if ((event_ring & (event_ring - 1)) != 0) {
+    return Status::invalid_argument(fmt::format("events.ring must be a power of two, got {}", event_ring));
+  }
+  static constexpr std::array kLevels = {"trace", "debug", "info", "warn", "error"};
+  if (std::find(kLevels.begin(), kLevels.end(), log_level) == kLevels.end()) {
+    return Status::invalid_argument("log.level must be trace, debug, info, warn or error, got '" + log_level + "'");
+  }
+  if (log_format != "text" && log_format != "json") {
+    return Status::invalid_argument("log.format must be text or json, got '" + log_format + "'");
+  }
   if (grpc_address == metrics_address) {
     return Status::invalid_argument("server.grpc_address and server.metrics_address must differ, both are " +
                                     grpc_address);
@@ -312,7 +401,8 @@ Status NodeConfig::validate() const {
 
 std::string_view embedded_default_config() { return kEmbeddedDefault; }
 
-Result<NodeConfig> parse_node_config(std::string_view yaml, std::string_view source) {
+Result<NodeConfig> parse_node_config(std::string_view yaml, std::string_view source,
+                                     const std::vector<ConfigOverride>& overrides) {
   NodeConfig cfg;
   try {
     apply(YAML::Load(std::string(kEmbeddedDefault)), cfg);
@@ -322,17 +412,66 @@ Result<NodeConfig> parse_node_config(std::string_view yaml, std::string_view sou
   } catch (const YAML::Exception& e) {
     return Status::invalid_argument(fmt::format("{}: not valid YAML: {}", source, e.what()));
   }
-  KVTIER_RETURN_IF_ERROR(cfg.validate().with_context(source));
+  const std::vector<std::string> known = setting_paths();
+  for (const ConfigOverride& o : overrides) {
+    if (std::find(known.begin(), known.end(), o.path) == known.end()) {
+      return Status::invalid_argument(fmt::format("{}: '{}' is not a setting (see kvtierd --print-default-config)",
+                                                  o.source, o.path));
+    }
+    try {
+      apply(override_document(o), cfg);
+    } catch (const ConfigError& e) {
+      return Status::invalid_argument(fmt::format("{}: {}", o.source, e.message()));
+    }
+  }
+  KVTIER_RETURN_IF_ERROR(cfg.validate().with_context(overrides.empty() ? std::string(source)
+                                                                         : std::string(source) + " with overrides"));
   return cfg;
 }
 
-Result<NodeConfig> load_node_config(const std::string& path) {
+Result<ConfigOverride> parse_override(std::string_view assignment, std::string_view source) {
+  const size_t eq = assignment.find('=');
+  if (eq == std::string_view::npos || eq == 0) {
+    return Status::invalid_argument(fmt::format("{} '{}' must be path=value, e.g. server.grpc_address=0.0.0.0:50551",
+                                                source, assignment));
+  }
+  return ConfigOverride{std::string(assignment.substr(0, eq)), std::string(assignment.substr(eq + 1)),
+                        fmt::format("{} {}", source, assignment.substr(0, eq))};
+}
+
+EnvironmentOverrides environment_overrides(const char* const* environ) {
+  EnvironmentOverrides out;
+  if (environ == nullptr) return out;
+  const std::vector<std::string> known = setting_paths();
+  for (const char* const* e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    if (!entry.starts_with("KVTIER_")) continue;
+    const size_t eq = entry.find('=');
+    if (eq == std::string_view::npos) continue;
+    const std::string_view name = entry.substr(0, eq);
+    auto it = std::find_if(known.begin(), known.end(), [&](const std::string& path) { return env_name(path) == name; });
+    if (it == known.end()) {
+      out.unknown.emplace_back(name);
+      continue;
+    }
+    out.overrides.push_back({*it, std::string(entry.substr(eq + 1)), std::string(name)});
+  }
+  return out;
+}
+
+std::vector<std::string> setting_paths() {
+  std::vector<std::string> out;
+  collect_paths(YAML::Load(std::string(kEmbeddedDefault)), "", out);
+  return out;
+}
+
+Result<NodeConfig> load_node_config(const std::string& path, const std::vector<ConfigOverride>& overrides) {
   std::ifstream in(path);
   if (!in) return Status::not_found("cannot open config file '" + path + "'");
   std::stringstream text;
   text << in.rdbuf();
   if (in.bad()) return Status::io_error("reading config file '" + path + "' failed");
-  return parse_node_config(text.str(), path);
+  return parse_node_config(text.str(), path, overrides);
 }
 
 std::string to_yaml(const NodeConfig& cfg) {
@@ -358,7 +497,16 @@ std::string to_yaml(const NodeConfig& cfg) {
       << "write_budget_per_s" << YAML::Value << format_byte_size(cfg.ssd_write_budget_per_s) << YAML::EndMap
       << YAML::Key << "start_empty_if_unreadable" << YAML::Value << cfg.ssd_start_empty_if_unreadable << YAML::EndMap;
   out << YAML::Key << "server" << YAML::Value << YAML::BeginMap << YAML::Key << "grpc_address" << YAML::Value
-      << cfg.grpc_address << YAML::Key << "metrics_address" << YAML::Value << cfg.metrics_address << YAML::EndMap;
+      << cfg.grpc_address << YAML::Key << "metrics_address" << YAML::Value << YAML::DoubleQuoted
+      << cfg.metrics_address << YAML::Key << "drain_ms" << YAML::Value << cfg.drain_ms << YAML::Key << "limits"
+      << YAML::Value << YAML::BeginMap << YAML::Key << "max_tokens" << YAML::Value << cfg.max_tokens << YAML::Key
+      << "max_keys" << YAML::Value << cfg.max_keys << YAML::Key << "max_batch" << YAML::Value << cfg.max_batch
+      << YAML::Key << "max_batch_events" << YAML::Value << cfg.max_batch_events << YAML::Key << "max_chunk_bytes"
+      << YAML::Value << format_byte_size(cfg.max_chunk_bytes) << YAML::EndMap << YAML::EndMap;
+  out << YAML::Key << "events" << YAML::Value << YAML::BeginMap << YAML::Key << "ring" << YAML::Value
+      << cfg.event_ring << YAML::EndMap;
+  out << YAML::Key << "log" << YAML::Value << YAML::BeginMap << YAML::Key << "level" << YAML::Value << cfg.log_level
+      << YAML::Key << "format" << YAML::Value << cfg.log_format << YAML::EndMap;
   out << YAML::Key << "namespaces" << YAML::Value << YAML::BeginSeq;
   for (size_t i = 0; i < cfg.namespaces.size(); ++i) {
     const auto& ns = cfg.namespaces[i];

@@ -1,7 +1,8 @@
 // NodeConfig: what one kvtierd node is told at start, validated once.
 //
-// Sources, later ones winning: the embedded default (embedded_default_config()), a YAML file.
-// Unknown keys are errors, so a misspelt option never silently keeps its default.
+// Sources, later ones winning: the embedded default (embedded_default_config()), a YAML file,
+// KVTIER_* environment variables, command-line overrides. Unknown keys (and unknown KVTIER_*
+// variables) are errors, so a misspelt option never silently keeps its default.
 #pragma once
 
 #include <cstdint>
@@ -40,7 +41,19 @@ struct NodeConfig {
   bool ssd_start_empty_if_unreadable = false;  // an unreadable SSD catalogue starts the tier empty
 
   std::string grpc_address = "127.0.0.1:50551";
-  std::string metrics_address = "127.0.0.1:9464";
+  std::string metrics_address = "127.0.0.1:9464";  // Prometheus /metrics; empty: not served
+  uint32_t drain_ms = 2000;                         // SIGTERM: how long running requests may finish
+  // What one request may ask for; larger requests get INVALID_ARGUMENT.
+  uint32_t max_tokens = 1 << 20;         // token ids in one MatchPrefix
+  uint32_t max_keys = 1 << 16;           // keys in one MatchPrefix or GetBlocks
+  uint32_t max_batch = 1024;             // requests in one MatchPrefixBatch
+  uint32_t max_batch_events = 4096;      // events in one streamed batch
+  uint64_t max_chunk_bytes = 4ULL << 20;  // one GetBlocks/PutBlocks chunk (gRPC's message limit is above it)
+
+  uint32_t event_ring = 1U << 18;  // events kept for replay to subscribers that fall behind
+
+  std::string log_level = "info";   // trace | debug | info | warn | error
+  std::string log_format = "text";  // text | json (one object per line)
 
   // The namespaces (model, adapter, tenant, layout) this node caches blocks for.
   std::vector<NamespaceSpec> namespaces;
@@ -54,10 +67,34 @@ struct NodeConfig {
 // YAML text of the configuration kvtierd runs with when given no file.
 std::string_view embedded_default_config();
 
-// Parses YAML over the embedded default and validates the result. `source` names the text in errors.
-Result<NodeConfig> parse_node_config(std::string_view yaml, std::string_view source);
+// One setting given outside the file: a dotted path of the YAML ("server.grpc_address") and its
+// value as it would be written there. `source` names it in errors ("--set", "KVTIER_HOST_BYTES").
+struct ConfigOverride {
+  std::string path;
+  std::string value;
+  std::string source;
+};
+
+// Parses YAML over the embedded default, applies the overrides in order and validates the result.
+// `source` names the text in errors.
+Result<NodeConfig> parse_node_config(std::string_view yaml, std::string_view source,
+                                     const std::vector<ConfigOverride>& overrides = {});
 // Reads and parses a YAML file.
-Result<NodeConfig> load_node_config(const std::string& path);
+Result<NodeConfig> load_node_config(const std::string& path, const std::vector<ConfigOverride>& overrides = {});
+
+// "path=value" (a --set flag) as an override; invalid_argument without '=' or with an empty path.
+Result<ConfigOverride> parse_override(std::string_view assignment, std::string_view source);
+// Overrides from KVTIER_* environment variables (`environ` entries): KVTIER_ + the dotted path in
+// upper case with '.' as '_' (KVTIER_SERVER_GRPC_ADDRESS). A KVTIER_* variable that names no
+// setting is listed in `unknown` (the daemon warns about it: other kvtier tools have variables
+// of their own, so it cannot be an error). The namespace list is set in the file only.
+struct EnvironmentOverrides {
+  std::vector<ConfigOverride> overrides;
+  std::vector<std::string> unknown;
+};
+EnvironmentOverrides environment_overrides(const char* const* environ);
+// The dotted paths of every setting an override may name, in file order.
+std::vector<std::string> setting_paths();
 // The effective configuration, as YAML that parse_node_config accepts.
 std::string to_yaml(const NodeConfig& config);
 

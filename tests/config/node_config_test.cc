@@ -4,6 +4,8 @@
 
 #include <unistd.h>
 #include <cstdio>
+#include <algorithm>
+#include <cctype>
 #include <fstream>
 
 namespace kvtier::config {
@@ -104,6 +106,66 @@ TEST(NodeConfigTest, LoadsFilesAndReportsMissingOnes) {
   EXPECT_EQ(cfg->index_capacity, 4096u);
   const auto missing = load_node_config(path);
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+}
+
+TEST(NodeConfigTest, EnvironmentThenFlagsOverrideTheFile) {
+  const char* env[] = {"PATH=/usr/bin", "KVTIER_HOST_BYTES=64MiB", "KVTIER_SERVER_GRPC_ADDRESS=127.0.0.1:7000",
+                       "KVTIER_SERVER_LIMITS_MAX_KEYS=128", "KVTIER_EVENTS_RING=4096", nullptr};
+  const auto from_env = environment_overrides(env);
+  ASSERT_EQ(from_env.overrides.size(), 4u);
+  EXPECT_TRUE(from_env.unknown.empty());
+  EXPECT_EQ(from_env.overrides[0].path, "host.bytes");
+  std::vector<ConfigOverride> overrides = from_env.overrides;
+  auto flag = parse_override("server.grpc_address=127.0.0.1:7001", "--set");
+  ASSERT_TRUE(flag.ok()) << flag.status();
+  overrides.push_back(*flag);
+  const auto cfg = parse_node_config("host:\n  bytes: 256MiB\nlog:\n  format: json\n", "test.yaml", overrides);
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->host_bytes, 64u << 20);              // environment over file
+  EXPECT_EQ(cfg->grpc_address, "127.0.0.1:7001");     // flag over environment
+  EXPECT_EQ(cfg->max_keys, 128u);
+  EXPECT_EQ(cfg->event_ring, 4096u);
+  EXPECT_EQ(cfg->log_format, "json");                 // file over default
+  // The effective YAML carries the overridden values and parses back to the same thing.
+  const auto again = parse_node_config(to_yaml(*cfg), "effective");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(to_yaml(*again), to_yaml(*cfg));
+}
+
+TEST(NodeConfigTest, BadOverridesNameTheirSource) {
+  const char* misspelt[] = {"KVTIER_HOST_BYTE=1GiB", nullptr};
+  const auto env = environment_overrides(misspelt);
+  EXPECT_TRUE(env.overrides.empty());
+  ASSERT_EQ(env.unknown.size(), 1u);
+  EXPECT_EQ(env.unknown[0], "KVTIER_HOST_BYTE");
+  EXPECT_FALSE(parse_override("no-equals-sign", "--set").ok());
+  const auto unknown = parse_node_config("", "test.yaml", {{"server.nope", "1", "--set server.nope"}});
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("--set server.nope"), std::string::npos) << unknown.status();
+  const auto bad_value = parse_node_config("", "test.yaml", {{"events.ring", "lots", "KVTIER_EVENTS_RING"}});
+  ASSERT_FALSE(bad_value.ok());
+  EXPECT_NE(bad_value.status().message().find("KVTIER_EVENTS_RING"), std::string::npos) << bad_value.status();
+  const auto not_pow2 = parse_node_config("", "test.yaml", {{"events.ring", "5000", "KVTIER_EVENTS_RING"}});
+  ASSERT_FALSE(not_pow2.ok());
+  EXPECT_NE(not_pow2.status().message().find("power of two"), std::string::npos) << not_pow2.status();
+  expect_error("log:\n  level: chatty\n", "log.level");
+  expect_error("server:\n  limits:\n    max_keys: 0\n", "server.limits.max_keys");
+  expect_error("server:\n  limits:\n    max_chunk_bytes: 64MiB\n", "max_chunk_bytes");
+}
+
+TEST(NodeConfigTest, EverySettingHasItsOwnEnvironmentVariable) {
+  const auto paths = setting_paths();
+  EXPECT_NE(std::find(paths.begin(), paths.end(), "ssd.admission.min_accesses"), paths.end());
+  EXPECT_EQ(std::find(paths.begin(), paths.end(), "namespaces"), paths.end());
+  for (const std::string& path : paths) {
+    std::string entry = "KVTIER_";
+    for (char c : path) entry += c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    entry += "=x";
+    const char* env[] = {entry.c_str(), nullptr};
+    const auto found = environment_overrides(env);
+    ASSERT_EQ(found.overrides.size(), 1u) << entry;
+    EXPECT_EQ(found.overrides[0].path, path);  // no two settings share a variable
+  }
 }
 
 }  // namespace

@@ -139,7 +139,7 @@ def test_kvtierd_refuses_an_unreadable_ssd_catalogue_unless_told_to_start_empty(
     try:
         out = run("kvtierd", "--config", config, timeout=60)
         assert out.returncode == 1
-        assert "--ssd-start-empty" in out.stderr
+        assert "--ssd-start-empty" in out.stdout + out.stderr
         daemon = subprocess.Popen([os.path.join(BIN, "kvtierd"), "--config", config, "--ssd-start-empty"],
                                   stdout=subprocess.PIPE, text=True)
         line = daemon.stdout.readline()
@@ -223,7 +223,7 @@ def test_kvtierd_refuses_a_second_daemon_and_a_busy_port(node_dir):
         # The same node again: its SSD tier and load queue are taken.
         second = run("kvtierd", "--config", config, timeout=60)
         assert second.returncode == 1
-        assert "cannot start" in second.stderr
+        assert "cannot start" in second.stdout + second.stderr
         # Another node on the first one's gRPC port.
         busy = os.path.join(node_dir, "busy.yaml")
         with open(config) as f:
@@ -233,7 +233,7 @@ def test_kvtierd_refuses_a_second_daemon_and_a_busy_port(node_dir):
             f.write(text)
         out = run("kvtierd", "--config", busy, timeout=60)
         assert out.returncode == 1
-        assert "cannot serve gRPC" in out.stderr
+        assert "cannot serve gRPC" in out.stdout + out.stderr
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=60)

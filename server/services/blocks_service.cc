@@ -1,0 +1,299 @@
+#include "server/services/blocks_service.h"
+
+#include <fmt/format.h>
+#include <grpcpp/support/proto_buffer_reader.h>
+#include <xxhash.h>
+
+#include <cstring>
+#include <memory>
+#include <optional>
+
+namespace kvtier::services {
+namespace {
+
+grpc::Status invalid(const std::string& message) { return {grpc::StatusCode::INVALID_ARGUMENT, message}; }
+
+// The pins of the blocks a GetBlocks call streams. Shared by the call and by every payload
+// slice gRPC still holds: the last of them to go releases the pins.
+struct PinnedBlocks {
+  std::vector<HostBlock> blocks;
+  size_t from_host = 0;  // blocks[0, from_host) were in host memory; the rest were loaded from SSD
+};
+
+void release_pins(void* holder) { delete static_cast<std::shared_ptr<PinnedBlocks>*>(holder); }
+
+void append_varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7F) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+// A stream that ends at once with `status` (bad requests, nothing held).
+class FinishedWriter final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+ public:
+  explicit FinishedWriter(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+// Streams the pinned blocks one chunk per message. A chunk is two slices: the BlockChunk
+// fields (serialized by protobuf, ending with the tag and length of `data`) and the payload,
+// which is the arena's own memory. Protobuf accepts fields in any order, so the receiver parses
+// a normal BlockChunk.
+class ChunkWriter final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+ public:
+  ChunkWriter(Client& client, std::shared_ptr<PinnedBlocks> pins, uint32_t chunk_bytes, ServiceMetrics& metrics)
+      : client_(client), pins_(std::move(pins)), chunk_bytes_(chunk_bytes), metrics_(metrics),
+        timer_(metrics, Rpc::kGetBlocks) {
+    write_next();
+  }
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(timer_.done({grpc::StatusCode::CANCELLED, "the receiver went away"}));
+      return;
+    }
+    write_next();
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  void write_next() {
+    if (block_ == pins_->blocks.size()) {
+      Finish(timer_.done(grpc::Status::OK));
+      return;
+    }
+    const HostBlock& b = pins_->blocks[block_];
+    const size_t len = std::min<size_t>(chunk_bytes_, b.size() - offset_);
+    const uint8_t* data = b.data() + offset_;
+    const bool last = offset_ + len == b.size();
+    v1::BlockChunk head;
+    head.set_block(static_cast<uint32_t>(block_));
+    const auto key = b.key().to_bytes();
+    head.set_key(key.data(), key.size());
+    head.set_block_bytes(static_cast<uint32_t>(b.size()));
+    head.set_offset(static_cast<uint32_t>(offset_));
+    head.set_chunk_xxh3(XXH3_64bits(data, len));
+    head.set_last(last);
+    if (last) head.set_block_xxh3(client_.checksum(b));
+    head.set_tier(block_ < pins_->from_host ? v1::TIER_HOST : v1::TIER_SSD);
+    std::string prefix = head.SerializeAsString();
+    prefix.push_back(static_cast<char>((v1::BlockChunk::kDataFieldNumber << 3) | 2));  // length-delimited
+    append_varint(prefix, len);
+    const grpc::Slice slices[2] = {
+        grpc::Slice(prefix),
+        grpc::Slice(const_cast<uint8_t*>(data), len, release_pins, new std::shared_ptr<PinnedBlocks>(pins_)),
+    };
+    buffer_ = grpc::ByteBuffer(slices, 2);
+    metrics_.bytes_served.fetch_add(len, std::memory_order_relaxed);
+    offset_ += len;
+    if (last) {
+      metrics_.blocks_served.fetch_add(1, std::memory_order_relaxed);
+      ++block_;
+      offset_ = 0;
+    }
+    StartWrite(&buffer_);
+  }
+
+  Client& client_;
+  std::shared_ptr<PinnedBlocks> pins_;
+  uint32_t chunk_bytes_;
+  ServiceMetrics& metrics_;
+  RpcTimer timer_;
+  size_t block_ = 0, offset_ = 0;
+  grpc::ByteBuffer buffer_;
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* BlocksService::GetBlocks(grpc::CallbackServerContext* /*context*/,
+                                                                     const grpc::ByteBuffer* raw) {
+  const auto refuse = [&](const grpc::Status& status) {
+    RpcTimer(metrics_, Rpc::kGetBlocks).done(status);
+    return new FinishedWriter(status);
+  };
+  v1::GetBlocksRequest request;
+  grpc::ByteBuffer copy(*raw);  // Deserialize consumes its buffer; this copies references only
+  if (!grpc::SerializationTraits<v1::GetBlocksRequest>::Deserialize(&copy, &request).ok()) {
+    return refuse(invalid("the request is not a GetBlocksRequest"));
+  }
+  if (static_cast<uint32_t>(request.keys_size()) > limits_.max_keys) {
+    return refuse(invalid(fmt::format("{} keys is more than the limit of {}", request.keys_size(), limits_.max_keys)));
+  }
+  const uint32_t chunk_bytes = request.chunk_bytes() == 0 ? std::min(kDefaultChunkBytes, limits_.max_chunk_bytes)
+                                                          : request.chunk_bytes();
+  if (chunk_bytes < 4096 || chunk_bytes > limits_.max_chunk_bytes) {
+    return refuse(invalid(fmt::format("chunk_bytes {} is outside 4096..{}", chunk_bytes, limits_.max_chunk_bytes)));
+  }
+  std::vector<BlockKey> keys;
+  keys.reserve(static_cast<size_t>(request.keys_size()));
+  for (int i = 0; i < request.keys_size(); ++i) {
+    const std::string& k = request.keys(i);
+    if (k.size() != BlockKey::kBytes) {
+      return refuse(invalid(fmt::format("keys[{}] is {} bytes; a key is {}", i, k.size(), BlockKey::kBytes)));
+    }
+    keys.push_back(BlockKey::from_bytes(reinterpret_cast<const uint8_t*>(k.data())));
+  }
+  auto pins = std::make_shared<PinnedBlocks>();
+  if (request.include_ssd()) {
+    auto acquired = client_.acquire_or_load(keys);
+    if (!acquired.ok()) return refuse({grpc::StatusCode::UNAVAILABLE, acquired.status().to_string()});
+    pins->blocks = std::move(acquired->host);
+    pins->from_host = pins->blocks.size();
+    if (acquired->load.size() > 0) {
+      // Blocks a callback thread for the load (SSD reads take milliseconds); the wait is bounded.
+      const uint32_t timeout = request.load_timeout_ms() == 0 ? kDefaultLoadTimeoutMs : request.load_timeout_ms();
+      (void)acquired->load.wait(std::chrono::milliseconds(timeout));
+      auto again = client_.acquire(keys);
+      if (again.ok() && again->size() > pins->blocks.size()) pins->blocks = std::move(*again);
+    }
+  } else {
+    auto acquired = client_.acquire(keys);
+    if (!acquired.ok()) return refuse({grpc::StatusCode::UNAVAILABLE, acquired.status().to_string()});
+    pins->blocks = std::move(*acquired);
+    pins->from_host = pins->blocks.size();
+  }
+  metrics_.blocks_asked.fetch_add(keys.size(), std::memory_order_relaxed);
+  metrics_.tier_hits[tier_index(Tier::kHost)].fetch_add(pins->from_host, std::memory_order_relaxed);
+  metrics_.tier_hits[tier_index(Tier::kSsd)].fetch_add(pins->blocks.size() - pins->from_host,
+                                                       std::memory_order_relaxed);
+  return new ChunkWriter(client_, std::move(pins), chunk_bytes, metrics_);
+}
+
+Result<NamespaceHandle> BlocksService::handle_for(const Namespace& ns) {
+  std::lock_guard lock(handles_mu_);
+  auto it = handles_.find(ns.index_id());
+  if (it != handles_.end()) return it->second;
+  KVTIER_ASSIGN_OR_RETURN(NamespaceHandle h, client_.register_namespace(ns.spec()));
+  handles_.emplace(ns.index_id(), h);
+  return h;
+}
+
+grpc::Status BlocksService::PutBlocks(grpc::ServerContext* /*context*/,
+                                      grpc::ServerReader<v1::PutBlocksRequest>* reader,
+                                      v1::PutBlocksResponse* response) {
+  RpcTimer timer(metrics_, Rpc::kPutBlocks);
+  std::optional<NamespaceHandle> handle;
+  // The block being received: its reservation (none when it is skipped: held already, or no room).
+  struct Receiving {
+    BlockKey key;
+    uint32_t index = 0;
+    uint32_t next_offset = 0;
+    std::optional<PutReservation> reservation;
+  };
+  std::optional<Receiving> open;
+  uint32_t blocks = 0;
+  const auto fail = [&](grpc::StatusCode code, const std::string& message) {
+    return timer.done({code, fmt::format("{} ({} blocks stored, {} already held, {} dropped before it)", message,
+                                         response->stored(), response->existed(), response->dropped())});
+  };
+  v1::PutBlocksRequest msg;
+  while (reader->Read(&msg)) {
+    if (!handle) {
+      if (!msg.has_namespace_()) {
+        return fail(grpc::StatusCode::INVALID_ARGUMENT, "the stream's first message must name the namespace");
+      }
+      const v1::NamespaceRef& ref = msg.namespace_();
+      auto ns = catalog_.find(ref.model_id(), ref.adapter_id(), ref.cache_salt());
+      if (!ns) {
+        return fail(grpc::StatusCode::INVALID_ARGUMENT,
+                    fmt::format("namespace model '{}' adapter '{}' cache_salt '{}' is not configured on this node",
+                                ref.model_id(), ref.adapter_id(), ref.cache_salt()));
+      }
+      auto h = handle_for(*ns);
+      if (!h.ok()) return fail(grpc::StatusCode::INTERNAL, h.status().to_string());
+      handle = *h;
+    }
+    if (!msg.has_chunk()) continue;
+    const v1::BlockChunk& c = msg.chunk();
+    const std::string& data = c.data();
+    const uint32_t block_bytes = static_cast<uint32_t>(handle->ns.layout().bytes_per_block());
+    if (c.key().size() != BlockKey::kBytes) {
+      return fail(grpc::StatusCode::INVALID_ARGUMENT, fmt::format("a chunk's key is {} bytes; a key is {}",
+                                                                  c.key().size(), BlockKey::kBytes));
+    }
+    const BlockKey key = BlockKey::from_bytes(reinterpret_cast<const uint8_t*>(c.key().data()));
+    if (data.size() > limits_.max_chunk_bytes) {
+      return fail(grpc::StatusCode::INVALID_ARGUMENT,
+                  fmt::format("a chunk of {} bytes is over the limit of {}", data.size(), limits_.max_chunk_bytes));
+    }
+    if (XXH3_64bits(data.data(), data.size()) != c.chunk_xxh3()) {
+      return fail(grpc::StatusCode::DATA_LOSS,
+                  fmt::format("block {} chunk at offset {}: checksum mismatch", key.to_hex(), c.offset()));
+    }
+    if (!open) {
+      if (c.offset() != 0) {
+        return fail(grpc::StatusCode::INVALID_ARGUMENT,
+                    fmt::format("block {} starts at offset {}, not 0", key.to_hex(), c.offset()));
+      }
+      if (c.block_bytes() != block_bytes) {
+        return fail(grpc::StatusCode::INVALID_ARGUMENT,
+                    fmt::format("block {} is {} bytes; the namespace's blocks are {}", key.to_hex(), c.block_bytes(),
+                                block_bytes));
+      }
+      BlockKey parent = handle->ns.root();
+      if (!c.parent().empty()) {
+        if (c.parent().size() != BlockKey::kBytes) {
+          return fail(grpc::StatusCode::INVALID_ARGUMENT,
+                      fmt::format("block {}: parent is {} bytes; a key is {}", key.to_hex(), c.parent().size(),
+                                  BlockKey::kBytes));
+        }
+        parent = BlockKey::from_bytes(reinterpret_cast<const uint8_t*>(c.parent().data()));
+      }
+      open.emplace();
+      open->key = key;
+      open->index = blocks++;
+      auto r = client_.reserve(*handle, key, parent);
+      if (!r.ok()) {
+        if (r.status().code() != StatusCode::kResourceExhausted) {
+          return fail(grpc::StatusCode::INTERNAL, r.status().to_string());
+        }
+        response->set_dropped(response->dropped() + 1);
+      } else if (r->exists()) {
+        response->set_existed(response->existed() + 1);
+      } else {
+        open->reservation.emplace(std::move(*r));
+      }
+    } else if (key != open->key) {
+      return fail(grpc::StatusCode::INVALID_ARGUMENT,
+                  fmt::format("block {} began before block {} ended at offset {}", key.to_hex(), open->key.to_hex(),
+                              open->next_offset));
+    }
+    if (c.offset() != open->next_offset || uint64_t{c.offset()} + data.size() > block_bytes) {
+      return fail(grpc::StatusCode::INVALID_ARGUMENT,
+                  fmt::format("block {}: a chunk of {} bytes at offset {} (expected offset {} of {})", key.to_hex(),
+                              data.size(), c.offset(), open->next_offset, block_bytes));
+    }
+    if (open->reservation) std::memcpy(open->reservation->data() + c.offset(), data.data(), data.size());
+    open->next_offset += static_cast<uint32_t>(data.size());
+    metrics_.bytes_received.fetch_add(data.size(), std::memory_order_relaxed);
+    if (!c.last()) continue;
+    if (open->next_offset != block_bytes) {
+      return fail(grpc::StatusCode::INVALID_ARGUMENT, fmt::format("block {} ended after {} of its {} bytes",
+                                                                  key.to_hex(), open->next_offset, block_bytes));
+    }
+    if (open->reservation) {
+      if (c.block_xxh3() != 0 && XXH3_64bits(open->reservation->data(), block_bytes) != c.block_xxh3()) {
+        return fail(grpc::StatusCode::DATA_LOSS, fmt::format("block {}: checksum mismatch", key.to_hex()));
+      }
+      const Status committed = open->reservation->commit();
+      if (committed.ok()) {
+        response->set_stored(response->stored() + 1);
+      } else if (committed.code() == StatusCode::kAlreadyExists) {
+        response->set_existed(response->existed() + 1);  // another writer published it first
+      } else {
+        return fail(grpc::StatusCode::INTERNAL, committed.to_string());
+      }
+    }
+    metrics_.blocks_received.fetch_add(1, std::memory_order_relaxed);
+    open.reset();
+  }
+  if (open) {
+    return fail(grpc::StatusCode::INVALID_ARGUMENT,
+                fmt::format("the stream ended inside block {} (after {} bytes)", open->key.to_hex(), open->next_offset));
+  }
+  if (!handle) return fail(grpc::StatusCode::INVALID_ARGUMENT, "the stream named no namespace");
+  return timer.done(grpc::Status::OK);
+}
+
+}  // namespace kvtier::services

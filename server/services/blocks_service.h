@@ -1,0 +1,47 @@
+// kvtier.v1.Blocks: block payloads to and from other nodes (docs/api.md).
+//
+// GetBlocks pins the held prefix of the asked chain (loading its SSD part into host memory when
+// asked) and streams it chunk by chunk straight from the shared arena: each chunk's payload is
+// a gRPC slice over the pinned arena bytes, released with the pin once gRPC has sent it, so the
+// only copy is gRPC's own into the socket. PutBlocks writes incoming chunks straight into arena
+// reservations and commits each block once all of it arrived and checked out.
+#pragma once
+
+#include <map>
+#include <mutex>
+
+#include "kvtier/client.h"
+#include "kvtier/v1/blocks.grpc.pb.h"
+#include "server/services/namespace_catalog.h"
+#include "server/services/service_metrics.h"
+
+namespace kvtier::services {
+
+using BlocksServiceBase = v1::Blocks::WithRawCallbackMethod_GetBlocks<v1::Blocks::Service>;
+
+class BlocksService final : public BlocksServiceBase {
+ public:
+  static constexpr uint32_t kDefaultChunkBytes = 1U << 20;
+  static constexpr uint32_t kDefaultLoadTimeoutMs = 1000;
+
+  // `client` is the daemon's own client of its node (the same index and arena engines use).
+  BlocksService(Client& client, const NamespaceCatalog& catalog, RequestLimits limits, ServiceMetrics& metrics)
+      : client_(client), catalog_(catalog), limits_(limits), metrics_(metrics) {}
+
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* GetBlocks(grpc::CallbackServerContext* context,
+                                                        const grpc::ByteBuffer* request) override;
+  grpc::Status PutBlocks(grpc::ServerContext* context, grpc::ServerReader<v1::PutBlocksRequest>* reader,
+                         v1::PutBlocksResponse* response) override;
+
+ private:
+  Result<NamespaceHandle> handle_for(const Namespace& ns);
+
+  Client& client_;
+  const NamespaceCatalog& catalog_;
+  RequestLimits limits_;
+  ServiceMetrics& metrics_;
+  std::mutex handles_mu_;
+  std::map<uint16_t, NamespaceHandle> handles_;  // registered on first use
+};
+
+}  // namespace kvtier::services

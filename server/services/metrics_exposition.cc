@@ -1,0 +1,129 @@
+#include "server/services/metrics_exposition.h"
+
+#include <fmt/format.h>
+
+#include <iterator>
+
+namespace kvtier::services {
+namespace {
+
+class Exposition {
+ public:
+  // One metric family: its HELP and TYPE lines, then samples.
+  Exposition& family(std::string_view name, std::string_view type, std::string_view help) {
+    fmt::format_to(std::back_inserter(out_), "# HELP kvtier_{} {}\n# TYPE kvtier_{} {}\n", name, help, name, type);
+    return *this;
+  }
+  template <typename V>
+  Exposition& sample(std::string_view name, std::string_view labels, V value) {
+    fmt::format_to(std::back_inserter(out_), "kvtier_{}{}{}{} {}\n", name, labels.empty() ? "" : "{", labels,
+                   labels.empty() ? "" : "}", value);
+    return *this;
+  }
+  template <typename V>
+  Exposition& single(std::string_view name, std::string_view type, std::string_view help, V value) {
+    return family(name, type, help).sample(name, "", value);
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+std::string tier_label(Tier t) { return fmt::format("tier=\"{}\"", tier_name(t)); }
+
+double ratio(uint64_t part, uint64_t whole) { return whole == 0 ? 0.0 : static_cast<double>(part) / static_cast<double>(whole); }
+
+}  // namespace
+
+std::string render_metrics(const node::NodeTiersStats& t, const events::EventLogStats& e, const ServiceMetrics& m,
+                           const std::string& node_id, uint64_t epoch) {
+  Exposition x;
+  x.family("node_info", "gauge", "The node's identity; the epoch changes on every daemon start.")
+      .sample("node_info", fmt::format("node=\"{}\",epoch=\"{}\"", node_id, epoch), 1);
+
+  x.family("tier_blocks", "gauge", "Blocks resident per tier.");
+  for (Tier tr : kAllTiers) x.sample("tier_blocks", tier_label(tr), t.index.tier_entries[tier_index(tr)]);
+  x.family("tier_bytes", "gauge", "Payload bytes resident per tier.");
+  for (Tier tr : kAllTiers) x.sample("tier_bytes", tier_label(tr), t.index.tier_bytes[tier_index(tr)]);
+  x.family("tier_capacity_bytes", "gauge", "Bytes each tier may hold (0: not limited by the node).");
+  for (Tier tr : kAllTiers) x.sample("tier_capacity_bytes", tier_label(tr), t.index.tier_capacity[tier_index(tr)]);
+  x.family("tier_occupancy_ratio", "gauge", "Resident bytes over capacity, per tier.");
+  for (Tier tr : kAllTiers) {
+    const size_t i = tier_index(tr);
+    x.sample("tier_occupancy_ratio", tier_label(tr), ratio(t.index.tier_bytes[i], t.index.tier_capacity[i]));
+  }
+  x.single("host_arena_used_bytes", "gauge", "Host arena bytes in use (committed and reserved blocks).",
+           t.host_used_bytes);
+  x.single("index_entries", "gauge", "Blocks in the node's index.", t.index.entries);
+  x.single("index_capacity", "gauge", "Blocks the node's index can hold.", t.index.capacity);
+
+  const uint64_t asked = m.blocks_asked.load(std::memory_order_relaxed);
+  x.single("blocks_asked_total", "counter", "Blocks asked by MatchPrefix and GetBlocks requests.", asked);
+  x.family("tier_hits_total", "counter", "Blocks of asked chains found, as part of the matched prefix, per tier.");
+  for (Tier tr : kAllTiers) x.sample("tier_hits_total", tier_label(tr), m.tier_hits[tier_index(tr)].load());
+  x.family("hit_ratio", "gauge", "tier_hits_total / blocks_asked_total since the daemon started, per tier.");
+  for (Tier tr : kAllTiers) x.sample("hit_ratio", tier_label(tr), ratio(m.tier_hits[tier_index(tr)].load(), asked));
+
+  x.single("evictions_total", "counter", "Blocks evicted from a tier by the index.", t.index.evictions);
+  x.single("demotions_total", "counter", "Blocks copied from host memory to SSD before leaving host memory.",
+           t.demoted);
+  x.single("promotions_total", "counter", "Blocks loaded from SSD into host memory.", t.promoted);
+  x.single("promotion_misses_total", "counter", "Blocks asked to load that the SSD tier no longer had.",
+           t.promote_misses);
+  x.single("load_requests_total", "counter", "Blocks engines asked the daemon to load from SSD.", t.load_requests);
+  x.single("ssd_bytes_written_total", "counter", "Bytes written to the SSD tier.", t.ssd.bytes_written);
+  x.single("ssd_bytes_read_total", "counter", "Bytes read from the SSD tier.", t.ssd.bytes_read);
+  x.single("ssd_regions_reclaimed_total", "counter", "SSD regions reclaimed for rewriting.", t.ssd.regions_reclaimed);
+  x.single("ssd_corrupt_blocks_total", "counter", "SSD blocks that failed their checksum (dropped, never served).",
+           t.ssd.corrupt_blocks);
+  x.single("ssd_read_errors_total", "counter", "SSD read errors.", t.ssd.read_errors);
+  x.single("ssd_write_errors_total", "counter", "SSD region writes that failed.", t.ssd.write_errors);
+  x.single("ssd_full", "gauge", "1 while the SSD tier refuses blocks after running out of space.",
+           t.ssd.full ? 1 : 0);
+  x.single("ssd_admission_refused_total", "counter", "Blocks the SSD admission filter kept off SSD.",
+           t.admission.rejected_cold + t.admission.rejected_budget);
+
+  x.single("bytes_served_total", "counter", "Block bytes streamed to other nodes by GetBlocks.",
+           m.bytes_served.load());
+  x.single("blocks_served_total", "counter", "Blocks streamed to other nodes by GetBlocks.", m.blocks_served.load());
+  x.single("bytes_received_total", "counter", "Block bytes received by PutBlocks.", m.bytes_received.load());
+  x.single("blocks_received_total", "counter", "Blocks received whole by PutBlocks.", m.blocks_received.load());
+
+  x.single("events_total", "counter", "Residency events logged in this epoch.", e.events);
+  x.single("events_sent_total", "counter", "Events streamed to subscribers (all of them together).",
+           m.events_sent.load());
+  x.single("event_resyncs_total", "counter", "Resync markers sent to subscribers that fell behind.",
+           m.resyncs_sent.load());
+  x.single("event_subscribers", "gauge", "Open Subscribe streams.", m.subscribers.load());
+  x.single("event_next_seq", "gauge", "The sequence number the next event gets.", e.next_seq);
+
+  x.family("requests_total", "counter", "gRPC requests by method and outcome (ok, invalid, failed).");
+  for (size_t r = 0; r < kNumRpcs; ++r) {
+    const std::string_view name = rpc_name(static_cast<Rpc>(r));
+    const RpcCounters& c = m.rpcs[r];
+    x.sample("requests_total", fmt::format("rpc=\"{}\",outcome=\"ok\"", name), c.ok.load());
+    x.sample("requests_total", fmt::format("rpc=\"{}\",outcome=\"invalid\"", name), c.invalid.load());
+    x.sample("requests_total", fmt::format("rpc=\"{}\",outcome=\"failed\"", name), c.failed.load());
+  }
+  x.family("request_duration_seconds", "histogram",
+           "gRPC request latency by method (streams: until the stream ends).");
+  for (size_t r = 0; r < kNumRpcs; ++r) {
+    const std::string_view name = rpc_name(static_cast<Rpc>(r));
+    const LatencyHistogram& h = m.rpcs[r].latency;
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b < LatencyHistogram::kBoundsUs.size(); ++b) {
+      cumulative += h.count(b);
+      x.sample("request_duration_seconds_bucket",
+               fmt::format("rpc=\"{}\",le=\"{}\"", name, static_cast<double>(LatencyHistogram::kBoundsUs[b]) * 1e-6),
+               cumulative);
+    }
+    cumulative += h.count(LatencyHistogram::kBoundsUs.size());
+    x.sample("request_duration_seconds_bucket", fmt::format("rpc=\"{}\",le=\"+Inf\"", name), cumulative);
+    x.sample("request_duration_seconds_sum", fmt::format("rpc=\"{}\"", name), h.sum_seconds());
+    x.sample("request_duration_seconds_count", fmt::format("rpc=\"{}\"", name), cumulative);
+  }
+  return x.take();
+}
+
+}  // namespace kvtier::services

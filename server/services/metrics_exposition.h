@@ -1,0 +1,16 @@
+// The node's metrics in Prometheus text format (version 0.0.4), for GET /metrics. Names and
+// meanings are listed in docs/operations.md.
+#pragma once
+
+#include <string>
+
+#include "events/event_log.h"
+#include "server/node/node_tiers.h"
+#include "server/services/service_metrics.h"
+
+namespace kvtier::services {
+
+std::string render_metrics(const node::NodeTiersStats& tiers, const events::EventLogStats& events,
+                           const ServiceMetrics& services, const std::string& node_id, uint64_t epoch);
+
+}  // namespace kvtier::services
