@@ -1,14 +1,24 @@
 // kvtierd's gRPC services end to end: the real daemon on loopback ports, a C++ gRPC client, blocks
 // written through the client library. Locality (MatchPrefix and its batch form, bad input),
-// Events (Subscribe, resync for another epoch, Snapshot), and a restart that changes the epoch.
+// Events (Subscribe, resync for another epoch, Snapshot), Blocks (GetBlocks from host and SSD,
+// PutBlocks and its checks), Admin (stats, clear, evict), health, /metrics, and a restart that
+// changes the epoch.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <xxhash.h>
+
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "daemon_process.h"
 #include "health.grpc.pb.h"
+#include "kvtier/v1/admin.grpc.pb.h"
+#include "kvtier/v1/blocks.grpc.pb.h"
 #include "kvtier/v1/events.grpc.pb.h"
 #include "kvtier/v1/locality.grpc.pb.h"
 #include "node_test_support.h"
@@ -23,6 +33,7 @@ struct GrpcNode {
   ScratchDir dir;
   std::string node = "grpc" + std::to_string(::getpid());
   std::string address = "127.0.0.1:" + std::to_string(testing::free_port());
+  int metrics_port = testing::free_port();
   std::string config = dir / "node.yaml";
   Daemon daemon;
   std::unique_ptr<Client> client;
@@ -33,9 +44,9 @@ struct GrpcNode {
     std::ofstream f(config);
     f << "node: {name: " << node << ", shm_prefix: kvtiertest}\n"
       << "index: {capacity: 16384}\nhost: {bytes: 8MiB, slab_bytes: 1MiB}\n"
-      << "ssd: {dir: " << (dir / "ssd") << ", bytes: 64MiB, region_bytes: 2MiB}\n"
-      << "server: {grpc_address: \"" << address << "\", metrics_address: \"127.0.0.1:" << testing::free_port()
-      << "\"}\n"
+      << "ssd: {dir: " << (dir / "ssd") << ", bytes: 64MiB, region_bytes: 2MiB, admission: {min_accesses: 1}}\n"
+      << "server: {grpc_address: \"" << address << "\", metrics_address: \"127.0.0.1:" << metrics_port
+      << "\", limits: {max_keys: 4096}}\n"
       << "namespaces:\n  - model_id: node-test/model\n"
       << "    layout: {dtype: bf16, block_tokens: 16, num_layers: 2, num_kv_heads: 8, head_dim: 64, kv_planes: 2}\n";
     f.close();
@@ -214,6 +225,309 @@ TEST(KvtierdGrpc, ARestartIsANewEpochWithTheDataStillThere) {
   v1::MatchPrefixResponse r;
   ASSERT_TRUE(locality->MatchPrefix(&mc, by_tokens(tokens), &r).ok());
   EXPECT_EQ(r.matched_blocks(), 5u);
+}
+
+std::string key_bytes(const BlockKey& k) {
+  const auto b = k.to_bytes();
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+// What a GetBlocks stream delivered: each block reassembled, checked chunk by chunk.
+struct Received {
+  std::vector<BlockKey> keys;
+  std::vector<std::string> bytes;
+  std::vector<v1::Tier> tiers;
+  size_t chunks = 0;
+  bool checksums_ok = true;
+  grpc::Status status;
+};
+
+Received get_blocks(const std::shared_ptr<grpc::Channel>& channel, const std::vector<BlockKey>& keys,
+                    bool include_ssd, uint32_t chunk_bytes) {
+  auto stub = v1::Blocks::NewStub(channel);
+  v1::GetBlocksRequest req;
+  for (const BlockKey& k : keys) req.add_keys(key_bytes(k));
+  req.set_include_ssd(include_ssd);
+  req.set_chunk_bytes(chunk_bytes);
+  grpc::ClientContext c;
+  auto stream = stub->GetBlocks(&c, req);
+  Received got;
+  v1::BlockChunk chunk;
+  while (stream->Read(&chunk)) {
+    ++got.chunks;
+    if (XXH3_64bits(chunk.data().data(), chunk.data().size()) != chunk.chunk_xxh3()) got.checksums_ok = false;
+    if (chunk.offset() == 0) {
+      got.keys.push_back(BlockKey::from_bytes(reinterpret_cast<const uint8_t*>(chunk.key().data())));
+      got.bytes.emplace_back();
+      got.tiers.push_back(chunk.tier());
+      EXPECT_EQ(chunk.block(), got.keys.size() - 1);
+    }
+    EXPECT_EQ(chunk.offset(), got.bytes.back().size()) << "chunks in order, back to back";
+    got.bytes.back() += chunk.data();
+    if (chunk.last()) {
+      EXPECT_EQ(got.bytes.back().size(), chunk.block_bytes());
+      if (chunk.block_xxh3() != 0 &&
+          XXH3_64bits(got.bytes.back().data(), got.bytes.back().size()) != chunk.block_xxh3()) {
+        got.checksums_ok = false;
+      }
+    }
+  }
+  got.status = stream->Finish();
+  return got;
+}
+
+bool bytes_match(const Received& got, size_t block_bytes) {
+  for (size_t i = 0; i < got.keys.size(); ++i) {
+    const auto want = ssd::testing::block_bytes(got.keys[i], block_bytes);
+    if (got.bytes[i].size() != want.size() || std::memcmp(got.bytes[i].data(), want.data(), want.size()) != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+TEST(KvtierdGrpc, GetBlocksStreamsTheHeldPrefixInChecksummedChunks) {
+  GrpcNode n;
+  const auto keys = n.client->keys(*n.ns, testing::tokens(10 * 16, 5));
+  testing::put_chain(*n.client, *n.ns, {keys.begin(), keys.begin() + 6});
+  const size_t block_bytes = n.ns->ns.bytes_per_block();
+
+  const Received got = get_blocks(n.channel, keys, false, 16384);
+  ASSERT_TRUE(got.status.ok()) << got.status.error_message();
+  ASSERT_EQ(got.keys.size(), 6u) << "the held prefix, no more";
+  EXPECT_EQ(std::vector<BlockKey>(keys.begin(), keys.begin() + 6), got.keys);
+  EXPECT_EQ(got.chunks, 6 * (block_bytes / 16384));
+  EXPECT_TRUE(got.checksums_ok);
+  EXPECT_TRUE(bytes_match(got, block_bytes));
+  for (v1::Tier t : got.tiers) EXPECT_EQ(t, v1::TIER_HOST);
+
+  // A chain the node does not hold: an empty, successful stream.
+  const Received none = get_blocks(n.channel, n.client->keys(*n.ns, testing::tokens(32, 77)), false, 0);
+  EXPECT_TRUE(none.status.ok());
+  EXPECT_EQ(none.chunks, 0u);
+
+  // Bad requests.
+  auto stub = v1::Blocks::NewStub(n.channel);
+  const auto expect_invalid = [&](const v1::GetBlocksRequest& req, const char* what) {
+    grpc::ClientContext c;
+    auto stream = stub->GetBlocks(&c, req);
+    v1::BlockChunk chunk;
+    EXPECT_FALSE(stream->Read(&chunk)) << what;
+    const grpc::Status s = stream->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << what;
+    EXPECT_FALSE(s.error_message().empty()) << what;
+  };
+  v1::GetBlocksRequest short_key;
+  short_key.add_keys("short");
+  expect_invalid(short_key, "a 5-byte key");
+  v1::GetBlocksRequest tiny_chunks;
+  tiny_chunks.add_keys(key_bytes(keys[0]));
+  tiny_chunks.set_chunk_bytes(100);
+  expect_invalid(tiny_chunks, "100-byte chunks");
+  v1::GetBlocksRequest too_many;
+  for (int i = 0; i < 4097; ++i) too_many.add_keys(key_bytes(keys[0]));
+  expect_invalid(too_many, "over the configured max_keys");
+}
+
+TEST(KvtierdGrpc, GetBlocksLoadsTheSsdPartWhenAsked) {
+  GrpcNode n;
+  const auto keys = n.client->keys(*n.ns, testing::tokens(8 * 16, 6));
+  testing::put_chain(*n.client, *n.ns, keys);
+  const size_t block_bytes = n.ns->ns.bytes_per_block();
+  // Push everything out of host memory: admitted blocks (min_accesses 1 here) go to SSD.
+  auto admin = v1::Admin::NewStub(n.channel);
+  grpc::ClientContext ec;
+  v1::EvictRequest evict;
+  evict.set_tier(v1::TIER_HOST);
+  evict.set_bytes(64ULL << 20);
+  v1::EvictResponse evicted;
+  ASSERT_TRUE(admin->Evict(&ec, evict, &evicted).ok());
+  EXPECT_EQ(evicted.blocks_demoted(), keys.size());
+  EXPECT_GE(evicted.bytes_freed(), keys.size() * block_bytes);
+  EXPECT_EQ(n.client->match(keys).in(Tier::kHost), 0u);
+  EXPECT_EQ(n.client->match(keys).in(Tier::kSsd), keys.size());
+
+  EXPECT_EQ(get_blocks(n.channel, keys, false, 0).chunks, 0u) << "host only: nothing";
+  const Received got = get_blocks(n.channel, keys, true, 0);
+  ASSERT_TRUE(got.status.ok()) << got.status.error_message();
+  ASSERT_EQ(got.keys.size(), keys.size());
+  EXPECT_TRUE(got.checksums_ok);
+  EXPECT_TRUE(bytes_match(got, block_bytes));
+  for (v1::Tier t : got.tiers) EXPECT_EQ(t, v1::TIER_SSD);
+  EXPECT_EQ(n.client->match(keys).in(Tier::kHost), keys.size()) << "loaded into host memory on the way";
+}
+
+v1::PutBlocksRequest put_chunk(const BlockKey& key, const BlockKey* parent, const std::vector<uint8_t>& bytes,
+                               size_t offset, size_t len, bool with_namespace) {
+  v1::PutBlocksRequest req;
+  if (with_namespace) req.mutable_namespace_()->set_model_id("node-test/model");
+  v1::BlockChunk* c = req.mutable_chunk();
+  c->set_key(key_bytes(key));
+  if (parent != nullptr && offset == 0) c->set_parent(key_bytes(*parent));
+  c->set_block_bytes(static_cast<uint32_t>(bytes.size()));
+  c->set_offset(static_cast<uint32_t>(offset));
+  c->set_data(bytes.data() + offset, len);
+  c->set_chunk_xxh3(XXH3_64bits(bytes.data() + offset, len));
+  c->set_last(offset + len == bytes.size());
+  if (c->last()) c->set_block_xxh3(XXH3_64bits(bytes.data(), bytes.size()));
+  return req;
+}
+
+TEST(KvtierdGrpc, PutBlocksStoresWholeCheckedBlocksAndRefusesBrokenOnes) {
+  GrpcNode n;
+  const auto keys = n.client->keys(*n.ns, testing::tokens(4 * 16, 8));
+  const size_t block_bytes = n.ns->ns.bytes_per_block();
+  auto stub = v1::Blocks::NewStub(n.channel);
+  {
+    grpc::ClientContext c;
+    v1::PutBlocksResponse r;
+    auto writer = stub->PutBlocks(&c, &r);
+    for (size_t i = 0; i < 3; ++i) {
+      const auto bytes = ssd::testing::block_bytes(keys[i], block_bytes);
+      for (size_t off = 0; off < block_bytes; off += 20000) {
+        const size_t len = std::min<size_t>(20000, block_bytes - off);
+        ASSERT_TRUE(writer->Write(put_chunk(keys[i], i == 0 ? nullptr : &keys[i - 1], bytes, off, len, i == 0)));
+      }
+    }
+    writer->WritesDone();
+    const grpc::Status s = writer->Finish();
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(r.stored(), 3u);
+    EXPECT_EQ(r.existed(), 0u);
+  }
+  EXPECT_EQ(n.client->match(keys).overall, 3u);
+  EXPECT_EQ(testing::verify_host_prefix(*n.client, keys), 3u) << "the bytes arrived intact";
+
+  const auto expect_refused = [&](const std::vector<v1::PutBlocksRequest>& msgs, grpc::StatusCode code,
+                                  const char* what) {
+    grpc::ClientContext c;
+    v1::PutBlocksResponse r;
+    auto writer = stub->PutBlocks(&c, &r);
+    for (const auto& m : msgs) {
+      if (!writer->Write(m)) break;
+    }
+    writer->WritesDone();
+    const grpc::Status s = writer->Finish();
+    EXPECT_EQ(s.error_code(), code) << what << ": " << s.error_message();
+    EXPECT_FALSE(s.error_message().empty()) << what;
+  };
+  const auto b3 = ssd::testing::block_bytes(keys[3], block_bytes);
+  auto corrupt = put_chunk(keys[3], &keys[2], b3, 0, block_bytes, true);
+  corrupt.mutable_chunk()->mutable_data()->at(100) ^= 1;
+  expect_refused({corrupt}, grpc::StatusCode::DATA_LOSS, "a flipped byte");
+  auto short_block = put_chunk(keys[3], &keys[2], b3, 0, block_bytes / 2, true);
+  short_block.mutable_chunk()->set_last(true);
+  expect_refused({short_block}, grpc::StatusCode::INVALID_ARGUMENT, "a block that ends early");
+  auto no_ns = put_chunk(keys[3], &keys[2], b3, 0, block_bytes, false);
+  expect_refused({no_ns}, grpc::StatusCode::INVALID_ARGUMENT, "no namespace");
+  auto other_ns = put_chunk(keys[3], &keys[2], b3, 0, block_bytes, true);
+  other_ns.mutable_namespace_()->set_model_id("not/configured");
+  expect_refused({other_ns}, grpc::StatusCode::INVALID_ARGUMENT, "unknown namespace");
+  expect_refused({put_chunk(keys[3], &keys[2], b3, 0, 1000, true)}, grpc::StatusCode::INVALID_ARGUMENT,
+                 "a stream that stops inside a block");
+  auto gap = put_chunk(keys[3], &keys[2], b3, 1000, 1000, false);
+  expect_refused({put_chunk(keys[3], &keys[2], b3, 0, 500, true), gap}, grpc::StatusCode::INVALID_ARGUMENT,
+                 "a gap between chunks");
+  EXPECT_EQ(n.client->match(keys).overall, 3u) << "nothing broken was stored; nothing stored was lost";
+}
+
+TEST(KvtierdGrpc, AdminStatsClearAndEvict) {
+  GrpcNode n;
+  const auto keys = n.client->keys(*n.ns, testing::tokens(5 * 16, 9));
+  testing::put_chain(*n.client, *n.ns, keys);
+  auto admin = v1::Admin::NewStub(n.channel);
+  auto locality = v1::Locality::NewStub(n.channel);
+  {
+    grpc::ClientContext c;
+    v1::MatchPrefixResponse r;
+    ASSERT_TRUE(locality->MatchPrefix(&c, by_tokens(testing::tokens(5 * 16, 9)), &r).ok());
+  }
+  grpc::ClientContext sc;
+  v1::GetStatsResponse stats;
+  ASSERT_TRUE(admin->GetStats(&sc, v1::GetStatsRequest(), &stats).ok());
+  EXPECT_EQ(stats.node_id(), n.node);
+  EXPECT_NE(stats.epoch(), 0u);
+  EXPECT_EQ(stats.blocks_asked(), 5u);
+  std::map<v1::Tier, v1::TierStats> tiers;
+  for (const auto& t : stats.tiers()) tiers[t.tier()] = t;
+  EXPECT_EQ(tiers[v1::TIER_HOST].blocks(), 5u);
+  EXPECT_EQ(tiers[v1::TIER_HOST].hits(), 5u);
+  EXPECT_EQ(tiers[v1::TIER_HOST].bytes(), 5 * n.ns->ns.bytes_per_block());
+  EXPECT_GT(tiers[v1::TIER_HOST].capacity_bytes(), 0u);
+  EXPECT_GE(stats.events_next_seq(), 5u);
+
+  grpc::ClientContext bad_evict_ctx;
+  v1::EvictRequest bad_evict;
+  bad_evict.set_tier(v1::TIER_HBM);
+  bad_evict.set_bytes(1);
+  v1::EvictResponse er;
+  EXPECT_EQ(admin->Evict(&bad_evict_ctx, bad_evict, &er).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  grpc::ClientContext bad_clear_ctx;
+  v1::ClearNamespaceRequest bad_clear;
+  bad_clear.mutable_namespace_()->set_model_id("not/configured");
+  v1::ClearNamespaceResponse cr;
+  EXPECT_EQ(admin->ClearNamespace(&bad_clear_ctx, bad_clear, &cr).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  // One block pinned by an engine stays (busy); the rest go from every tier.
+  auto pinned = n.client->acquire({keys.data(), 1});
+  ASSERT_TRUE(pinned.ok());
+  ASSERT_EQ(pinned->size(), 1u);
+  grpc::ClientContext clear_ctx;
+  v1::ClearNamespaceRequest clear;
+  clear.mutable_namespace_()->set_model_id("node-test/model");
+  ASSERT_TRUE(admin->ClearNamespace(&clear_ctx, clear, &cr).ok());
+  EXPECT_EQ(cr.removed(), 4u);
+  EXPECT_EQ(cr.busy(), 1u);
+  EXPECT_TRUE(n.client->index().contains(keys[0]));
+  for (size_t i = 1; i < keys.size(); ++i) EXPECT_FALSE(n.client->index().contains(keys[i]));
+  pinned->clear();
+  grpc::ClientContext again_ctx;
+  ASSERT_TRUE(admin->ClearNamespace(&again_ctx, clear, &cr).ok());
+  EXPECT_EQ(cr.removed(), 1u);
+  EXPECT_EQ(cr.busy(), 0u);
+  EXPECT_EQ(n.client->stats().host_used_bytes, 0u) << "the arena space came back";
+}
+
+// GET over a plain socket: the endpoint is for Prometheus, which speaks HTTP/1.1.
+std::string http_get(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return {};
+  }
+  const std::string req = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  (void)::send(fd, req.data(), req.size(), 0);
+  std::string out;
+  char buf[8192];
+  for (ssize_t r; (r = ::recv(fd, buf, sizeof(buf), 0)) > 0;) out.append(buf, static_cast<size_t>(r));
+  ::close(fd);
+  return out;
+}
+
+TEST(KvtierdGrpc, MetricsEndpointServesPrometheusText) {
+  GrpcNode n;
+  const auto tokens = testing::tokens(3 * 16, 10);
+  testing::put_chain(*n.client, *n.ns, n.client->keys(*n.ns, tokens));
+  auto locality = v1::Locality::NewStub(n.channel);
+  grpc::ClientContext c;
+  v1::MatchPrefixResponse r;
+  ASSERT_TRUE(locality->MatchPrefix(&c, by_tokens(tokens), &r).ok());
+  const std::string page = http_get(n.metrics_port, "/metrics");
+  EXPECT_NE(page.find("HTTP/1.1 200 OK"), std::string::npos) << page;
+  EXPECT_NE(page.find("text/plain; version=0.0.4"), std::string::npos);
+  EXPECT_NE(page.find("kvtier_tier_blocks{tier=\"host\"} 3\n"), std::string::npos) << page;
+  EXPECT_NE(page.find("kvtier_tier_hits_total{tier=\"host\"} 3\n"), std::string::npos);
+  EXPECT_NE(page.find("kvtier_hit_ratio{tier=\"host\"} 1\n"), std::string::npos);
+  EXPECT_NE(page.find("kvtier_requests_total{rpc=\"MatchPrefix\",outcome=\"ok\"} 1\n"), std::string::npos);
+  EXPECT_NE(page.find("kvtier_request_duration_seconds_count{rpc=\"MatchPrefix\"} 1\n"), std::string::npos);
+  EXPECT_NE(page.find("# TYPE kvtier_request_duration_seconds histogram"), std::string::npos);
+  EXPECT_NE(page.find("kvtier_node_info{node=\"" + n.node + "\""), std::string::npos);
+  EXPECT_NE(http_get(n.metrics_port, "/nothing").find("404"), std::string::npos);
 }
 
 }  // namespace
