@@ -3,6 +3,10 @@
 // under the same writer lock that removes it, with the locator the index really had.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
 #include "server/node/node_tiers_impl.h"
 
 namespace kvtier::node {
@@ -32,21 +36,28 @@ ClearReport NodeTiers::clear_namespace(uint16_t namespace_id) {
   });
   // Every block goes, chain heads included: LRU vetoes nothing.
   const auto everything = make_lru_policy();
-  std::lock_guard guard(im.demote_mu);  // no demotion copies a block of it meanwhile
-  (void)im.index.evict_keys(Tier::kHost, keys, *everything, im.releaser.get());
-  if (im.ssd) {
-    SsdReleaser ssd_releaser(im.ssd.get());
-    (void)im.index.evict_keys(Tier::kSsd, keys, *everything, &ssd_releaser);
-  }
-  ClearReport report;
-  for (const BlockKey& k : keys) {
+  const auto still_held = [&](const BlockKey& k) {
     const auto info = im.index.lookup(k);
-    if (info && (info->in(Tier::kHost) || info->in(Tier::kSsd))) {
-      ++report.busy;
-    } else {
-      ++report.removed;
+    return info && (info->in(Tier::kHost) || info->in(Tier::kSsd));
+  };
+  ClearReport report;
+  // Pins are often brief (a copy, a stream gRPC is finishing): a pinned block gets a few more
+  // tries before it is reported busy.
+  for (int attempt = 0; attempt < 4 && !keys.empty(); ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    {
+      std::lock_guard guard(im.demote_mu);  // no demotion copies a block of it meanwhile
+      (void)im.index.evict_keys(Tier::kHost, keys, *everything, im.releaser.get());
+      if (im.ssd) {
+        SsdReleaser ssd_releaser(im.ssd.get());
+        (void)im.index.evict_keys(Tier::kSsd, keys, *everything, &ssd_releaser);
+      }
     }
+    const auto busy_from = std::partition(keys.begin(), keys.end(), [&](const BlockKey& k) { return !still_held(k); });
+    report.removed += static_cast<uint64_t>(busy_from - keys.begin());
+    keys.erase(keys.begin(), busy_from);
   }
+  report.busy = keys.size();
   return report;
 }
 

@@ -50,9 +50,12 @@ class ChunkWriter final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   }
   void OnWriteDone(bool ok) override {
     if (!ok) {
+      buffer_.Clear();
+      pins_.reset();
       Finish(timer_.done({grpc::StatusCode::CANCELLED, "the receiver went away"}));
       return;
     }
+    buffer_.Clear();  // gRPC is done with the chunk's slices: the pins can go once all are
     write_next();
   }
   void OnDone() override { delete this; }
@@ -60,6 +63,7 @@ class ChunkWriter final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  private:
   void write_next() {
     if (block_ == pins_->blocks.size()) {
+      pins_.reset();  // unpinned before the receiver hears the stream ended
       Finish(timer_.done(grpc::Status::OK));
       return;
     }
@@ -184,7 +188,7 @@ grpc::Status BlocksService::PutBlocks(grpc::ServerContext* /*context*/,
   std::optional<Receiving> open;
   uint32_t blocks = 0;
   const auto fail = [&](grpc::StatusCode code, const std::string& message) {
-    return timer.done({code, fmt::format("{} ({} blocks stored, {} already held, {} dropped before it)", message,
+    return timer.done({code, fmt::format("{} (blocks before it: {} stored, {} already held, {} dropped)", message,
                                          response->stored(), response->existed(), response->dropped())});
   };
   v1::PutBlocksRequest msg;
@@ -213,6 +217,12 @@ grpc::Status BlocksService::PutBlocks(grpc::ServerContext* /*context*/,
                                                                   c.key().size(), BlockKey::kBytes));
     }
     const BlockKey key = BlockKey::from_bytes(reinterpret_cast<const uint8_t*>(c.key().data()));
+    if (key.lo == 0) {
+      // The index links a block to its parent by the key's low half, where 0 means "first block
+      // of a chain"; a hashed key has it with probability 2^-64, a made-up one would corrupt links.
+      return fail(grpc::StatusCode::INVALID_ARGUMENT,
+                  fmt::format("block {}: a key whose low 64 bits are 0 is reserved", key.to_hex()));
+    }
     if (data.size() > limits_.max_chunk_bytes) {
       return fail(grpc::StatusCode::INVALID_ARGUMENT,
                   fmt::format("a chunk of {} bytes is over the limit of {}", data.size(), limits_.max_chunk_bytes));

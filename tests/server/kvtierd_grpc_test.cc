@@ -355,6 +355,19 @@ TEST(KvtierdGrpc, GetBlocksLoadsTheSsdPartWhenAsked) {
   EXPECT_TRUE(bytes_match(got, block_bytes));
   for (v1::Tier t : got.tiers) EXPECT_EQ(t, v1::TIER_SSD);
   EXPECT_EQ(n.client->match(keys).in(Tier::kHost), keys.size()) << "loaded into host memory on the way";
+
+  // Clearing takes the blocks from both tiers (they are in host memory and on SSD now).
+  grpc::ClientContext cc;
+  v1::ClearNamespaceRequest clear;
+  clear.mutable_namespace_()->set_model_id("node-test/model");
+  v1::ClearNamespaceResponse cleared;
+  ASSERT_TRUE(admin->ClearNamespace(&cc, clear, &cleared).ok());
+  for (const BlockKey& k : keys) {
+    const auto info = n.client->index().lookup(k);
+    EXPECT_FALSE(info.has_value()) << "tiers " << int(info ? info->tiers : 0) << " pins " << (info ? info->pins : 0);
+  }
+  EXPECT_EQ(cleared.removed(), keys.size());
+  EXPECT_EQ(cleared.busy(), 0u);
 }
 
 v1::PutBlocksRequest put_chunk(const BlockKey& key, const BlockKey* parent, const std::vector<uint8_t>& bytes,
@@ -425,6 +438,8 @@ TEST(KvtierdGrpc, PutBlocksStoresWholeCheckedBlocksAndRefusesBrokenOnes) {
   expect_refused({other_ns}, grpc::StatusCode::INVALID_ARGUMENT, "unknown namespace");
   expect_refused({put_chunk(keys[3], &keys[2], b3, 0, 1000, true)}, grpc::StatusCode::INVALID_ARGUMENT,
                  "a stream that stops inside a block");
+  expect_refused({put_chunk(BlockKey{42, 0}, nullptr, b3, 0, block_bytes, true)}, grpc::StatusCode::INVALID_ARGUMENT,
+                 "a key whose low half is 0");
   auto gap = put_chunk(keys[3], &keys[2], b3, 1000, 1000, false);
   expect_refused({put_chunk(keys[3], &keys[2], b3, 0, 500, true), gap}, grpc::StatusCode::INVALID_ARGUMENT,
                  "a gap between chunks");
