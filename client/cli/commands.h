@@ -15,5 +15,10 @@ Runner add_demo_command(CLI::App& app);
 Runner add_keys_command(CLI::App& app);
 // `kvtier tiers-demo write|read`: blocks demoted to SSD by a running kvtierd and loaded back.
 Runner add_tiers_demo_command(CLI::App& app);
+// `kvtier stats|match|events|snapshot --address A`: a running node's view over gRPC.
+Runner add_stats_command(CLI::App& app);
+Runner add_match_command(CLI::App& app);
+Runner add_events_command(CLI::App& app);
+Runner add_snapshot_command(CLI::App& app);
 
 }  // namespace kvtier::cli

@@ -83,6 +83,14 @@ int run(const std::string& phase, const std::string& config_path) {
   std::vector<std::vector<BlockKey>> chains;
   for (uint32_t c = 0; c < kConversations; ++c) chains.push_back(client.keys(*ns, conversation(c, kTurns, bt)));
 
+  if (phase == "tokens") {
+    // The last conversation written, all turns (the likeliest still cached): a prompt a scheduler
+    // could ask the node about.
+    const auto tokens = conversation(kConversations - 1, kTurns, bt);
+    for (size_t i = 0; i < tokens.size(); ++i) fmt::print("{}{}", i ? "," : "", tokens[i]);
+    fmt::print("\n");
+    return 0;
+  }
   if (phase == "write") {
     std::vector<uint8_t> bytes(block_bytes);
     size_t hits = 0, puts = 0;
@@ -161,9 +169,9 @@ Runner add_tiers_demo_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("tiers-demo", "Host and SSD tiers against a running kvtierd (see scripts/run)");
   auto phase = std::make_shared<std::string>();
   auto config = std::make_shared<std::string>();
-  cmd->add_option("phase", *phase, "write, or read (after a daemon restart)")
+  cmd->add_option("phase", *phase, "write, read (after a daemon restart), or tokens (print a written prompt)")
       ->required()
-      ->check(CLI::IsMember({"write", "read"}));
+      ->check(CLI::IsMember({"write", "read", "tokens"}));
   cmd->add_option("-c,--config", *config, "the kvtierd configuration file")->required();
   return [phase, config] { return run(*phase, *config); };
 }

@@ -27,24 +27,27 @@
 
 namespace {
 
-void print_summary(const kvtier::config::NodeConfig& cfg) {
+// What the configuration amounts to, one line per part (printed by --check, logged at start).
+std::vector<std::string> summary(const kvtier::config::NodeConfig& cfg) {
   using kvtier::config::format_byte_size;
-  fmt::print("node       {}\n", cfg.node_name.empty() ? "(host name)" : cfg.node_name);
-  fmt::print("index      {} entries, segments {}-*\n", cfg.index_capacity, cfg.shm_prefix);
-  fmt::print("host tier  {}\n", format_byte_size(cfg.host_bytes));
-  if (cfg.ssd_enabled) {
-    fmt::print("ssd tier   {} under {}\n", format_byte_size(cfg.ssd_bytes), cfg.ssd_dir);
-  } else {
-    fmt::print("ssd tier   disabled\n");
-  }
-  fmt::print("grpc       {}\nmetrics    {}\n", cfg.grpc_address, cfg.metrics_address);
+  std::vector<std::string> lines;
+  lines.push_back(fmt::format("node       {}", cfg.node_name.empty() ? "(host name)" : cfg.node_name));
+  lines.push_back(fmt::format("index      {} entries, segments {}-*", cfg.index_capacity, cfg.shm_prefix));
+  lines.push_back(fmt::format("host tier  {}", format_byte_size(cfg.host_bytes)));
+  lines.push_back(cfg.ssd_enabled
+                      ? fmt::format("ssd tier   {} under {}", format_byte_size(cfg.ssd_bytes), cfg.ssd_dir)
+                      : std::string("ssd tier   disabled"));
+  lines.push_back(fmt::format("grpc       {} · metrics {} · event ring {} · drain {} ms", cfg.grpc_address,
+                              cfg.metrics_address.empty() ? "(none)" : cfg.metrics_address, cfg.event_ring,
+                              cfg.drain_ms));
   for (const auto& spec : cfg.namespaces) {
     auto ns = kvtier::Namespace::create(spec);  // validated already; create() only adds the root
-    fmt::print("namespace  {}{}{} · {} per block · root {}\n", spec.model_id,
-               spec.adapter_id.empty() ? "" : " +" + spec.adapter_id,
-               spec.cache_salt.empty() ? "" : " salt=" + spec.cache_salt,
-               format_byte_size(spec.layout.bytes_per_block()), ns.ok() ? ns->root().to_hex() : "?");
+    lines.push_back(fmt::format("namespace  {}{}{} · {} per block · root {}", spec.model_id,
+                                spec.adapter_id.empty() ? "" : " +" + spec.adapter_id,
+                                spec.cache_salt.empty() ? "" : " salt=" + spec.cache_salt,
+                                format_byte_size(spec.layout.bytes_per_block()), ns.ok() ? ns->root().to_hex() : "?"));
   }
+  return lines;
 }
 
 void log_stats(const kvtier::node::NodeTiersStats& s) {
@@ -231,15 +234,15 @@ int main(int argc, char** argv) {
     fmt::print("{}", kvtier::config::to_yaml(*cfg));
     return 0;
   }
-  print_summary(*cfg);
   if (check) {
+    for (const std::string& line : summary(*cfg)) fmt::print("{}\n", line);
     fmt::print("configuration ok\n");
     return 0;
   }
-  std::fflush(stdout);
   if (auto s = kvtier::daemon::configure_logging(cfg->log_level, cfg->log_format); !s.ok()) {
     fmt::print(stderr, "kvtierd: {}\n", s.to_string());
     return 2;
   }
+  for (const std::string& line : summary(*cfg)) spdlog::info("kvtierd: {}", line);
   return serve(*cfg, ssd_start_empty, stats_interval);
 }

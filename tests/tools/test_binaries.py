@@ -244,3 +244,67 @@ def test_kvtierd_refuses_a_second_daemon_and_a_busy_port(node_dir):
                     os.unlink(f"/dev/shm/kvtiertest-{n}-{part}")
                 except FileNotFoundError:
                     pass
+
+
+def test_cli_shows_a_running_node_over_grpc(node_dir):
+    name = f"cli{os.getpid()}"
+    config = os.path.join(node_dir, "node.yaml")
+    with open(config, "w") as f:
+        f.write(small_node(name, os.path.join(node_dir, "ssd")))
+    address = next(line.split('"')[1] for line in open(config) if "grpc_address" in line)
+    metrics = next(line.split('"')[3] for line in open(config) if "grpc_address" in line)
+    daemon = start_daemon(config, "--log-format", "json")
+    try:
+        wrote = run("kvtier", "tiers-demo", "write", "--config", config, timeout=300)
+        assert wrote.returncode == 0, wrote.stdout + wrote.stderr
+
+        stats = run("kvtier", "stats", "--address", address)
+        assert stats.returncode == 0, stats.stderr
+        assert f"node {name}" in stats.stdout
+        host_row = next(line.split() for line in stats.stdout.splitlines() if line.startswith("host "))
+        ssd_row = next(line.split() for line in stats.stdout.splitlines() if line.startswith("ssd "))
+        assert int(host_row[1]) > 0 and int(ssd_row[1]) > 0  # blocks in both tiers
+
+        tokens = run("kvtier", "tiers-demo", "tokens", "--config", config).stdout.strip()
+        match = run("kvtier", "match", "--address", address, "--model", "kvtier-demo/llama-3.2-1b", "--tokens", tokens)
+        assert match.returncode == 0, match.stderr
+        matched, asked = match.stdout.split()[1], match.stdout.split()[3]
+        assert int(matched) > 0 and int(asked) >= int(matched), wrote.stdout + match.stdout
+
+        snap = run("kvtier", "snapshot", "--address", address, "--keys")
+        assert snap.returncode == 0, snap.stderr
+        first_key = next(line.strip() for line in snap.stdout.splitlines() if line.startswith("  "))
+        by_key = run("kvtier", "match", "--address", address, "--keys", first_key)
+        assert by_key.stdout.startswith("matched 1 of 1 blocks"), by_key.stdout + by_key.stderr
+
+        events = run("kvtier", "events", "--address", address, "--limit", "5")
+        assert events.returncode == 0, events.stderr
+        lines = [line.split() for line in events.stdout.splitlines()[1:]]
+        assert [int(line[0]) for line in lines] == list(range(5))  # gap-free from the start
+        assert lines[0][1] == "stored" and lines[0][-1] == "host"
+
+        follow = subprocess.Popen([os.path.join(BIN, "kvtier"), "events", "--address", address, "--follow"],
+                                  stdout=subprocess.PIPE, text=True)
+        assert "following" in follow.stdout.readline()
+        follow.send_signal(signal.SIGINT)
+        follow.communicate(timeout=30)
+        assert follow.returncode == 0
+
+        bad = run("kvtier", "match", "--address", address, "--model", "no/such-model", "--tokens", "1,2,3")
+        assert bad.returncode == 1 and "not configured" in bad.stderr
+
+        import urllib.request
+        page = urllib.request.urlopen(f"http://{metrics}/metrics", timeout=10).read().decode()
+        assert 'kvtier_requests_total{rpc="MatchPrefix",outcome="ok"} 2' in page
+        assert "kvtier_demotions_total" in page
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, _ = daemon.communicate(timeout=60)
+        assert daemon.returncode == 0
+        for line in out.splitlines():
+            json.loads(line)  # --log-format json: every line is one JSON object
+        for part in ("index", "host", "loads"):
+            try:
+                os.unlink(f"/dev/shm/kvtiertest-{name}-{part}")
+            except FileNotFoundError:
+                pass
