@@ -1,5 +1,7 @@
 #include "redis_server.h"
 
+#include "kvtierd_process.h"  // free_loopback_port
+
 #include <arpa/inet.h>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
@@ -12,24 +14,6 @@
 #include <thread>
 
 namespace kvtier::bench {
-namespace {
-
-int free_loopback_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = -1;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
-
-}  // namespace
 
 std::unique_ptr<RedisServer> RedisServer::start(std::string* why) {
   const char* binary = "/usr/bin/redis-server";

@@ -16,5 +16,8 @@ int run_index_suite(const SuiteOptions& options);
 int run_host_suite(const SuiteOptions& options);
 // SSD tier write/read vs fio, warm restart after SIGKILL, zstd on KV data (issue: SSD tier).
 int run_ssd_suite(const SuiteOptions& options);
+// kvtierd's gRPC services under load: MatchPrefix QPS and latency, GetBlocks vs loopback TCP,
+// event streaming to 1 and 8 subscribers (issue: node daemon).
+int run_server_suite(const SuiteOptions& options);
 
 }  // namespace kvtier::bench

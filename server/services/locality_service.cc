@@ -15,8 +15,14 @@ grpc::Status invalid(const std::string& message) { return {grpc::StatusCode::INV
 
 grpc::Status LocalityService::match(const v1::MatchPrefixRequest& request, v1::MatchPrefixResponse* response) const {
   const bool by_tokens = request.token_ids_size() > 0;
-  if (by_tokens == (request.keys_size() > 0)) return invalid("give exactly one of token_ids and keys");
-  std::vector<BlockKey> keys;
+  const bool by_keys = request.keys_size() > 0;
+  const bool by_packed = !request.packed_keys().empty();
+  if (int{by_tokens} + int{by_keys} + int{by_packed} != 1) {
+    return invalid("give exactly one of token_ids, keys and packed_keys");
+  }
+  // Per-thread scratch: a match allocates nothing on the steady path.
+  thread_local std::vector<BlockKey> keys;
+  keys.clear();
   if (by_tokens) {
     if (static_cast<uint32_t>(request.token_ids_size()) > limits_.max_tokens) {
       return invalid(
@@ -31,7 +37,7 @@ grpc::Status LocalityService::match(const v1::MatchPrefixRequest& request, v1::M
     }
     keys = compute_chain(*ns, {request.token_ids().data(), static_cast<size_t>(request.token_ids_size())});
     response->set_block_tokens(ns->block_tokens());
-  } else {
+  } else if (by_keys) {
     if (static_cast<uint32_t>(request.keys_size()) > limits_.max_keys) {
       return invalid(fmt::format("{} keys is more than the limit of {}", request.keys_size(), limits_.max_keys));
     }
@@ -43,6 +49,16 @@ grpc::Status LocalityService::match(const v1::MatchPrefixRequest& request, v1::M
       }
       keys.push_back(BlockKey::from_bytes(reinterpret_cast<const uint8_t*>(k.data())));
     }
+  } else {
+    const std::string& packed = request.packed_keys();
+    if (packed.size() % BlockKey::kBytes != 0) {
+      return invalid(fmt::format("packed_keys is {} bytes, not a whole number of {}-byte keys", packed.size(),
+                                 BlockKey::kBytes));
+    }
+    const size_t n = packed.size() / BlockKey::kBytes;
+    if (n > limits_.max_keys) return invalid(fmt::format("{} keys is more than the limit of {}", n, limits_.max_keys));
+    const auto* p = reinterpret_cast<const uint8_t*>(packed.data());
+    for (size_t i = 0; i < n; ++i) keys.push_back(BlockKey::from_bytes(p + i * BlockKey::kBytes));
   }
   const PrefixMatch m = index_.match_prefix(keys);
   metrics_.blocks_asked.fetch_add(keys.size(), std::memory_order_relaxed);
