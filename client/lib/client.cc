@@ -128,7 +128,7 @@ Result<std::vector<HostBlock>> Client::acquire(std::span<const BlockKey> keys) {
         // prefix here, as at a miss.
         const BlockKey key = lease.key();
         lease.release();
-        if (impl_->index.drop_tier(key, Tier::kHost).ok()) (void)impl_->arena->release(loc);
+        if (impl_->index.drop_tier(key, Tier::kHost).ok()) (void)impl_->arena->release_evicted(loc);
         impl_->corrupt_dropped.fetch_add(1, std::memory_order_relaxed);
         break;
       }

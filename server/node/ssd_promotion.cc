@@ -52,16 +52,19 @@ size_t NodeTiers::Impl::promote(std::span<const BlockKey> keys) {
   size_t promoted_now = 0;
   for (size_t i = 0; i < reads.size(); ++i) {
     const Pending& p = pending[i];
-    bool keep = false;
+    bool published = false;
     if (reads[i].status.ok()) {
       // As in Client::commit: publish, then commit the arena block (a crash between is adopted).
-      const Status s = index.insert(BlockRecord{p.info.key, BlockKey{0, p.info.parent_lo}, p.info.namespace_id,
-                                                p.info.payload_bytes, Tier::kHost, p.loc});
-      keep = s.ok() && arena->commit(p.loc, *owner).ok();
+      // Once published the block is the index's: should it be evicted before the commit, the
+      // commit frees it, and nothing here may release it again.
+      published = index.insert(BlockRecord{p.info.key, BlockKey{0, p.info.parent_lo}, p.info.namespace_id,
+                                           p.info.payload_bytes, Tier::kHost, p.loc})
+                      .ok();
+      if (published) (void)arena->commit(p.loc, *owner);
     } else if (reads[i].status.code() == StatusCode::kNotFound) {
       promote_misses.fetch_add(1, std::memory_order_relaxed);
     }
-    if (keep) {
+    if (published) {
       ++promoted_now;
     } else {
       (void)arena->release(p.loc);

@@ -109,6 +109,17 @@ TEST(KvtierdGrpc, MatchPrefixAnswersPerTierFromTokensOrKeys) {
   ASSERT_TRUE(stub->MatchPrefix(&c2, by_keys, &r2).ok());
   EXPECT_EQ(r2.matched_blocks(), 6u);
 
+  v1::MatchPrefixRequest packed;
+  for (const BlockKey& k : keys) {
+    const auto b = k.to_bytes();
+    packed.mutable_packed_keys()->append(reinterpret_cast<const char*>(b.data()), b.size());
+  }
+  grpc::ClientContext c4;
+  v1::MatchPrefixResponse r4;
+  ASSERT_TRUE(stub->MatchPrefix(&c4, packed, &r4).ok());
+  EXPECT_EQ(r4.matched_blocks(), 6u);
+  EXPECT_EQ(r4.blocks_asked(), 10u);
+
   v1::MatchPrefixBatchRequest batch;
   *batch.add_requests() = by_tokens(tokens);
   *batch.add_requests() = by_tokens(testing::tokens(64, 99));  // nothing cached
@@ -152,6 +163,12 @@ TEST(KvtierdGrpc, BadRequestsAreInvalidArgumentWithAMessage) {
   v1::MatchPrefixRequest both = by_tokens(testing::tokens(16));
   both.add_keys(std::string(16, 'k'));
   expect_invalid(both, "both tokens and keys");
+  v1::MatchPrefixRequest ragged;
+  ragged.set_packed_keys(std::string(40, 'k'));
+  expect_invalid(ragged, "packed_keys of 2.5 keys");
+  v1::MatchPrefixRequest too_many;
+  too_many.set_packed_keys(std::string(16 * 4097, 'k'));
+  expect_invalid(too_many, "more packed keys than server.limits.max_keys");
 }
 
 TEST(KvtierdGrpc, SubscribersSeeEveryChangeAndAStaleEpochGetsAResync) {

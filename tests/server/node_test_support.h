@@ -83,12 +83,15 @@ inline void put_chain(Client& c, const NamespaceHandle& ns, const std::vector<Bl
 }
 
 // Acquires the chain and checks every host block's bytes; returns how many were host-resident.
+// A block with the wrong bytes throws (a test fails naming it), so 0 means "none in host memory".
 inline size_t verify_host_prefix(Client& c, const std::vector<BlockKey>& keys) {
   auto blocks = c.acquire(keys);
-  if (!blocks.ok()) return 0;
+  if (!blocks.ok()) throw std::runtime_error("acquire: " + blocks.status().to_string());
   for (const HostBlock& b : *blocks) {
     const auto want = ssd::testing::block_bytes(b.key(), b.size());
-    if (std::memcmp(b.data(), want.data(), b.size()) != 0) return 0;
+    if (std::memcmp(b.data(), want.data(), b.size()) != 0) {
+      throw std::runtime_error("host block " + b.key().to_hex() + " does not hold its bytes");
+    }
   }
   return blocks->size();
 }

@@ -160,8 +160,11 @@ TEST(NodeTiers, ClientsLoadSsdBlocksThroughTheDaemonThreads) {
   EXPECT_TRUE(got->load.done()) << "the daemon handled the request";
   // Every block was read back in; with watermarks this low, some may be demoted again already.
   EXPECT_GE(node.tiers->stats().promoted, ssd_only);
-  // The load may push the tier over its watermark again; what is in host memory now is intact.
-  EXPECT_GE(verify_host_prefix(*node.client, keys), before.in(Tier::kHost));
+  // The load may push the tier over its watermark again, and the daemon may demote any block of
+  // the chain (its head too: a demoted block stays reachable on SSD), so how much of the prefix
+  // is in host memory now is not fixed; what is there is intact (verify throws otherwise).
+  EXPECT_NO_THROW((void)verify_host_prefix(*node.client, keys));
+  EXPECT_EQ(node.client->match(keys).overall, keys.size()) << "every block still cached in some tier";
   EXPECT_GT(node.tiers->stats().load_requests, 0u);
 }
 

@@ -203,6 +203,14 @@ def test_bench_ssd_ends_with_its_json_line():
     assert not [p for p in os.listdir(".") if p.startswith("kvtier-bench-ssd-")], "the bench removes its files"
 
 
+def test_bench_server_ends_with_its_json_line():
+    figures = bench_figures("server")
+    for field in ("match_qps", "match_p99_us_at_20k_qps", "getblocks_vs_tcp", "events_per_s_one_subscriber",
+                  "events_per_s_each_of_8"):
+        assert figures[field] > 0, field
+    assert not [p for p in os.listdir(".") if p.startswith("kvtier-bench-server-")], "the bench removes its files"
+
+
 def start_daemon(config, *flags):
     daemon = subprocess.Popen([os.path.join(BIN, "kvtierd"), "--config", config, *flags],
                               stdout=subprocess.PIPE, text=True)

@@ -22,7 +22,11 @@ inline constexpr uint16_t kFreeSlab = 0xFFFF;
 inline constexpr uint64_t kUnitBytes = uint64_t{64} * 1024;
 
 // Block state word: state (2 bits) | owner process slot (6 bits) | owner generation (24 bits).
-enum class BlockState : uint32_t { kFree = 0, kReserved = 1, kCommitted = 2 };
+// kEvictedReserved: the index published the block and evicted it again before its writer
+// committed; the writer's commit frees it (the put happened; the cache let it go at once).
+enum class BlockState : uint32_t { kFree = 0, kReserved = 1, kCommitted = 2, kEvictedReserved = 3 };
+// Reserved and evicted-while-reserved blocks are both a writer's until it commits or dies.
+constexpr bool writer_owned(BlockState s) { return s == BlockState::kReserved || s == BlockState::kEvictedReserved; }
 constexpr uint32_t make_state(BlockState s, uint32_t owner) { return static_cast<uint32_t>(s) | (owner << 2); }
 constexpr BlockState state_of(uint32_t word) { return static_cast<BlockState>(word & 3); }
 constexpr uint32_t owner_of(uint32_t word) { return word >> 2; }

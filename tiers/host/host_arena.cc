@@ -200,14 +200,36 @@ Result<uint32_t> HostArena::reserve(uint8_t cls, uint32_t owner) {
 Status HostArena::commit(uint32_t locator, uint32_t owner) {
   if (locator >= header_->slabs * header_->units_per_slab) return Status::invalid_argument("locator out of range");
   Lock lock(*this);  // the counters below must move with the state word, even across a crash
-  uint32_t expected = make_state(BlockState::kReserved, owner);
-  if (!state(locator).compare_exchange_strong(expected, make_state(BlockState::kCommitted, 0),
-                                              std::memory_order_acq_rel)) {
+  const uint32_t w = state(locator).load(std::memory_order_acquire);
+  if (w == make_state(BlockState::kEvictedReserved, owner)) {
+    free_block_locked(locator, BlockState::kEvictedReserved);  // evicted between publish and commit
+    return {};
+  }
+  if (w != make_state(BlockState::kReserved, owner)) {
     return Status::failed_precondition(fmt::format("block {} is not reserved by this process", locator));
   }
+  state(locator).store(make_state(BlockState::kCommitted, 0), std::memory_order_release);
   header_->reserved_blocks.fetch_sub(1, std::memory_order_relaxed);
   header_->committed_blocks.fetch_add(1, std::memory_order_relaxed);
   return {};
+}
+
+Status HostArena::release_evicted(uint32_t locator) {
+  if (locator >= header_->slabs * header_->units_per_slab) return Status::invalid_argument("locator out of range");
+  Lock lock(*this);
+  const uint32_t w = state(locator).load(std::memory_order_acquire);
+  switch (state_of(w)) {
+    case BlockState::kCommitted:
+      free_block_locked(locator, BlockState::kCommitted);
+      return {};
+    case BlockState::kReserved:
+      // Published but not yet committed: the writer may still be copying or about to commit.
+      // Freeing it now would hand its memory to another block under the writer's feet.
+      state(locator).store(make_state(BlockState::kEvictedReserved, owner_of(w)), std::memory_order_release);
+      return {};
+    default:
+      return Status::not_found(fmt::format("block {} is not a cached block", locator));
+  }
 }
 
 void HostArena::free_block_locked(uint32_t locator, BlockState was) {
@@ -215,8 +237,7 @@ void HostArena::free_block_locked(uint32_t locator, BlockState was) {
   const SizeClass& sc = header_->classes[slabs_[s].size_class.load(std::memory_order_relaxed)];
   checksums_[locator].store(0, std::memory_order_relaxed);
   state(locator).store(make_state(BlockState::kFree, 0), std::memory_order_release);
-  (was == BlockState::kReserved ? header_->reserved_blocks : header_->committed_blocks)
-      .fetch_sub(1, std::memory_order_relaxed);
+  (writer_owned(was) ? header_->reserved_blocks : header_->committed_blocks).fetch_sub(1, std::memory_order_relaxed);
   header_->used_bytes.fetch_sub(uint64_t{sc.units_per_block} * kUnitBytes, std::memory_order_relaxed);
   if (slabs_[s].used.fetch_sub(1, std::memory_order_relaxed) == 1) {
     slabs_[s].size_class.store(kFreeSlab, std::memory_order_relaxed);  // empty: back to the pool
@@ -258,15 +279,16 @@ uint64_t HostArena::reclaim(const std::function<bool(uint32_t owner)>& owner_ali
     for (uint32_t b = 0; b < sc.blocks_per_slab; ++b) {
       const auto locator = static_cast<uint32_t>(s * header_->units_per_slab + uint64_t{b} * sc.units_per_block);
       const uint32_t w = state(locator).load(std::memory_order_acquire);
-      if (state_of(w) != BlockState::kReserved || owner_alive(owner_of(w))) continue;
-      if (referenced && referenced(locator)) {  // published, not yet committed: the cache owns it
+      if (!writer_owned(state_of(w)) || owner_alive(owner_of(w))) continue;
+      // Published, not yet committed (and not evicted since): the cache owns it.
+      if (state_of(w) == BlockState::kReserved && referenced && referenced(locator)) {
         state(locator).store(make_state(BlockState::kCommitted, 0), std::memory_order_release);
         header_->reserved_blocks.fetch_sub(1, std::memory_order_relaxed);
         header_->committed_blocks.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
       {
-        free_block_locked(locator, BlockState::kReserved);
+        free_block_locked(locator, state_of(w));
         ++freed;
         if (slabs_[s].size_class.load(std::memory_order_relaxed) == kFreeSlab) break;
       }
@@ -289,7 +311,7 @@ void HostArena::recover() {
                                .load(std::memory_order_relaxed);
         if (state_of(w) == BlockState::kFree) continue;
         ++used;
-        (state_of(w) == BlockState::kReserved ? reserved : committed) += 1;
+        (writer_owned(state_of(w)) ? reserved : committed) += 1;
         used_bytes += uint64_t{sc.units_per_block} * kUnitBytes;
       }
     }
@@ -317,7 +339,7 @@ Status HostArena::check_invariants() const {
         return Status::corruption(fmt::format("slab {} has a block at unit {} off its class's grid", s, u));
       }
       ++used;
-      (state_of(w) == BlockState::kReserved ? reserved : committed) += 1;
+      (writer_owned(state_of(w)) ? reserved : committed) += 1;
       used_bytes += uint64_t{sc.units_per_block} * kUnitBytes;
     }
     if (used != slabs_[s].used.load(std::memory_order_relaxed)) {

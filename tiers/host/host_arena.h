@@ -46,10 +46,15 @@ class HostArena {
   // A free block of the class, reserved for `owner` (make_owner(process slot, generation)).
   // resource_exhausted when no slab has room.
   Result<uint32_t> reserve(uint8_t size_class, uint32_t owner);
-  // Reserved → committed. failed_precondition unless reserved by `owner`.
+  // Reserved → committed; evicted-while-reserved (see release_evicted) → free, also OK.
+  // failed_precondition unless reserved by `owner`.
   Status commit(uint32_t locator, uint32_t owner);
-  // Reserved or committed → free.
+  // Reserved or committed → free: a writer dropping its own reservation, or a block it owns.
   Status release(uint32_t locator);
+  // What the index's eviction calls: a committed block is freed; one still reserved (published,
+  // its writer not yet committed) is only marked, and the writer's commit() frees it. Freeing it
+  // at once would let another writer reuse memory the first is still writing or committing.
+  Status release_evicted(uint32_t locator);
 
   uint8_t* data(uint32_t locator) const;
   // XXH3-64 of a committed block's bytes, recorded when it is sealed (before it leaves host

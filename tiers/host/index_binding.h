@@ -18,7 +18,7 @@ class ArenaReleaser final : public EvictionListener {
     return Status::unavailable("SSD copies are written by the node daemon before eviction");
   }
   void released(const BlockInfo& block, Tier tier) override {
-    if (tier == Tier::kHost) (void)arena_.release(block.host_loc);
+    if (tier == Tier::kHost) (void)arena_.release_evicted(block.host_loc);
   }
   bool demotes() const override { return false; }
 

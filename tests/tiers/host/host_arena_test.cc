@@ -53,6 +53,39 @@ TEST(HostArenaTest, ReserveWriteCommitReadRelease) {
   EXPECT_TRUE(a.arena->check_invariants().ok());
 }
 
+// The index may evict a block between its writer publishing it and committing it. The memory
+// must stay the writer's until the commit (which then frees it), never go to another writer.
+TEST(HostArenaTest, ABlockEvictedBeforeItsCommitIsFreedByTheCommitNotBefore) {
+  ScopedArena a(64 << 20);
+  const uint8_t cls = a.arena->size_class(256 << 10).value();
+  const uint32_t loc = a.arena->reserve(cls, kOwner).value();
+  ASSERT_TRUE(a.arena->release_evicted(loc).ok());  // eviction, between publish and commit
+  EXPECT_EQ(a.arena->stats().reserved_blocks, 1u) << "still the writer's";
+  // No other reservation may be handed the same memory meanwhile.
+  std::vector<uint32_t> others;
+  for (auto r = a.arena->reserve(cls, make_owner(4, 1)); r.ok(); r = a.arena->reserve(cls, make_owner(4, 1))) {
+    EXPECT_NE(*r, loc);
+    others.push_back(*r);
+  }
+  EXPECT_TRUE(a.arena->check_invariants().ok());
+  ASSERT_TRUE(a.arena->commit(loc, kOwner).ok()) << "the put happened; the block is simply gone";
+  EXPECT_EQ(a.arena->stats().reserved_blocks, others.size());
+  EXPECT_EQ(a.arena->stats().committed_blocks, 0u);
+  EXPECT_EQ(a.arena->release_evicted(loc).code(), StatusCode::kNotFound);
+  for (uint32_t o : others) ASSERT_TRUE(a.arena->release(o).ok());
+  // A committed block is freed by eviction at once.
+  const uint32_t committed = a.arena->reserve(cls, kOwner).value();
+  ASSERT_TRUE(a.arena->commit(committed, kOwner).ok());
+  ASSERT_TRUE(a.arena->release_evicted(committed).ok());
+  EXPECT_EQ(a.arena->stats().used_bytes, 0u);
+  // A writer that dies after the eviction leaves nothing behind: reclaim frees it.
+  const uint32_t orphan = a.arena->reserve(cls, kOwner).value();
+  ASSERT_TRUE(a.arena->release_evicted(orphan).ok());
+  EXPECT_EQ(a.arena->reclaim([](uint32_t) { return false; }, [](uint32_t) { return true; }), 1u);
+  EXPECT_EQ(a.arena->stats().used_bytes, 0u);
+  EXPECT_TRUE(a.arena->check_invariants().ok());
+}
+
 TEST(HostArenaTest, BadInputIsAClearError) {
   ScopedArena a(16 << 20);
   EXPECT_EQ(a.arena->size_class(0).status().code(), StatusCode::kInvalidArgument);
