@@ -21,7 +21,8 @@ constexpr std::array<SuiteEntry, 5> kSuites{{
     {"index", "shared-memory index lookups vs unordered_map and Redis", kvtier::bench::run_index_suite},
     {"host", "host tier put, get_copy and acquire+release vs memcpy", kvtier::bench::run_host_suite},
     {"ssd", "SSD tier writes and reads vs fio, warm restart, zstd on KV data", kvtier::bench::run_ssd_suite},
-    {"server", "kvtierd under load: MatchPrefix QPS and p99, GetBlocks vs TCP, events", kvtier::bench::run_server_suite},
+    {"server", "kvtierd under load: MatchPrefix QPS and p99, GetBlocks vs TCP, events",
+     kvtier::bench::run_server_suite},
 }};
 
 }  // namespace

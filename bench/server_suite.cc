@@ -87,6 +87,7 @@ MatchLoad closed_loop(const std::vector<std::unique_ptr<v1::Locality::Stub>>& st
                       uint32_t expect, int threads, int in_flight, double seconds) {
   std::atomic<uint64_t> done{0}, errors{0}, wrong{0};
   std::vector<std::thread> workers;
+  workers.reserve(static_cast<size_t>(threads));
   const double start = now_seconds();
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
@@ -117,7 +118,6 @@ MatchLoad closed_loop(const std::vector<std::unique_ptr<v1::Locality::Stub>>& st
   for (auto& w : workers) w.join();
   return {static_cast<double>(done.load()) / (now_seconds() - start), errors.load(), wrong.load()};
 }
-
 
 struct OpenLoopResult {
   double p50_us = 0, p99_us = 0, p999_us = 0, achieved_qps = 0;
@@ -196,12 +196,17 @@ double tcp_rate(uint64_t total) {
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof(addr);
-  ::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::listen(listener, 1);
+  if (::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0 || ::listen(listener, 1) != 0) {
+    ::close(listener);
+    return 0;
+  }
   std::thread sender([&] {
     const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-    ::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      ::close(s);
+      return;
+    }
     std::vector<uint8_t> buf(1 << 20, 0x5a);
     for (uint64_t sent = 0; sent < total;) {
       const ssize_t n = ::send(s, buf.data(), std::min<uint64_t>(buf.size(), total - sent), 0);
@@ -371,9 +376,9 @@ namespaces:
   }
   table.add_row({"MatchPrefix, 64 packed keys (req/s)", fmt::format("{:.0f}", best_match.qps), "-", "-",
                  fmt::format("closed loop, 2×32 in flight; errors {}, wrong {}", best_match.errors, best_match.wrong)});
-  table.add_row({"MatchPrefix, 64 repeated keys (req/s)", fmt::format("{:.0f}", best_repeated.qps), "-", "-",
-                 fmt::format("the same keys, one string each; errors {}, wrong {}", best_repeated.errors,
-                             best_repeated.wrong)});
+  table.add_row(
+      {"MatchPrefix, 64 repeated keys (req/s)", fmt::format("{:.0f}", best_repeated.qps), "-", "-",
+       fmt::format("the same keys, one string each; errors {}, wrong {}", best_repeated.errors, best_repeated.wrong)});
   OpenLoopResult open;
   for (int r = 0; r < rounds; ++r) {
     const OpenLoopResult o = open_loop(stubs, match_req, 20000, match_seconds);
@@ -408,7 +413,8 @@ namespaces:
   }
   std::atomic<uint64_t> bad_batches{0};
   double one = 0;
-  for (int r = 0; r < rounds; ++r) one = std::max(one, subscribe_rate(channels[1], epoch, first, first + events, &bad_batches));
+  for (int r = 0; r < rounds; ++r)
+    one = std::max(one, subscribe_rate(channels[1], epoch, first, first + events, &bad_batches));
   table.add_row({"events to 1 subscriber (events/s)", fmt::format("{:.0f}", one), "-", "-",
                  fmt::format("{} events from the replay ring", events)});
   double each_of_8 = 0;
@@ -429,8 +435,7 @@ namespaces:
   fmt::print("kvtier-bench server: kvtierd (pid {}) and the load on this machine's {} cores\n{}", daemon->pid(),
              std::thread::hardware_concurrency(), table.render());
   const bool sound = best_match.errors == 0 && best_match.wrong == 0 && best_repeated.errors == 0 &&
-                     best_repeated.wrong == 0 && open.errors == 0 && bad_chunks == 0 &&
-                     bad_batches.load() == 0;
+                     best_repeated.wrong == 0 && open.errors == 0 && bad_chunks == 0 && bad_batches.load() == 0;
   if (!sound) fmt::print("kvtier-bench server: ERRORS in the run (see the notes above)\n");
   if (opt.json) {
     JsonObject j;

@@ -57,8 +57,9 @@ std::string tier_set(uint32_t bits) {
 }
 
 std::string hex_key(const std::string& bytes) {
-  return bytes.size() == BlockKey::kBytes ? BlockKey::from_bytes(reinterpret_cast<const uint8_t*>(bytes.data())).to_hex()
-                                          : "(bad key)";
+  return bytes.size() == BlockKey::kBytes
+             ? BlockKey::from_bytes(reinterpret_cast<const uint8_t*>(bytes.data())).to_hex()
+             : "(bad key)";
 }
 
 std::string mib(uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
@@ -116,7 +117,8 @@ Runner add_stats_command(CLI::App& app) {
 }
 
 Runner add_match_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("match", "How long a prefix of a prompt a node holds, per tier (Locality.MatchPrefix)");
+  auto* cmd =
+      app.add_subcommand("match", "How long a prefix of a prompt a node holds, per tier (Locality.MatchPrefix)");
   struct Args {
     std::string address = kDefaultAddress, model, adapter, salt, tokens, tokens_file;
     std::vector<std::string> keys;

@@ -34,9 +34,8 @@ std::vector<std::string> summary(const kvtier::config::NodeConfig& cfg) {
   lines.push_back(fmt::format("node       {}", cfg.node_name.empty() ? "(host name)" : cfg.node_name));
   lines.push_back(fmt::format("index      {} entries, segments {}-*", cfg.index_capacity, cfg.shm_prefix));
   lines.push_back(fmt::format("host tier  {}", format_byte_size(cfg.host_bytes)));
-  lines.push_back(cfg.ssd_enabled
-                      ? fmt::format("ssd tier   {} under {}", format_byte_size(cfg.ssd_bytes), cfg.ssd_dir)
-                      : std::string("ssd tier   disabled"));
+  lines.push_back(cfg.ssd_enabled ? fmt::format("ssd tier   {} under {}", format_byte_size(cfg.ssd_bytes), cfg.ssd_dir)
+                                  : std::string("ssd tier   disabled"));
   lines.push_back(fmt::format("grpc       {} · metrics {} · event ring {} · drain {} ms", cfg.grpc_address,
                               cfg.metrics_address.empty() ? "(none)" : cfg.metrics_address, cfg.event_ring,
                               cfg.drain_ms));
@@ -217,10 +216,11 @@ int main(int argc, char** argv) {
     }
     overrides.push_back(*o);
   }
-  const std::pair<const std::string*, const char*> shortcuts[] = {
-      {&grpc_address, "server.grpc_address"}, {&metrics_address, "server.metrics_address"},
-      {&node_name, "node.name"},              {&log_level, "log.level"},
-      {&log_format, "log.format"}};
+  const std::pair<const std::string*, const char*> shortcuts[] = {{&grpc_address, "server.grpc_address"},
+                                                                  {&metrics_address, "server.metrics_address"},
+                                                                  {&node_name, "node.name"},
+                                                                  {&log_level, "log.level"},
+                                                                  {&log_format, "log.format"}};
   for (const auto& [value, path] : shortcuts) {
     if (!value->empty()) overrides.push_back({path, *value, fmt::format("--{}", path)});
   }

@@ -57,8 +57,9 @@ size_t NodeTiers::Impl::promote(std::span<const BlockKey> keys) {
       // As in Client::commit: publish, then commit the arena block (a crash between is adopted).
       // Once published the block is the index's: should it be evicted before the commit, the
       // commit frees it, and nothing here may release it again.
-      published = index.insert(BlockRecord{p.info.key, BlockKey{0, p.info.parent_lo}, p.info.namespace_id,
-                                           p.info.payload_bytes, Tier::kHost, p.loc})
+      published = index
+                      .insert(BlockRecord{p.info.key, BlockKey{0, p.info.parent_lo}, p.info.namespace_id,
+                                          p.info.payload_bytes, Tier::kHost, p.loc})
                       .ok();
       if (published) (void)arena->commit(p.loc, *owner);
     } else if (reads[i].status.code() == StatusCode::kNotFound) {

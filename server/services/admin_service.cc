@@ -56,8 +56,9 @@ grpc::Status AdminService::ClearNamespace(grpc::ServerContext* /*context*/, cons
   const v1::NamespaceRef& ref = request->namespace_();
   auto ns = catalog_.find(ref.model_id(), ref.adapter_id(), ref.cache_salt());
   if (!ns) {
-    return timer.done(invalid(fmt::format("namespace model '{}' adapter '{}' cache_salt '{}' is not configured on this node",
-                                          ref.model_id(), ref.adapter_id(), ref.cache_salt())));
+    return timer.done(
+        invalid(fmt::format("namespace model '{}' adapter '{}' cache_salt '{}' is not configured on this node",
+                            ref.model_id(), ref.adapter_id(), ref.cache_salt())));
   }
   const node::ClearReport report = tiers_.clear_namespace(ns->index_id());
   response->set_removed(report.removed);

@@ -44,7 +44,10 @@ class FinishedWriter final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 class ChunkWriter final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   ChunkWriter(Client& client, std::shared_ptr<PinnedBlocks> pins, uint32_t chunk_bytes, ServiceMetrics& metrics)
-      : client_(client), pins_(std::move(pins)), chunk_bytes_(chunk_bytes), metrics_(metrics),
+      : client_(client),
+        pins_(std::move(pins)),
+        chunk_bytes_(chunk_bytes),
+        metrics_(metrics),
         timer_(metrics, Rpc::kGetBlocks) {
     write_next();
   }
@@ -124,8 +127,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* BlocksService::GetBlocks(grpc::Callb
   if (static_cast<uint32_t>(request.keys_size()) > limits_.max_keys) {
     return refuse(invalid(fmt::format("{} keys is more than the limit of {}", request.keys_size(), limits_.max_keys)));
   }
-  const uint32_t chunk_bytes = request.chunk_bytes() == 0 ? std::min(kDefaultChunkBytes, limits_.max_chunk_bytes)
-                                                          : request.chunk_bytes();
+  const uint32_t chunk_bytes =
+      request.chunk_bytes() == 0 ? std::min(kDefaultChunkBytes, limits_.max_chunk_bytes) : request.chunk_bytes();
   if (chunk_bytes < 4096 || chunk_bytes > limits_.max_chunk_bytes) {
     return refuse(invalid(fmt::format("chunk_bytes {} is outside 4096..{}", chunk_bytes, limits_.max_chunk_bytes)));
   }
@@ -211,10 +214,10 @@ grpc::Status BlocksService::PutBlocks(grpc::ServerContext* /*context*/,
     if (!msg.has_chunk()) continue;
     const v1::BlockChunk& c = msg.chunk();
     const std::string& data = c.data();
-    const uint32_t block_bytes = static_cast<uint32_t>(handle->ns.layout().bytes_per_block());
+    const auto block_bytes = static_cast<uint32_t>(handle->ns.layout().bytes_per_block());
     if (c.key().size() != BlockKey::kBytes) {
-      return fail(grpc::StatusCode::INVALID_ARGUMENT, fmt::format("a chunk's key is {} bytes; a key is {}",
-                                                                  c.key().size(), BlockKey::kBytes));
+      return fail(grpc::StatusCode::INVALID_ARGUMENT,
+                  fmt::format("a chunk's key is {} bytes; a key is {}", c.key().size(), BlockKey::kBytes));
     }
     const BlockKey key = BlockKey::from_bytes(reinterpret_cast<const uint8_t*>(c.key().data()));
     if (key.lo == 0) {
@@ -265,9 +268,8 @@ grpc::Status BlocksService::PutBlocks(grpc::ServerContext* /*context*/,
         open->reservation.emplace(std::move(*r));
       }
     } else if (key != open->key) {
-      return fail(grpc::StatusCode::INVALID_ARGUMENT,
-                  fmt::format("block {} began before block {} ended at offset {}", key.to_hex(), open->key.to_hex(),
-                              open->next_offset));
+      return fail(grpc::StatusCode::INVALID_ARGUMENT, fmt::format("block {} began before block {} ended at offset {}",
+                                                                  key.to_hex(), open->key.to_hex(), open->next_offset));
     }
     if (c.offset() != open->next_offset || uint64_t{c.offset()} + data.size() > block_bytes) {
       return fail(grpc::StatusCode::INVALID_ARGUMENT,
@@ -279,8 +281,8 @@ grpc::Status BlocksService::PutBlocks(grpc::ServerContext* /*context*/,
     metrics_.bytes_received.fetch_add(data.size(), std::memory_order_relaxed);
     if (!c.last()) continue;
     if (open->next_offset != block_bytes) {
-      return fail(grpc::StatusCode::INVALID_ARGUMENT, fmt::format("block {} ended after {} of its {} bytes",
-                                                                  key.to_hex(), open->next_offset, block_bytes));
+      return fail(grpc::StatusCode::INVALID_ARGUMENT,
+                  fmt::format("block {} ended after {} of its {} bytes", key.to_hex(), open->next_offset, block_bytes));
     }
     if (open->reservation) {
       if (c.block_xxh3() != 0 && XXH3_64bits(open->reservation->data(), block_bytes) != c.block_xxh3()) {
@@ -299,8 +301,8 @@ grpc::Status BlocksService::PutBlocks(grpc::ServerContext* /*context*/,
     open.reset();
   }
   if (open) {
-    return fail(grpc::StatusCode::INVALID_ARGUMENT,
-                fmt::format("the stream ended inside block {} (after {} bytes)", open->key.to_hex(), open->next_offset));
+    return fail(grpc::StatusCode::INVALID_ARGUMENT, fmt::format("the stream ended inside block {} (after {} bytes)",
+                                                                open->key.to_hex(), open->next_offset));
   }
   if (!handle) return fail(grpc::StatusCode::INVALID_ARGUMENT, "the stream named no namespace");
   return timer.done(grpc::Status::OK);

@@ -52,8 +52,8 @@ grpc::Status LocalityService::match(const v1::MatchPrefixRequest& request, v1::M
   } else {
     const std::string& packed = request.packed_keys();
     if (packed.size() % BlockKey::kBytes != 0) {
-      return invalid(fmt::format("packed_keys is {} bytes, not a whole number of {}-byte keys", packed.size(),
-                                 BlockKey::kBytes));
+      return invalid(
+          fmt::format("packed_keys is {} bytes, not a whole number of {}-byte keys", packed.size(), BlockKey::kBytes));
     }
     const size_t n = packed.size() / BlockKey::kBytes;
     if (n > limits_.max_keys) return invalid(fmt::format("{} keys is more than the limit of {}", n, limits_.max_keys));

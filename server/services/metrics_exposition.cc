@@ -32,7 +32,9 @@ class Exposition {
 
 std::string tier_label(Tier t) { return fmt::format("tier=\"{}\"", tier_name(t)); }
 
-double ratio(uint64_t part, uint64_t whole) { return whole == 0 ? 0.0 : static_cast<double>(part) / static_cast<double>(whole); }
+double ratio(uint64_t part, uint64_t whole) {
+  return whole == 0 ? 0.0 : static_cast<double>(part) / static_cast<double>(whole);
+}
 
 }  // namespace
 
@@ -40,7 +42,7 @@ std::string render_metrics(const node::NodeTiersStats& t, const events::EventLog
                            const std::string& node_id, uint64_t epoch) {
   Exposition x;
   x.family("node_info", "gauge", "The node's identity; the epoch changes on every daemon start.")
-      .sample("node_info", fmt::format("node=\"{}\",epoch=\"{}\"", node_id, epoch), 1);
+      .sample("node_info", fmt::format(R"(node="{}",epoch="{}")", node_id, epoch), 1);
 
   x.family("tier_blocks", "gauge", "Blocks resident per tier.");
   for (Tier tr : kAllTiers) x.sample("tier_blocks", tier_label(tr), t.index.tier_entries[tier_index(tr)]);
@@ -79,13 +81,11 @@ std::string render_metrics(const node::NodeTiersStats& t, const events::EventLog
            t.ssd.corrupt_blocks);
   x.single("ssd_read_errors_total", "counter", "SSD read errors.", t.ssd.read_errors);
   x.single("ssd_write_errors_total", "counter", "SSD region writes that failed.", t.ssd.write_errors);
-  x.single("ssd_full", "gauge", "1 while the SSD tier refuses blocks after running out of space.",
-           t.ssd.full ? 1 : 0);
+  x.single("ssd_full", "gauge", "1 while the SSD tier refuses blocks after running out of space.", t.ssd.full ? 1 : 0);
   x.single("ssd_admission_refused_total", "counter", "Blocks the SSD admission filter kept off SSD.",
            t.admission.rejected_cold + t.admission.rejected_budget);
 
-  x.single("bytes_served_total", "counter", "Block bytes streamed to other nodes by GetBlocks.",
-           m.bytes_served.load());
+  x.single("bytes_served_total", "counter", "Block bytes streamed to other nodes by GetBlocks.", m.bytes_served.load());
   x.single("blocks_served_total", "counter", "Blocks streamed to other nodes by GetBlocks.", m.blocks_served.load());
   x.single("bytes_received_total", "counter", "Block bytes received by PutBlocks.", m.bytes_received.load());
   x.single("blocks_received_total", "counter", "Blocks received whole by PutBlocks.", m.blocks_received.load());
@@ -102,12 +102,11 @@ std::string render_metrics(const node::NodeTiersStats& t, const events::EventLog
   for (size_t r = 0; r < kNumRpcs; ++r) {
     const std::string_view name = rpc_name(static_cast<Rpc>(r));
     const RpcCounters& c = m.rpcs[r];
-    x.sample("requests_total", fmt::format("rpc=\"{}\",outcome=\"ok\"", name), c.ok.load());
-    x.sample("requests_total", fmt::format("rpc=\"{}\",outcome=\"invalid\"", name), c.invalid.load());
-    x.sample("requests_total", fmt::format("rpc=\"{}\",outcome=\"failed\"", name), c.failed.load());
+    x.sample("requests_total", fmt::format(R"(rpc="{}",outcome="ok")", name), c.ok.load());
+    x.sample("requests_total", fmt::format(R"(rpc="{}",outcome="invalid")", name), c.invalid.load());
+    x.sample("requests_total", fmt::format(R"(rpc="{}",outcome="failed")", name), c.failed.load());
   }
-  x.family("request_duration_seconds", "histogram",
-           "gRPC request latency by method (streams: until the stream ends).");
+  x.family("request_duration_seconds", "histogram", "gRPC request latency by method (streams: until the stream ends).");
   for (size_t r = 0; r < kNumRpcs; ++r) {
     const std::string_view name = rpc_name(static_cast<Rpc>(r));
     const LatencyHistogram& h = m.rpcs[r].latency;
@@ -115,11 +114,11 @@ std::string render_metrics(const node::NodeTiersStats& t, const events::EventLog
     for (size_t b = 0; b < LatencyHistogram::kBoundsUs.size(); ++b) {
       cumulative += h.count(b);
       x.sample("request_duration_seconds_bucket",
-               fmt::format("rpc=\"{}\",le=\"{}\"", name, static_cast<double>(LatencyHistogram::kBoundsUs[b]) * 1e-6),
+               fmt::format(R"(rpc="{}",le="{}")", name, static_cast<double>(LatencyHistogram::kBoundsUs[b]) * 1e-6),
                cumulative);
     }
     cumulative += h.count(LatencyHistogram::kBoundsUs.size());
-    x.sample("request_duration_seconds_bucket", fmt::format("rpc=\"{}\",le=\"+Inf\"", name), cumulative);
+    x.sample("request_duration_seconds_bucket", fmt::format(R"(rpc="{}",le="+Inf")", name), cumulative);
     x.sample("request_duration_seconds_sum", fmt::format("rpc=\"{}\"", name), h.sum_seconds());
     x.sample("request_duration_seconds_count", fmt::format("rpc=\"{}\"", name), cumulative);
   }

@@ -63,13 +63,14 @@ Result<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::start(const std::s
   if (::bind(fd, found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd, 16) != 0) {
     const int err = errno;
     ::close(fd);
-    return Status::unavailable(fmt::format("cannot serve metrics on {}: {}", address, std::generic_category().message(err)));
+    return Status::unavailable(
+        fmt::format("cannot serve metrics on {}: {}", address, std::generic_category().message(err)));
   }
   sockaddr_storage bound{};
   socklen_t len = sizeof(bound);
   (void)::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
   const int bound_port = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
-                                                      : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+                                                     : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
   std::unique_ptr<MetricsHttpServer> server(new MetricsHttpServer(fd, bound_port, std::move(render)));
   server->thread_ = std::thread([s = server.get()] { s->serve(); });
   return server;

@@ -77,7 +77,9 @@ class RpcTimer {
   RpcTimer& operator=(const RpcTimer&) = delete;
   ~RpcTimer() {
     counters_.latency.record(std::chrono::steady_clock::now() - start_);
-    (outcome_ == 0 ? counters_.ok : outcome_ == 1 ? counters_.invalid : counters_.failed)
+    (outcome_ == 0   ? counters_.ok
+     : outcome_ == 1 ? counters_.invalid
+                     : counters_.failed)
         .fetch_add(1, std::memory_order_relaxed);
   }
   // The outcome from the call's status: INVALID_ARGUMENT counts as invalid, other errors as

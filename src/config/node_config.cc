@@ -208,7 +208,8 @@ void apply(const YAML::Node& root, NodeConfig& cfg) {
       if (l["max_tokens"]) cfg.max_tokens = get_u32(l["max_tokens"], "server.limits.max_tokens");
       if (l["max_keys"]) cfg.max_keys = get_u32(l["max_keys"], "server.limits.max_keys");
       if (l["max_batch"]) cfg.max_batch = get_u32(l["max_batch"], "server.limits.max_batch");
-      if (l["max_batch_events"]) cfg.max_batch_events = get_u32(l["max_batch_events"], "server.limits.max_batch_events");
+      if (l["max_batch_events"])
+        cfg.max_batch_events = get_u32(l["max_batch_events"], "server.limits.max_batch_events");
       if (l["max_chunk_bytes"]) cfg.max_chunk_bytes = get_bytes(l["max_chunk_bytes"], "server.limits.max_chunk_bytes");
     }
   }
@@ -262,9 +263,11 @@ Status validate_address(std::string_view field, std::string_view addr) {
 // The scalar settings under `node` ("a.b.c" paths), the namespace list excepted.
 void collect_paths(const YAML::Node& node, const std::string& prefix, std::vector<std::string>& out) {
   for (const auto& item : node) {
-    const std::string key = item.first.as<std::string>();
+    const auto key = item.first.as<std::string>();
     if (prefix.empty() && key == "namespaces") continue;
-    const std::string path = prefix.empty() ? key : prefix + "." + key;
+    std::string path = prefix;
+    if (!path.empty()) path += '.';
+    path += key;
     if (item.second.IsMap()) {
       collect_paths(item.second, path, out);
     } else {
@@ -357,7 +360,8 @@ Status NodeConfig::validate() const {
   }
   KVTIER_RETURN_IF_ERROR(validate_address("server.grpc_address", grpc_address));
   if (!metrics_address.empty()) KVTIER_RETURN_IF_ERROR(validate_address("server.metrics_address", metrics_address));
-  if (drain_ms > 600000) return Status::invalid_argument(fmt::format("server.drain_ms must be at most 600000, got {}", drain_ms));
+  if (drain_ms > 600000)
+    return Status::invalid_argument(fmt::format("server.drain_ms must be at most 600000, got {}", drain_ms));
   const auto in_range = [](std::string_view name, uint64_t v, uint64_t lo, uint64_t hi) -> Status {
     if (v < lo || v > hi) return Status::invalid_argument(fmt::format("{} must be {}..{}, got {}", name, lo, hi, v));
     return {};
@@ -415,8 +419,8 @@ Result<NodeConfig> parse_node_config(std::string_view yaml, std::string_view sou
   const std::vector<std::string> known = setting_paths();
   for (const ConfigOverride& o : overrides) {
     if (std::find(known.begin(), known.end(), o.path) == known.end()) {
-      return Status::invalid_argument(fmt::format("{}: '{}' is not a setting (see kvtierd --print-default-config)",
-                                                  o.source, o.path));
+      return Status::invalid_argument(
+          fmt::format("{}: '{}' is not a setting (see kvtierd --print-default-config)", o.source, o.path));
     }
     try {
       apply(override_document(o), cfg);
@@ -424,16 +428,16 @@ Result<NodeConfig> parse_node_config(std::string_view yaml, std::string_view sou
       return Status::invalid_argument(fmt::format("{}: {}", o.source, e.message()));
     }
   }
-  KVTIER_RETURN_IF_ERROR(cfg.validate().with_context(overrides.empty() ? std::string(source)
-                                                                         : std::string(source) + " with overrides"));
+  KVTIER_RETURN_IF_ERROR(
+      cfg.validate().with_context(overrides.empty() ? std::string(source) : std::string(source) + " with overrides"));
   return cfg;
 }
 
 Result<ConfigOverride> parse_override(std::string_view assignment, std::string_view source) {
   const size_t eq = assignment.find('=');
   if (eq == std::string_view::npos || eq == 0) {
-    return Status::invalid_argument(fmt::format("{} '{}' must be path=value, e.g. server.grpc_address=0.0.0.0:50551",
-                                                source, assignment));
+    return Status::invalid_argument(
+        fmt::format("{} '{}' must be path=value, e.g. server.grpc_address=0.0.0.0:50551", source, assignment));
   }
   return ConfigOverride{std::string(assignment.substr(0, eq)), std::string(assignment.substr(eq + 1)),
                         fmt::format("{} {}", source, assignment.substr(0, eq))};
@@ -497,14 +501,14 @@ std::string to_yaml(const NodeConfig& cfg) {
       << "write_budget_per_s" << YAML::Value << format_byte_size(cfg.ssd_write_budget_per_s) << YAML::EndMap
       << YAML::Key << "start_empty_if_unreadable" << YAML::Value << cfg.ssd_start_empty_if_unreadable << YAML::EndMap;
   out << YAML::Key << "server" << YAML::Value << YAML::BeginMap << YAML::Key << "grpc_address" << YAML::Value
-      << cfg.grpc_address << YAML::Key << "metrics_address" << YAML::Value << YAML::DoubleQuoted
-      << cfg.metrics_address << YAML::Key << "drain_ms" << YAML::Value << cfg.drain_ms << YAML::Key << "limits"
-      << YAML::Value << YAML::BeginMap << YAML::Key << "max_tokens" << YAML::Value << cfg.max_tokens << YAML::Key
-      << "max_keys" << YAML::Value << cfg.max_keys << YAML::Key << "max_batch" << YAML::Value << cfg.max_batch
-      << YAML::Key << "max_batch_events" << YAML::Value << cfg.max_batch_events << YAML::Key << "max_chunk_bytes"
-      << YAML::Value << format_byte_size(cfg.max_chunk_bytes) << YAML::EndMap << YAML::EndMap;
-  out << YAML::Key << "events" << YAML::Value << YAML::BeginMap << YAML::Key << "ring" << YAML::Value
-      << cfg.event_ring << YAML::EndMap;
+      << cfg.grpc_address << YAML::Key << "metrics_address" << YAML::Value << YAML::DoubleQuoted << cfg.metrics_address
+      << YAML::Key << "drain_ms" << YAML::Value << cfg.drain_ms << YAML::Key << "limits" << YAML::Value
+      << YAML::BeginMap << YAML::Key << "max_tokens" << YAML::Value << cfg.max_tokens << YAML::Key << "max_keys"
+      << YAML::Value << cfg.max_keys << YAML::Key << "max_batch" << YAML::Value << cfg.max_batch << YAML::Key
+      << "max_batch_events" << YAML::Value << cfg.max_batch_events << YAML::Key << "max_chunk_bytes" << YAML::Value
+      << format_byte_size(cfg.max_chunk_bytes) << YAML::EndMap << YAML::EndMap;
+  out << YAML::Key << "events" << YAML::Value << YAML::BeginMap << YAML::Key << "ring" << YAML::Value << cfg.event_ring
+      << YAML::EndMap;
   out << YAML::Key << "log" << YAML::Value << YAML::BeginMap << YAML::Key << "level" << YAML::Value << cfg.log_level
       << YAML::Key << "format" << YAML::Value << cfg.log_format << YAML::EndMap;
   out << YAML::Key << "namespaces" << YAML::Value << YAML::BeginSeq;

@@ -42,12 +42,12 @@ struct NodeConfig {
 
   std::string grpc_address = "127.0.0.1:50551";
   std::string metrics_address = "127.0.0.1:9464";  // Prometheus /metrics; empty: not served
-  uint32_t drain_ms = 2000;                         // SIGTERM: how long running requests may finish
+  uint32_t drain_ms = 2000;                        // SIGTERM: how long running requests may finish
   // What one request may ask for; larger requests get INVALID_ARGUMENT.
-  uint32_t max_tokens = 1 << 20;         // token ids in one MatchPrefix
-  uint32_t max_keys = 1 << 16;           // keys in one MatchPrefix or GetBlocks
-  uint32_t max_batch = 1024;             // requests in one MatchPrefixBatch
-  uint32_t max_batch_events = 4096;      // events in one streamed batch
+  uint32_t max_tokens = 1 << 20;          // token ids in one MatchPrefix
+  uint32_t max_keys = 1 << 16;            // keys in one MatchPrefix or GetBlocks
+  uint32_t max_batch = 1024;              // requests in one MatchPrefixBatch
+  uint32_t max_batch_events = 4096;       // events in one streamed batch
   uint64_t max_chunk_bytes = 4ULL << 20;  // one GetBlocks/PutBlocks chunk (gRPC's message limit is above it)
 
   uint32_t event_ring = 1U << 18;  // events kept for replay to subscribers that fall behind

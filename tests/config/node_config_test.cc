@@ -3,9 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <unistd.h>
-#include <cstdio>
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <fstream>
 
 namespace kvtier::config {
@@ -109,8 +109,12 @@ TEST(NodeConfigTest, LoadsFilesAndReportsMissingOnes) {
 }
 
 TEST(NodeConfigTest, EnvironmentThenFlagsOverrideTheFile) {
-  const char* env[] = {"PATH=/usr/bin", "KVTIER_HOST_BYTES=64MiB", "KVTIER_SERVER_GRPC_ADDRESS=127.0.0.1:7000",
-                       "KVTIER_SERVER_LIMITS_MAX_KEYS=128", "KVTIER_EVENTS_RING=4096", nullptr};
+  const char* env[] = {"PATH=/usr/bin",
+                       "KVTIER_HOST_BYTES=64MiB",
+                       "KVTIER_SERVER_GRPC_ADDRESS=127.0.0.1:7000",
+                       "KVTIER_SERVER_LIMITS_MAX_KEYS=128",
+                       "KVTIER_EVENTS_RING=4096",
+                       nullptr};
   const auto from_env = environment_overrides(env);
   ASSERT_EQ(from_env.overrides.size(), 4u);
   EXPECT_TRUE(from_env.unknown.empty());
@@ -121,11 +125,11 @@ TEST(NodeConfigTest, EnvironmentThenFlagsOverrideTheFile) {
   overrides.push_back(*flag);
   const auto cfg = parse_node_config("host:\n  bytes: 256MiB\nlog:\n  format: json\n", "test.yaml", overrides);
   ASSERT_TRUE(cfg.ok()) << cfg.status();
-  EXPECT_EQ(cfg->host_bytes, 64u << 20);              // environment over file
-  EXPECT_EQ(cfg->grpc_address, "127.0.0.1:7001");     // flag over environment
+  EXPECT_EQ(cfg->host_bytes, 64u << 20);           // environment over file
+  EXPECT_EQ(cfg->grpc_address, "127.0.0.1:7001");  // flag over environment
   EXPECT_EQ(cfg->max_keys, 128u);
   EXPECT_EQ(cfg->event_ring, 4096u);
-  EXPECT_EQ(cfg->log_format, "json");                 // file over default
+  EXPECT_EQ(cfg->log_format, "json");  // file over default
   // The effective YAML carries the overridden values and parses back to the same thing.
   const auto again = parse_node_config(to_yaml(*cfg), "effective");
   ASSERT_TRUE(again.ok()) << again.status();

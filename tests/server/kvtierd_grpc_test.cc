@@ -259,8 +259,8 @@ struct Received {
   grpc::Status status;
 };
 
-Received get_blocks(const std::shared_ptr<grpc::Channel>& channel, const std::vector<BlockKey>& keys,
-                    bool include_ssd, uint32_t chunk_bytes) {
+Received get_blocks(const std::shared_ptr<grpc::Channel>& channel, const std::vector<BlockKey>& keys, bool include_ssd,
+                    uint32_t chunk_bytes) {
   auto stub = v1::Blocks::NewStub(channel);
   v1::GetBlocksRequest req;
   for (const BlockKey& k : keys) req.add_keys(key_bytes(k));

@@ -219,16 +219,13 @@ Status HostArena::release_evicted(uint32_t locator) {
   Lock lock(*this);
   const uint32_t w = state(locator).load(std::memory_order_acquire);
   switch (state_of(w)) {
-    case BlockState::kCommitted:
-      free_block_locked(locator, BlockState::kCommitted);
-      return {};
+    case BlockState::kCommitted: free_block_locked(locator, BlockState::kCommitted); return {};
     case BlockState::kReserved:
       // Published but not yet committed: the writer may still be copying or about to commit.
       // Freeing it now would hand its memory to another block under the writer's feet.
       state(locator).store(make_state(BlockState::kEvictedReserved, owner_of(w)), std::memory_order_release);
       return {};
-    default:
-      return Status::not_found(fmt::format("block {} is not a cached block", locator));
+    default: return Status::not_found(fmt::format("block {} is not a cached block", locator));
   }
 }
 
