@@ -45,7 +45,8 @@ Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(node::NodeTiers& tiers
   builder.SetMaxReceiveMessageSize(static_cast<int>(f->options_.limits.max_chunk_bytes + (64U << 10)));
   int bound_port = 0;
   builder.AddListeningPort(f->options_.address, grpc::InsecureServerCredentials(), &bound_port);
-  builder.RegisterService(&f->locality_);
+  // One completion queue (and thread) per core: each answers its requests where they arrive.
+  f->locality_.register_with(builder, static_cast<int>(std::max(2U, std::thread::hardware_concurrency())));
   builder.RegisterService(&f->events_);
   builder.RegisterService(&f->blocks_);
   builder.RegisterService(&f->admin_);
@@ -54,6 +55,7 @@ Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(node::NodeTiers& tiers
     return Status::unavailable(
         fmt::format("cannot serve gRPC on {} (in use, or not an address of this machine)", f->options_.address));
   }
+  f->locality_.start();
   if (!f->options_.metrics_address.empty()) {
     GrpcFrontend* raw = f.get();
     auto http = MetricsHttpServer::start(f->options_.metrics_address, [raw] { return raw->render_metrics(); });
@@ -76,7 +78,9 @@ std::string GrpcFrontend::render_metrics() const {
 
 GrpcFrontend::~GrpcFrontend() {
   // Running requests get the grace period; streams still open after it are cancelled.
+  locality_.begin_shutdown();
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + options_.grace);
+  locality_.stop();
   metrics_http_.reset();
   stopping_ = true;
   if (poller_.joinable()) poller_.join();

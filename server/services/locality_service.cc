@@ -73,31 +73,117 @@ grpc::Status LocalityService::match(const v1::MatchPrefixRequest& request, v1::M
   return grpc::Status::OK;
 }
 
-grpc::ServerUnaryReactor* LocalityService::MatchPrefix(grpc::CallbackServerContext* context,
-                                                       const v1::MatchPrefixRequest* request,
-                                                       v1::MatchPrefixResponse* response) {
-  RpcTimer timer(metrics_, Rpc::kMatchPrefix);
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(timer.done(match(*request, response)));
-  return reactor;
+grpc::Status LocalityService::match_batch(const v1::MatchPrefixBatchRequest& request,
+                                          v1::MatchPrefixBatchResponse* response) const {
+  if (static_cast<uint32_t>(request.requests_size()) > limits_.max_batch) {
+    return invalid(
+        fmt::format("{} requests is more than the batch limit of {}", request.requests_size(), limits_.max_batch));
+  }
+  for (int i = 0; i < request.requests_size(); ++i) {
+    const grpc::Status s = match(request.requests(i), response->add_responses());
+    if (!s.ok()) return {s.error_code(), fmt::format("requests[{}]: {}", i, s.error_message())};
+  }
+  return grpc::Status::OK;
 }
 
-grpc::ServerUnaryReactor* LocalityService::MatchPrefixBatch(grpc::CallbackServerContext* context,
-                                                            const v1::MatchPrefixBatchRequest* request,
-                                                            v1::MatchPrefixBatchResponse* response) {
-  RpcTimer timer(metrics_, Rpc::kMatchPrefixBatch);
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  grpc::Status status;
-  if (static_cast<uint32_t>(request->requests_size()) > limits_.max_batch) {
-    status = invalid(
-        fmt::format("{} requests is more than the batch limit of {}", request->requests_size(), limits_.max_batch));
+namespace {
+
+// One posted request slot of the asynchronous API, and then the call it receives.
+class PendingCall {
+ public:
+  virtual ~PendingCall() = default;
+  // The queue delivered this call's tag: `ok` false means the server is shutting down.
+  virtual void proceed(bool ok) = 0;
+};
+
+// A unary method's call: posted, received (answered at once, and a new slot posted), finished.
+// Requests for `Method`: Request(service, ctx, req, responder, cq) posts the slot; Answer(service,
+// req, resp) computes the status.
+template <typename Req, typename Resp, typename Method>
+class UnaryCall final : public PendingCall {
+ public:
+  UnaryCall(LocalityService& service, grpc::ServerCompletionQueue* cq) : service_(service), cq_(cq), responder_(&ctx_) {
+    Method::request(service_.service(), &ctx_, &request_, &responder_, cq_, this);
   }
-  for (int i = 0; status.ok() && i < request->requests_size(); ++i) {
-    const grpc::Status s = match(request->requests(i), response->add_responses());
-    if (!s.ok()) status = {s.error_code(), fmt::format("requests[{}]: {}", i, s.error_message())};
+  void proceed(bool ok) override {
+    if (finishing_ || !ok) {
+      delete this;
+      return;
+    }
+    if (service_.accepting()) new UnaryCall(service_, cq_);  // the next request finds a slot waiting
+    RpcTimer timer(service_.metrics(), Method::kRpc);
+    finishing_ = true;
+    responder_.Finish(response_, timer.done(Method::answer(service_, request_, &response_)), this);
   }
-  reactor->Finish(timer.done(status));
-  return reactor;
+
+ private:
+  LocalityService& service_;
+  grpc::ServerCompletionQueue* cq_;
+  grpc::ServerContext ctx_;
+  Req request_;
+  Resp response_;
+  grpc::ServerAsyncResponseWriter<Resp> responder_;
+  bool finishing_ = false;
+};
+
+struct MatchPrefixMethod {
+  static constexpr Rpc kRpc = Rpc::kMatchPrefix;
+  static void request(v1::Locality::AsyncService& s, grpc::ServerContext* ctx, v1::MatchPrefixRequest* req,
+                      grpc::ServerAsyncResponseWriter<v1::MatchPrefixResponse>* responder,
+                      grpc::ServerCompletionQueue* cq, void* tag) {
+    s.RequestMatchPrefix(ctx, req, responder, cq, cq, tag);
+  }
+  static grpc::Status answer(const LocalityService& s, const v1::MatchPrefixRequest& req,
+                             v1::MatchPrefixResponse* resp) {
+    return s.match(req, resp);
+  }
+};
+
+struct MatchPrefixBatchMethod {
+  static constexpr Rpc kRpc = Rpc::kMatchPrefixBatch;
+  static void request(v1::Locality::AsyncService& s, grpc::ServerContext* ctx, v1::MatchPrefixBatchRequest* req,
+                      grpc::ServerAsyncResponseWriter<v1::MatchPrefixBatchResponse>* responder,
+                      grpc::ServerCompletionQueue* cq, void* tag) {
+    s.RequestMatchPrefixBatch(ctx, req, responder, cq, cq, tag);
+  }
+  static grpc::Status answer(const LocalityService& s, const v1::MatchPrefixBatchRequest& req,
+                             v1::MatchPrefixBatchResponse* resp) {
+    return s.match_batch(req, resp);
+  }
+};
+
+// Requests each queue keeps posted per method: enough for bursts from many clients.
+constexpr int kSlotsPerQueue = 64;
+
+}  // namespace
+
+void LocalityService::register_with(grpc::ServerBuilder& builder, int threads) {
+  builder.RegisterService(&service_);
+  for (int i = 0; i < threads; ++i) queues_.push_back(builder.AddCompletionQueue());
+}
+
+void LocalityService::start() {
+  for (auto& q : queues_) {
+    for (int i = 0; i < kSlotsPerQueue; ++i) {
+      new UnaryCall<v1::MatchPrefixRequest, v1::MatchPrefixResponse, MatchPrefixMethod>(*this, q.get());
+      new UnaryCall<v1::MatchPrefixBatchRequest, v1::MatchPrefixBatchResponse, MatchPrefixBatchMethod>(*this, q.get());
+    }
+    threads_.emplace_back([cq = q.get()] {
+      void* tag = nullptr;
+      bool ok = false;
+      while (cq->Next(&tag, &ok)) static_cast<PendingCall*>(tag)->proceed(ok);
+    });
+  }
+}
+
+void LocalityService::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  accepting_ = false;
+  // The server has shut down: every posted slot comes back with ok = false and is freed.
+  for (auto& q : queues_) q->Shutdown();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
 }
 
 }  // namespace kvtier::services
