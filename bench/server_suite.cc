@@ -177,21 +177,29 @@ OpenLoopResult open_loop(const Sender& send, double qps, double seconds) {
   return {pct(0.50), pct(0.99), pct(0.999), static_cast<double>(latencies.size()) / (finished - start), errors};
 }
 
+// A listening socket on a free loopback port (its address in *addr), or -1.
+int listen_on_loopback(sockaddr_in* addr) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  addr->sin_family = AF_INET;
+  addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr->sin_port = 0;
+  socklen_t len = sizeof(*addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(addr), sizeof(*addr)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(addr), &len) != 0 || ::listen(fd, 1) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 // The latency floor of this machine, measured like the open loop above: 64-byte messages sent on
 // the same schedule over a loopback TCP connection to a thread that echoes them, a receiver
 // thread timing each echo from its scheduled time. What is left above it is gRPC's and kvtier's.
 OpenLoopResult tcp_echo_open_loop(double qps, double seconds) {
   constexpr size_t kMessage = 64;
-  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0 || ::listen(listener, 1) != 0) {
-    ::close(listener);
-    return {};
-  }
+  const int listener = listen_on_loopback(&addr);
+  if (listener < 0) return {};
   const int client = ::socket(AF_INET, SOCK_STREAM, 0);
   const int one = 1;
   if (::connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
@@ -276,16 +284,9 @@ double getblocks_rate(v1::Blocks::Stub& stub, const std::vector<BlockKey>& keys,
 
 // Bytes per second of `total` bytes over a loopback TCP connection, 1 MiB writes and reads.
 double tcp_rate(uint64_t total) {
-  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0 || ::listen(listener, 1) != 0) {
-    ::close(listener);
-    return 0;
-  }
+  const int listener = listen_on_loopback(&addr);
+  if (listener < 0) return 0;
   std::thread sender([&] {
     const int s = ::socket(AF_INET, SOCK_STREAM, 0);
     if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
@@ -526,8 +527,9 @@ namespaces:
 
   fmt::print("kvtier-bench server: kvtierd (pid {}) and the load on this machine's {} cores\n{}", daemon->pid(),
              std::thread::hardware_concurrency(), table.render());
-  const bool sound = floor.errors == 0 && best_match.errors == 0 && best_match.wrong == 0 && best_repeated.errors == 0 &&
-                     best_repeated.wrong == 0 && open.errors == 0 && bad_chunks == 0 && bad_batches.load() == 0;
+  const bool sound = floor.errors == 0 && best_match.errors == 0 && best_match.wrong == 0 &&
+                     best_repeated.errors == 0 && best_repeated.wrong == 0 && open.errors == 0 && bad_chunks == 0 &&
+                     bad_batches.load() == 0;
   if (!sound) fmt::print("kvtier-bench server: ERRORS in the run (see the notes above)\n");
   if (opt.json) {
     JsonObject j;
