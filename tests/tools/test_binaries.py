@@ -82,6 +82,15 @@ server: {{grpc_address: "127.0.0.1:{grpc}", metrics_address: "127.0.0.1:{metrics
 """
 
 
+def remove_node_segments(name):
+    """The shared-memory segments a test node named `name` leaves in /dev/shm."""
+    for part in ("index", "host", "loads"):
+        try:
+            os.unlink(f"/dev/shm/kvtiertest-{name}-{part}")
+        except FileNotFoundError:
+            pass
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -120,11 +129,7 @@ def test_kvtierd_serves_until_sigterm_and_stops_cleanly(node_dir):
     finally:
         if daemon.poll() is None:
             daemon.kill()
-        for part in ("index", "host", "loads"):
-            try:
-                os.unlink(f"/dev/shm/kvtiertest-{name}-{part}")
-            except FileNotFoundError:
-                pass
+        remove_node_segments(name)
 
 
 def test_kvtierd_refuses_an_unreadable_ssd_catalogue_unless_told_to_start_empty(node_dir):
@@ -150,11 +155,7 @@ def test_kvtierd_refuses_an_unreadable_ssd_catalogue_unless_told_to_start_empty(
         daemon.communicate(timeout=60)
         assert daemon.returncode == 0
     finally:
-        for part in ("index", "host", "loads"):
-            try:
-                os.unlink(f"/dev/shm/kvtiertest-{name}-{part}")
-            except FileNotFoundError:
-                pass
+        remove_node_segments(name)
 
 
 # Sanitizer presets build no kvtier-bench (its suites are timed in Release): their shape is
@@ -258,11 +259,7 @@ def test_kvtierd_refuses_a_second_daemon_and_a_busy_port(node_dir):
         first.communicate(timeout=60)
         assert first.returncode == 0
         for n in (name, name + "b"):
-            for part in ("index", "host", "loads"):
-                try:
-                    os.unlink(f"/dev/shm/kvtiertest-{n}-{part}")
-                except FileNotFoundError:
-                    pass
+            remove_node_segments(n)
 
 
 def test_cli_shows_a_running_node_over_grpc(node_dir):
@@ -322,8 +319,4 @@ def test_cli_shows_a_running_node_over_grpc(node_dir):
         assert daemon.returncode == 0
         for line in out.splitlines():
             json.loads(line)  # --log-format json: every line is one JSON object
-        for part in ("index", "host", "loads"):
-            try:
-                os.unlink(f"/dev/shm/kvtiertest-{name}-{part}")
-            except FileNotFoundError:
-                pass
+        remove_node_segments(name)
