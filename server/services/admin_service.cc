@@ -3,13 +3,9 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include "server/services/request_checks.h"
+
 namespace kvtier::services {
-namespace {
-
-grpc::Status invalid(const std::string& message) { return {grpc::StatusCode::INVALID_ARGUMENT, message}; }
-
-}  // namespace
-
 grpc::Status AdminService::GetStats(grpc::ServerContext* /*context*/, const v1::GetStatsRequest* /*request*/,
                                     v1::GetStatsResponse* r) {
   RpcTimer timer(metrics_, Rpc::kGetStats);
@@ -52,14 +48,9 @@ grpc::Status AdminService::GetStats(grpc::ServerContext* /*context*/, const v1::
 grpc::Status AdminService::ClearNamespace(grpc::ServerContext* /*context*/, const v1::ClearNamespaceRequest* request,
                                           v1::ClearNamespaceResponse* response) {
   RpcTimer timer(metrics_, Rpc::kClearNamespace);
-  if (!request->has_namespace_()) return timer.done(invalid("ClearNamespace needs a namespace"));
-  const v1::NamespaceRef& ref = request->namespace_();
-  auto ns = catalog_.find(ref.model_id(), ref.adapter_id(), ref.cache_salt());
-  if (!ns) {
-    return timer.done(
-        invalid(fmt::format("namespace model '{}' adapter '{}' cache_salt '{}' is not configured on this node",
-                            ref.model_id(), ref.adapter_id(), ref.cache_salt())));
-  }
+  if (!request->has_namespace_()) return timer.done(invalid_argument("ClearNamespace needs a namespace"));
+  std::optional<Namespace> ns;
+  if (grpc::Status s = resolve_namespace(catalog_, request->namespace_(), ns); !s.ok()) return timer.done(s);
   const node::ClearReport report = tiers_.clear_namespace(ns->index_id());
   response->set_removed(report.removed);
   response->set_busy(report.busy);
@@ -73,9 +64,9 @@ grpc::Status AdminService::Evict(grpc::ServerContext* /*context*/, const v1::Evi
   switch (request->tier()) {
     case v1::TIER_HOST: tier = Tier::kHost; break;
     case v1::TIER_SSD: tier = Tier::kSsd; break;
-    default: return timer.done(invalid("evict works on TIER_HOST or TIER_SSD"));
+    default: return timer.done(invalid_argument("evict works on TIER_HOST or TIER_SSD"));
   }
-  if (request->bytes() == 0) return timer.done(invalid("evict needs bytes > 0"));
+  if (request->bytes() == 0) return timer.done(invalid_argument("evict needs bytes > 0"));
   auto report = tiers_.evict(tier, request->bytes());
   if (!report.ok()) {
     const auto code = report.status().code() == StatusCode::kFailedPrecondition ? grpc::StatusCode::FAILED_PRECONDITION

@@ -8,10 +8,10 @@
 #include <memory>
 #include <optional>
 
+#include "server/services/request_checks.h"
+
 namespace kvtier::services {
 namespace {
-
-grpc::Status invalid(const std::string& message) { return {grpc::StatusCode::INVALID_ARGUMENT, message}; }
 
 // The pins of the blocks a GetBlocks call streams. Shared by the call and by every payload
 // slice gRPC still holds: the last of them to go releases the pins.
@@ -122,25 +122,16 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* BlocksService::GetBlocks(grpc::Callb
   v1::GetBlocksRequest request;
   grpc::ByteBuffer copy(*raw);  // Deserialize consumes its buffer; this copies references only
   if (!grpc::SerializationTraits<v1::GetBlocksRequest>::Deserialize(&copy, &request).ok()) {
-    return refuse(invalid("the request is not a GetBlocksRequest"));
-  }
-  if (static_cast<uint32_t>(request.keys_size()) > limits_.max_keys) {
-    return refuse(invalid(fmt::format("{} keys is more than the limit of {}", request.keys_size(), limits_.max_keys)));
+    return refuse(invalid_argument("the request is not a GetBlocksRequest"));
   }
   const uint32_t chunk_bytes =
       request.chunk_bytes() == 0 ? std::min(kDefaultChunkBytes, limits_.max_chunk_bytes) : request.chunk_bytes();
   if (chunk_bytes < 4096 || chunk_bytes > limits_.max_chunk_bytes) {
-    return refuse(invalid(fmt::format("chunk_bytes {} is outside 4096..{}", chunk_bytes, limits_.max_chunk_bytes)));
+    return refuse(
+        invalid_argument(fmt::format("chunk_bytes {} is outside 4096..{}", chunk_bytes, limits_.max_chunk_bytes)));
   }
   std::vector<BlockKey> keys;
-  keys.reserve(static_cast<size_t>(request.keys_size()));
-  for (int i = 0; i < request.keys_size(); ++i) {
-    const std::string& k = request.keys(i);
-    if (k.size() != BlockKey::kBytes) {
-      return refuse(invalid(fmt::format("keys[{}] is {} bytes; a key is {}", i, k.size(), BlockKey::kBytes)));
-    }
-    keys.push_back(BlockKey::from_bytes(reinterpret_cast<const uint8_t*>(k.data())));
-  }
+  if (grpc::Status s = parse_keys(request.keys(), limits_.max_keys, keys); !s.ok()) return refuse(s);
   auto pins = std::make_shared<PinnedBlocks>();
   if (request.include_ssd()) {
     auto acquired = client_.acquire_or_load(keys);
@@ -200,12 +191,9 @@ grpc::Status BlocksService::PutBlocks(grpc::ServerContext* /*context*/,
       if (!msg.has_namespace_()) {
         return fail(grpc::StatusCode::INVALID_ARGUMENT, "the stream's first message must name the namespace");
       }
-      const v1::NamespaceRef& ref = msg.namespace_();
-      auto ns = catalog_.find(ref.model_id(), ref.adapter_id(), ref.cache_salt());
-      if (!ns) {
-        return fail(grpc::StatusCode::INVALID_ARGUMENT,
-                    fmt::format("namespace model '{}' adapter '{}' cache_salt '{}' is not configured on this node",
-                                ref.model_id(), ref.adapter_id(), ref.cache_salt()));
+      std::optional<Namespace> ns;
+      if (grpc::Status s = resolve_namespace(catalog_, msg.namespace_(), ns); !s.ok()) {
+        return fail(s.error_code(), s.error_message());
       }
       auto h = handle_for(*ns);
       if (!h.ok()) return fail(grpc::StatusCode::INTERNAL, h.status().to_string());

@@ -5,58 +5,40 @@
 #include <vector>
 
 #include "kvtier/prefix_chain.h"
+#include "server/services/request_checks.h"
 
 namespace kvtier::services {
-namespace {
-
-grpc::Status invalid(const std::string& message) { return {grpc::StatusCode::INVALID_ARGUMENT, message}; }
-
-}  // namespace
-
 grpc::Status LocalityService::match(const v1::MatchPrefixRequest& request, v1::MatchPrefixResponse* response) const {
   const bool by_tokens = request.token_ids_size() > 0;
   const bool by_keys = request.keys_size() > 0;
   const bool by_packed = !request.packed_keys().empty();
   if (int{by_tokens} + int{by_keys} + int{by_packed} != 1) {
-    return invalid("give exactly one of token_ids, keys and packed_keys");
+    return invalid_argument("give exactly one of token_ids, keys and packed_keys");
   }
   // Per-thread scratch: a match allocates nothing on the steady path.
   thread_local std::vector<BlockKey> keys;
   keys.clear();
   if (by_tokens) {
     if (static_cast<uint32_t>(request.token_ids_size()) > limits_.max_tokens) {
-      return invalid(
+      return invalid_argument(
           fmt::format("{} token ids is more than the limit of {}", request.token_ids_size(), limits_.max_tokens));
     }
-    if (!request.has_namespace_()) return invalid("token_ids need a namespace");
-    const v1::NamespaceRef& ref = request.namespace_();
-    auto ns = catalog_.find(ref.model_id(), ref.adapter_id(), ref.cache_salt());
-    if (!ns) {
-      return invalid(fmt::format("namespace model '{}' adapter '{}' cache_salt '{}' is not configured on this node",
-                                 ref.model_id(), ref.adapter_id(), ref.cache_salt()));
-    }
+    if (!request.has_namespace_()) return invalid_argument("token_ids need a namespace");
+    std::optional<Namespace> ns;
+    if (grpc::Status s = resolve_namespace(catalog_, request.namespace_(), ns); !s.ok()) return s;
     keys = compute_chain(*ns, {request.token_ids().data(), static_cast<size_t>(request.token_ids_size())});
     response->set_block_tokens(ns->block_tokens());
   } else if (by_keys) {
-    if (static_cast<uint32_t>(request.keys_size()) > limits_.max_keys) {
-      return invalid(fmt::format("{} keys is more than the limit of {}", request.keys_size(), limits_.max_keys));
-    }
-    keys.reserve(static_cast<size_t>(request.keys_size()));
-    for (int i = 0; i < request.keys_size(); ++i) {
-      const std::string& k = request.keys(i);
-      if (k.size() != BlockKey::kBytes) {
-        return invalid(fmt::format("keys[{}] is {} bytes; a key is {}", i, k.size(), BlockKey::kBytes));
-      }
-      keys.push_back(BlockKey::from_bytes(reinterpret_cast<const uint8_t*>(k.data())));
-    }
+    if (grpc::Status s = parse_keys(request.keys(), limits_.max_keys, keys); !s.ok()) return s;
   } else {
     const std::string& packed = request.packed_keys();
     if (packed.size() % BlockKey::kBytes != 0) {
-      return invalid(
+      return invalid_argument(
           fmt::format("packed_keys is {} bytes, not a whole number of {}-byte keys", packed.size(), BlockKey::kBytes));
     }
     const size_t n = packed.size() / BlockKey::kBytes;
-    if (n > limits_.max_keys) return invalid(fmt::format("{} keys is more than the limit of {}", n, limits_.max_keys));
+    if (n > limits_.max_keys)
+      return invalid_argument(fmt::format("{} keys is more than the limit of {}", n, limits_.max_keys));
     const auto* p = reinterpret_cast<const uint8_t*>(packed.data());
     for (size_t i = 0; i < n; ++i) keys.push_back(BlockKey::from_bytes(p + i * BlockKey::kBytes));
   }
@@ -76,7 +58,7 @@ grpc::Status LocalityService::match(const v1::MatchPrefixRequest& request, v1::M
 grpc::Status LocalityService::match_batch(const v1::MatchPrefixBatchRequest& request,
                                           v1::MatchPrefixBatchResponse* response) const {
   if (static_cast<uint32_t>(request.requests_size()) > limits_.max_batch) {
-    return invalid(
+    return invalid_argument(
         fmt::format("{} requests is more than the batch limit of {}", request.requests_size(), limits_.max_batch));
   }
   for (int i = 0; i < request.requests_size(); ++i) {
