@@ -30,6 +30,7 @@
 
 #include "bench_report.h"
 #include "bench_timer.h"
+#include "kvtier/checksum.h"
 #include "kvtier/client.h"
 #include "kvtier/v1/admin.grpc.pb.h"
 #include "kvtier/v1/blocks.grpc.pb.h"
@@ -275,7 +276,7 @@ double getblocks_rate(v1::Blocks::Stub& stub, const std::vector<BlockKey>& keys,
   v1::BlockChunk chunk;
   uint64_t bytes = 0;
   while (stream->Read(&chunk)) {
-    if (XXH3_64bits(chunk.data().data(), chunk.data().size()) != chunk.chunk_xxh3()) ++*bad;
+    if (xxh3_64(chunk.data().data(), chunk.data().size()) != chunk.chunk_xxh3()) ++*bad;
     bytes += chunk.data().size();
   }
   if (!stream->Finish().ok() || bytes != keys.size() * kBlockBytes) ++*bad;
@@ -490,14 +491,24 @@ namespaces:
   auto blocks = v1::Blocks::NewStub(grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), bulk));
   uint64_t bad_chunks = 0;
   (void)getblocks_rate(*blocks, chain, &bad_chunks);  // warm
-  double best_get = 0, best_tcp = 0;
-  for (int r = 0; r < rounds + 1; ++r) {
-    best_tcp = std::max(best_tcp, tcp_rate(chain.size() * kBlockBytes));
-    best_get = std::max(best_get, getblocks_rate(*blocks, chain, &bad_chunks));
+  // Streams of tens of milliseconds on a shared 2-core machine scatter by 2x from one to the
+  // next, so each side gets many interleaved tries and is taken at its best (medians noted).
+  std::vector<double> gets, tcps;
+  for (int r = 0; r < (opt.quick ? 4 : 12); ++r) {
+    tcps.push_back(tcp_rate(chain.size() * kBlockBytes));
+    gets.push_back(getblocks_rate(*blocks, chain, &bad_chunks));
   }
-  table.add_row({"GetBlocks (GB/s)", fixed(best_get / 1e9, 2), fixed(best_tcp / 1e9, 2), fixed(best_get / best_tcp, 2),
-                 fmt::format("{} MiB chain of 256 KiB blocks vs loopback TCP; bad chunks {}",
-                             chain.size() * kBlockBytes >> 20, bad_chunks)});
+  const double best_get = *std::max_element(gets.begin(), gets.end());
+  const double best_tcp = *std::max_element(tcps.begin(), tcps.end());
+  const auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  table.add_row(
+      {"GetBlocks (GB/s)", fixed(best_get / 1e9, 2), fixed(best_tcp / 1e9, 2), fixed(best_get / best_tcp, 2),
+       fmt::format("{} MiB chain of 256 KiB blocks vs loopback TCP, best of {}; medians {:.2f} vs {:.2f}; "
+                   "bad chunks {}",
+                   chain.size() * kBlockBytes >> 20, gets.size(), median(gets) / 1e9, median(tcps) / 1e9, bad_chunks)});
 
   uint64_t first = 0, epoch = 0;
   if (Status s = make_events(client.index(), *admin, events, &first, &epoch); !s.ok()) {
@@ -542,6 +553,7 @@ namespaces:
         .add("events_per_s_each_of_8", each_of_8)
         .add("getblocks_gbytes_per_s", best_get / 1e9)
         .add("tcp_gbytes_per_s", best_tcp / 1e9)
+        .add("getblocks_vs_tcp_median", median(gets) / median(tcps))
         .add("match_p50_us_at_20k_qps", open.p50_us)
         .add("tcp_echo_p99_us_at_20k_qps", floor.p99_us)
         .add("tcp_echo_p50_us_at_20k_qps", floor.p50_us)

@@ -1,7 +1,6 @@
 #include "kvtier/client.h"
 
 #include <fmt/format.h>
-#include <xxhash.h>
 
 #include <atomic>
 #include <cstring>
@@ -10,6 +9,7 @@
 #include "common/node_segments.h"
 #include "common/shared_segment.h"
 #include "index/crash_points.h"
+#include "kvtier/checksum.h"
 #include "load/load_queue.h"
 #include "tiers/host/host_arena.h"
 #include "tiers/host/index_binding.h"
@@ -19,12 +19,6 @@ namespace {
 
 std::string index_segment(const ClientOptions& o) { return node_index_segment(o.shm_prefix, o.node_name); }
 std::string host_segment(const ClientOptions& o) { return node_host_segment(o.shm_prefix, o.node_name); }
-
-// XXH3-64 of a block, never 0: the arena uses 0 for "no checksum recorded".
-uint64_t block_checksum(const uint8_t* data, size_t size) {
-  const uint64_t sum = XXH3_64bits(data, size);
-  return sum != 0 ? sum : 1;
-}
 
 Result<std::unique_ptr<host::HostArena>> open_arena(const ClientOptions& o) {
   auto attached = host::HostArena::attach(host_segment(o));
@@ -296,6 +290,16 @@ Result<size_t> Client::seal(std::span<const BlockKey> keys) {
 }
 
 uint64_t Client::checksum(const HostBlock& block) const { return impl_->arena->checksum(block.lease_.info().host_loc); }
+
+uint64_t Client::sealed_checksum(const HostBlock& block) {
+  const uint32_t loc = block.lease_.info().host_loc;
+  if (const uint64_t recorded = impl_->arena->checksum(loc); recorded != 0) return recorded;
+  // Two sealers of one block store the same value: the bytes are immutable while pinned.
+  const uint64_t sum = block_checksum(block.data(), block.size());
+  impl_->arena->set_checksum(loc, sum);
+  impl_->sealed.fetch_add(1, std::memory_order_relaxed);
+  return sum;
+}
 
 Result<EvictionReport> Client::evict(Tier tier, uint64_t bytes, const EvictionPolicy& policy) {
   return impl_->index.evict(tier, bytes, policy, impl_->releaser.get());

@@ -165,6 +165,9 @@ class Client {
   Result<size_t> seal(std::span<const BlockKey> keys);
   // The checksum recorded for a host block, or 0.
   uint64_t checksum(const HostBlock& block) const;
+  // The checksum recorded for a held block, recording it first if it has none (as seal does):
+  // what a block that leaves the node is sent with. Never 0.
+  uint64_t sealed_checksum(const HostBlock& block);
 
   // Frees at least `bytes` of a tier by `policy`, releasing the space the blocks held.
   Result<EvictionReport> evict(Tier tier, uint64_t bytes, const EvictionPolicy& policy);

@@ -2,12 +2,12 @@
 
 #include <fmt/format.h>
 #include <grpcpp/support/proto_buffer_reader.h>
-#include <xxhash.h>
 
 #include <cstring>
 #include <memory>
 #include <optional>
 
+#include "kvtier/checksum.h"
 #include "server/services/request_checks.h"
 
 namespace kvtier::services {
@@ -74,15 +74,21 @@ class ChunkWriter final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     const size_t len = std::min<size_t>(chunk_bytes_, b.size() - offset_);
     const uint8_t* data = b.data() + offset_;
     const bool last = offset_ + len == b.size();
+    // A block leaves the node sealed: its recorded checksum is what the receiver checks it
+    // against, so corruption in this node's memory after the seal is caught there. A block sent
+    // as one chunk takes it as the chunk's checksum too (the same XXH3-64 of the same bytes), so
+    // a block served again is not hashed again. 1 is ambiguous (block_checksum maps 0 to 1).
+    if (offset_ == 0) block_sum_ = client_.sealed_checksum(b);
+    const bool whole = offset_ == 0 && last && block_sum_ != 1;
     v1::BlockChunk head;
     head.set_block(static_cast<uint32_t>(block_));
     const auto key = b.key().to_bytes();
     head.set_key(key.data(), key.size());
     head.set_block_bytes(static_cast<uint32_t>(b.size()));
     head.set_offset(static_cast<uint32_t>(offset_));
-    head.set_chunk_xxh3(XXH3_64bits(data, len));
+    head.set_chunk_xxh3(whole ? block_sum_ : xxh3_64(data, len));
     head.set_last(last);
-    if (last) head.set_block_xxh3(client_.checksum(b));
+    if (last) head.set_block_xxh3(block_sum_);
     head.set_tier(block_ < pins_->from_host ? v1::TIER_HOST : v1::TIER_SSD);
     std::string prefix = head.SerializeAsString();
     prefix.push_back(static_cast<char>((v1::BlockChunk::kDataFieldNumber << 3) | 2));  // length-delimited
@@ -108,6 +114,7 @@ class ChunkWriter final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   ServiceMetrics& metrics_;
   RpcTimer timer_;
   size_t block_ = 0, offset_ = 0;
+  uint64_t block_sum_ = 0;  // the sealed checksum of blocks_[block_]
   grpc::ByteBuffer buffer_;
 };
 
@@ -218,7 +225,7 @@ grpc::Status BlocksService::PutBlocks(grpc::ServerContext* /*context*/,
       return fail(grpc::StatusCode::INVALID_ARGUMENT,
                   fmt::format("a chunk of {} bytes is over the limit of {}", data.size(), limits_.max_chunk_bytes));
     }
-    if (XXH3_64bits(data.data(), data.size()) != c.chunk_xxh3()) {
+    if (xxh3_64(data.data(), data.size()) != c.chunk_xxh3()) {
       return fail(grpc::StatusCode::DATA_LOSS,
                   fmt::format("block {} chunk at offset {}: checksum mismatch", key.to_hex(), c.offset()));
     }
@@ -273,7 +280,7 @@ grpc::Status BlocksService::PutBlocks(grpc::ServerContext* /*context*/,
                   fmt::format("block {} ended after {} of its {} bytes", key.to_hex(), open->next_offset, block_bytes));
     }
     if (open->reservation) {
-      if (c.block_xxh3() != 0 && XXH3_64bits(open->reservation->data(), block_bytes) != c.block_xxh3()) {
+      if (c.block_xxh3() != 0 && xxh3_64(open->reservation->data(), block_bytes) != c.block_xxh3()) {
         return fail(grpc::StatusCode::DATA_LOSS, fmt::format("block {}: checksum mismatch", key.to_hex()));
       }
       const Status committed = open->reservation->commit();

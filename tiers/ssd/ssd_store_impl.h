@@ -2,8 +2,6 @@
 // (opening and recovering), region_writer.cc (the writer thread) and region_reclaim.cc.
 #pragma once
 
-#include <xxhash.h>
-
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -14,6 +12,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "kvtier/checksum.h"
 #include "tiers/ssd/ssd_store.h"
 
 namespace kvtier::ssd {
@@ -36,10 +35,7 @@ inline AlignedBuffer aligned_alloc_bytes(size_t bytes) {
   return AlignedBuffer(static_cast<uint8_t*>(p));
 }
 
-inline uint64_t checksum_of(const uint8_t* data, size_t size) {
-  const uint64_t sum = XXH3_64bits(data, size);
-  return sum != 0 ? sum : 1;
-}
+inline uint64_t checksum_of(const uint8_t* data, size_t size) { return block_checksum(data, size); }
 
 // The index's SSD locator: region (24 bits), generation (16), offset in kIoAlign units (24).
 inline uint64_t locator_of(const StoredBlock& b) {
