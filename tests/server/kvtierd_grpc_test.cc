@@ -256,6 +256,9 @@ struct Received {
   std::vector<v1::Tier> tiers;
   size_t chunks = 0;
   bool checksums_ok = true;
+  size_t bad_chunks = 0;       // chunk_xxh3 differs from the chunk's bytes
+  size_t bad_blocks = 0;       // block_xxh3 differs from the reassembled block
+  size_t unsealed_blocks = 0;  // last chunks without a block_xxh3
   grpc::Status status;
 };
 
@@ -272,7 +275,10 @@ Received get_blocks(const std::shared_ptr<grpc::Channel>& channel, const std::ve
   v1::BlockChunk chunk;
   while (stream->Read(&chunk)) {
     ++got.chunks;
-    if (XXH3_64bits(chunk.data().data(), chunk.data().size()) != chunk.chunk_xxh3()) got.checksums_ok = false;
+    if (XXH3_64bits(chunk.data().data(), chunk.data().size()) != chunk.chunk_xxh3()) {
+      got.checksums_ok = false;
+      ++got.bad_chunks;
+    }
     if (chunk.offset() == 0) {
       got.keys.push_back(BlockKey::from_bytes(reinterpret_cast<const uint8_t*>(chunk.key().data())));
       got.bytes.emplace_back();
@@ -283,9 +289,11 @@ Received get_blocks(const std::shared_ptr<grpc::Channel>& channel, const std::ve
     got.bytes.back() += chunk.data();
     if (chunk.last()) {
       EXPECT_EQ(got.bytes.back().size(), chunk.block_bytes());
-      if (chunk.block_xxh3() != 0 &&
-          XXH3_64bits(got.bytes.back().data(), got.bytes.back().size()) != chunk.block_xxh3()) {
+      if (chunk.block_xxh3() == 0) {
+        ++got.unsealed_blocks;
+      } else if (XXH3_64bits(got.bytes.back().data(), got.bytes.back().size()) != chunk.block_xxh3()) {
         got.checksums_ok = false;
+        ++got.bad_blocks;
       }
     }
   }
@@ -315,6 +323,7 @@ TEST(KvtierdGrpc, GetBlocksStreamsTheHeldPrefixInChecksummedChunks) {
   EXPECT_EQ(std::vector<BlockKey>(keys.begin(), keys.begin() + 6), got.keys);
   EXPECT_EQ(got.chunks, 6 * (block_bytes / 16384));
   EXPECT_TRUE(got.checksums_ok);
+  EXPECT_EQ(got.unsealed_blocks, 0u) << "a block leaves the node sealed";
   EXPECT_TRUE(bytes_match(got, block_bytes));
   for (v1::Tier t : got.tiers) EXPECT_EQ(t, v1::TIER_HOST);
 
@@ -344,6 +353,40 @@ TEST(KvtierdGrpc, GetBlocksStreamsTheHeldPrefixInChecksummedChunks) {
   v1::GetBlocksRequest too_many;
   for (int i = 0; i < 4097; ++i) too_many.add_keys(key_bytes(keys[0]));
   expect_invalid(too_many, "over the configured max_keys");
+}
+
+// A served block is sealed: served again as one chunk, its recorded checksum is the chunk's, so a
+// byte that changes in the node's memory afterwards fails the receiver's check whichever way the
+// block is cut into chunks.
+TEST(KvtierdGrpc, GetBlocksSealsWhatItServesSoLaterCorruptionShows) {
+  GrpcNode n;
+  const auto keys = n.client->keys(*n.ns, testing::tokens(4 * 16, 9));
+  testing::put_chain(*n.client, *n.ns, keys);
+  const size_t block_bytes = n.ns->ns.bytes_per_block();
+  ASSERT_EQ(n.client->checksum(n.client->acquire(keys).value().at(2)), 0u) << "puts do not hash";
+
+  const Received first = get_blocks(n.channel, keys, false, 0);  // default chunks: one per block
+  ASSERT_TRUE(first.status.ok()) << first.status.error_message();
+  EXPECT_EQ(first.chunks, keys.size());
+  EXPECT_TRUE(first.checksums_ok);
+  EXPECT_EQ(first.unsealed_blocks, 0u);
+  EXPECT_TRUE(bytes_match(first, block_bytes));
+  {
+    auto held = n.client->acquire(keys).value();
+    ASSERT_EQ(held.size(), keys.size());
+    for (const HostBlock& b : held) EXPECT_NE(n.client->checksum(b), 0u) << "sealed by the first GetBlocks";
+    // Fault injection: one byte of block 2 changes in the arena after it was sealed.
+    auto* byte = const_cast<uint8_t*>(held[2].data()) + block_bytes / 3;
+    *byte = static_cast<uint8_t>(*byte ^ 0x40);
+  }
+  const Received whole = get_blocks(n.channel, keys, false, 0);
+  ASSERT_TRUE(whole.status.ok());
+  EXPECT_EQ(whole.bad_chunks, 1u) << "the recorded checksum went out as the chunk's";
+  EXPECT_EQ(whole.bad_blocks, 1u);
+  const Received chunked = get_blocks(n.channel, keys, false, 16384);
+  ASSERT_TRUE(chunked.status.ok());
+  EXPECT_EQ(chunked.bad_chunks, 0u) << "chunks are hashed as sent";
+  EXPECT_EQ(chunked.bad_blocks, 1u) << "the block's sealed checksum still catches it";
 }
 
 TEST(KvtierdGrpc, GetBlocksLoadsTheSsdPartWhenAsked) {
