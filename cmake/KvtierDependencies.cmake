@@ -6,6 +6,8 @@ find_package(Threads REQUIRED)
 
 # Hashing: XXH3-128 names every block (docs/keys.md).
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash>=0.8)
+# SHA-256 for vLLM's sha256_cbor key profile (kvtier/key_profile.h).
+find_package(OpenSSL 3 REQUIRED COMPONENTS Crypto)
 # Compression for the SSD tier.
 find_package(zstd CONFIG REQUIRED)
 # SSD tier I/O.
@@ -17,6 +19,8 @@ find_package(Boost 1.74 REQUIRED)
 # Daemon services.
 find_package(Protobuf REQUIRED)
 find_package(gRPC CONFIG REQUIRED)
+# Abseil (gRPC's own dependency): hash maps of the cluster index.
+find_package(absl CONFIG REQUIRED)
 # Logging, configuration, command lines.
 find_package(fmt CONFIG REQUIRED)
 find_package(spdlog CONFIG REQUIRED)

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kvtier/prefix_chain.h"
+#include "token_spec.h"
 
 #ifndef KVTIER_GOLDEN_VECTORS
 #error "KVTIER_GOLDEN_VECTORS must name tests/keys/golden_vectors.tsv"
@@ -16,43 +17,8 @@
 namespace kvtier {
 namespace {
 
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char c : s) {
-    if (c == sep) {
-      out.push_back(cur);
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  out.push_back(cur);
-  return out;
-}
-
-// Same token-list notation as key_reference.expand_tokens.
-std::vector<TokenId> expand_tokens(const std::string& spec) {
-  std::vector<TokenId> out;
-  if (spec.empty()) return out;
-  if (spec.rfind("seq:", 0) == 0) {
-    const uint32_t n = std::stoul(spec.substr(4));
-    for (uint32_t i = 0; i < n; ++i) out.push_back(i);
-    return out;
-  }
-  if (spec.rfind("lcg:", 0) == 0) {
-    const auto parts = split(spec, ':');
-    uint32_t x = std::stoul(parts[1]);
-    const uint32_t n = std::stoul(parts[2]);
-    for (uint32_t i = 0; i < n; ++i) {
-      x = x * 1664525u + 1013904223u;
-      out.push_back(x);
-    }
-    return out;
-  }
-  for (const auto& t : split(spec, ',')) out.push_back(static_cast<TokenId>(std::stoul(t)));
-  return out;
-}
+using testing::expand_tokens;
+using testing::split;
 
 struct GoldenCase {
   std::string name;
