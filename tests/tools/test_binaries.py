@@ -320,3 +320,24 @@ def test_cli_shows_a_running_node_over_grpc(node_dir):
         for line in out.splitlines():
             json.loads(line)  # --log-format json: every line is one JSON object
         remove_node_segments(name)
+
+
+@pytest.mark.parametrize("args,message", [
+    ([], "no nodes to follow"),
+    (["--node", "127.0.0.1:1", "--weights", "1,0.9,0.5"], "four numbers"),
+    (["--node", "127.0.0.1:1", "--weights", "1,0.9,0.5,1.5"], "weights are in [0, 1]"),
+    (["--nodes-file", "/nonexistent/nodes.txt"], "cannot be read"),
+    (["--node", "127.0.0.1:1", "--namespaces-config", "/nonexistent/kvtierd.yaml"], "/nonexistent/kvtierd.yaml"),
+])
+def test_kvtier_indexer_rejects_bad_arguments_clearly(args, message):
+    out = run("kvtier-indexer", "--grpc-address", f"127.0.0.1:{free_port()}", *args, timeout=30)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert message in out.stdout + out.stderr
+
+
+def test_kvtier_indexer_rejects_a_bad_nodes_file(tmp_path):
+    nodes = tmp_path / "nodes.txt"
+    nodes.write_text("# comment\n127.0.0.1:50551\nnot an address\n")
+    out = run("kvtier-indexer", "--nodes-file", str(nodes), timeout=30)
+    assert out.returncode == 2
+    assert "nodes.txt:3" in out.stdout + out.stderr

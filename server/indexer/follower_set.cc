@@ -1,0 +1,70 @@
+#include "server/indexer/follower_set.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+
+namespace kvtier::indexer {
+
+Result<std::vector<std::string>> read_nodes_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::not_found(fmt::format("nodes file {} cannot be read", path));
+  std::vector<std::string> out;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (const auto hash = line.find('#'); hash != std::string::npos) line.erase(hash);
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos) continue;
+    const auto last = line.find_last_not_of(" \t\r");
+    std::string addr = line.substr(first, last - first + 1);
+    if (addr.find_first_of(" \t") != std::string::npos || addr.find(':') == std::string::npos) {
+      return Status::invalid_argument(fmt::format("{}:{}: '{}' is not a host:port address", path, n, addr));
+    }
+    out.push_back(std::move(addr));
+  }
+  return out;
+}
+
+FollowerSet::~FollowerSet() {
+  std::lock_guard lock(mu_);
+  for (auto& [address, f] : followers_) f->stop(false);
+}
+
+void FollowerSet::reconcile(const std::set<std::string>& addresses) {
+  std::lock_guard lock(mu_);
+  for (auto it = followers_.begin(); it != followers_.end();) {
+    if (addresses.count(it->first) != 0) {
+      ++it;
+      continue;
+    }
+    spdlog::info("indexer: no longer following {}", it->first);
+    it->second->stop(true);
+    it = followers_.erase(it);
+  }
+  for (const std::string& a : addresses) {
+    if (followers_.count(a) != 0) continue;
+    spdlog::info("indexer: following {}", a);
+    FollowerOptions o = defaults_;
+    o.address = a;
+    followers_.emplace(a, std::make_unique<NodeFollower>(index_, o));
+  }
+}
+
+std::vector<FollowerStatus> FollowerSet::status() const {
+  std::lock_guard lock(mu_);
+  std::vector<FollowerStatus> out;
+  out.reserve(followers_.size());
+  for (const auto& [address, f] : followers_) out.push_back(f->status());
+  return out;
+}
+
+std::string FollowerSet::address_of(const std::string& node) const {
+  std::lock_guard lock(mu_);
+  for (const auto& [address, f] : followers_) {
+    if (f->status().node == node) return address;
+  }
+  return {};
+}
+
+}  // namespace kvtier::indexer

@@ -1,0 +1,98 @@
+#include "server/indexer/scheduler_service.h"
+
+#include <fmt/format.h>
+
+#include "kvtier/prefix_chain.h"
+#include "server/services/request_checks.h"
+
+namespace kvtier::indexer {
+
+using services::invalid_argument;
+
+grpc::Status SchedulerService::ScoreNodes(grpc::ServerContext* /*context*/, const v1::ScoreNodesRequest* request,
+                                          v1::ScoreNodesResponse* response) {
+  const bool by_tokens = request->token_ids_size() > 0;
+  const bool by_keys = !request->packed_keys().empty();
+  if (by_tokens == by_keys) return invalid_argument("give the prompt as token_ids (with a namespace) or packed_keys");
+  std::vector<BlockKey> keys;
+  uint32_t block_tokens = 16;
+  if (by_tokens) {
+    if (static_cast<uint32_t>(request->token_ids_size()) > limits_.max_tokens) {
+      return invalid_argument(fmt::format("{} token ids; at most {}", request->token_ids_size(), limits_.max_tokens));
+    }
+    std::optional<Namespace> ns;
+    if (grpc::Status s = services::resolve_namespace(catalog_, request->namespace_(), ns); !s.ok()) return s;
+    keys = compute_chain(*ns, {request->token_ids().data(), static_cast<size_t>(request->token_ids_size())});
+    block_tokens = ns->block_tokens();
+  } else {
+    const std::string& packed = request->packed_keys();
+    if (packed.size() % BlockKey::kBytes != 0) {
+      return invalid_argument(
+          fmt::format("packed_keys is {} bytes, not a multiple of {}", packed.size(), BlockKey::kBytes));
+    }
+    if (packed.size() / BlockKey::kBytes > limits_.max_keys) {
+      return invalid_argument(fmt::format("{} keys; at most {}", packed.size() / BlockKey::kBytes, limits_.max_keys));
+    }
+    keys.reserve(packed.size() / BlockKey::kBytes);
+    for (size_t i = 0; i < packed.size(); i += BlockKey::kBytes) {
+      keys.push_back(BlockKey::from_bytes(reinterpret_cast<const uint8_t*>(packed.data() + i)));
+    }
+    // Keys alone do not say the block size: the namespace's, when one is named.
+    if (request->has_namespace_() && !request->namespace_().model_id().empty()) {
+      std::optional<Namespace> ns;
+      if (grpc::Status s = services::resolve_namespace(catalog_, request->namespace_(), ns); !s.ok()) return s;
+      block_tokens = ns->block_tokens();
+    }
+  }
+  if (static_cast<uint32_t>(request->candidates_size()) > limits_.max_candidates) {
+    return invalid_argument(
+        fmt::format("{} candidates; at most {}", request->candidates_size(), limits_.max_candidates));
+  }
+  cluster::TierWeights w = weights_;
+  const v1::TierWeights& o = request->weights();
+  if (o.has_hbm()) w.hbm = o.hbm().value();
+  if (o.has_host()) w.host = o.host().value();
+  if (o.has_ssd()) w.ssd = o.ssd().value();
+  if (o.has_remote()) w.remote = o.remote().value();
+  if (Status s = w.validate(); !s.ok()) return invalid_argument(std::string(s.message()));
+  const std::vector<std::string> candidates(request->candidates().begin(), request->candidates().end());
+  const cluster::ScoreResult r = cluster::score_nodes(index_, keys, candidates, w, block_tokens);
+  response->set_blocks(r.keys);
+  response->set_cluster_prefix_blocks(r.cluster_prefix);
+  response->set_block_tokens(block_tokens);
+  for (const cluster::NodeScore& s : r.nodes) {
+    v1::NodeScore* n = response->add_nodes();
+    n->set_node(s.name);
+    n->set_address(followers_.address_of(s.name));
+    n->set_hbm_blocks(s.blocks[tier_index(Tier::kHbm)]);
+    n->set_host_blocks(s.blocks[tier_index(Tier::kHost)]);
+    n->set_ssd_blocks(s.blocks[tier_index(Tier::kSsd)]);
+    n->set_prefix_blocks(s.prefix_blocks);
+    n->set_remote_blocks(s.remote_blocks);
+    n->set_score(s.score);
+  }
+  if (!r.nodes.empty()) response->set_best_node(r.nodes.front().name);
+  return grpc::Status::OK;
+}
+
+grpc::Status SchedulerService::ListNodes(grpc::ServerContext* /*context*/, const v1::ListNodesRequest* /*request*/,
+                                         v1::ListNodesResponse* response) {
+  for (const FollowerStatus& f : followers_.status()) {
+    v1::FollowedNode* n = response->add_nodes();
+    n->set_address(f.address);
+    n->set_node(f.node);
+    n->set_state(static_cast<v1::FollowedNode::State>(f.state));
+    n->set_epoch(f.epoch);
+    n->set_next_seq(f.next_seq);
+    n->set_events(f.events);
+    n->set_snapshots(f.snapshots);
+    n->set_restarts(f.restarts);
+    n->set_down_ms(f.down_ms);
+  }
+  const cluster::ClusterIndexStats s = index_.stats();
+  response->set_keys(s.keys);
+  response->set_residency(s.residency);
+  return grpc::Status::OK;
+}
+
+}  // namespace kvtier::indexer

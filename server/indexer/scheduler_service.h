@@ -1,0 +1,37 @@
+// kvtier.v1.Scheduler on kvtier-indexer: ScoreNodes against the cluster index, ListNodes.
+#pragma once
+
+#include "cluster/cluster_index.h"
+#include "cluster/node_scoring.h"
+#include "kvtier/v1/scheduler.grpc.pb.h"
+#include "server/indexer/follower_set.h"
+#include "server/services/namespace_catalog.h"
+
+namespace kvtier::indexer {
+
+struct SchedulerLimits {
+  uint32_t max_tokens = 1U << 22;  // 4M tokens: a 1M-token context has room
+  uint32_t max_keys = 1U << 18;
+  uint32_t max_candidates = 4096;
+};
+
+class SchedulerService final : public v1::Scheduler::Service {
+ public:
+  SchedulerService(const cluster::ClusterIndex& index, const FollowerSet& followers,
+                   const services::NamespaceCatalog& catalog, cluster::TierWeights weights, SchedulerLimits limits)
+      : index_(index), followers_(followers), catalog_(catalog), weights_(weights), limits_(limits) {}
+
+  grpc::Status ScoreNodes(grpc::ServerContext* context, const v1::ScoreNodesRequest* request,
+                          v1::ScoreNodesResponse* response) override;
+  grpc::Status ListNodes(grpc::ServerContext* context, const v1::ListNodesRequest* request,
+                         v1::ListNodesResponse* response) override;
+
+ private:
+  const cluster::ClusterIndex& index_;
+  const FollowerSet& followers_;
+  const services::NamespaceCatalog& catalog_;
+  const cluster::TierWeights weights_;
+  const SchedulerLimits limits_;
+};
+
+}  // namespace kvtier::indexer
