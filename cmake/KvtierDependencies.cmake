@@ -21,6 +21,9 @@ find_package(Protobuf REQUIRED)
 find_package(gRPC CONFIG REQUIRED)
 # Abseil (gRPC's own dependency): hash maps of the cluster index.
 find_package(absl CONFIG REQUIRED)
+# vLLM interoperability: its KV events are msgpack over ZeroMQ (docs/scheduler.md).
+find_package(msgpack CONFIG REQUIRED)
+find_package(cppzmq CONFIG REQUIRED)
 # Logging, configuration, command lines.
 find_package(fmt CONFIG REQUIRED)
 find_package(spdlog CONFIG REQUIRED)

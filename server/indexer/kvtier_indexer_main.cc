@@ -11,6 +11,7 @@
 
 #include <absl/synchronization/mutex.h>
 
+#include <algorithm>
 #include <csignal>
 #include <set>
 #include <string>
@@ -18,17 +19,21 @@
 
 #include "config/node_config.h"
 #include "server/indexer/follower_set.h"
+#include "server/indexer/indexer_config.h"
 #include "server/indexer/scheduler_service.h"
+#include "server/indexer/vllm_engine_follower.h"
 #include "server/kvtierd/daemon_log.h"
 
 namespace {
 
-struct IndexerOptions {
-  std::string grpc_address = "127.0.0.1:50560";
+// Flags; each one given overrides the --config file's field of the same name.
+struct IndexerFlags {
+  std::string config;
+  std::string grpc_address;
   std::vector<std::string> nodes;
   std::string nodes_file;
-  std::string namespaces_config;  // a kvtierd configuration: its namespaces resolve token ids
-  uint64_t grace_ms = 30000;
+  std::string namespaces_config;
+  uint64_t grace_ms = 0;
   std::vector<double> weights;  // hbm, host, ssd, remote
   std::string log_level = "info";
   std::string log_format = "text";
@@ -41,23 +46,37 @@ std::string file_stamp(const std::string& path) {
   return fmt::format("{}.{}.{}.{}", st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
 }
 
-int serve(const IndexerOptions& opt) {
-  if (auto s = kvtier::daemon::configure_logging(opt.log_level, opt.log_format); !s.ok()) {
+int serve(const CLI::App& app, const IndexerFlags& flags) {
+  if (auto s = kvtier::daemon::configure_logging(flags.log_level, flags.log_format); !s.ok()) {
     fmt::print(stderr, "kvtier-indexer: {}\n", s.to_string());
     return 2;
   }
-  kvtier::cluster::TierWeights weights;
-  if (!opt.weights.empty()) {
-    if (opt.weights.size() != 4) {
+  kvtier::indexer::IndexerConfig opt;
+  if (!flags.config.empty()) {
+    auto loaded = kvtier::indexer::load_indexer_config(flags.config);
+    if (!loaded.ok()) {
+      spdlog::error("kvtier-indexer: {}", loaded.status().to_string());
+      return 2;
+    }
+    opt = std::move(loaded).value();
+  }
+  if (app.count("--grpc-address") > 0) opt.grpc_address = flags.grpc_address;
+  opt.nodes.insert(opt.nodes.end(), flags.nodes.begin(), flags.nodes.end());
+  if (app.count("--nodes-file") > 0) opt.nodes_file = flags.nodes_file;
+  if (app.count("--namespaces-config") > 0) opt.namespaces_config = flags.namespaces_config;
+  if (app.count("--grace-ms") > 0) opt.grace_ms = flags.grace_ms;
+  if (!flags.weights.empty()) {
+    if (flags.weights.size() != 4) {
       spdlog::error("kvtier-indexer: --weights takes four numbers: hbm,host,ssd,remote");
       return 2;
     }
-    weights = {opt.weights[0], opt.weights[1], opt.weights[2], opt.weights[3]};
+    opt.weights = {flags.weights[0], flags.weights[1], flags.weights[2], flags.weights[3]};
   }
-  if (auto s = weights.validate(); !s.ok()) {
-    spdlog::error("kvtier-indexer: --weights: {}", s.to_string());
+  if (auto s = opt.validate(); !s.ok()) {
+    spdlog::error("kvtier-indexer: {}", s.to_string());
     return 2;
   }
+  const kvtier::cluster::TierWeights weights = opt.weights;
   std::vector<kvtier::Namespace> namespaces;
   if (!opt.namespaces_config.empty()) {
     auto cfg = kvtier::config::load_node_config(opt.namespaces_config);
@@ -66,10 +85,6 @@ int serve(const IndexerOptions& opt) {
       return 2;
     }
     for (const auto& spec : cfg->namespaces) namespaces.push_back(kvtier::Namespace::create(spec).value());
-  }
-  if (opt.nodes.empty() && opt.nodes_file.empty()) {
-    spdlog::error("kvtier-indexer: no nodes to follow: give --node ADDRESS (repeatable) or --nodes-file FILE");
-    return 2;
   }
   const auto listed = [&]() -> kvtier::Result<std::set<std::string>> {
     std::set<std::string> all(opt.nodes.begin(), opt.nodes.end());
@@ -99,7 +114,15 @@ int serve(const IndexerOptions& opt) {
   kvtier::indexer::FollowerSet followers(index, fo);
   followers.reconcile(*first);
   const kvtier::services::NamespaceCatalog catalog(namespaces);
-  kvtier::indexer::SchedulerService scheduler(index, followers, catalog, weights, {});
+  std::vector<std::unique_ptr<kvtier::indexer::VllmEngineFollower>> engines;
+  for (const auto& e : opt.vllm_engines) {
+    const auto ns = std::find_if(opt.engine_namespaces.begin(), opt.engine_namespaces.end(),
+                                 [&](const kvtier::indexer::EngineNamespace& n) { return n.model_id == e.model_id; });
+    engines.push_back(std::make_unique<kvtier::indexer::VllmEngineFollower>(index, e, ns->key_space()));  // validated
+    spdlog::info("kvtier-indexer: following vLLM engine {} at {} (replay {}), model {}", e.name, e.endpoint,
+                 e.replay_endpoint.empty() ? "none" : e.replay_endpoint, e.model_id);
+  }
+  kvtier::indexer::SchedulerService scheduler(index, followers, engines, catalog, opt.engine_namespaces, weights, {});
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
@@ -116,11 +139,11 @@ int serve(const IndexerOptions& opt) {
     return 1;
   }
   spdlog::info(
-      "kvtier-indexer: serving on {} (pid {}), following {} nodes{}; {} namespaces; weights hbm {} host {} "
-      "ssd {} remote {}; grace {} ms",
+      "kvtier-indexer: serving on {} (pid {}), following {} nodes{} and {} vLLM engines; {} namespaces, {} "
+      "engine namespaces; weights hbm {} host {} ssd {} remote {}; grace {} ms",
       opt.grpc_address, ::getpid(), first->size(),
-      opt.nodes_file.empty() ? "" : fmt::format(" (nodes file {})", opt.nodes_file), namespaces.size(), weights.hbm,
-      weights.host, weights.ssd, weights.remote, opt.grace_ms);
+      opt.nodes_file.empty() ? "" : fmt::format(" (nodes file {})", opt.nodes_file), engines.size(), namespaces.size(),
+      opt.engine_namespaces.size(), weights.hbm, weights.host, weights.ssd, weights.remote, opt.grace_ms);
 
   std::string stamp = opt.nodes_file.empty() ? std::string() : file_stamp(opt.nodes_file);
   int signal = 0;
@@ -143,6 +166,7 @@ int serve(const IndexerOptions& opt) {
   }
   spdlog::info("kvtier-indexer: {} received; stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  engines.clear();
   return 0;
 }
 
@@ -150,16 +174,17 @@ int serve(const IndexerOptions& opt) {
 
 int main(int argc, char** argv) {
   CLI::App app{"kvtier-indexer: the cluster-wide locality index and node scoring for schedulers"};
-  IndexerOptions opt;
-  app.add_option("--grpc-address", opt.grpc_address, "Where to serve kvtier.v1.Scheduler")->capture_default_str();
-  app.add_option("--node", opt.nodes, "A kvtierd node's gRPC address to follow (repeatable)");
-  app.add_option("--nodes-file", opt.nodes_file, "File of node addresses, one per line; re-read when it changes");
-  app.add_option("--namespaces-config", opt.namespaces_config,
+  IndexerFlags flags;
+  app.add_option("--config", flags.config, "YAML configuration (docs/scheduler.md); the flags below override it");
+  app.add_option("--grpc-address", flags.grpc_address, "Where to serve kvtier.v1.Scheduler (default 127.0.0.1:50560)");
+  app.add_option("--node", flags.nodes, "A kvtierd node's gRPC address to follow (repeatable)");
+  app.add_option("--nodes-file", flags.nodes_file, "File of node addresses, one per line; re-read when it changes");
+  app.add_option("--namespaces-config", flags.namespaces_config,
                  "A kvtierd configuration file whose namespaces resolve ScoreNodes token ids");
-  app.add_option("--grace-ms", opt.grace_ms, "How long an unreachable node's blocks are kept")->capture_default_str();
-  app.add_option("--weights", opt.weights, "Tier weights hbm,host,ssd,remote (docs/scheduler.md)")->delimiter(',');
-  app.add_option("--log-level", opt.log_level, "trace, debug, info, warn, error")->capture_default_str();
-  app.add_option("--log-format", opt.log_format, "text or json")->capture_default_str();
+  app.add_option("--grace-ms", flags.grace_ms, "How long an unreachable node's blocks are kept (default 30000)");
+  app.add_option("--weights", flags.weights, "Tier weights hbm,host,ssd,remote (docs/scheduler.md)")->delimiter(',');
+  app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error")->capture_default_str();
+  app.add_option("--log-format", flags.log_format, "text or json")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  return serve(opt);
+  return serve(app, flags);
 }

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
+#include "kvtier/key_profile.h"
 #include "kvtier/prefix_chain.h"
 #include "server/services/request_checks.h"
 
@@ -20,10 +23,29 @@ grpc::Status SchedulerService::ScoreNodes(grpc::ServerContext* /*context*/, cons
     if (static_cast<uint32_t>(request->token_ids_size()) > limits_.max_tokens) {
       return invalid_argument(fmt::format("{} token ids; at most {}", request->token_ids_size(), limits_.max_tokens));
     }
-    std::optional<Namespace> ns;
-    if (grpc::Status s = services::resolve_namespace(catalog_, request->namespace_(), ns); !s.ok()) return s;
-    keys = compute_chain(*ns, {request->token_ids().data(), static_cast<size_t>(request->token_ids_size())});
-    block_tokens = ns->block_tokens();
+    const std::span<const TokenId> tokens(request->token_ids().data(), static_cast<size_t>(request->token_ids_size()));
+    const v1::NamespaceRef& ref = request->namespace_();
+    const auto engine_ns = std::find_if(engine_namespaces_.begin(), engine_namespaces_.end(),
+                                        [&](const EngineNamespace& e) { return e.model_id == ref.model_id(); });
+    if (engine_ns != engine_namespaces_.end()) {
+      KeyProfile profile = engine_ns->profile;
+      if (profile.kind == KeyProfileKind::kVllmSha256Cbor) {
+        profile.lora_name = ref.adapter_id();
+        profile.cache_salt = ref.cache_salt();
+      } else if (!ref.adapter_id().empty() || !ref.cache_salt().empty()) {
+        return invalid_argument(fmt::format("namespace {}: key profile {} has no adapter or cache_salt keys",
+                                            ref.model_id(), key_profile_name(profile.kind)));
+      }
+      for (const uint64_t h : engine_block_hashes(profile, tokens)) {
+        keys.push_back(engine_index_key(engine_ns->key_space(), h));
+      }
+      block_tokens = profile.block_tokens;
+    } else {
+      std::optional<Namespace> ns;
+      if (grpc::Status s = services::resolve_namespace(catalog_, ref, ns); !s.ok()) return s;
+      keys = compute_chain(*ns, tokens);
+      block_tokens = ns->block_tokens();
+    }
   } else {
     const std::string& packed = request->packed_keys();
     if (packed.size() % BlockKey::kBytes != 0) {
@@ -63,7 +85,13 @@ grpc::Status SchedulerService::ScoreNodes(grpc::ServerContext* /*context*/, cons
   for (const cluster::NodeScore& s : r.nodes) {
     v1::NodeScore* n = response->add_nodes();
     n->set_node(s.name);
-    n->set_address(followers_.address_of(s.name));
+    std::string address = followers_.address_of(s.name);
+    if (address.empty()) {
+      for (const auto& e : engines_) {
+        if (e->status().name == s.name) address = e->status().endpoint;
+      }
+    }
+    n->set_address(address);
     n->set_hbm_blocks(s.blocks[tier_index(Tier::kHbm)]);
     n->set_host_blocks(s.blocks[tier_index(Tier::kHost)]);
     n->set_ssd_blocks(s.blocks[tier_index(Tier::kSsd)]);
@@ -88,6 +116,22 @@ grpc::Status SchedulerService::ListNodes(grpc::ServerContext* /*context*/, const
     n->set_snapshots(f.snapshots);
     n->set_restarts(f.restarts);
     n->set_down_ms(f.down_ms);
+    n->set_kind("kvtierd");
+  }
+  for (const auto& e : engines_) {
+    const VllmFollowerStatus v = e->status();
+    v1::FollowedNode* n = response->add_nodes();
+    n->set_kind("vllm");
+    n->set_address(v.endpoint);
+    n->set_node(v.name);
+    n->set_state(v.receiving ? v1::FollowedNode::STATE_FOLLOWING : v1::FollowedNode::STATE_WAITING);
+    n->set_next_seq(v.next_seq);
+    n->set_events(v.events);
+    n->set_restarts(v.restarts);
+    n->set_malformed(v.malformed);
+    n->set_unknown_events(v.unknown_events);
+    n->set_gaps(v.gaps);
+    n->set_replayed(v.replayed);
   }
   const cluster::ClusterIndexStats s = index_.stats();
   response->set_keys(s.keys);

@@ -5,6 +5,8 @@
 #include "cluster/node_scoring.h"
 #include "kvtier/v1/scheduler.grpc.pb.h"
 #include "server/indexer/follower_set.h"
+#include "server/indexer/indexer_config.h"
+#include "server/indexer/vllm_engine_follower.h"
 #include "server/services/namespace_catalog.h"
 
 namespace kvtier::indexer {
@@ -18,8 +20,16 @@ struct SchedulerLimits {
 class SchedulerService final : public v1::Scheduler::Service {
  public:
   SchedulerService(const cluster::ClusterIndex& index, const FollowerSet& followers,
-                   const services::NamespaceCatalog& catalog, cluster::TierWeights weights, SchedulerLimits limits)
-      : index_(index), followers_(followers), catalog_(catalog), weights_(weights), limits_(limits) {}
+                   const std::vector<std::unique_ptr<VllmEngineFollower>>& engines,
+                   const services::NamespaceCatalog& catalog, std::vector<EngineNamespace> engine_namespaces,
+                   cluster::TierWeights weights, SchedulerLimits limits)
+      : index_(index),
+        followers_(followers),
+        engines_(engines),
+        catalog_(catalog),
+        engine_namespaces_(std::move(engine_namespaces)),
+        weights_(weights),
+        limits_(limits) {}
 
   grpc::Status ScoreNodes(grpc::ServerContext* context, const v1::ScoreNodesRequest* request,
                           v1::ScoreNodesResponse* response) override;
@@ -29,7 +39,9 @@ class SchedulerService final : public v1::Scheduler::Service {
  private:
   const cluster::ClusterIndex& index_;
   const FollowerSet& followers_;
+  const std::vector<std::unique_ptr<VllmEngineFollower>>& engines_;
   const services::NamespaceCatalog& catalog_;
+  const std::vector<EngineNamespace> engine_namespaces_;
   const cluster::TierWeights weights_;
   const SchedulerLimits limits_;
 };

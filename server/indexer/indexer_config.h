@@ -1,0 +1,52 @@
+// kvtier-indexer's configuration: a YAML file (--config), every field optional, overridden by
+// the command-line flags of the same names (docs/scheduler.md shows a full file).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cluster/node_scoring.h"
+#include "kvtier/key_profile.h"
+#include "kvtier/result.h"
+
+namespace kvtier::indexer {
+
+// A namespace whose engines report their own block hashes: token ids are turned into those
+// hashes with its key profile, in a key space of its own.
+struct EngineNamespace {
+  std::string model_id;
+  KeyProfile profile;  // kind, block_tokens, hash_seed (LoRA and cache_salt come per request)
+
+  // The high half of the index keys of this namespace's hashes (engine_index_key).
+  uint64_t key_space() const;
+};
+
+// An unmodified vLLM engine publishing KV events (--kv-events-config publisher zmq).
+struct VllmEngine {
+  std::string name;             // how scores name it
+  std::string endpoint;         // its PUB socket, e.g. tcp://10.0.0.5:5557
+  std::string replay_endpoint;  // its ROUTER replay socket; empty: gaps are not replayed
+  std::string topic;            // vLLM's default is ""
+  std::string model_id;         // an engine namespace
+};
+
+struct IndexerConfig {
+  std::string grpc_address = "127.0.0.1:50560";
+  std::vector<std::string> nodes;
+  std::string nodes_file;
+  std::string namespaces_config;  // a kvtierd configuration: its namespaces
+  uint64_t grace_ms = 30000;
+  cluster::TierWeights weights;
+  std::vector<EngineNamespace> engine_namespaces;
+  std::vector<VllmEngine> vllm_engines;
+
+  // Weights in range; engines name a known engine namespace and have unique names; something to follow.
+  Status validate() const;
+};
+
+Result<IndexerConfig> parse_indexer_config(std::string_view yaml, std::string_view source);
+Result<IndexerConfig> load_indexer_config(const std::string& path);
+
+}  // namespace kvtier::indexer

@@ -1,0 +1,61 @@
+// VllmEngineFollower: feeds an unmodified vLLM engine's KV events into the cluster index.
+//
+// vLLM publishes batches on a ZMQ PUB socket as [topic, seq (8 bytes, big-endian), payload] and
+// keeps recent batches for replay on a ROUTER socket. The follower applies batches in sequence;
+// on a gap it asks the replay socket for the missing ones; a sequence that goes backwards means
+// the engine restarted, so everything it reported before is dropped. vLLM has no snapshot: blocks
+// reported before the follower joined (or lost past the replay window) stay unknown until the
+// engine reports them again, and a gap that cannot be replayed drops the engine's entries rather
+// than keep ones that may be stale.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "cluster/cluster_index.h"
+#include "server/indexer/indexer_config.h"
+
+namespace kvtier::indexer {
+
+struct VllmFollowerStatus {
+  std::string name;
+  std::string endpoint;
+  bool receiving = false;  // a batch arrived in the last 10 s
+  uint64_t next_seq = 0;
+  uint64_t batches = 0;
+  uint64_t events = 0;
+  uint64_t malformed = 0;       // payloads or events that could not be read (skipped)
+  uint64_t unknown_events = 0;  // event types this indexer does not know (skipped)
+  uint64_t gaps = 0;            // sequence gaps seen
+  uint64_t replayed = 0;        // batches recovered from the replay socket
+  uint64_t restarts = 0;        // the sequence went backwards
+};
+
+class VllmEngineFollower {
+ public:
+  VllmEngineFollower(cluster::ClusterIndex& index, VllmEngine engine, uint64_t key_space);
+  ~VllmEngineFollower();
+  VllmEngineFollower(const VllmEngineFollower&) = delete;
+  VllmEngineFollower& operator=(const VllmEngineFollower&) = delete;
+
+  VllmFollowerStatus status() const;
+
+ private:
+  void run();
+
+  cluster::ClusterIndex& index_;
+  const VllmEngine engine_;
+  const uint64_t key_space_;
+  cluster::NodeSlot slot_ = 0;
+  mutable std::mutex mu_;
+  VllmFollowerStatus status_;
+  std::optional<std::chrono::steady_clock::time_point> last_batch_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+}  // namespace kvtier::indexer

@@ -1,0 +1,43 @@
+// vLLM's KV events (vllm/distributed/kv_events.py) decoded from their msgpack payload, in both
+// encodings vLLM has used: events as tagged arrays (["BlockStored", field, …], trailing default
+// fields omitted) and, in newer versions, as maps keyed by field name with a "type" entry. The
+// batch is [ts, [events…], data_parallel_rank] (or a map of those fields).
+//
+// Nothing here throws: a payload that is not a batch is an error Status; inside a good batch, an
+// event of a type this decoder does not know is counted and skipped, and so is a malformed one.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "kvtier/result.h"
+#include "kvtier/tier.h"
+
+namespace kvtier::indexer {
+
+struct VllmEvent {
+  enum class Kind : uint8_t { kStored, kRemoved, kAllCleared };
+  Kind kind = Kind::kStored;
+  // Block hashes in their 64-bit wire form (ints as they are; bytes: the last 8, big-endian).
+  std::vector<uint64_t> hashes;
+  std::optional<uint64_t> parent;  // BlockStored only
+  uint32_t block_size = 0;         // BlockStored only
+  uint32_t token_count = 0;        // BlockStored only: len(token_ids)
+  Tier tier = Tier::kHbm;          // medium: GPU (or none) → HBM, CPU → host, STORAGE / DISK → SSD
+  std::string lora_name;
+};
+
+struct VllmEventBatch {
+  double ts = 0;
+  std::optional<int64_t> data_parallel_rank;
+  std::vector<VllmEvent> events;
+  uint64_t unknown_events = 0;    // types this decoder does not know (skipped)
+  uint64_t malformed_events = 0;  // events whose fields could not be read (skipped)
+};
+
+Result<VllmEventBatch> decode_vllm_batch(std::span<const uint8_t> payload);
+
+}  // namespace kvtier::indexer
