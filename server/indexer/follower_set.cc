@@ -59,12 +59,14 @@ std::vector<FollowerStatus> FollowerSet::status() const {
   return out;
 }
 
-std::string FollowerSet::address_of(const std::string& node) const {
+std::map<std::string, std::string> FollowerSet::addresses() const {
   std::lock_guard lock(mu_);
+  std::map<std::string, std::string> out;
   for (const auto& [address, f] : followers_) {
-    if (f->status().node == node) return address;
+    std::string node = f->status().node;
+    if (!node.empty()) out.emplace(std::move(node), address);
   }
-  return {};
+  return out;
 }
 
 }  // namespace kvtier::indexer

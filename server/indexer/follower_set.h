@@ -28,8 +28,8 @@ class FollowerSet {
   // stopped and their blocks dropped at once (the operator removed them).
   void reconcile(const std::set<std::string>& addresses);
   std::vector<FollowerStatus> status() const;
-  // The address a node (by name) is followed at; empty when unknown.
-  std::string address_of(const std::string& node) const;
+  // Node name → the address it is followed at, for the nodes reached so far.
+  std::map<std::string, std::string> addresses() const;
 
  private:
   cluster::ClusterIndex& index_;

@@ -11,7 +11,6 @@ namespace kvtier::indexer {
 namespace {
 
 constexpr auto kSnapshotDeadline = std::chrono::seconds(30);
-constexpr Tier kWireTiers[] = {Tier::kHbm, Tier::kHost, Tier::kSsd};
 
 std::optional<Tier> tier_from_wire(v1::Tier t) {
   switch (t) {
@@ -194,7 +193,7 @@ NodeFollower::Outcome NodeFollower::follow() {
   }
   auto reader = stub->Subscribe(&ctx, req);
   v1::EventBatch batch;
-  std::vector<BlockKey> one(1);
+  std::vector<cluster::ClusterIndex::Change> changes;
   Outcome outcome = Outcome::kUnreachable;
   while (reader->Read(&batch)) {
     uint64_t expected = 0;
@@ -212,16 +211,14 @@ NodeFollower::Outcome NodeFollower::follow() {
       ctx.TryCancel();
       break;
     }
+    changes.clear();
     for (const v1::Event& e : batch.events()) {
       if (e.key().size() != BlockKey::kBytes) continue;
-      one[0] = BlockKey::from_bytes(reinterpret_cast<const uint8_t*>(e.key().data()));
-      const uint32_t gained = e.tiers_after() & ~e.tiers_before();
-      const uint32_t lost = e.tiers_before() & ~e.tiers_after();
-      for (const Tier t : kWireTiers) {
-        if ((gained & tier_bit(t)) != 0) index_.stored(slot, t, one);
-        if ((lost & tier_bit(t)) != 0) index_.removed(slot, t, one);
-      }
+      changes.push_back({BlockKey::from_bytes(reinterpret_cast<const uint8_t*>(e.key().data())),
+                         static_cast<uint8_t>(e.tiers_after() & ~e.tiers_before() & 0x7),
+                         static_cast<uint8_t>(e.tiers_before() & ~e.tiers_after() & 0x7)});
     }
+    index_.apply(slot, changes);
     std::lock_guard lock(mu_);
     status_.events += static_cast<uint64_t>(batch.events_size());
     status_.next_seq = batch.next_seq();

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 
 #include "kvtier/key_profile.h"
 #include "kvtier/prefix_chain.h"
@@ -82,16 +83,16 @@ grpc::Status SchedulerService::ScoreNodes(grpc::ServerContext* /*context*/, cons
   response->set_blocks(r.keys);
   response->set_cluster_prefix_blocks(r.cluster_prefix);
   response->set_block_tokens(block_tokens);
+  // Where each scored node is followed (once per request: followers are looked at under a lock).
+  std::map<std::string, std::string> addresses = followers_.addresses();
+  for (const auto& e : engines_) {
+    const VllmFollowerStatus v = e->status();
+    addresses.emplace(v.name, v.endpoint);
+  }
   for (const cluster::NodeScore& s : r.nodes) {
     v1::NodeScore* n = response->add_nodes();
     n->set_node(s.name);
-    std::string address = followers_.address_of(s.name);
-    if (address.empty()) {
-      for (const auto& e : engines_) {
-        if (e->status().name == s.name) address = e->status().endpoint;
-      }
-    }
-    n->set_address(address);
+    if (auto a = addresses.find(s.name); a != addresses.end()) n->set_address(a->second);
     n->set_hbm_blocks(s.blocks[tier_index(Tier::kHbm)]);
     n->set_host_blocks(s.blocks[tier_index(Tier::kHost)]);
     n->set_ssd_blocks(s.blocks[tier_index(Tier::kSsd)]);

@@ -55,37 +55,61 @@ void ClusterIndex::remove_node(NodeSlot slot) {
   slot_names_[slot].clear();
 }
 
+void ClusterIndex::change_locked(Shard& s, const BlockKey& key, NodeSlot node, uint8_t gained, uint8_t lost) {
+  if (gained != 0) {
+    Holders& h = s.map[key];
+    auto it = std::find_if(h.begin(), h.end(), [&](const Holder& x) { return x.node == node; });
+    if (it == h.end()) {
+      h.push_back({node, 0});
+      it = h.end() - 1;
+    }
+    s.residency += static_cast<uint64_t>(std::popcount(static_cast<unsigned>(gained & ~it->tiers)));
+    it->tiers |= gained;
+    if (lost == 0) return;
+  }
+  auto entry = s.map.find(key);
+  if (entry == s.map.end()) return;
+  Holders& h = entry->second;
+  auto it = std::find_if(h.begin(), h.end(), [&](const Holder& x) { return x.node == node; });
+  if (it == h.end()) return;
+  s.residency -= static_cast<uint64_t>(std::popcount(static_cast<unsigned>(lost & it->tiers)));
+  it->tiers &= static_cast<uint8_t>(~lost);
+  if (it->tiers == 0) h.erase(it);
+  if (h.empty()) s.map.erase(entry);
+}
+
 void ClusterIndex::stored(NodeSlot node, Tier tier, std::span<const BlockKey> keys) {
-  const uint8_t bit = tier_bit(tier);
   for (const BlockKey& k : keys) {
     Shard& s = shard_of(k);
     std::unique_lock lock(s.mu);
-    Holders& h = s.map[k];
-    auto it = std::find_if(h.begin(), h.end(), [&](const Holder& x) { return x.node == node; });
-    if (it == h.end()) {
-      h.push_back({node, bit});
-      ++s.residency;
-    } else if ((it->tiers & bit) == 0) {
-      it->tiers |= bit;
-      ++s.residency;
-    }
+    change_locked(s, k, node, tier_bit(tier), 0);
   }
 }
 
 void ClusterIndex::removed(NodeSlot node, Tier tier, std::span<const BlockKey> keys) {
-  const uint8_t bit = tier_bit(tier);
   for (const BlockKey& k : keys) {
     Shard& s = shard_of(k);
     std::unique_lock lock(s.mu);
-    auto entry = s.map.find(k);
-    if (entry == s.map.end()) continue;
-    Holders& h = entry->second;
-    auto it = std::find_if(h.begin(), h.end(), [&](const Holder& x) { return x.node == node; });
-    if (it == h.end() || (it->tiers & bit) == 0) continue;
-    it->tiers &= static_cast<uint8_t>(~bit);
-    --s.residency;
-    if (it->tiers == 0) h.erase(it);
-    if (h.empty()) s.map.erase(entry);
+    change_locked(s, k, node, 0, tier_bit(tier));
+  }
+}
+
+void ClusterIndex::apply(NodeSlot node, std::span<const Change> changes) {
+  // Changes bucketed by shard (a counting sort keeps each key's changes in order).
+  std::vector<uint32_t> count(shards_.size() + 1, 0);
+  for (const Change& c : changes) ++count[shard_index(c.key) + 1];
+  for (size_t i = 1; i < count.size(); ++i) count[i] += count[i - 1];
+  std::vector<uint32_t> order(changes.size());
+  std::vector<uint32_t> next(count.begin(), count.end() - 1);
+  for (uint32_t i = 0; i < changes.size(); ++i) order[next[shard_index(changes[i].key)]++] = i;
+  for (size_t sh = 0; sh < shards_.size(); ++sh) {
+    if (count[sh] == count[sh + 1]) continue;
+    Shard& s = shards_[sh];
+    std::unique_lock lock(s.mu);
+    for (uint32_t j = count[sh]; j < count[sh + 1]; ++j) {
+      const Change& c = changes[order[j]];
+      change_locked(s, c.key, node, c.gained, c.lost);
+    }
   }
 }
 

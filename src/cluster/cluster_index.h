@@ -63,6 +63,15 @@ class ClusterIndex {
   // not, changes nothing.
   void stored(NodeSlot node, Tier tier, std::span<const BlockKey> keys);
   void removed(NodeSlot node, Tier tier, std::span<const BlockKey> keys);
+  // A batch of residency changes from one node, in order: `gained` tiers stored, `lost` tiers
+  // removed (tier_bit sets). Applied shard by shard, each shard locked once, keeping the order of
+  // changes to the same key: what a node's event batch turns into.
+  struct Change {
+    BlockKey key;
+    uint8_t gained = 0;
+    uint8_t lost = 0;
+  };
+  void apply(NodeSlot node, std::span<const Change> changes);
   // Drops the node's entries in the tiers of `tiers` (all: a restarted node's stale blocks; one
   // tier: an engine's "all blocks cleared"). Returns how many (key, tier) entries went.
   uint64_t clear_node(NodeSlot node, uint8_t tiers = 0x7);
@@ -85,7 +94,12 @@ class ClusterIndex {
     absl::flat_hash_map<BlockKey, Holders, KeyHash> map;
     uint64_t residency = 0;
   };
-  Shard& shard_of(const BlockKey& k) const { return shards_[KeyHash{}(k) % shards_.size()]; }
+  // High bits pick the shard: the map inside uses the low ones (its control byte takes the lowest
+  // 7, the probe start the next ones), which must stay varied within a shard.
+  size_t shard_index(const BlockKey& k) const { return (KeyHash{}(k) >> 40) % shards_.size(); }
+  Shard& shard_of(const BlockKey& k) const { return shards_[shard_index(k)]; }
+  // One change to a key's holders in a locked shard.
+  static void change_locked(Shard& s, const BlockKey& key, NodeSlot node, uint8_t gained, uint8_t lost);
 
   mutable std::vector<Shard> shards_;
   mutable std::shared_mutex nodes_mu_;
@@ -113,12 +127,17 @@ void ClusterIndex::walk(std::span<const BlockKey> keys, F&& f) const {
       }
       s.map.prefetch(keys[base + i]);
     }
-    bool go = true;
-    for (size_t i = 0; i < n && go; ++i) {
+    // Holder lists longer than the inline three live on the heap: a second miss, overlapped the
+    // same way once the slots are in cache.
+    std::array<const Holders*, kBatch> found{};
+    for (size_t i = 0; i < n; ++i) {
       const Shard& s = shard_of(keys[base + i]);
       const auto it = s.map.find(keys[base + i]);
-      go = f(it == s.map.end() ? none : it->second);
+      found[i] = it == s.map.end() ? &none : &it->second;
+      __builtin_prefetch(found[i]->data());
     }
+    bool go = true;
+    for (size_t i = 0; i < n && go; ++i) go = f(*found[i]);
     for (size_t j = 0; j < nlocked; ++j) locked[j]->mu.unlock_shared();
     if (!go) return;
   }

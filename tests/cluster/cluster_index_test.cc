@@ -71,6 +71,28 @@ TEST(ClusterIndexTest, ClearingANodeLeavesTheOthersAlone) {
   }
 }
 
+TEST(ClusterIndexTest, ABatchOfChangesKeepsEachKeysOrder) {
+  ClusterIndex idx(8);
+  const NodeSlot a = idx.add_node("a").value();
+  const auto keys = chain(2, 64);
+  const uint8_t host = tier_bit(Tier::kHost), ssd = tier_bit(Tier::kSsd);
+  std::vector<ClusterIndex::Change> changes;
+  for (const BlockKey& k : keys) changes.push_back({k, host, 0});
+  changes.push_back({keys[0], 0, host});  // stored, then removed: gone
+  changes.push_back({keys[1], 0, host});  // removed, then stored again: held
+  changes.push_back({keys[1], host, 0});
+  changes.push_back({keys[2], ssd, host});  // moved from host memory to SSD
+  changes.push_back({keys[63], 0, ssd});    // never on SSD: nothing
+  idx.apply(a, changes);
+  EXPECT_TRUE(idx.holders(keys[0]).empty());
+  ASSERT_EQ(idx.holders(keys[1]).size(), 1u);
+  EXPECT_EQ(idx.holders(keys[1])[0].tiers, host);
+  ASSERT_EQ(idx.holders(keys[2]).size(), 1u);
+  EXPECT_EQ(idx.holders(keys[2])[0].tiers, ssd);
+  EXPECT_EQ(idx.stats().keys, 63u);
+  EXPECT_EQ(idx.stats().residency, 63u);
+}
+
 TEST(NodeScoringTest, OwnPrefixByFastestTierThenRemoteBlocks) {
   ClusterIndex idx;
   const NodeSlot a = idx.add_node("a").value();

@@ -223,6 +223,14 @@ def test_bench_server_ends_with_its_json_line():
     assert not [p for p in os.listdir(".") if p.startswith("kvtier-bench-server-")], "the bench removes its files"
 
 
+@needs_bench
+def test_bench_indexer_ends_with_its_json_line():
+    figures = bench_figures("indexer")  # answers are checked inside: a wrong one fails the run
+    for field in ("ingest_events_per_s", "score_p99_us", "ingest_baseline_events_per_s", "score_p50_us"):
+        assert figures[field] > 0, field
+    assert figures["score_vs_redis"] > 0, "redis-server is installed by scripts/setup"
+
+
 def start_daemon(config, *flags):
     daemon = subprocess.Popen([os.path.join(BIN, "kvtierd"), "--config", config, *flags],
                               stdout=subprocess.PIPE, text=True)
