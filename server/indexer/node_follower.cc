@@ -225,7 +225,7 @@ NodeFollower::Outcome NodeFollower::follow() {
     status_.state = FollowerState::kFollowing;
     down_since_.reset();
   }
-  const grpc::Status s = reader->Finish();
+  (void)reader->Finish();  // how the stream ended does not matter: the next pass starts over
   {
     std::lock_guard lock(mu_);
     call_ = nullptr;
@@ -233,7 +233,6 @@ NodeFollower::Outcome NodeFollower::follow() {
   if (stopping_) return Outcome::kStopped;
   if (outcome == Outcome::kResync) return outcome;
   // The stream ended without a marker: the node went away (or is shutting down).
-  (void)s;
   return Outcome::kUnreachable;
 }
 

@@ -53,7 +53,6 @@ class NodeFollower {
   // Stops following and, with drop_entries, removes the node's blocks from the index.
   void stop(bool drop_entries);
   FollowerStatus status() const;
-  const std::string& address() const { return options_.address; }
 
  private:
   enum class Outcome : uint8_t { kResync, kUnreachable, kStopped };

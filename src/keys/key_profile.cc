@@ -38,7 +38,7 @@ void block_tuple(std::string& buf, std::span<const TokenId> block, WriteParent p
   parent(w);
   w.array(block.size());
   for (const TokenId t : block) w.uint(t);
-  extra(w, block);
+  extra(w);
 }
 
 }  // namespace
@@ -94,7 +94,7 @@ std::vector<std::array<uint8_t, 32>> vllm_block_digests(const KeyProfile& profil
     const size_t extras = (profile.lora_name.empty() ? 0 : 1) + (salt ? 1 : 0);
     block_tuple(
         buf, block, [&](cbor::Writer& w) { w.bytes(parent); },
-        [&](cbor::Writer& w, std::span<const TokenId>) {
+        [&](cbor::Writer& w) {
           if (extras == 0) {
             w.null();
             return;
@@ -131,7 +131,7 @@ std::vector<uint64_t> engine_block_hashes(const KeyProfile& profile, std::span<c
       for (size_t i = 0; i < n; ++i) {
         block_tuple(
             buf, tokens.subspan(i * profile.block_tokens, profile.block_tokens),
-            [&](cbor::Writer& w) { w.uint(parent); }, [](cbor::Writer& w, std::span<const TokenId>) { w.null(); });
+            [&](cbor::Writer& w) { w.uint(parent); }, [](cbor::Writer& w) { w.null(); });
         parent = fnv64a(buf);
         out.push_back(parent);
       }

@@ -112,6 +112,14 @@ class IndexerCluster : public ::testing::Test {
     EXPECT_TRUE(s.ok()) << s.error_message();
     return r;
   }
+  // The ListNodes entry of a node, by name (default when the indexer does not list it).
+  v1::FollowedNode followed(const std::string& node) {
+    const v1::ListNodesResponse l = list();
+    for (const auto& n : l.nodes()) {
+      if (n.node() == node) return n;
+    }
+    return {};
+  }
   static const v1::NodeScore* of(const v1::ScoreNodesResponse& r, const std::string& node) {
     for (const auto& n : r.nodes()) {
       if (n.node() == node) return &n;
@@ -217,11 +225,8 @@ TEST_F(IndexerCluster, AKilledNodeComesBackFromASnapshotWithoutStaleBlocks) {
   testing::put_chain(*n0.client, *n0.ns, n0.client->keys(*n0.ns, a));
   ASSERT_TRUE(eventually([&] { return prefix_on(a, n0.name) == 6; })) << indexer.log();
   const auto epoch_of = [&](const std::string& name) {
-    const v1::ListNodesResponse l = list();
-    for (const auto& n : l.nodes()) {
-      if (n.node() == name) return std::make_pair(n.epoch(), n.restarts());
-    }
-    return std::make_pair(uint64_t{0}, uint64_t{0});
+    const v1::FollowedNode n = followed(name);
+    return std::make_pair(n.epoch(), n.restarts());
   };
   const uint64_t epoch0 = epoch_of(n0.name).first;
 
@@ -279,13 +284,7 @@ TEST_F(IndexerCluster, AnUnreachableNodeIsKeptForItsGracePeriodThenDropped) {
   ASSERT_TRUE(eventually([&] { return prefix_on(a, n1.name) == 2; })) << indexer.log();
   n1.kill9();
   const auto down_at = std::chrono::steady_clock::now();
-  ASSERT_TRUE(eventually([&] {
-    const v1::ListNodesResponse l = list();
-    for (const auto& n : l.nodes()) {
-      if (n.node() == n1.name) return n.state() == v1::FollowedNode::STATE_DOWN;
-    }
-    return false;
-  }));
+  ASSERT_TRUE(eventually([&] { return followed(n1.name).state() == v1::FollowedNode::STATE_DOWN; }));
   EXPECT_EQ(prefix_on(a, n1.name), 2u) << "kept while within the grace period";
   ASSERT_TRUE(eventually([&] { return score(a).cluster_prefix_blocks() == 0; })) << indexer.log();
   EXPECT_GE(std::chrono::steady_clock::now() - down_at, std::chrono::milliseconds(1400));

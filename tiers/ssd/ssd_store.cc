@@ -168,7 +168,7 @@ Result<uint64_t> SsdStore::insert(const SsdBlockMeta& meta, std::span<const uint
     return Status::invalid_argument(
         fmt::format("a {}-byte block does not fit a {}-byte SSD region", b.stored_bytes, impl_->options.region_bytes));
   }
-  b.checksum = checksum_of(stored, b.stored_bytes);
+  b.checksum = block_checksum(stored, b.stored_bytes);
 
   std::unique_lock lock(impl_->mu);
   SsdStats& c = impl_->counters;
@@ -276,7 +276,7 @@ void SsdStore::read(std::span<SsdRead> reads) {
     SsdRead& rd = reads[p.read];
     if (result < 0) {
       outcome[j] = Status::io_error(fmt::format("reading block {}: {}", rd.key.to_hex(), errno_message(-result)));
-    } else if (checksum_of(p.target, p.block.stored_bytes) != p.block.checksum) {
+    } else if (block_checksum(p.target, p.block.stored_bytes) != p.block.checksum) {
       outcome[j] = Status::corruption(fmt::format("block {} failed its checksum on SSD", rd.key.to_hex()));
     } else if (p.block.codec == Codec::kZstd) {
       outcome[j] = zstd_decompress({p.target, p.block.stored_bytes}, rd.out.first(p.block.payload_bytes));

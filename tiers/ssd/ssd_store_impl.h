@@ -35,8 +35,6 @@ inline AlignedBuffer aligned_alloc_bytes(size_t bytes) {
   return AlignedBuffer(static_cast<uint8_t*>(p));
 }
 
-inline uint64_t checksum_of(const uint8_t* data, size_t size) { return block_checksum(data, size); }
-
 // The index's SSD locator: region (24 bits), generation (16), offset in kIoAlign units (24).
 inline uint64_t locator_of(const StoredBlock& b) {
   return (static_cast<uint64_t>(b.region & 0xFFFFFF) << 40) | (static_cast<uint64_t>(b.region_gen & 0xFFFF) << 24) |
