@@ -349,3 +349,20 @@ def test_kvtier_indexer_rejects_a_bad_nodes_file(tmp_path):
     out = run("kvtier-indexer", "--nodes-file", str(nodes), timeout=30)
     assert out.returncode == 2
     assert "nodes.txt:3" in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("text,message", [
+    ("grpc_address: [1, 2]\n", "'grpc_address' must be a string"),
+    ("nodes: [127.0.0.1:1]\nfrobnicate: 1\n", "unknown key 'frobnicate'"),
+    ("nodes: [127.0.0.1:1]\nweights: {hbm: 2}\n", "weights are in [0, 1]"),
+    ("engine_namespaces:\n  - {model_id: m, key_profile: sha1}\n", "unknown key profile 'sha1'"),
+    ("engine_namespaces:\n  - {model_id: m, key_profile: kvtier}\nnodes: [127.0.0.1:1]\n", "not engines"),
+    ("vllm_engines:\n  - {name: e, endpoint: 'tcp://127.0.0.1:1', model_id: m}\n", "not one of engine_namespaces"),
+    ("nodes: [127.0.0.1:1\n", "not valid YAML"),
+])
+def test_kvtier_indexer_rejects_a_bad_config_file(tmp_path, text, message):
+    config = tmp_path / "indexer.yaml"
+    config.write_text(text)
+    out = run("kvtier-indexer", "--config", str(config), "--grpc-address", f"127.0.0.1:{free_port()}", timeout=30)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert message in out.stdout + out.stderr
