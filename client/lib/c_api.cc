@@ -50,6 +50,7 @@ kvtier::ClientOptions options_of(const kvtier_client_options& o) {
   if (o.index_capacity != 0) c.index_capacity = o.index_capacity;
   if (o.host_bytes != 0) c.host_bytes = o.host_bytes;
   if (o.slab_bytes != 0) c.slab_bytes = o.slab_bytes;
+  if (o.engine_id != nullptr) c.engine_id = o.engine_id;
   return c;
 }
 
@@ -177,10 +178,25 @@ kvtier_code kvtier_put(kvtier_client* client, const kvtier_namespace* ns, kvtier
 
 kvtier_code kvtier_reserve(kvtier_client* client, const kvtier_namespace* ns, kvtier_block_key key,
                            kvtier_block_key parent, kvtier_reservation** out) {
-  if (client == nullptr || ns == nullptr || out == nullptr) {
+  return kvtier_reserve_with_tokens(client, ns, key, parent, nullptr, 0, out);
+}
+
+kvtier_code kvtier_put_with_tokens(kvtier_client* client, const kvtier_namespace* ns, kvtier_block_key key,
+                                   kvtier_block_key parent, const uint8_t* bytes, size_t size, const uint32_t* tokens,
+                                   size_t num_tokens) {
+  if (client == nullptr || ns == nullptr || bytes == nullptr || (tokens == nullptr && num_tokens != 0)) {
+    return fail(KVTIER_INVALID_ARGUMENT, "kvtier_put_with_tokens: client, ns, bytes and tokens are required");
+  }
+  return to_code(client->client->put(ns->handle, key_of(key), key_of(parent), {bytes, size}, {tokens, num_tokens}));
+}
+
+kvtier_code kvtier_reserve_with_tokens(kvtier_client* client, const kvtier_namespace* ns, kvtier_block_key key,
+                                       kvtier_block_key parent, const uint32_t* tokens, size_t num_tokens,
+                                       kvtier_reservation** out) {
+  if (client == nullptr || ns == nullptr || out == nullptr || (tokens == nullptr && num_tokens != 0)) {
     return fail(KVTIER_INVALID_ARGUMENT, "kvtier_reserve: client, ns and out are required");
   }
-  auto r = client->client->reserve(ns->handle, key_of(key), key_of(parent));
+  auto r = client->client->reserve(ns->handle, key_of(key), key_of(parent), {tokens, num_tokens});
   if (!r.ok()) return to_code(r.status());
   *out = new kvtier_reservation{std::move(r).value()};
   return KVTIER_OK;

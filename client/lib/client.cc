@@ -8,6 +8,7 @@
 
 #include "common/node_segments.h"
 #include "common/shared_segment.h"
+#include "events/token_ring.h"
 #include "index/crash_points.h"
 #include "kvtier/checksum.h"
 #include "load/load_queue.h"
@@ -37,7 +38,7 @@ struct Client::Impl {
   std::unique_ptr<host::ArenaReleaser> releaser;
   std::shared_ptr<const EvictionPolicy> room_policy = make_prefix_aware_policy();  // for a full arena
   std::atomic<uint64_t> puts{0}, put_exists{0}, gets{0}, evictions_for_room{0}, sealed{0}, corrupt_dropped{0},
-      loads_requested{0}, room_waits{0};
+      loads_requested{0}, room_waits{0}, tokens_recorded{0};
   std::mutex loads_mu;
   std::unique_ptr<LoadQueue> loads;  // attached on first use: the daemon creates it
 
@@ -53,6 +54,31 @@ struct Client::Impl {
     return loads.get();
   }
 
+  // The node's token ring, while its daemon publishes vLLM-format events. Looked for at most once
+  // a second, so a daemon that turns publishing on is noticed without a cost per put.
+  std::mutex tokens_mu;
+  std::atomic<TokenRing*> tokens{nullptr};
+  std::unique_ptr<TokenRing> tokens_owned;
+  std::atomic<int64_t> tokens_next_look_ns{0};
+
+  TokenRing* token_ring() {
+    if (TokenRing* t = tokens.load(std::memory_order_acquire)) return t;
+    const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+    if (now < tokens_next_look_ns.load(std::memory_order_relaxed)) return nullptr;
+    std::lock_guard lock(tokens_mu);
+    if (!tokens_owned) {
+      tokens_next_look_ns.store(now + 1'000'000'000, std::memory_order_relaxed);
+      auto ring = TokenRing::attach(node_tokens_segment(options.shm_prefix, options.node_name));
+      if (!ring.ok()) return nullptr;
+      tokens_owned = std::move(ring).value();
+      if (!options.engine_id.empty()) {
+        if (auto tag = index.owner_tag(); tag.ok()) (void)tokens_owned->register_engine(*tag, options.engine_id);
+      }
+      tokens.store(tokens_owned.get(), std::memory_order_release);
+    }
+    return tokens_owned.get();
+  }
+
   Impl(ClientOptions o, BlockIndex ix, std::unique_ptr<host::HostArena> a)
       : options(std::move(o)),
         index(std::move(ix)),
@@ -65,6 +91,10 @@ Client::~Client() = default;
 
 Result<std::unique_ptr<Client>> Client::open(const ClientOptions& o) {
   if (o.node_name.empty()) return Status::invalid_argument("client node_name must be set");
+  if (o.engine_id.size() > TokenRing::kMaxEngineIdBytes || o.engine_id.find('@') != std::string::npos) {
+    return Status::invalid_argument(fmt::format("client engine_id '{}' must be at most {} bytes without '@'",
+                                                o.engine_id, TokenRing::kMaxEngineIdBytes));
+  }
   KVTIER_RETURN_IF_ERROR(SharedSegment::validate_name(index_segment(o)));
   IndexOptions io;
   io.segment_name = index_segment(o);
@@ -80,13 +110,15 @@ Result<std::unique_ptr<Client>> Client::open(const ClientOptions& o) {
   }
   impl->index.set_eviction_listener(impl->releaser.get());
   if (o.huge_pages) (void)impl->arena->advise_huge_pages();  // best effort by design
+  if (!o.engine_id.empty()) (void)impl->token_ring();        // names this engine to a publishing node
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
 
 Status Client::destroy_node(const ClientOptions& o) {
   const Status a = BlockIndex::destroy(index_segment(o));
   const Status b = host::HostArena::destroy(host_segment(o));
-  (void)LoadQueue::destroy(node_loads_segment(o.shm_prefix, o.node_name));  // only a daemon makes one
+  (void)LoadQueue::destroy(node_loads_segment(o.shm_prefix, o.node_name));  // only a daemon makes these
+  (void)TokenRing::destroy(node_tokens_segment(o.shm_prefix, o.node_name));
   return a.ok() ? b : a;
 }
 
@@ -205,11 +237,22 @@ Result<size_t> Client::get_copy(const NamespaceHandle& ns, std::span<const Block
   return blocks->size();
 }
 
-Result<PutReservation> Client::reserve(const NamespaceHandle& ns, const BlockKey& key, const BlockKey& parent) {
+Result<PutReservation> Client::reserve(const NamespaceHandle& ns, const BlockKey& key, const BlockKey& parent,
+                                       std::span<const TokenId> block_tokens) {
+  if (!block_tokens.empty() && block_tokens.size() != ns.ns.block_tokens()) {
+    return Status::invalid_argument(fmt::format("a block of namespace '{}' has {} tokens, got {}",
+                                                ns.ns.spec().model_id, ns.ns.block_tokens(), block_tokens.size()));
+  }
   PutReservation r;
   if (auto existing = impl_->index.lookup(key); existing && existing->in(Tier::kHost)) {
     impl_->put_exists.fetch_add(1, std::memory_order_relaxed);
     return r;  // cached already: nothing to write
+  }
+  // Before the block is committed, so the publisher has the tokens when it sees the block stored.
+  if (!block_tokens.empty()) {
+    if (TokenRing* ring = impl_->token_ring(); ring != nullptr && ring->record(key, block_tokens)) {
+      impl_->tokens_recorded.fetch_add(1, std::memory_order_relaxed);
+    }
   }
   auto owner = impl_->index.owner_tag();
   if (!owner.ok()) return owner.status();
@@ -241,12 +284,12 @@ Result<PutReservation> Client::reserve(const NamespaceHandle& ns, const BlockKey
 }
 
 Status Client::put(const NamespaceHandle& ns, const BlockKey& key, const BlockKey& parent,
-                   std::span<const uint8_t> bytes) {
+                   std::span<const uint8_t> bytes, std::span<const TokenId> block_tokens) {
   if (bytes.size() != ns.ns.bytes_per_block()) {
     return Status::invalid_argument(fmt::format("block for namespace '{}' must be {} bytes, got {}",
                                                 ns.ns.spec().model_id, ns.ns.bytes_per_block(), bytes.size()));
   }
-  auto r = reserve(ns, key, parent);
+  auto r = reserve(ns, key, parent, block_tokens);
   if (!r.ok()) return r.status();
   if (r->exists()) return {};
   std::memcpy(r->data(), bytes.data(), bytes.size());
@@ -305,7 +348,10 @@ Result<EvictionReport> Client::evict(Tier tier, uint64_t bytes, const EvictionPo
   return impl_->index.evict(tier, bytes, policy, impl_->releaser.get());
 }
 
-Status Client::maintain() { return host::maintain_index_and_arena(impl_->index, *impl_->arena); }
+Status Client::maintain() {
+  if (!impl_->options.engine_id.empty()) (void)impl_->token_ring();  // a node that started publishing since
+  return host::maintain_index_and_arena(impl_->index, *impl_->arena);
+}
 
 ClientStats Client::stats() const {
   ClientStats s;
@@ -321,6 +367,7 @@ ClientStats Client::stats() const {
   s.corrupt_dropped = impl_->corrupt_dropped.load(std::memory_order_relaxed);
   s.loads_requested = impl_->loads_requested.load(std::memory_order_relaxed);
   s.room_waits = impl_->room_waits.load(std::memory_order_relaxed);
+  s.tokens_recorded = impl_->tokens_recorded.load(std::memory_order_relaxed);
   return s;
 }
 

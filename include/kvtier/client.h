@@ -32,6 +32,10 @@ struct ClientOptions {
   bool verify_reads = false;
   // Ask for transparent huge pages on the arena's data (best effort; see docs/host_tier.md).
   bool huge_pages = false;
+  // What schedulers call this engine (its pod IP in Kubernetes, as llm-d names pods): a node that
+  // publishes vLLM-format events sends them under it while this process lives. Empty: none.
+  // At most 56 bytes, no '@'.
+  std::string engine_id;
 };
 
 // A namespace this client writes and reads, with the node-wide id and arena size class it maps to.
@@ -125,6 +129,7 @@ struct ClientStats {
   uint64_t sealed = 0, corrupt_dropped = 0;
   uint64_t loads_requested = 0;  // blocks asked of the node daemon
   uint64_t room_waits = 0;       // puts that found the arena full and got room from the daemon
+  uint64_t tokens_recorded = 0;  // blocks whose token ids went to the node's vLLM event publisher
 };
 
 class Client {
@@ -155,9 +160,13 @@ class Client {
   // Reserves arena space for `key` (whose predecessor is `parent`, or ns.ns.root() for a first
   // block). When the arena is full it asks a serving daemon for room (up to 20 ms: the daemon
   // demotes to SSD), then evicts by the index's policy itself, dropping blocks.
-  Result<PutReservation> reserve(const NamespaceHandle& ns, const BlockKey& key, const BlockKey& parent);
+  // `block_tokens`, when given, are the block's token ids (exactly ns.ns.block_tokens() of them):
+  // a node that publishes vLLM-format events sends them with the block (docs/scheduler.md).
+  Result<PutReservation> reserve(const NamespaceHandle& ns, const BlockKey& key, const BlockKey& parent,
+                                 std::span<const TokenId> block_tokens = {});
   // reserve + copy + commit. `bytes` must be exactly the namespace's block size.
-  Status put(const NamespaceHandle& ns, const BlockKey& key, const BlockKey& parent, std::span<const uint8_t> bytes);
+  Status put(const NamespaceHandle& ns, const BlockKey& key, const BlockKey& parent, std::span<const uint8_t> bytes,
+             std::span<const TokenId> block_tokens = {});
 
   // Records an XXH3-64 checksum for each host-resident block of `keys` that has none yet; what
   // leaves host memory (demotion to SSD, serving to other nodes) is sealed first. Kept off the

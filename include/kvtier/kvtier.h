@@ -47,6 +47,7 @@ typedef struct kvtier_client_options {
   const char* shm_prefix;                          /* NULL: "kvtier" */
   int create_if_missing;                           /* embedded use: create the node's segments with the sizes below */
   uint64_t index_capacity, host_bytes, slab_bytes; /* 0: defaults (1M blocks, 1 GiB, 32 MiB) */
+  const char* engine_id; /* NULL: none; what a node publishing vLLM-format events names this engine */
 } kvtier_client_options;
 
 typedef struct kvtier_namespace_spec {
@@ -96,6 +97,14 @@ kvtier_code kvtier_put(kvtier_client* client, const kvtier_namespace* ns, kvtier
  * the block is already cached (commit is then a no-op). Commit and abort free the handle. */
 kvtier_code kvtier_reserve(kvtier_client* client, const kvtier_namespace* ns, kvtier_block_key key,
                            kvtier_block_key parent, kvtier_reservation** out);
+/* The same with the block's token ids (exactly the namespace's block_tokens of them), which a node
+ * publishing vLLM-format events sends with the block (docs/scheduler.md). */
+kvtier_code kvtier_put_with_tokens(kvtier_client* client, const kvtier_namespace* ns, kvtier_block_key key,
+                                   kvtier_block_key parent, const uint8_t* bytes, size_t size, const uint32_t* tokens,
+                                   size_t num_tokens);
+kvtier_code kvtier_reserve_with_tokens(kvtier_client* client, const kvtier_namespace* ns, kvtier_block_key key,
+                                       kvtier_block_key parent, const uint32_t* tokens, size_t num_tokens,
+                                       kvtier_reservation** out);
 uint8_t* kvtier_reservation_data(kvtier_reservation* r, size_t* size);
 kvtier_code kvtier_reservation_commit(kvtier_reservation* r);
 void kvtier_reservation_abort(kvtier_reservation* r);

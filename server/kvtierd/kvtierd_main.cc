@@ -130,6 +130,22 @@ int serve(const kvtier::config::NodeConfig& cfg, bool ssd_start_empty, unsigned 
   fo.node_id = options->node_name;
   fo.shm_prefix = cfg.shm_prefix;
   fo.event_ring = cfg.event_ring;
+  if (cfg.vllm_events_enabled) {
+    kvtier::publisher::VllmPublisherOptions v;
+    v.endpoint = cfg.vllm_events_endpoint;
+    v.connect = cfg.vllm_events_connect;
+    v.replay_endpoint = cfg.vllm_events_replay_endpoint;
+    v.pod_ids = cfg.vllm_pod_ids();
+    v.fallback_pod = options->node_name;
+    v.encoding = *kvtier::publisher::parse_vllm_encoding(cfg.vllm_events_encoding);  // validated
+    v.media.host = cfg.vllm_events_host_medium;
+    v.media.ssd = cfg.vllm_events_ssd_medium;
+    v.publish_hbm = cfg.vllm_events_publish_hbm;
+    v.replay_batches = cfg.vllm_events_replay_batches;
+    v.max_batch_events = cfg.max_batch_events;
+    v.token_ring = {cfg.vllm_events_token_ring, cfg.vllm_events_max_block_tokens};
+    fo.vllm_events = std::move(v);
+  }
   fo.limits = {cfg.max_tokens, cfg.max_keys, cfg.max_batch, cfg.max_batch_events,
                static_cast<uint32_t>(cfg.max_chunk_bytes)};
   fo.grace = std::chrono::milliseconds(cfg.drain_ms);
@@ -146,6 +162,11 @@ int serve(const kvtier::config::NodeConfig& cfg, bool ssd_start_empty, unsigned 
       options->node_name, ::getpid(), cfg.grpc_address, (*frontend)->epoch(), st.ssd.recovered_blocks,
       st.reconcile_restored, st.reconcile_forgotten,
       cfg.metrics_address.empty() ? std::string("(none)") : "http://" + cfg.metrics_address + "/metrics");
+  if (cfg.vllm_events_enabled) {
+    spdlog::info("kvtierd: vLLM-format events on {} ({}), replay on {}", cfg.vllm_events_endpoint,
+                 cfg.vllm_events_connect ? "connected" : "bound",
+                 cfg.vllm_events_replay_endpoint.empty() ? std::string("(none)") : cfg.vllm_events_replay_endpoint);
+  }
   int signal = 0;
   while (signal == 0) {
     timespec wait{static_cast<time_t>(stats_interval_s > 0 ? stats_interval_s : 3600), 0};

@@ -5,6 +5,8 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include "common/node_segments.h"
+#include "events/token_ring.h"
 #include "server/services/metrics_exposition.h"
 
 namespace kvtier::services {
@@ -56,6 +58,16 @@ Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(node::NodeTiers& tiers
         fmt::format("cannot serve gRPC on {} (in use, or not an address of this machine)", f->options_.address));
   }
   f->locality_.start();
+  const std::string token_ring = node_tokens_segment(f->options_.shm_prefix, f->options_.node_id);
+  if (f->options_.vllm_events) {
+    f->options_.vllm_events->token_ring_name = token_ring;
+    auto vllm =
+        publisher::VllmEventPublisher::start(f->log_, tiers.index(), f->options_.namespaces, *f->options_.vllm_events);
+    if (!vllm.ok()) return vllm.status();
+    f->vllm_publisher_ = std::move(vllm).value();
+  } else {
+    (void)TokenRing::destroy(token_ring);  // absent is fine
+  }
   if (!f->options_.metrics_address.empty()) {
     GrpcFrontend* raw = f.get();
     auto http = MetricsHttpServer::start(f->options_.metrics_address, [raw] { return raw->render_metrics(); });
@@ -73,7 +85,10 @@ Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(node::NodeTiers& tiers
 }
 
 std::string GrpcFrontend::render_metrics() const {
-  return services::render_metrics(tiers_.stats(), log_.stats(), metrics_, log_.node_id(), log_.epoch());
+  std::optional<publisher::VllmPublisherStats> vllm;
+  if (vllm_publisher_) vllm = vllm_publisher_->stats();
+  return services::render_metrics(tiers_.stats(), log_.stats(), metrics_, log_.node_id(), log_.epoch(),
+                                  vllm ? &*vllm : nullptr);
 }
 
 GrpcFrontend::~GrpcFrontend() {
@@ -82,6 +97,7 @@ GrpcFrontend::~GrpcFrontend() {
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + options_.grace);
   locality_.stop();
   metrics_http_.reset();
+  vllm_publisher_.reset();
   stopping_ = true;
   if (poller_.joinable()) poller_.join();
 }

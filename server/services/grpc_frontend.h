@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "kvtier/namespace.h"
 #include "kvtier/result.h"
 #include "server/node/node_tiers.h"
+#include "server/publisher/vllm_event_publisher.h"
 #include "server/services/admin_service.h"
 #include "server/services/blocks_service.h"
 #include "server/services/events_service.h"
@@ -38,6 +40,9 @@ struct FrontendOptions {
   uint32_t event_ring = 1U << 18;
   RequestLimits limits;
   std::chrono::milliseconds grace{2000};  // for running requests at shutdown
+  // Publishes the node's events in vLLM's format too (its token ring is then created; without
+  // it a ring a previous run left is removed, so clients stop recording tokens).
+  std::optional<publisher::VllmPublisherOptions> vllm_events;
 };
 
 class GrpcFrontend {
@@ -68,6 +73,7 @@ class GrpcFrontend {
   AdminService admin_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<MetricsHttpServer> metrics_http_;
+  std::unique_ptr<publisher::VllmEventPublisher> vllm_publisher_;
   std::atomic<bool> stopping_{false};
   std::thread poller_;
 };

@@ -39,7 +39,7 @@ double ratio(uint64_t part, uint64_t whole) {
 }  // namespace
 
 std::string render_metrics(const node::NodeTiersStats& t, const events::EventLogStats& e, const ServiceMetrics& m,
-                           const std::string& node_id, uint64_t epoch) {
+                           const std::string& node_id, uint64_t epoch, const publisher::VllmPublisherStats* vllm) {
   Exposition x;
   x.family("node_info", "gauge", "The node's identity; the epoch changes on every daemon start.")
       .sample("node_info", fmt::format(R"(node="{}",epoch="{}")", node_id, epoch), 1);
@@ -121,6 +121,25 @@ std::string render_metrics(const node::NodeTiersStats& t, const events::EventLog
     x.sample("request_duration_seconds_bucket", fmt::format(R"(rpc="{}",le="+Inf")", name), cumulative);
     x.sample("request_duration_seconds_sum", fmt::format("rpc=\"{}\"", name), h.sum_seconds());
     x.sample("request_duration_seconds_count", fmt::format("rpc=\"{}\"", name), cumulative);
+  }
+  if (vllm != nullptr) {
+    x.single("vllm_messages_total", "counter", "Messages the vLLM-format publisher sent (one per pod per batch).",
+             vllm->messages);
+    x.single("vllm_events_total", "counter", "vLLM events in those messages.", vllm->events);
+    x.family("vllm_blocks_total", "counter", "Block hashes published, by event and whether token ids went with them.");
+    x.sample("vllm_blocks_total", R"(event="stored",tokens="yes")", vllm->with_tokens);
+    x.sample("vllm_blocks_total", R"(event="stored",tokens="no")", vllm->without_tokens);
+    x.sample("vllm_blocks_total", R"(event="removed",tokens="no")", vllm->blocks_removed);
+    x.single("vllm_tokens_lost_total", "counter",
+             "Token records overwritten or torn before the publisher read them (raise events.vllm.token_ring).",
+             vllm->tokens_lost);
+    x.single("vllm_unknown_namespace_total", "counter",
+             "Node events of namespaces the daemon's configuration does not name (not published).",
+             vllm->unknown_namespace);
+    x.single("vllm_snapshots_total", "counter",
+             "Times the publisher sent AllBlocksCleared and every resident block (start, lost events).",
+             vllm->snapshots);
+    x.single("vllm_replay_requests_total", "counter", "Requests answered on the replay socket.", vllm->replay_requests);
   }
   return x.take();
 }

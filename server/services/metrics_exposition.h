@@ -6,11 +6,13 @@
 
 #include "events/event_log.h"
 #include "server/node/node_tiers.h"
+#include "server/publisher/vllm_event_publisher.h"
 #include "server/services/service_metrics.h"
 
 namespace kvtier::services {
 
 std::string render_metrics(const node::NodeTiersStats& tiers, const events::EventLogStats& events,
-                           const ServiceMetrics& services, const std::string& node_id, uint64_t epoch);
+                           const ServiceMetrics& services, const std::string& node_id, uint64_t epoch,
+                           const publisher::VllmPublisherStats* vllm = nullptr);  // when it publishes
 
 }  // namespace kvtier::services

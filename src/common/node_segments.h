@@ -1,5 +1,5 @@
 // The names of a node's shared-memory segments, which the daemon creates and engines attach:
-// <shm_prefix>-<node>-{index,host,loads}. One spelling for both sides.
+// <shm_prefix>-<node>-{index,host,loads,tokens}. One spelling for both sides.
 #pragma once
 
 #include <fmt/format.h>
@@ -17,6 +17,10 @@ inline std::string node_host_segment(std::string_view prefix, std::string_view n
 }
 inline std::string node_loads_segment(std::string_view prefix, std::string_view node) {
   return fmt::format("{}-{}-loads", prefix, node);
+}
+// Only while the daemon publishes vLLM-format events (src/events/token_ring.h).
+inline std::string node_tokens_segment(std::string_view prefix, std::string_view node) {
+  return fmt::format("{}-{}-tokens", prefix, node);
 }
 
 }  // namespace kvtier

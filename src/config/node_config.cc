@@ -54,6 +54,20 @@ server:
     max_chunk_bytes: 4MiB  # one GetBlocks / PutBlocks chunk
 events:
   ring: 262144             # events kept for subscribers that fall behind (about 100 B each)
+  vllm:                    # the same events in vLLM's format, for llm-d's precise scorer (docs/scheduler.md)
+    enabled: false
+    endpoint: "tcp://*:5557"         # ZMQ PUB
+    connect: false                   # true: connect to a consumer that binds (llm-d's zmqEndpoint)
+    replay_endpoint: "tcp://*:5558"  # ZMQ ROUTER; "" for none
+    pod_ids: ""              # comma-separated pods to publish as, besides engines naming themselves
+                             # (ClientOptions::engine_id); with neither, the node name
+    encoding: array          # array (vLLM's default, what llm-d decodes) | map
+    host_medium: CPU         # `medium` of host-memory blocks (Dynamo's router reads CPU_PINNED)
+    ssd_medium: STORAGE      # `medium` of SSD blocks (Dynamo's router reads DISK)
+    publish_hbm: false       # engines publish their own GPU blocks
+    replay_batches: 10000    # messages kept for the replay socket
+    token_ring: 65536        # recent blocks' token ids kept for the publisher (a power of two)
+    max_block_tokens: 256    # token ids per block the ring holds
 log:
   level: info              # trace | debug | info | warn | error
   format: text             # text | json (one object per line)
@@ -214,8 +228,31 @@ void apply(const YAML::Node& root, NodeConfig& cfg) {
     }
   }
   if (const auto n = root["events"]) {
-    require_map(n, "events", {"ring"});
+    require_map(n, "events", {"ring", "vllm"});
     if (n["ring"]) cfg.event_ring = get_u32(n["ring"], "events.ring");
+    if (const auto v = n["vllm"]) {
+      require_map(v, "events.vllm",
+                  {"enabled", "endpoint", "connect", "replay_endpoint", "pod_ids", "encoding", "host_medium",
+                   "ssd_medium", "publish_hbm", "replay_batches", "token_ring", "max_block_tokens"});
+      if (v["enabled"]) cfg.vllm_events_enabled = get_bool(v["enabled"], "events.vllm.enabled");
+      if (v["endpoint"]) cfg.vllm_events_endpoint = get_string(v["endpoint"], "events.vllm.endpoint");
+      if (v["connect"]) cfg.vllm_events_connect = get_bool(v["connect"], "events.vllm.connect");
+      if (v["replay_endpoint"]) {
+        cfg.vllm_events_replay_endpoint = get_string(v["replay_endpoint"], "events.vllm.replay_endpoint");
+      }
+      if (v["pod_ids"]) cfg.vllm_events_pod_ids = get_string(v["pod_ids"], "events.vllm.pod_ids");
+      if (v["encoding"]) cfg.vllm_events_encoding = get_string(v["encoding"], "events.vllm.encoding");
+      if (v["host_medium"]) cfg.vllm_events_host_medium = get_string(v["host_medium"], "events.vllm.host_medium");
+      if (v["ssd_medium"]) cfg.vllm_events_ssd_medium = get_string(v["ssd_medium"], "events.vllm.ssd_medium");
+      if (v["publish_hbm"]) cfg.vllm_events_publish_hbm = get_bool(v["publish_hbm"], "events.vllm.publish_hbm");
+      if (v["replay_batches"]) {
+        cfg.vllm_events_replay_batches = get_u32(v["replay_batches"], "events.vllm.replay_batches");
+      }
+      if (v["token_ring"]) cfg.vllm_events_token_ring = get_u32(v["token_ring"], "events.vllm.token_ring");
+      if (v["max_block_tokens"]) {
+        cfg.vllm_events_max_block_tokens = get_u32(v["max_block_tokens"], "events.vllm.max_block_tokens");
+      }
+    }
   }
   if (const auto n = root["log"]) {
     require_map(n, "log", {"level", "format"});
@@ -299,6 +336,82 @@ YAML::Node override_document(const ConfigOverride& o) { return nested(o.path, o.
 
 }  // namespace
 
+std::vector<std::string> NodeConfig::vllm_pod_ids() const {
+  std::vector<std::string> out;
+  std::string_view rest = vllm_events_pod_ids;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (!item.empty()) out.emplace_back(item);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+  }
+  return out;
+}
+
+Status NodeConfig::validate_vllm_events() const {
+  const auto zmq_endpoint = [](std::string_view field, const std::string& e) -> Status {
+    if (!e.starts_with("tcp://") && !e.starts_with("ipc://")) {
+      return Status::invalid_argument(
+          fmt::format("{} must be a ZMQ endpoint (tcp://host:port or ipc://path), got '{}'", field, e));
+    }
+    return {};
+  };
+  KVTIER_RETURN_IF_ERROR(zmq_endpoint("events.vllm.endpoint", vllm_events_endpoint));
+  if (!vllm_events_replay_endpoint.empty()) {
+    KVTIER_RETURN_IF_ERROR(zmq_endpoint("events.vllm.replay_endpoint", vllm_events_replay_endpoint));
+    if (vllm_events_replay_endpoint == vllm_events_endpoint) {
+      return Status::invalid_argument("events.vllm.endpoint and events.vllm.replay_endpoint must differ, both are " +
+                                      vllm_events_endpoint);
+    }
+  }
+  if (vllm_events_encoding != "array" && vllm_events_encoding != "map") {
+    return Status::invalid_argument("events.vllm.encoding must be array or map, got '" + vllm_events_encoding + "'");
+  }
+  for (const auto& [field, medium] : {std::pair{"events.vllm.host_medium", &vllm_events_host_medium},
+                                      std::pair{"events.vllm.ssd_medium", &vllm_events_ssd_medium}}) {
+    const bool word = !medium->empty() && medium->size() <= 32 &&
+                      std::all_of(medium->begin(), medium->end(),
+                                  [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_'; });
+    if (!word) {
+      return Status::invalid_argument(
+          fmt::format("{} must be 1..32 letters, digits or '_' (e.g. CPU, STORAGE), got '{}'", field, *medium));
+    }
+  }
+  for (const std::string& pod : vllm_pod_ids()) {
+    if (pod.find('@') != std::string::npos) {
+      return Status::invalid_argument(
+          fmt::format("events.vllm.pod_ids: '{}' contains '@', which topics use to "
+                      "separate pod and model",
+                      pod));
+    }
+  }
+  if (vllm_events_replay_batches == 0 || vllm_events_replay_batches > 1000000) {
+    return Status::invalid_argument(
+        fmt::format("events.vllm.replay_batches must be 1..1000000, got {}", vllm_events_replay_batches));
+  }
+  if (vllm_events_token_ring < 1024 || vllm_events_token_ring > (1U << 24) ||
+      (vllm_events_token_ring & (vllm_events_token_ring - 1)) != 0) {
+    return Status::invalid_argument(
+        fmt::format("events.vllm.token_ring must be a power of two in 1024..16777216, got {}", vllm_events_token_ring));
+  }
+  if (vllm_events_max_block_tokens == 0 || vllm_events_max_block_tokens > 65536) {
+    return Status::invalid_argument(
+        fmt::format("events.vllm.max_block_tokens must be 1..65536, got {}", vllm_events_max_block_tokens));
+  }
+  if (vllm_events_enabled) {
+    for (size_t i = 0; i < namespaces.size(); ++i) {
+      if (namespaces[i].layout.block_tokens > vllm_events_max_block_tokens) {
+        return Status::invalid_argument(
+            fmt::format("namespaces[{}] has {} tokens per block, more than events.vllm.max_block_tokens ({}) holds", i,
+                        namespaces[i].layout.block_tokens, vllm_events_max_block_tokens));
+      }
+    }
+  }
+  return {};
+}
+
 Status NodeConfig::validate() const {
   if (node_name.size() > 64 || !is_segment_safe(node_name)) {
     return Status::invalid_argument("node.name must be at most 64 characters of [A-Za-z0-9._-], got '" + node_name +
@@ -376,6 +489,7 @@ Status NodeConfig::validate() const {
   if ((event_ring & (event_ring - 1)) != 0) {
     return Status::invalid_argument(fmt::format("events.ring must be a power of two, got {}", event_ring));
   }
+  KVTIER_RETURN_IF_ERROR(validate_vllm_events());
   static constexpr std::array kLevels = {"trace", "debug", "info", "warn", "error"};
   if (std::find(kLevels.begin(), kLevels.end(), log_level) == kLevels.end()) {
     return Status::invalid_argument("log.level must be trace, debug, info, warn or error, got '" + log_level + "'");
@@ -508,7 +622,17 @@ std::string to_yaml(const NodeConfig& cfg) {
       << "max_batch_events" << YAML::Value << cfg.max_batch_events << YAML::Key << "max_chunk_bytes" << YAML::Value
       << format_byte_size(cfg.max_chunk_bytes) << YAML::EndMap << YAML::EndMap;
   out << YAML::Key << "events" << YAML::Value << YAML::BeginMap << YAML::Key << "ring" << YAML::Value << cfg.event_ring
-      << YAML::EndMap;
+      << YAML::Key << "vllm" << YAML::Value << YAML::BeginMap << YAML::Key << "enabled" << YAML::Value
+      << cfg.vllm_events_enabled << YAML::Key << "endpoint" << YAML::Value << YAML::DoubleQuoted
+      << cfg.vllm_events_endpoint << YAML::Key << "connect" << YAML::Value << cfg.vllm_events_connect << YAML::Key
+      << "replay_endpoint" << YAML::Value << YAML::DoubleQuoted << cfg.vllm_events_replay_endpoint << YAML::Key
+      << "pod_ids" << YAML::Value << YAML::DoubleQuoted << cfg.vllm_events_pod_ids << YAML::Key << "encoding"
+      << YAML::Value << cfg.vllm_events_encoding << YAML::Key << "host_medium" << YAML::Value
+      << cfg.vllm_events_host_medium << YAML::Key << "ssd_medium" << YAML::Value << cfg.vllm_events_ssd_medium
+      << YAML::Key << "publish_hbm" << YAML::Value << cfg.vllm_events_publish_hbm << YAML::Key << "replay_batches"
+      << YAML::Value << cfg.vllm_events_replay_batches << YAML::Key << "token_ring" << YAML::Value
+      << cfg.vllm_events_token_ring << YAML::Key << "max_block_tokens" << YAML::Value
+      << cfg.vllm_events_max_block_tokens << YAML::EndMap << YAML::EndMap;
   out << YAML::Key << "log" << YAML::Value << YAML::BeginMap << YAML::Key << "level" << YAML::Value << cfg.log_level
       << YAML::Key << "format" << YAML::Value << cfg.log_format << YAML::EndMap;
   out << YAML::Key << "namespaces" << YAML::Value << YAML::BeginSeq;

@@ -52,6 +52,22 @@ struct NodeConfig {
 
   uint32_t event_ring = 1U << 18;  // events kept for replay to subscribers that fall behind
 
+  // The node's events in vLLM's KV-event format (ZMQ + msgpack) for llm-d's precise prefix-cache
+  // scorer and other consumers of vLLM engines' streams (docs/scheduler.md). Off by default.
+  bool vllm_events_enabled = false;
+  std::string vllm_events_endpoint = "tcp://*:5557";         // ZMQ PUB
+  bool vllm_events_connect = false;                          // connect to a consumer that binds instead
+  std::string vllm_events_replay_endpoint = "tcp://*:5558";  // ZMQ ROUTER; empty: no replay
+  // Comma-separated pods to publish as, besides engines that name themselves; with neither, the node.
+  std::string vllm_events_pod_ids;
+  std::string vllm_events_encoding = "array";      // array | map
+  std::string vllm_events_host_medium = "CPU";     // `medium` of host-memory blocks
+  std::string vllm_events_ssd_medium = "STORAGE";  // `medium` of SSD blocks
+  bool vllm_events_publish_hbm = false;            // engines publish their own GPU blocks
+  uint32_t vllm_events_replay_batches = 10000;
+  uint32_t vllm_events_token_ring = 1U << 16;  // recent blocks' token ids kept for the publisher
+  uint32_t vllm_events_max_block_tokens = 256;
+
   std::string log_level = "info";   // trace | debug | info | warn | error
   std::string log_format = "text";  // text | json (one object per line)
 
@@ -62,6 +78,11 @@ struct NodeConfig {
 
   // Ranges, addresses and namespaces (each one valid, no duplicates).
   Status validate() const;
+  // events.vllm.pod_ids as a list (empty: the daemon uses the node name).
+  std::vector<std::string> vllm_pod_ids() const;
+
+ private:
+  Status validate_vllm_events() const;
 };
 
 // YAML text of the configuration kvtierd runs with when given no file.

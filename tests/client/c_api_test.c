@@ -20,7 +20,7 @@ static int failures = 0, checks = 0;
 int main(void) {
   char node[64];
   snprintf(node, sizeof node, "c-api-%d", (int)getpid());
-  kvtier_client_options opts = {node, NULL, 1, 4096, 16u << 20, 4u << 20};
+  kvtier_client_options opts = {node, NULL, 1, 4096, 16u << 20, 4u << 20, "c-engine"};
   kvtier_client* client = NULL;
   CHECK(kvtier_client_open(&opts, &client) == KVTIER_OK);
 
@@ -74,17 +74,23 @@ int main(void) {
   CHECK(kvtier_put(client, ns, fresh, parent, bytes, 5) == KVTIER_INVALID_ARGUMENT);
   CHECK(strstr(kvtier_last_error(), "16384 bytes") != NULL);
   CHECK(kvtier_put(NULL, ns, fresh, parent, bytes, block) == KVTIER_INVALID_ARGUMENT);
+  /* Token ids go with a block only as a whole block's worth. */
+  uint32_t block_tokens[16] = {0};
+  CHECK(kvtier_put_with_tokens(client, ns, fresh, parent, bytes, block, block_tokens, 15) == KVTIER_INVALID_ARGUMENT);
+  CHECK(strstr(kvtier_last_error(), "16 tokens") != NULL);
+  CHECK(kvtier_put_with_tokens(client, ns, fresh, parent, bytes, block, NULL, 16) == KVTIER_INVALID_ARGUMENT);
+  CHECK(kvtier_put_with_tokens(client, ns, fresh, parent, bytes, block, block_tokens, 16) == KVTIER_OK);
   kvtier_namespace_spec bad = spec;
   bad.dtype = "fp64";
   kvtier_namespace* none = NULL;
   CHECK(kvtier_namespace_register(client, &bad, &none) == KVTIER_INVALID_ARGUMENT);
-  kvtier_client_options missing = {"c-api-no-such-node", NULL, 0, 0, 0, 0};
+  kvtier_client_options missing = {"c-api-no-such-node", NULL, 0, 0, 0, 0, NULL};
   kvtier_client* nobody = NULL;
   CHECK(kvtier_client_open(&missing, &nobody) == KVTIER_NOT_FOUND);
 
   kvtier_stats stats;
   CHECK(kvtier_client_stats(client, &stats) == KVTIER_OK);
-  CHECK(stats.host_blocks == 3 && stats.puts == 3);
+  CHECK(stats.host_blocks == 4 && stats.puts == 4); /* three chain blocks and the one with tokens */
 
   free(out);
   free(bytes);

@@ -109,6 +109,13 @@ TEST(ClientTest, PuttingWhatExistsIsACheapNoOpAndBadInputIsRefused) {
 
   std::vector<uint8_t> wrong(100);
   EXPECT_EQ(client->put(ns, keys[1], keys[0], wrong).code(), StatusCode::kInvalidArgument);
+  // Token ids, when given, are one block's worth; with no publishing daemon they go nowhere.
+  const auto fifteen = tokens(15, 3);
+  EXPECT_EQ(client->reserve(ns, keys[1], keys[0], fifteen).status().code(), StatusCode::kInvalidArgument);
+  const auto sixteen = tokens(16, 3);
+  const auto k3 = client->keys(ns, sixteen);
+  EXPECT_TRUE(client->put(ns, k3[0], ns.ns.root(), content(k3[0], ns.ns.bytes_per_block()), sixteen).ok());
+  EXPECT_EQ(client->stats().tokens_recorded, 0u);
   NamespaceSpec huge = small_model();
   huge.layout.num_layers = 4096;  // 32 MiB blocks: larger than a slab
   EXPECT_EQ(client->register_namespace(huge).status().code(), StatusCode::kInvalidArgument);
@@ -120,6 +127,9 @@ TEST(ClientTest, PuttingWhatExistsIsACheapNoOpAndBadInputIsRefused) {
   EXPECT_EQ(Client::open(missing).status().code(), StatusCode::kNotFound);
   missing.node_name = "bad/name";
   EXPECT_EQ(Client::open(missing).status().code(), StatusCode::kInvalidArgument);
+  ClientOptions bad_engine = node.options;
+  bad_engine.engine_id = "pod@model";
+  EXPECT_EQ(Client::open(bad_engine).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(ClientTest, AnUncommittedReservationFreesItsSpace) {

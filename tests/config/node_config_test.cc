@@ -83,6 +83,30 @@ TEST(NodeConfigTest, BadInputGetsAClearMessageWithItsLocation) {
   expect_error("host: [unclosed\n", "not valid YAML");
 }
 
+TEST(NodeConfigTest, VllmEventsAreOffByDefaultAndCheckedWhenSet) {
+  const auto def = parse_node_config("", "empty");
+  ASSERT_TRUE(def.ok()) << def.status();
+  EXPECT_FALSE(def->vllm_events_enabled);
+  EXPECT_TRUE(def->vllm_pod_ids().empty());
+  const auto on = parse_node_config(
+      "events:\n  vllm: {enabled: true, endpoint: \"tcp://10.0.0.5:5557\", connect: true, pod_ids: \" a, b ,,c\",\n"
+      "    encoding: map, replay_endpoint: \"\"}\n",
+      "on.yaml");
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_TRUE(on->vllm_events_connect);
+  EXPECT_EQ(on->vllm_pod_ids(), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(on->vllm_events_replay_endpoint, "");
+  expect_error("events:\n  vllm: {endpoint: \"localhost:5557\"}\n", "events.vllm.endpoint must be a ZMQ endpoint");
+  expect_error("events:\n  vllm: {replay_endpoint: \"tcp://*:5557\"}\n", "must differ");
+  expect_error("events:\n  vllm: {encoding: json}\n", "events.vllm.encoding must be array or map");
+  expect_error("events:\n  vllm: {pod_ids: \"a@b\"}\n", "contains '@'");
+  expect_error("events:\n  vllm: {ssd_medium: \"local disk\"}\n", "events.vllm.ssd_medium must be 1..32 letters");
+  expect_error("events:\n  vllm: {token_ring: 1000}\n", "events.vllm.token_ring must be a power of two");
+  expect_error("events:\n  vllm: {enabled: true, max_block_tokens: 8}\n",
+               "namespaces[0] has 16 tokens per block, more than events.vllm.max_block_tokens (8)");
+  expect_error("events:\n  vllm: {enable: true}\n", "unknown key 'events.vllm.enable'");
+}
+
 TEST(NodeConfigTest, EffectiveYamlParsesBackToTheSameConfig) {
   const auto cfg = parse_node_config("host:\n  bytes: 1.5GiB\nnode:\n  name: node-7\n", "test.yaml");
   ASSERT_TRUE(cfg.ok()) << cfg.status();

@@ -564,26 +564,6 @@ TEST(KvtierdGrpc, AdminStatsClearAndEvict) {
   EXPECT_EQ(n.client->stats().host_used_bytes, 0u) << "the arena space came back";
 }
 
-// GET over a plain socket: the endpoint is for Prometheus, which speaks HTTP/1.1.
-std::string http_get(int port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return {};
-  }
-  const std::string req = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
-  (void)::send(fd, req.data(), req.size(), 0);
-  std::string out;
-  char buf[8192];
-  for (ssize_t r; (r = ::recv(fd, buf, sizeof(buf), 0)) > 0;) out.append(buf, static_cast<size_t>(r));
-  ::close(fd);
-  return out;
-}
-
 TEST(KvtierdGrpc, MetricsEndpointServesPrometheusText) {
   GrpcNode n;
   const auto tokens = testing::tokens(3 * 16, 10);
@@ -592,7 +572,7 @@ TEST(KvtierdGrpc, MetricsEndpointServesPrometheusText) {
   grpc::ClientContext c;
   v1::MatchPrefixResponse r;
   ASSERT_TRUE(locality->MatchPrefix(&c, by_tokens(tokens), &r).ok());
-  const std::string page = http_get(n.metrics_port, "/metrics");
+  const std::string page = testing::http_get(n.metrics_port, "/metrics");
   EXPECT_NE(page.find("HTTP/1.1 200 OK"), std::string::npos) << page;
   EXPECT_NE(page.find("text/plain; version=0.0.4"), std::string::npos);
   EXPECT_NE(page.find("kvtier_tier_blocks{tier=\"host\"} 3\n"), std::string::npos) << page;
@@ -602,7 +582,7 @@ TEST(KvtierdGrpc, MetricsEndpointServesPrometheusText) {
   EXPECT_NE(page.find("kvtier_request_duration_seconds_count{rpc=\"MatchPrefix\"} 1\n"), std::string::npos);
   EXPECT_NE(page.find("# TYPE kvtier_request_duration_seconds histogram"), std::string::npos);
   EXPECT_NE(page.find("kvtier_node_info{node=\"" + n.node + "\""), std::string::npos);
-  EXPECT_NE(http_get(n.metrics_port, "/nothing").find("404"), std::string::npos);
+  EXPECT_NE(testing::http_get(n.metrics_port, "/nothing").find("404"), std::string::npos);
 }
 
 }  // namespace

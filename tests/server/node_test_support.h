@@ -2,6 +2,7 @@
 // unique segment names, a client attached to it, and verifiable block bytes.
 #pragma once
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -33,6 +34,26 @@ inline int free_port() {
   }
   ::close(fd);
   return port;
+}
+
+// GET over a plain socket: the endpoint is for Prometheus, which speaks HTTP/1.1.
+inline std::string http_get(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return {};
+  }
+  const std::string req = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  (void)::send(fd, req.data(), req.size(), 0);
+  std::string out;
+  char buf[8192];
+  for (ssize_t r; (r = ::recv(fd, buf, sizeof(buf), 0)) > 0;) out.append(buf, static_cast<size_t>(r));
+  ::close(fd);
+  return out;
 }
 
 inline NamespaceSpec small_namespace() {

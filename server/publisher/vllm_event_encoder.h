@@ -1,0 +1,67 @@
+// vLLM's KV event batches (vllm/distributed/kv_events.py) encoded as msgpack, for consumers that
+// read an unmodified vLLM engine's stream: llm-d's precise prefix-cache scorer, Dynamo's and
+// kvtier's own indexers. The batch is [ts, [events…], data_parallel_rank]; each event is either a
+// tagged array (["BlockStored", field, …], what vLLM sends by default and what llm-d decodes) or,
+// in the newer form, a map keyed by field name with a "type" entry.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "kvtier/prefix_chain.h"
+#include "kvtier/tier.h"
+
+namespace kvtier::publisher {
+
+enum class VllmEncoding : uint8_t { kArray, kMap };
+
+// "array" or "map"; nullopt otherwise.
+std::optional<VllmEncoding> parse_vllm_encoding(std::string_view name);
+
+// The `medium` each tier is published as. Consumers spell host memory and SSD differently (vLLM's
+// CPU offloading says "CPU"; Dynamo's router reads "CPU_PINNED" and "DISK"), so it is configurable.
+struct VllmMedia {
+  std::string hbm = "GPU";
+  std::string host = "CPU";
+  std::string ssd = "STORAGE";
+  const std::string& of(Tier tier) const;
+};
+
+struct VllmStored {
+  std::vector<uint64_t> hashes;    // a chain: hashes[i + 1]'s parent is hashes[i]
+  std::optional<uint64_t> parent;  // hashes[0]'s parent; none for a first block
+  std::vector<TokenId> tokens;     // every block's tokens back to back, or none when unknown
+  uint32_t block_size = 0;
+  Tier tier = Tier::kHost;
+  std::string lora_name;  // empty: none
+};
+
+struct VllmRemoved {
+  std::vector<uint64_t> hashes;
+  Tier tier = Tier::kHost;
+};
+
+// Appends events, then finish() gives the payload of one published message.
+class VllmBatchWriter {
+ public:
+  explicit VllmBatchWriter(VllmEncoding encoding, VllmMedia media = {})
+      : encoding_(encoding), media_(std::move(media)) {}
+  void stored(const VllmStored& e);
+  void removed(const VllmRemoved& e);
+  void all_cleared();
+  size_t events() const { return count_; }
+  // The msgpack payload; the writer is empty again afterwards.
+  std::string finish(double ts);
+
+ private:
+  VllmEncoding encoding_;
+  VllmMedia media_;
+  std::string events_;  // the packed events, back to back
+  size_t count_ = 0;
+};
+
+}  // namespace kvtier::publisher
