@@ -53,7 +53,8 @@ struct PublishingNode {
       << "ssd: {dir: " << (dir / "ssd") << ", bytes: 64MiB, region_bytes: 2MiB, admission: {min_accesses: 1}}\n"
       << "server: {grpc_address: \"" << address << "\", metrics_address: \"127.0.0.1:" << metrics_port << "\"}\n"
       << "events: {vllm: {enabled: true, endpoint: \"" << pub << "\", replay_endpoint: \"" << replay
-      << "\", pod_ids: \"" << pods << "\", " << more << "encoding: " << encoding << ", token_ring: 4096, max_block_tokens: 64}}\n"
+      << "\", pod_ids: \"" << pods << "\", " << more << "encoding: " << encoding
+      << ", token_ring: 4096, max_block_tokens: 64}}\n"
       << "namespaces:\n  - model_id: " << kModel << "\n"
       << "    layout: {dtype: bf16, block_tokens: 16, num_layers: 2, num_kv_heads: 8, head_dim: 64, kv_planes: 2}\n";
     f.close();
@@ -272,8 +273,8 @@ TEST(VllmPublisher, DemotionAndEvictionAreStoredAndRemovedPerMedium) {
   join(n, s);
   const auto keys = n.put_with_tokens(testing::tokens(3 * 16, 21));
   const std::string topic = "kv@pod-a@" + kModel;
-  ASSERT_TRUE(
-      s.until([&](const auto&) { return covers(hashes_by_medium(s.events(topic, "BlockStored"))["CPU_PINNED"], keys); }));
+  ASSERT_TRUE(s.until(
+      [&](const auto&) { return covers(hashes_by_medium(s.events(topic, "BlockStored"))["CPU_PINNED"], keys); }));
 
   n.evict(v1::TIER_HOST);  // demotes to SSD
   ASSERT_TRUE(s.until([&](const auto&) {
