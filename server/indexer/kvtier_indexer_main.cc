@@ -126,9 +126,7 @@ int serve(const CLI::App& app, const IndexerFlags& flags) {
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddChannelArgument(GRPC_ARG_MINIMAL_STACK, 1);
-  builder.SetMaxReceiveMessageSize(64 << 20);  // a 4M-token prompt as token ids
+  kvtier::indexer::configure_scheduler_server(builder);
   int port = 0;
   builder.AddListeningPort(opt.grpc_address, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&scheduler);

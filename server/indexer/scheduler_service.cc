@@ -11,6 +11,13 @@
 
 namespace kvtier::indexer {
 
+void configure_scheduler_server(grpc::ServerBuilder& builder) {
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddChannelArgument(GRPC_ARG_MINIMAL_STACK, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
+  builder.SetMaxReceiveMessageSize(64 << 20);  // a 4M-token prompt as token ids
+}
+
 using services::invalid_argument;
 
 grpc::Status SchedulerService::ScoreNodes(grpc::ServerContext* /*context*/, const v1::ScoreNodesRequest* request,

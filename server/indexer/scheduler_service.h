@@ -1,6 +1,8 @@
 // kvtier.v1.Scheduler on kvtier-indexer: ScoreNodes against the cluster index, ListNodes.
 #pragma once
 
+#include <grpcpp/server_builder.h>
+
 #include "cluster/cluster_index.h"
 #include "cluster/node_scoring.h"
 #include "kvtier/v1/scheduler.grpc.pb.h"
@@ -45,5 +47,11 @@ class SchedulerService final : public v1::Scheduler::Service {
   const cluster::TierWeights weights_;
   const SchedulerLimits limits_;
 };
+
+// The server options kvtier-indexer serves the Scheduler service with (kvtier-bench uses the
+// same): no shared port, the minimal call stack, requests as large as the limits allow, and a
+// stream window that takes a long prompt's keys in one flight instead of waiting on HTTP/2 flow
+// control round trips.
+void configure_scheduler_server(grpc::ServerBuilder& builder);
 
 }  // namespace kvtier::indexer
