@@ -1,5 +1,9 @@
 #include "server/indexer/follower_set.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -24,6 +28,40 @@ Result<std::vector<std::string>> read_nodes_file(const std::string& path) {
     out.push_back(std::move(addr));
   }
   return out;
+}
+
+Result<std::vector<std::string>> resolve_nodes_dns(const std::string& name_port) {
+  const size_t colon = name_port.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return Status::invalid_argument(fmt::format("'{}' is not name:port", name_port));
+  }
+  const std::string name = name_port.substr(0, colon);
+  const std::string port = name_port.substr(colon + 1);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (const int rc = ::getaddrinfo(name.c_str(), port.c_str(), &hints, &found); rc != 0) {
+    return Status::unavailable(fmt::format("{} does not resolve: {}", name, ::gai_strerror(rc)));
+  }
+  std::set<std::string> v4, v6;
+  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    char ip[INET6_ADDRSTRLEN] = {};
+    if (a->ai_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(a->ai_addr);
+      ::inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+      v4.insert(fmt::format("{}:{}", ip, port));
+    } else if (a->ai_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(a->ai_addr);
+      ::inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+      v6.insert(fmt::format("[{}]:{}", ip, port));
+    }
+  }
+  ::freeaddrinfo(found);
+  // One family: a dual-stack name (localhost too) would otherwise be followed twice, and a node
+  // listening on one family only would look down on the other.
+  const std::set<std::string>& pick = v4.empty() ? v6 : v4;
+  return std::vector<std::string>(pick.begin(), pick.end());
 }
 
 FollowerSet::~FollowerSet() {

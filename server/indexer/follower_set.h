@@ -1,6 +1,7 @@
-// FollowerSet: the nodes kvtier-indexer follows, by address: those named on the command line
-// plus those listed in a nodes file, which is re-read when it changes (a Kubernetes ConfigMap, or
-// a file a controller writes from the DaemonSet's endpoints).
+// FollowerSet: the nodes kvtier-indexer follows, by address: those named on the command line,
+// those listed in a nodes file, which is re-read when it changes (a Kubernetes ConfigMap, or a
+// file a controller writes), and those a DNS name resolves to (a headless Service over the
+// DaemonSet: its ready pods).
 #pragma once
 
 #include <map>
@@ -18,6 +19,10 @@ namespace kvtier::indexer {
 
 // Addresses in a nodes file: one host:port per line; blank lines and '#' comments are skipped.
 Result<std::vector<std::string>> read_nodes_file(const std::string& path);
+// The addresses `name:port` resolves to, as ip:port ([ip]:port for IPv6): its IPv4 addresses,
+// or its IPv6 ones when it has none (a single-stack IPv6 cluster). unavailable when it does not
+// resolve now (the caller keeps what it had).
+Result<std::vector<std::string>> resolve_nodes_dns(const std::string& name_port);
 
 class FollowerSet {
  public:

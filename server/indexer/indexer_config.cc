@@ -54,14 +54,18 @@ double real(const YAML::Node& n, std::string_view path) {
 void apply(const YAML::Node& root, IndexerConfig& c) {
   if (root.IsNull()) return;
   only_keys(root, "",
-            {"grpc_address", "nodes", "nodes_file", "namespaces_config", "grace_ms", "weights", "engine_namespaces",
-             "vllm_engines"});
+            {"grpc_address", "nodes", "nodes_file", "nodes_dns", "namespaces_config", "grace_ms", "weights",
+             "engine_namespaces", "vllm_engines"});
   if (root["grpc_address"]) c.grpc_address = text(root["grpc_address"], "grpc_address");
   if (const auto n = root["nodes"]) {
     if (!n.IsSequence()) throw BadConfig{fmt::format("'nodes' must be a list of addresses{}", where(n))};
     for (size_t i = 0; i < n.size(); ++i) c.nodes.push_back(text(n[i], fmt::format("nodes[{}]", i)));
   }
   if (root["nodes_file"]) c.nodes_file = text(root["nodes_file"], "nodes_file");
+  if (const auto n = root["nodes_dns"]) {
+    if (!n.IsSequence()) throw BadConfig{fmt::format("'nodes_dns' must be a list of name:port{}", where(n))};
+    for (size_t i = 0; i < n.size(); ++i) c.nodes_dns.push_back(text(n[i], fmt::format("nodes_dns[{}]", i)));
+  }
   if (root["namespaces_config"]) c.namespaces_config = text(root["namespaces_config"], "namespaces_config");
   if (root["grace_ms"]) c.grace_ms = number(root["grace_ms"], "grace_ms");
   if (const auto w = root["weights"]) {
@@ -143,9 +147,17 @@ Status IndexerConfig::validate() const {
     if (!names.insert(v.name).second)
       return Status::invalid_argument(fmt::format("vLLM engine {} is listed twice", v.name));
   }
-  if (nodes.empty() && nodes_file.empty() && vllm_engines.empty()) {
+  for (const std::string& d : nodes_dns) {
+    const size_t colon = d.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == d.size() ||
+        d.find_first_not_of("0123456789", colon + 1) != std::string::npos) {
+      return Status::invalid_argument(fmt::format("nodes_dns entry '{}' must be name:port", d));
+    }
+  }
+  if (nodes.empty() && nodes_file.empty() && nodes_dns.empty() && vllm_engines.empty()) {
     return Status::invalid_argument(
-        "no nodes to follow: give --node ADDRESS (repeatable), --nodes-file FILE or vllm_engines in --config");
+        "no nodes to follow: give --node ADDRESS (repeatable), --nodes-file FILE, --nodes-dns NAME:PORT or "
+        "vllm_engines in --config");
   }
   return {};
 }

@@ -36,6 +36,9 @@ struct IndexerConfig {
   std::string grpc_address = "127.0.0.1:50560";
   std::vector<std::string> nodes;
   std::string nodes_file;
+  // name:port entries resolved every few seconds, every address a node: in Kubernetes a headless
+  // Service over the kvtierd DaemonSet, whose DNS name lists the ready pods (its endpoints).
+  std::vector<std::string> nodes_dns;
   std::string namespaces_config;  // a kvtierd configuration: its namespaces
   uint64_t grace_ms = 30000;
   cluster::TierWeights weights;

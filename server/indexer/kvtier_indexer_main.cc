@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -32,12 +33,16 @@ struct IndexerFlags {
   std::string grpc_address;
   std::vector<std::string> nodes;
   std::string nodes_file;
+  std::vector<std::string> nodes_dns;
   std::string namespaces_config;
   uint64_t grace_ms = 0;
   std::vector<double> weights;  // hbm, host, ssd, remote
   std::string log_level = "info";
   std::string log_format = "text";
 };
+
+// How often --nodes-dns names are resolved again (a pod that becomes ready joins within this).
+constexpr uint64_t kDnsIntervalS = 5;
 
 // The modification stamp of the nodes file (a ConfigMap swaps a symlink: stat follows it).
 std::string file_stamp(const std::string& path) {
@@ -63,6 +68,7 @@ int serve(const CLI::App& app, const IndexerFlags& flags) {
   if (app.count("--grpc-address") > 0) opt.grpc_address = flags.grpc_address;
   opt.nodes.insert(opt.nodes.end(), flags.nodes.begin(), flags.nodes.end());
   if (app.count("--nodes-file") > 0) opt.nodes_file = flags.nodes_file;
+  opt.nodes_dns.insert(opt.nodes_dns.end(), flags.nodes_dns.begin(), flags.nodes_dns.end());
   if (app.count("--namespaces-config") > 0) opt.namespaces_config = flags.namespaces_config;
   if (app.count("--grace-ms") > 0) opt.grace_ms = flags.grace_ms;
   if (!flags.weights.empty()) {
@@ -86,6 +92,23 @@ int serve(const CLI::App& app, const IndexerFlags& flags) {
     }
     for (const auto& spec : cfg->namespaces) namespaces.push_back(kvtier::Namespace::create(spec).value());
   }
+  // What each --nodes-dns name resolved to last; a name that does not resolve now keeps it.
+  std::map<std::string, std::vector<std::string>> resolved;
+  const auto resolve_all = [&]() {
+    bool changed = false;
+    for (const std::string& name : opt.nodes_dns) {
+      auto addrs = kvtier::indexer::resolve_nodes_dns(name);
+      if (!addrs.ok()) {
+        spdlog::warn("kvtier-indexer: {}; keeping its {} nodes", addrs.status().to_string(), resolved[name].size());
+        continue;
+      }
+      if (resolved[name] != *addrs) {
+        resolved[name] = std::move(addrs).value();
+        changed = true;
+      }
+    }
+    return changed;
+  };
   const auto listed = [&]() -> kvtier::Result<std::set<std::string>> {
     std::set<std::string> all(opt.nodes.begin(), opt.nodes.end());
     if (!opt.nodes_file.empty()) {
@@ -93,8 +116,10 @@ int serve(const CLI::App& app, const IndexerFlags& flags) {
       if (!from_file.ok()) return from_file.status();
       all.insert(from_file->begin(), from_file->end());
     }
+    for (const auto& [name, addrs] : resolved) all.insert(addrs.begin(), addrs.end());
     return all;
   };
+  resolve_all();
   auto first = listed();
   if (!first.ok()) {
     spdlog::error("kvtier-indexer: {}", first.status().to_string());
@@ -140,23 +165,29 @@ int serve(const CLI::App& app, const IndexerFlags& flags) {
       "kvtier-indexer: serving on {} (pid {}), following {} nodes{} and {} vLLM engines; {} namespaces, {} "
       "engine namespaces; weights hbm {} host {} ssd {} remote {}; grace {} ms",
       opt.grpc_address, ::getpid(), first->size(),
-      opt.nodes_file.empty() ? "" : fmt::format(" (nodes file {})", opt.nodes_file), engines.size(), namespaces.size(),
-      opt.engine_namespaces.size(), weights.hbm, weights.host, weights.ssd, weights.remote, opt.grace_ms);
+      (opt.nodes_file.empty() ? "" : fmt::format(" (nodes file {})", opt.nodes_file)) +
+          (opt.nodes_dns.empty() ? "" : fmt::format(" (DNS {})", fmt::join(opt.nodes_dns, ", "))),
+      engines.size(), namespaces.size(), opt.engine_namespaces.size(), weights.hbm, weights.host, weights.ssd,
+      weights.remote, opt.grace_ms);
 
   std::string stamp = opt.nodes_file.empty() ? std::string() : file_stamp(opt.nodes_file);
   int signal = 0;
-  while (signal == 0) {
+  for (uint64_t second = 1; signal == 0; ++second) {
     timespec wait{1, 0};
     signal = sigtimedwait(&stop, nullptr, &wait);
     if (signal > 0) break;
     signal = 0;
-    if (opt.nodes_file.empty()) continue;
-    const std::string now = file_stamp(opt.nodes_file);
-    if (now == stamp) continue;
-    stamp = now;
+    bool changed = false;
+    if (!opt.nodes_file.empty()) {
+      const std::string now = file_stamp(opt.nodes_file);
+      changed = now != stamp;
+      stamp = now;
+    }
+    if (!opt.nodes_dns.empty() && second % kDnsIntervalS == 0) changed = resolve_all() || changed;
+    if (!changed) continue;
     auto again = listed();
     if (!again.ok()) {
-      spdlog::warn("kvtier-indexer: nodes file changed but is unusable, keeping the current nodes: {}",
+      spdlog::warn("kvtier-indexer: the nodes file changed but is unusable, keeping the current nodes: {}",
                    again.status().to_string());
       continue;
     }
@@ -177,6 +208,9 @@ int main(int argc, char** argv) {
   app.add_option("--grpc-address", flags.grpc_address, "Where to serve kvtier.v1.Scheduler (default 127.0.0.1:50560)");
   app.add_option("--node", flags.nodes, "A kvtierd node's gRPC address to follow (repeatable)");
   app.add_option("--nodes-file", flags.nodes_file, "File of node addresses, one per line; re-read when it changes");
+  app.add_option("--nodes-dns", flags.nodes_dns,
+                 "NAME:PORT resolved every 5 s, each address a node (a headless Service over the kvtierd DaemonSet; "
+                 "repeatable)");
   app.add_option("--namespaces-config", flags.namespaces_config,
                  "A kvtierd configuration file whose namespaces resolve ScoreNodes token ids");
   app.add_option("--grace-ms", flags.grace_ms, "How long an unreachable node's blocks are kept (default 30000)");

@@ -303,5 +303,24 @@ TEST_F(IndexerCluster, ANodeTakenOutOfTheNodesFileIsDropped) {
   EXPECT_EQ(of(score(a), n1.name), nullptr);
 }
 
+// In Kubernetes the nodes come from a headless Service over the DaemonSet: a DNS name whose
+// addresses are the ready pods. Here "localhost" stands for it.
+TEST_F(IndexerCluster, NodesADnsNameResolvesToAreFollowed) {
+  nodes.push_back(std::make_unique<ClusterNode>("0", 65536));
+  ClusterNode& n0 = *nodes[0];
+  const std::string port = n0.address.substr(n0.address.rfind(':') + 1);
+  indexer = IndexerProcess::start(
+      {"--grpc-address", indexer_address, "--nodes-dns", "localhost:" + port, "--namespaces-config", n0.config},
+      dir / "indexer.log");
+  scheduler = v1::Scheduler::NewStub(grpc::CreateChannel(indexer_address, grpc::InsecureChannelCredentials()));
+  const auto a = testing::tokens(3 * 16, 67);
+  testing::put_chain(*n0.client, *n0.ns, n0.client->keys(*n0.ns, a));
+  ASSERT_TRUE(eventually([&] { return prefix_on(a, n0.name) == 3; })) << indexer.log();
+  const v1::ListNodesResponse l = list();
+  ASSERT_EQ(l.nodes_size(), 1) << "one address family is followed, not both of a dual-stack name";
+  EXPECT_EQ(l.nodes(0).address(), "127.0.0.1:" + port);
+  EXPECT_NE(indexer.log().find("(DNS localhost:" + port + ")"), std::string::npos) << indexer.log();
+}
+
 }  // namespace
 }  // namespace kvtier::node

@@ -335,6 +335,7 @@ def test_cli_shows_a_running_node_over_grpc(node_dir):
     (["--node", "127.0.0.1:1", "--weights", "1,0.9,0.5"], "four numbers"),
     (["--node", "127.0.0.1:1", "--weights", "1,0.9,0.5,1.5"], "weights are in [0, 1]"),
     (["--nodes-file", "/nonexistent/nodes.txt"], "cannot be read"),
+    (["--nodes-dns", "kvtierd-headless"], "must be name:port"),
     (["--node", "127.0.0.1:1", "--namespaces-config", "/nonexistent/kvtierd.yaml"], "/nonexistent/kvtierd.yaml"),
 ])
 def test_kvtier_indexer_rejects_bad_arguments_clearly(args, message):
@@ -359,6 +360,8 @@ def test_kvtier_indexer_rejects_a_bad_nodes_file(tmp_path):
     ("engine_namespaces:\n  - {model_id: m, key_profile: kvtier}\nnodes: [127.0.0.1:1]\n", "not engines"),
     ("vllm_engines:\n  - {name: e, endpoint: 'tcp://127.0.0.1:1', model_id: m}\n", "not one of engine_namespaces"),
     ("nodes: [127.0.0.1:1\n", "not valid YAML"),
+    ("nodes_dns: [kvtierd-headless]\n", "'kvtierd-headless' must be name:port"),
+    ("nodes_dns: kvtierd-headless:50551\n", "'nodes_dns' must be a list"),
 ])
 def test_kvtier_indexer_rejects_a_bad_config_file(tmp_path, text, message):
     config = tmp_path / "indexer.yaml"
