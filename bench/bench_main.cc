@@ -40,7 +40,19 @@ int main(int argc, char** argv) {
     cmd->add_flag("--json", options.json, "End with one JSON line of the figures");
     commands.emplace_back(cmd, &suite);
   }
+  kvtier::bench::WorkloadCommandOptions workload;
+  auto* wl = app.add_subcommand("workload", "Write the built-in synthetic workload as a trace, or describe a trace");
+  wl->add_option("--out", workload.out, "Write the trace (JSONL, the Mooncake format) to this file");
+  wl->add_option("--trace", workload.trace, "Describe this trace instead of generating one");
+  wl->add_option("--requests", workload.synthetic.requests, "Requests to generate")->capture_default_str();
+  wl->add_option("--seed", workload.synthetic.seed, "Random seed")->capture_default_str();
+  wl->add_option("--tenants", workload.synthetic.tenants, "Tenants (disjoint keys)")->capture_default_str();
+  wl->add_option("--sessions-per-s", workload.synthetic.sessions_per_s, "Session starts per second")
+      ->capture_default_str();
+  wl->add_option("--agent-share", workload.synthetic.agent_share, "Share of sessions that are agent loops")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (wl->parsed()) return kvtier::bench::run_workload_command(workload);
   for (const auto& [cmd, suite] : commands) {
     if (cmd->parsed()) return suite->run(options);
   }

@@ -1,6 +1,10 @@
 // The kvtier-bench suites. Each prints a table and, with --json, one JSON object as its last line.
 #pragma once
 
+#include <string>
+
+#include "workload/synthetic_workload.h"
+
 namespace kvtier::bench {
 
 struct SuiteOptions {
@@ -22,5 +26,13 @@ int run_server_suite(const SuiteOptions& options);
 // kvtier-indexer: event ingestion from 16 simulated nodes, ScoreNodes p99 for a 128k-token prompt
 // across 64 nodes, and the same scoring against Redis (issue: scheduler side).
 int run_indexer_suite(const SuiteOptions& options);
+
+// Not a suite: writes the synthetic workload as a trace (or describes a trace) with its reuse.
+struct WorkloadCommandOptions {
+  std::string out;    // write the trace here (empty: only describe it)
+  std::string trace;  // describe this trace instead of generating one
+  workload::SyntheticOptions synthetic;
+};
+int run_workload_command(const WorkloadCommandOptions& options);
 
 }  // namespace kvtier::bench

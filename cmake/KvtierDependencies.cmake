@@ -28,6 +28,7 @@ find_package(cppzmq CONFIG REQUIRED)
 find_package(fmt CONFIG REQUIRED)
 find_package(spdlog CONFIG REQUIRED)
 find_package(yaml-cpp CONFIG REQUIRED)
+find_package(nlohmann_json 3 CONFIG REQUIRED)  # request traces (JSONL)
 find_package(CLI11 CONFIG REQUIRED)
 # Tests and benchmarks (hiredis: the Redis baseline of kvtier-bench index).
 pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)

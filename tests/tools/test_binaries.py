@@ -369,3 +369,21 @@ def test_kvtier_indexer_rejects_a_bad_config_file(tmp_path, text, message):
     out = run("kvtier-indexer", "--config", str(config), "--grpc-address", f"127.0.0.1:{free_port()}", timeout=30)
     assert out.returncode == 2, out.stdout + out.stderr
     assert message in out.stdout + out.stderr
+
+
+@needs_bench
+def test_bench_workload_writes_a_trace_it_can_read_back(tmp_path):
+    trace = tmp_path / "synthetic.jsonl"
+    out = run("kvtier-bench", "workload", "--out", str(trace), "--requests", "300", "--seed", "5", timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = trace.read_text().splitlines()
+    assert len(lines) == 300
+    first = json.loads(lines[0])
+    assert set(first) == {"timestamp", "input_length", "output_length", "hash_ids"}
+    assert len(first["hash_ids"]) == (first["input_length"] + 511) // 512
+    again = run("kvtier-bench", "workload", "--trace", str(trace), timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert "300" in again.stdout and "ideal block hit ratio" in again.stdout
+    bad = run("kvtier-bench", "workload", "--requests", "0", timeout=60)
+    assert bad.returncode == 2
+    assert "requests must be" in bad.stderr

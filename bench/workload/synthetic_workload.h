@@ -1,0 +1,44 @@
+// A synthetic workload in the trace format (trace.h), so the demo and the benchmarks run without
+// a downloaded trace. It has the reuse structure real serving traffic has:
+//   - tenants, each with a few system prompts its sessions start from (shared across sessions,
+//     never across tenants: a tenant's salt makes its keys its own);
+//   - chat sessions whose context grows turn by turn (system prompt, then every earlier user
+//     message and answer, then the new message), with minutes of think time between turns;
+//   - agent loops: a long tool-laden system prompt and a task, then steps seconds apart, each
+//     appending a tool call and its result and sending the whole context again.
+// Sessions start as a Poisson process; everything follows from the seed.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kvtier/result.h"
+#include "workload/trace.h"
+
+namespace kvtier::workload {
+
+struct SyntheticOptions {
+  uint64_t seed = 1;
+  uint32_t requests = 4000;  // requests generated (sessions are started until there are this many)
+  uint32_t tenants = 4;
+  uint32_t system_prompts_per_tenant = 3;
+  double sessions_per_s = 1.0;  // session starts (Poisson)
+  double agent_share = 0.3;     // of sessions, the agent loops
+  // Chat sessions.
+  double chat_turns_mean = 5;          // geometric
+  double chat_think_s_mean = 60;       // between a reply and the next message (exponential)
+  uint32_t chat_message_tokens = 300;  // mean user message
+  uint32_t chat_answer_tokens = 350;   // mean answer
+  // Agent loops.
+  double agent_steps_mean = 8;
+  double agent_step_s_mean = 4;
+  uint32_t agent_tool_tokens = 900;  // mean tool call + result appended per step
+  uint32_t max_input_tokens = 128 * 1024;
+
+  Status validate() const;
+};
+
+// Requests ordered by timestamp; ids dense from 0 in first-seen order, as the Mooncake traces.
+Result<std::vector<TraceRequest>> generate_synthetic_workload(const SyntheticOptions& options);
+
+}  // namespace kvtier::workload

@@ -1,0 +1,53 @@
+// kvtier-bench workload: writes the built-in synthetic workload as a trace, or describes a trace.
+#include <fmt/format.h>
+
+#include "bench_report.h"
+#include "suites.h"
+#include "workload/synthetic_workload.h"
+#include "workload/trace.h"
+
+namespace kvtier::bench {
+
+int run_workload_command(const WorkloadCommandOptions& o) {
+  std::vector<workload::TraceRequest> requests;
+  std::string source;
+  if (!o.trace.empty()) {
+    auto read = workload::read_trace(o.trace);
+    if (!read.ok()) {
+      fmt::print(stderr, "kvtier-bench workload: {}\n", read.status().to_string());
+      return 2;
+    }
+    requests = std::move(read).value();
+    source = o.trace;
+  } else {
+    auto made = workload::generate_synthetic_workload(o.synthetic);
+    if (!made.ok()) {
+      fmt::print(stderr, "kvtier-bench workload: {}\n", made.status().to_string());
+      return 2;
+    }
+    requests = std::move(made).value();
+    source = fmt::format("synthetic (seed {}, {} tenants)", o.synthetic.seed, o.synthetic.tenants);
+  }
+  if (!o.out.empty()) {
+    if (auto s = workload::write_trace(o.out, requests); !s.ok()) {
+      fmt::print(stderr, "kvtier-bench workload: {}\n", s.to_string());
+      return 1;
+    }
+  }
+  const workload::TraceStats s = workload::trace_stats(requests);
+  const double span_s = requests.empty() ? 0 : static_cast<double>(requests.back().timestamp_ms) / 1000.0;
+  Table table({"figure", "value"});
+  table.add_row({"requests", fmt::format("{}", s.requests)});
+  table.add_row({"time span", fmt::format("{:.0f} s", span_s)});
+  table.add_row(
+      {"mean input tokens", fmt::format("{:.0f}", s.requests == 0 ? 0.0 : double(s.input_tokens) / s.requests)});
+  table.add_row({"block references", fmt::format("{}", s.block_refs)});
+  table.add_row({"distinct blocks", fmt::format("{}", s.unique_ids)});
+  table.add_row({"ideal block hit ratio", fmt::format("{:.3f}", s.ideal_block_hit())});
+  table.add_row({"ideal token hit ratio", fmt::format("{:.3f}", s.ideal_token_hit())});
+  fmt::print("kvtier-bench workload: {}{}\n{}", source, o.out.empty() ? "" : fmt::format(", written to {}", o.out),
+             table.render());
+  return 0;
+}
+
+}  // namespace kvtier::bench
