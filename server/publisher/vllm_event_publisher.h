@@ -74,9 +74,8 @@ class VllmEventPublisher {
 
   VllmPublisherStats stats() const;
 
-  struct Impl;  // the publishing thread's state (vllm_event_publisher.cc)
-
  private:
+  struct Impl;  // the publishing thread's state (vllm_event_publisher.cc)
   explicit VllmEventPublisher(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
