@@ -133,7 +133,12 @@ bool TokenRing::record(const BlockKey& key, std::span<const TokenId> tokens) {
   if (tokens.size() > h.max_tokens) return false;
   const uint64_t ticket = h.head.fetch_add(1, std::memory_order_relaxed);
   Slot& s = slot_of(*seg_, ticket);
-  s.seq.store(2 * ticket + 1, std::memory_order_relaxed);
+  // A slot's seq only ever grows: a writer the ring lapped while it was stopped finds a later
+  // ticket's seq there and gives its record up, instead of hiding the later one for good.
+  uint64_t seq = s.seq.load(std::memory_order_relaxed);
+  do {
+    if (seq >= 2 * ticket + 1) return false;
+  } while (!s.seq.compare_exchange_weak(seq, 2 * ticket + 1, std::memory_order_relaxed));
   store_word(s.key_hi, key.hi);
   store_word(s.key_lo, key.lo);
   store_word(s.count, tokens.size());
@@ -142,8 +147,10 @@ bool TokenRing::record(const BlockKey& key, std::span<const TokenId> tokens) {
     const uint64_t hi = i + 1 < tokens.size() ? tokens[i + 1] : 0;
     store_word(token_words(s)[i / 2], tokens[i] | (hi << 32));
   }
-  s.seq.store(2 * ticket + 2, std::memory_order_release);
-  return true;
+  // Unless a later ticket took the slot meanwhile (its words may be mixed with ours: the
+  // checksum tells a reader).
+  uint64_t open = 2 * ticket + 1;
+  return s.seq.compare_exchange_strong(open, 2 * ticket + 2, std::memory_order_release, std::memory_order_relaxed);
 }
 
 bool TokenRing::register_engine(uint32_t owner_tag, std::string_view engine_id) {

@@ -59,7 +59,8 @@ class TokenRing {
   Geometry geometry() const;
 
   // --- writers (any process) ---
-  // Records `key`'s tokens; false (nothing written) when there are more than max_tokens.
+  // Records `key`'s tokens. False when there are more than max_tokens (nothing written), or when
+  // the ring lapped this writer before it finished (the record is lost).
   bool record(const BlockKey& key, std::span<const TokenId> tokens);
 
   static constexpr size_t kMaxEngineIdBytes = 56;
