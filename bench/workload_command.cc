@@ -40,7 +40,8 @@ int run_workload_command(const WorkloadCommandOptions& o) {
   table.add_row({"requests", fmt::format("{}", s.requests)});
   table.add_row({"time span", fmt::format("{:.0f} s", span_s)});
   table.add_row(
-      {"mean input tokens", fmt::format("{:.0f}", s.requests == 0 ? 0.0 : double(s.input_tokens) / s.requests)});
+      {"mean input tokens",
+       fmt::format("{:.0f}", s.requests == 0 ? 0.0 : double(s.input_tokens) / static_cast<double>(s.requests))});
   table.add_row({"block references", fmt::format("{}", s.block_refs)});
   table.add_row({"distinct blocks", fmt::format("{}", s.unique_ids)});
   table.add_row({"ideal block hit ratio", fmt::format("{:.3f}", s.ideal_block_hit())});
