@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "common/node_segments.h"
+#include "events/token_ring.h"
 #include "server/node/node_tiers_impl.h"
 
 namespace kvtier::node {
@@ -24,7 +25,8 @@ Status NodeTiers::destroy_segments(const NodeTiersOptions& o) {
   Status a = BlockIndex::destroy(index_segment(o));
   Status b = host::HostArena::destroy(host_segment(o));
   Status c = LoadQueue::destroy(load_queue_segment(o));
-  for (Status* s : {&a, &b, &c}) {
+  Status d = TokenRing::destroy(node_tokens_segment(o.shm_prefix, o.node_name));  // a publishing daemon's
+  for (Status* s : {&a, &b, &c, &d}) {
     if (!s->ok() && s->code() != StatusCode::kNotFound) return *s;
   }
   return {};
