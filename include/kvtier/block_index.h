@@ -174,8 +174,8 @@ class BlockIndex {
   Result<uint32_t> owner_tag();
   // Whether the process with that tag is still registered (a dead one is, until maintain()).
   bool owner_alive(uint32_t owner_tag) const;
-  // Calls fn for every resident block (a lock-free snapshot scan; blocks changing meanwhile may
-  // or may not be seen).
+  // Calls fn for every resident block (a lock-free scan: a block resident throughout is seen;
+  // one added or removed meanwhile may or may not be).
   void for_each_block(const std::function<void(const BlockInfo&)>& fn) const;
 
   // --- Writes. ---

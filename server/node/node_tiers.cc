@@ -204,6 +204,10 @@ void NodeTiers::Impl::upkeep_loop() {
     if (ssd) ssd->check_health();
     // An engine found the arena full (a size class can fill below the watermark): free a slice.
     const uint32_t room_now = loads->room_requests();
+    // The destructor sets `stopping` and then wakes this thread through the room counter: read
+    // after the counter, `stopping` tells that wake-up from an engine's request (taking it for
+    // one demoted a slice of the arena at every shutdown).
+    if (stopping.load()) break;
     const uint64_t asked = room_now != room_seen ? arena->stats().data_bytes / 32 : 0;
     room_seen = room_now;
     if (asked > 0 || index.bytes_over_watermark(Tier::kHost) > 0) {

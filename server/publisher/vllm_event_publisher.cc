@@ -124,6 +124,11 @@ struct VllmEventPublisher::Impl {
     if (lost > 0) count([&](VllmPublisherStats& s) { s.tokens_lost += lost; });
   }
 
+  std::vector<TokenId> peek_tokens(const BlockKey& key) const {
+    auto it = tokens.find(key);
+    return it == tokens.end() ? std::vector<TokenId>{} : it->second;
+  }
+
   std::vector<TokenId> take_tokens(const BlockKey& key) {
     auto it = tokens.find(key);
     if (it == tokens.end()) return {};
@@ -185,17 +190,19 @@ struct VllmEventPublisher::Impl {
     return parent_lo;
   }
 
-  // AllBlocksCleared, then every resident block (one BlockStored each; token ids are no longer
-  // known), per namespace, to `to`. With `move_cursor`, events are published from the snapshot's
-  // position on; otherwise from where they were (an event applied twice changes nothing).
+  // AllBlocksCleared, then every resident block (one BlockStored each, with its token ids while
+  // the ring still has them), per namespace, to `to`. With `move_cursor`, events are published
+  // from the snapshot's position on, so the snapshot is where a block's tokens go; otherwise from
+  // where they were (an event applied twice changes nothing) and the tokens stay for that event.
   void publish_snapshot(const std::vector<std::string>& to, bool move_cursor) {
     const uint64_t as_of = log.next_seq();
+    drain_tokens();
     std::unordered_map<uint16_t, VllmBatchWriter> writers;
     uint64_t unknown = 0;
     for (const auto& [id, ns] : namespaces) {
       writers.emplace(id, VllmBatchWriter(options.encoding, options.media)).first->second.all_cleared();
     }
-    uint64_t blocks = 0;
+    uint64_t blocks = 0, with = 0;
     index.for_each_block([&](const BlockInfo& b) {
       auto ns = namespaces.find(b.namespace_id);
       if (ns == namespaces.end()) {
@@ -203,11 +210,16 @@ struct VllmEventPublisher::Impl {
         return;
       }
       VllmBatchWriter& w = writers.at(b.namespace_id);
+      bool first = true;
       for (Tier t : kTierOrder) {
         if (!b.in(t) || (t == Tier::kHbm && !options.publish_hbm)) continue;
+        std::vector<TokenId> block_tokens;
+        if (first) block_tokens = move_cursor ? take_tokens(b.key) : peek_tokens(b.key);
+        first = false;
+        with += block_tokens.empty() ? 0 : 1;
         w.stored({{b.key.lo},
                   parent_hash(ns->second, b.parent_lo),
-                  {},
+                  std::move(block_tokens),
                   ns->second.block_tokens(),
                   t,
                   ns->second.spec().adapter_id});
@@ -220,7 +232,8 @@ struct VllmEventPublisher::Impl {
     count([&](VllmPublisherStats& s) {
       ++s.snapshots;
       s.blocks_stored += blocks;
-      s.without_tokens += blocks;
+      s.with_tokens += with;
+      s.without_tokens += blocks - with;
       s.unknown_namespace += unknown;
     });
   }

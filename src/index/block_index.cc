@@ -247,7 +247,17 @@ void BlockIndex::for_each_block(const std::function<void(const BlockInfo&)>& fn)
     if (index::load_acquire(seg.tag(s)) == 0) continue;
     index::EntryImage img;
     uint64_t ctl = 0;
-    if (index::read_entry(seg.entry(s), img, ctl) && img.tiers != 0) fn(index::to_block_info(img, ctl));
+    // A writer preempted mid-write (a busy machine) holds the entry longer than read_entry spins;
+    // a block resident all along must not go missing from a snapshot, so wait for it, yielding.
+    // Only a writer killed mid-write holds it for good (until maintain() replays its journal):
+    // that one entry is skipped after the deadline.
+    bool read = index::read_entry(seg.entry(s), img, ctl);
+    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+         !read && std::chrono::steady_clock::now() < deadline;) {
+      std::this_thread::yield();
+      read = index::read_entry(seg.entry(s), img, ctl);
+    }
+    if (read && img.tiers != 0) fn(index::to_block_info(img, ctl));
   }
 }
 

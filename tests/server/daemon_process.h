@@ -34,13 +34,17 @@ struct Daemon {
     ::close(fds[1]);
     d.out = ::fdopen(fds[0], "r");
     char line[512];
+    std::string said;  // what it printed, for the failure message
     while (std::fgets(line, sizeof(line), d.out) != nullptr) {
       if (std::strstr(line, "serving node") != nullptr) {
         d.serving_line = line;
         return d;
       }
+      said += line;
     }
-    throw std::runtime_error("kvtierd did not start");
+    ::waitpid(d.pid, nullptr, 0);
+    std::fclose(d.out);
+    throw std::runtime_error("kvtierd did not start:\n" + said);
   }
   void kill9() {
     ::kill(pid, SIGKILL);

@@ -35,22 +35,16 @@ struct ClusterNode {
 
   explicit ClusterNode(const std::string& tag, uint32_t event_ring = 65536)
       : name("idx" + tag + "-" + std::to_string(::getpid())), config(dir / "node.yaml") {
-    std::ofstream f(config);
-    f << "node: {name: " << name << ", shm_prefix: kvtiertest}\n"
-      << "index: {capacity: 16384}\nhost: {bytes: 8MiB, slab_bytes: 1MiB}\nssd: {enabled: false}\n"
-      << "server: {grpc_address: \"" << address << "\", metrics_address: \"\"}\n"
-      << "events: {ring: " << event_ring << "}\n"
-      << "namespaces:\n  - model_id: node-test/model\n"
-      << "    layout: {dtype: bf16, block_tokens: 16, num_layers: 2, num_kv_heads: 8, head_dim: 64, kv_planes: 2}\n";
-    f.close();
+    testing::write_node_config(
+        config, name,
+        "index: {capacity: 16384}\nhost: {bytes: 8MiB, slab_bytes: 1MiB}\nssd: {enabled: false}\n"
+        "server: {grpc_address: \"" +
+            address + "\", metrics_address: \"\"}\nevents: {ring: " + std::to_string(event_ring) + "}\n");
     start();
   }
   void start() {
     daemon = Daemon::start(config);
-    ClientOptions co;
-    co.node_name = name;
-    co.shm_prefix = "kvtiertest";
-    client = Client::open(co).value();
+    client = Client::open(testing::daemon_client_options(name)).value();
     ns = client->register_namespace(testing::small_namespace()).value();
   }
   void kill9() {
@@ -58,12 +52,7 @@ struct ClusterNode {
     daemon.kill9();
     daemon.pid = -1;
   }
-  void destroy_segments() {
-    NodeTiersOptions o;
-    o.node_name = name;
-    o.shm_prefix = "kvtiertest";
-    (void)NodeTiers::destroy_segments(o);
-  }
+  void destroy_segments() { testing::destroy_daemon_segments(name); }
   ~ClusterNode() {
     client.reset();
     if (daemon.pid > 0) daemon.stop();

@@ -11,8 +11,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include <fstream>
 #include <map>
+#include <sstream>
 #include <thread>
 
 #include "daemon_process.h"
@@ -41,20 +41,14 @@ struct GrpcNode {
   std::shared_ptr<grpc::Channel> channel;
 
   GrpcNode() {
-    std::ofstream f(config);
-    f << "node: {name: " << node << ", shm_prefix: kvtiertest}\n"
-      << "index: {capacity: 16384}\nhost: {bytes: 8MiB, slab_bytes: 1MiB}\n"
-      << "ssd: {dir: " << (dir / "ssd") << ", bytes: 64MiB, region_bytes: 2MiB, admission: {min_accesses: 1}}\n"
-      << "server: {grpc_address: \"" << address << "\", metrics_address: \"127.0.0.1:" << metrics_port
-      << "\", limits: {max_keys: 4096}}\n"
-      << "namespaces:\n  - model_id: node-test/model\n"
-      << "    layout: {dtype: bf16, block_tokens: 16, num_layers: 2, num_kv_heads: 8, head_dim: 64, kv_planes: 2}\n";
-    f.close();
+    std::ostringstream sections;
+    sections << "index: {capacity: 16384}\nhost: {bytes: 8MiB, slab_bytes: 1MiB}\n"
+             << "ssd: {dir: " << (dir / "ssd") << ", bytes: 64MiB, region_bytes: 2MiB, admission: {min_accesses: 1}}\n"
+             << "server: {grpc_address: \"" << address << "\", metrics_address: \"127.0.0.1:" << metrics_port
+             << "\", limits: {max_keys: 4096}}\n";
+    testing::write_node_config(config, node, sections.str());
     daemon = Daemon::start(config);
-    ClientOptions co;
-    co.node_name = node;
-    co.shm_prefix = "kvtiertest";
-    client = Client::open(co).value();
+    client = Client::open(testing::daemon_client_options(node)).value();
     ns = client->register_namespace(testing::small_namespace()).value();
     channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
   }
@@ -62,10 +56,7 @@ struct GrpcNode {
     client.reset();
     channel.reset();  // an open connection would hold the daemon's graceful shutdown to its deadline
     if (daemon.pid > 0) daemon.stop();
-    NodeTiersOptions o;
-    o.node_name = node;
-    o.shm_prefix = "kvtiertest";
-    (void)NodeTiers::destroy_segments(o);
+    testing::destroy_daemon_segments(node);
   }
 };
 

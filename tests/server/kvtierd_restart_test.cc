@@ -8,7 +8,7 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "daemon_process.h"
@@ -25,23 +25,15 @@ TEST(Kvtierd, SigkillUnderWriteLoadRestartsWarm) {
   const std::string node = "restart" + std::to_string(::getpid());
   const std::string config = dir / "node.yaml";
   {
-    std::ofstream f(config);
-    f << "node: {name: " << node << ", shm_prefix: kvtiertest}\n"
-      << "index: {capacity: 16384}\n"
-      << "host: {bytes: 8MiB, slab_bytes: 1MiB}\n"
-      << "ssd: {dir: " << (dir / "ssd") << ", bytes: 96MiB, region_bytes: 2MiB, io_bytes: 512KiB,"
-      << " admission: {min_accesses: 1}}\n"
-      << "server: {grpc_address: \"127.0.0.1:" << testing::free_port()
-      << "\", metrics_address: \"127.0.0.1:" << testing::free_port() << "\"}\n"
-      << "namespaces:\n  - model_id: node-test/model\n"
-      << "    layout: {dtype: bf16, block_tokens: 16, num_layers: 2, num_kv_heads: 8, head_dim: 64, kv_planes: 2}\n";
+    std::ostringstream sections;
+    sections << "index: {capacity: 16384}\nhost: {bytes: 8MiB, slab_bytes: 1MiB}\n"
+             << "ssd: {dir: " << (dir / "ssd") << ", bytes: 96MiB, region_bytes: 2MiB, io_bytes: 512KiB,"
+             << " admission: {min_accesses: 1}}\n"
+             << "server: {grpc_address: \"127.0.0.1:" << testing::free_port()
+             << "\", metrics_address: \"127.0.0.1:" << testing::free_port() << "\"}\n";
+    testing::write_node_config(config, node, sections.str());
   }
-  ClientOptions co;
-  co.node_name = node;
-  co.shm_prefix = "kvtiertest";
-  NodeTiersOptions seg_names;
-  seg_names.node_name = node;
-  seg_names.shm_prefix = "kvtiertest";
+  const ClientOptions co = testing::daemon_client_options(node);
 
   Daemon daemon = Daemon::start(config);
   auto client = Client::open(co);
@@ -107,7 +99,7 @@ TEST(Kvtierd, SigkillUnderWriteLoadRestartsWarm) {
   EXPECT_TRUE((*client)->index().check_invariants().ok());
   client->reset();
   EXPECT_EQ(daemon.stop(), 0);
-  (void)NodeTiers::destroy_segments(seg_names);
+  testing::destroy_daemon_segments(node);
 }
 
 }  // namespace

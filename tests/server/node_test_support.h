@@ -7,7 +7,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <fstream>
+#include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -20,20 +24,26 @@ namespace kvtier::node::testing {
 using ssd::testing::ScratchDir;
 
 // 64 KiB blocks: 16 tokens × 2 layers × 8 heads × 64 dims × K and V × 2 bytes.
-// A loopback port free at the time of asking (the kernel's pick for port 0).
+// A loopback port free at the time of asking, below the kernel's ephemeral range: a port the
+// kernel hands out itself (bind to port 0) can be taken a moment later as the local end of some
+// outgoing connection (another test's client), and the daemon given it then fails to bind.
 inline int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
+  static std::mt19937 pick(std::random_device{}() ^ static_cast<unsigned>(::getpid()));
+  int ephemeral_low = 32768;
+  if (std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range"); range) range >> ephemeral_low;
+  const int low = 10000, high = std::max(low + 1000, ephemeral_low) - 1;
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const int port = std::uniform_int_distribution<int>(low, high)(pick);
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    ::close(fd);
+    if (free) return port;
   }
-  ::close(fd);
-  return port;
+  return 0;
 }
 
 // GET over a plain socket: the endpoint is for Prometheus, which speaks HTTP/1.1.
@@ -92,6 +102,34 @@ inline std::vector<TokenId> tokens(size_t n, uint32_t seed = 1) {
   std::vector<TokenId> t(n);
   for (size_t i = 0; i < n; ++i) t[i] = static_cast<TokenId>(seed * 100000 + i);
   return t;
+}
+
+// --- A kvtierd the test starts: its configuration, its clients, its segments. ---
+inline const std::string kDaemonShmPrefix = "kvtiertest";
+
+// Writes a kvtierd configuration: node `name` under the tests' segment prefix, the YAML lines in
+// `sections` (index, host, ssd, server, events), and small_namespace()'s layout.
+inline void write_node_config(const std::string& path, const std::string& name, const std::string& sections) {
+  std::ofstream f(path);
+  f << "node: {name: " << name << ", shm_prefix: " << kDaemonShmPrefix << "}\n"
+    << sections << "namespaces:\n  - model_id: " << small_namespace().model_id << "\n"
+    << "    layout: {dtype: bf16, block_tokens: 16, num_layers: 2, num_kv_heads: 8, head_dim: 64, kv_planes: 2}\n";
+  if (!f.flush()) throw std::runtime_error("cannot write " + path);
+}
+
+inline ClientOptions daemon_client_options(const std::string& name) {
+  ClientOptions co;
+  co.node_name = name;
+  co.shm_prefix = kDaemonShmPrefix;
+  return co;
+}
+
+// Removes what the daemon and its clients left in /dev/shm.
+inline void destroy_daemon_segments(const std::string& name) {
+  NodeTiersOptions o;
+  o.node_name = name;
+  o.shm_prefix = kDaemonShmPrefix;
+  (void)NodeTiers::destroy_segments(o);
 }
 
 // Puts every block of the chain with bytes derived from its key.

@@ -181,6 +181,27 @@ TEST(NodeTiers, AFullArenaAsksTheDaemonForRoomInsteadOfDropping) {
   EXPECT_EQ(node.client->match(keys).overall, 150u) << "every block is still cached, in host memory or on SSD";
 }
 
+TEST(NodeTiers, StoppingDemotesNothing) {
+  // Stopping wakes the upkeep thread through the room counter; a pass that was running took that
+  // wake-up for an engine's request and demoted a slice of the arena at shutdown. A busy upkeep
+  // thread (reclaiming on every pass) makes the window wide; each round is a real stop.
+  ScratchDir dir;
+  NodeTiersOptions o = small_node(dir, "stop");
+  o.background = true;
+  o.upkeep_interval_ms = 0;  // the thread never sleeps
+  o.reclaim_interval_ms = 0;
+  Node node(o);
+  const auto keys = node.client->keys(node.ns(), tokens(4 * 16));
+  put_chain(*node.client, node.ns(), keys);
+  for (int round = 0; round < 40; ++round) {
+    std::this_thread::sleep_for(std::chrono::microseconds(100 * (round % 7)));
+    node.stop();
+    node.start();
+    ASSERT_EQ(node.in(Tier::kHost), 4u) << "round " << round << ": a stop demoted blocks";
+    ASSERT_EQ(node.in(Tier::kSsd), 0u) << "round " << round << ": a stop demoted blocks";
+  }
+}
+
 TEST(NodeTiers, WithoutAnSsdTierColdBlocksAreDroppedAndTheIndexOffersNoSsd) {
   ScratchDir dir;
   NodeTiersOptions o = small_node(dir, "nossd");

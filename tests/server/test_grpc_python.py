@@ -5,7 +5,6 @@ the standard health service."""
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -13,8 +12,10 @@ import tempfile
 import pytest
 
 sys.path.insert(0, os.environ["KVTIER_PYTHON_STUBS"])
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import grpc  # noqa: E402
 import xxhash  # noqa: E402
+from loopback import free_port  # noqa: E402
 from kvtier.v1 import (  # noqa: E402
     admin_pb2, admin_pb2_grpc, blocks_pb2, blocks_pb2_grpc, common_pb2, events_pb2, events_pb2_grpc, locality_pb2,
     locality_pb2_grpc)
@@ -22,12 +23,6 @@ from kvtier.v1 import (  # noqa: E402
 BIN = os.environ["KVTIER_BIN_DIR"]
 MODEL = "py-test/model"
 BLOCK_BYTES = 16 * 2 * 8 * 64 * 2 * 2  # block_tokens × layers × kv heads × head dim × K,V × bf16
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ and skipped; a sequence gap is filled from the replay socket; an engine restart 
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,20 +18,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.environ["KVTIER_PYTHON_STUBS"])
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "keys"))
+sys.path.insert(0, os.path.join(HERE, "..", "support"))
 import grpc  # noqa: E402
 import profile_reference  # noqa: E402
+from loopback import free_port  # noqa: E402
 from kvtier.v1 import scheduler_pb2, scheduler_pb2_grpc  # noqa: E402
 from vllm_publisher import VllmPublisher, cleared, removed, stored  # noqa: E402
 
 BIN = os.environ["KVTIER_BIN_DIR"]
 MODEL = "vllm-test/model"
 SEED = "0"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def chain(seed, blocks):

@@ -10,10 +10,10 @@
 #include <sys/wait.h>
 
 #include <chrono>
-#include <fstream>
 #include <map>
 #include <msgpack.hpp>
 #include <optional>
+#include <sstream>
 #include <thread>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
@@ -46,35 +46,27 @@ struct PublishingNode {
   std::optional<NamespaceHandle> ns;
 
   explicit PublishingNode(const std::string& encoding = "array", const std::string& pods = "pod-a, pod-b",
-                          const std::string& more = "") {
-    std::ofstream f(config);
-    f << "node: {name: " << node << ", shm_prefix: kvtiertest}\n"
-      << "index: {capacity: 16384}\nhost: {bytes: 8MiB, slab_bytes: 1MiB}\n"
-      << "ssd: {dir: " << (dir / "ssd") << ", bytes: 64MiB, region_bytes: 2MiB, admission: {min_accesses: 1}}\n"
-      << "server: {grpc_address: \"" << address << "\", metrics_address: \"127.0.0.1:" << metrics_port << "\"}\n"
-      << "events: {vllm: {enabled: true, endpoint: \"" << pub << "\", replay_endpoint: \"" << replay
-      << "\", pod_ids: \"" << pods << "\", " << more << "encoding: " << encoding
-      << ", token_ring: 4096, max_block_tokens: 64}}\n"
-      << "namespaces:\n  - model_id: " << kModel << "\n"
-      << "    layout: {dtype: bf16, block_tokens: 16, num_layers: 2, num_kv_heads: 8, head_dim: 64, kv_planes: 2}\n";
-    f.close();
-    start();
+                          const std::string& more = "", bool start_now = true) {
+    std::ostringstream sections;
+    sections << "index: {capacity: 16384}\nhost: {bytes: 8MiB, slab_bytes: 1MiB}\n"
+             << "ssd: {dir: " << (dir / "ssd") << ", bytes: 64MiB, region_bytes: 2MiB, admission: {min_accesses: 1}}\n"
+             << "server: {grpc_address: \"" << address << "\", metrics_address: \"127.0.0.1:" << metrics_port << "\"}\n"
+             << "events: {vllm: {enabled: true, endpoint: \"" << pub << "\", replay_endpoint: \"" << replay
+             << "\", pod_ids: \"" << pods << "\", " << more << "encoding: " << encoding
+             << ", token_ring: 4096, max_block_tokens: 64}}\n";
+    testing::write_node_config(config, node, sections.str());
+    if (start_now) start();
   }
   void start() {
     daemon = Daemon::start(config);
-    ClientOptions co;
-    co.node_name = node;
-    co.shm_prefix = "kvtiertest";
-    client = Client::open(co).value();
+    client = Client::open(client_options()).value();
     ns = client->register_namespace(testing::small_namespace()).value();
   }
+  ClientOptions client_options() const { return testing::daemon_client_options(node); }
   ~PublishingNode() {
     client.reset();
     if (daemon.pid > 0) daemon.stop();
-    NodeTiersOptions o;
-    o.node_name = node;
-    o.shm_prefix = "kvtiertest";
-    (void)NodeTiers::destroy_segments(o);
+    testing::destroy_daemon_segments(node);
   }
 
   // Puts the chain of `tokens`' whole blocks, each with its token ids.
@@ -385,10 +377,7 @@ TEST(VllmPublisher, AClientKilledWhileRecordingTokensStopsNothing) {
   const pid_t child = ::fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
-    ClientOptions co;
-    co.node_name = n.node;
-    co.shm_prefix = "kvtiertest";
-    auto c = Client::open(co);
+    auto c = Client::open(n.client_options());
     if (!c.ok()) ::_exit(2);
     auto ns = (*c)->register_namespace(testing::small_namespace()).value();
     for (uint32_t seed = 5000;; ++seed) {
@@ -434,9 +423,7 @@ TEST(VllmPublisher, EnginesThatNameThemselvesArePublishedAsWhileTheyLive) {
   const pid_t engine = ::fork();
   ASSERT_GE(engine, 0);
   if (engine == 0) {
-    ClientOptions co;
-    co.node_name = n.node;
-    co.shm_prefix = "kvtiertest";
+    ClientOptions co = n.client_options();
     co.engine_id = "10.1.2.3";
     auto c = Client::open(co);
     const char byte = c.ok() ? 'y' : 'n';
@@ -478,6 +465,31 @@ TEST(VllmPublisher, EnginesThatNameThemselvesArePublishedAsWhileTheyLive) {
       },
       std::chrono::seconds(15)));
   for (const LlmdEvent& e : s.events(engine_topic, "BlockStored")) EXPECT_NE(e.hashes[0], later[0].lo);
+}
+
+TEST(VllmPublisher, ATakenEndpointStopsTheDaemonFromStarting) {
+  // An operator who configured events expects them: a node that cannot publish must not come up
+  // silent. The endpoint is held by a plain listening socket.
+  PublishingNode n("array", "pod-a", "", /*start_now=*/false);
+  const int port = std::stoi(n.pub.substr(n.pub.rfind(':') + 1));
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  try {
+    n.daemon = Daemon::start(n.config);
+    ADD_FAILURE() << "kvtierd started with its vLLM endpoint taken";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("vLLM publisher on " + n.pub), std::string::npos) << e.what();
+  }
+  ::close(fd);
+  // Freed, the same configuration serves.
+  n.start();
+  EXPECT_TRUE(n.put_with_tokens(testing::tokens(16, 3)).size() == 1);
 }
 
 TEST(VllmPublisher, ARestartStartsTheSeqAgainWithAClearAndEveryResidentBlock) {

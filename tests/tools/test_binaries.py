@@ -3,11 +3,14 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
+import sys
 import tempfile
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from loopback import free_port  # noqa: E402
 
 BIN = os.environ.get("KVTIER_BIN_DIR", "")
 
@@ -89,12 +92,6 @@ def remove_node_segments(name):
             os.unlink(f"/dev/shm/kvtiertest-{name}-{part}")
         except FileNotFoundError:
             pass
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def small_node(name, ssd_dir):
