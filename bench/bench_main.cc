@@ -51,8 +51,18 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   wl->add_option("--agent-share", workload.synthetic.agent_share, "Share of sessions that are agent loops")
       ->capture_default_str();
+  kvtier::bench::PolicyCommandOptions policy;
+  auto* pc = app.add_subcommand("policy", "Eviction-policy study over a trace: hit ratios vs LRU and Belady's optimum");
+  pc->add_option("--trace", policy.trace, "Mooncake-format trace (default: the built-in synthetic workload)");
+  pc->add_option("--host-blocks", policy.host_blocks, "Host capacities, in blocks of 512 tokens")
+      ->capture_default_str();
+  pc->add_option("--policies", policy.policies, "Index policies to compare")->capture_default_str();
+  pc->add_option("--ssd-multiple", policy.ssd_multiple, "SSD capacity in the two-tier runs, in host capacities")
+      ->capture_default_str();
+  pc->add_flag("--json", policy.json, "End with one JSON line of the figures");
   CLI11_PARSE(app, argc, argv);
   if (wl->parsed()) return kvtier::bench::run_workload_command(workload);
+  if (pc->parsed()) return kvtier::bench::run_policy_command(policy);
   for (const auto& [cmd, suite] : commands) {
     if (cmd->parsed()) return suite->run(options);
   }

@@ -1,8 +1,11 @@
 // The kvtier-bench suites. Each prints a table and, with --json, one JSON object as its last line.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
+#include "kvtier/eviction_policy.h"
 #include "workload/synthetic_workload.h"
 
 namespace kvtier::bench {
@@ -34,5 +37,16 @@ struct WorkloadCommandOptions {
   workload::SyntheticOptions synthetic;
 };
 int run_workload_command(const WorkloadCommandOptions& options);
+
+// Not a suite: the eviction-policy study over a trace (docs/benchmarks.md, "Policy study").
+struct PolicyCommandOptions {
+  std::string trace;                                     // empty: the built-in synthetic workload
+  std::vector<uint64_t> host_blocks{2000, 6000, 20000};  // 1M, 3M and 10M tokens
+  std::vector<std::string> policies{"lru", "prefix-aware", "s3fifo", "prefix-frequency"};
+  std::string default_policy{kDefaultEvictionPolicy};
+  uint64_t ssd_multiple = 4;  // the two-tier runs' SSD capacity, in host capacities
+  bool json = false;
+};
+int run_policy_command(const PolicyCommandOptions& options);
 
 }  // namespace kvtier::bench

@@ -36,7 +36,7 @@ struct Client::Impl {
   BlockIndex index;
   std::unique_ptr<host::HostArena> arena;
   std::unique_ptr<host::ArenaReleaser> releaser;
-  std::shared_ptr<const EvictionPolicy> room_policy = make_prefix_aware_policy();  // for a full arena
+  std::shared_ptr<const EvictionPolicy> room_policy = make_default_eviction_policy();  // for a full arena
   std::atomic<uint64_t> puts{0}, put_exists{0}, gets{0}, evictions_for_room{0}, sealed{0}, corrupt_dropped{0},
       loads_requested{0}, room_waits{0}, tokens_recorded{0};
   std::mutex loads_mu;
@@ -269,7 +269,7 @@ Result<PutReservation> Client::reserve(const NamespaceHandle& ns, const BlockKey
     }
   }
   if (!loc.ok() && loc.status().code() == StatusCode::kResourceExhausted) {
-    // Still full: evict by the index's policy (prefix-aware by default), dropping, and retry once.
+    // Still full: evict by the default policy (prefix-aware), dropping, and retry once.
     auto freed = impl_->index.evict(Tier::kHost, 4 * bytes, *impl_->room_policy, impl_->releaser.get());
     if (freed.ok() && freed->bytes_freed > 0) impl_->evictions_for_room.fetch_add(1, std::memory_order_relaxed);
     loc = impl_->arena->reserve(ns.size_class, *owner);

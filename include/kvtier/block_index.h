@@ -32,6 +32,9 @@ struct IndexOptions {
   uint64_t capacity = 1 << 20;             // live blocks at most; fixed at creation
   std::string node_name;                   // recorded in the header; at most 63 bytes
   uint64_t change_ring_records = 1 << 16;  // residency changes kept for the event log
+  // Time moves only when set_clock() says so (replaying a trace faster than it happened, as the
+  // policy study does); otherwise it is the monotonic clock. Fixed at creation.
+  bool manual_clock = false;
 };
 
 // Where an existing block lives. A block may be resident in several tiers at once.
@@ -182,7 +185,7 @@ class BlockIndex {
   // Records that the block is resident in record.tier (adding the block if it is new). A block
   // already resident in that tier with that locator is a cheap no-op; with another locator it
   // is already_exists (first writer wins: the caller frees its copy). When the index is full,
-  // evicts by the default policy first (prefix-aware unless set otherwise).
+  // evicts by the default policy first (prefix-frequency unless set otherwise).
   Status insert(const BlockRecord& record);
   // Drops one tier; the block leaves the index when no tier remains. failed_precondition if pinned.
   Status drop_tier(const BlockKey& key, Tier tier);
@@ -211,7 +214,7 @@ class BlockIndex {
   uint64_t bytes_over_watermark(Tier tier) const;
   // evict() down to the low watermark, if the tier is above its high watermark.
   Result<EvictionReport> evict_to_watermark(Tier tier, const EvictionPolicy& policy, EvictionListener* listener);
-  // What insert() uses when the index is full (default: prefix-aware), and who it tells about the
+  // What insert() uses when the index is full (default: prefix-frequency), and who it tells about the
   // blocks it drops (their tier space must be freed). Process-local settings of this handle.
   void set_default_policy(std::shared_ptr<const EvictionPolicy> policy);
   void set_eviction_listener(EvictionListener* listener);
@@ -225,6 +228,9 @@ class BlockIndex {
   // Recovers a dead writer (if any) and reclaims the pins of dead processes. The daemon calls it
   // periodically; any process may.
   Status maintain();
+  // Sets the time of an index created with manual_clock, in ticks (what ages are measured in);
+  // it should only grow. failed_precondition on an index that follows the monotonic clock.
+  Status set_clock(uint32_t ticks);
   // Full scan of the structural invariants (probe chains, counters, versions, child counts).
   Status check_invariants() const;
   IndexStats stats() const;

@@ -39,7 +39,7 @@ struct BlockLease::Owner {
 
 struct BlockIndex::Impl {
   std::shared_ptr<IndexSegment> seg;
-  std::shared_ptr<const EvictionPolicy> policy = make_prefix_aware_policy();
+  std::shared_ptr<const EvictionPolicy> policy = make_default_eviction_policy();
   EvictionListener* listener = nullptr;
   std::mutex owner_mu;
   std::shared_ptr<BlockLease::Owner> owner;
@@ -266,6 +266,8 @@ Status BlockIndex::insert(const BlockRecord& record) {
   IndexWriter::Lock lock(writer);
   return writer.insert(record, *impl_->policy, impl_->listener);
 }
+
+Status BlockIndex::set_clock(uint32_t ticks) { return impl_->seg->set_clock(ticks); }
 
 Status BlockIndex::drop_tier(const BlockKey& key, Tier tier) {
   IndexWriter writer(*impl_->seg);

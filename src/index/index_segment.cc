@@ -100,6 +100,7 @@ Result<std::unique_ptr<IndexSegment>> IndexSegment::create(const IndexOptions& o
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count());
   h->created_monotonic_ns = monotonic_ns();
+  h->manual_clock = options.manual_clock ? 1 : 0;
   std::memcpy(h->node_name, options.node_name.data(), options.node_name.size());
   for (size_t t = 0; t < kNumTiers; ++t) {
     h->tier_high_permille[t].store(950, std::memory_order_relaxed);
@@ -158,7 +159,16 @@ Result<std::unique_ptr<IndexSegment>> IndexSegment::attach(std::string_view name
 
 Status IndexSegment::destroy(std::string_view name) { return SharedSegment::destroy(name); }
 
+Status IndexSegment::set_clock(uint32_t ticks) {
+  if (header_->manual_clock == 0) {
+    return Status::failed_precondition("the index follows the monotonic clock (created without manual_clock)");
+  }
+  header_->manual_now.store(ticks, std::memory_order_relaxed);
+  return {};
+}
+
 uint32_t IndexSegment::now_ticks() const {
+  if (header_->manual_clock != 0) return header_->manual_now.load(std::memory_order_relaxed);
   return static_cast<uint32_t>((monotonic_ns() - header_->created_monotonic_ns) >> 20);  // ≈ 1/1024 s
 }
 

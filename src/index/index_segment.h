@@ -42,6 +42,7 @@ class IndexSegment {
   uint64_t next(uint64_t slot) const { return slot + 1 == slots_ ? 0 : slot + 1; }
   // Ticks (1/1024 s) since the segment was created, from the system-wide monotonic clock.
   uint32_t now_ticks() const;
+  Status set_clock(uint32_t ticks);  // manual-clock segments only
 
  private:
   IndexSegment() = default;

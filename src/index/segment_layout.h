@@ -168,6 +168,10 @@ struct alignas(4096) SegmentHeader {
   uint64_t created_monotonic_ns;
   char node_name[64];
   std::atomic<uint32_t> ready;  // set last at creation; attachers wait for it
+  // Nonzero: now_ticks() is manual_now (IndexOptions::manual_clock). Zero in segments made
+  // before the field existed, which is the monotonic clock.
+  uint32_t manual_clock;
+  std::atomic<uint32_t> manual_now;
 
   alignas(64) pthread_mutex_t writer_lock;      // robust, process-shared
   alignas(64) AlignedCounter shift_seq;         // odd while a backward-shift deletion moves entries

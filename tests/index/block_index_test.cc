@@ -38,6 +38,35 @@ TEST(BlockIndexTest, CreateAttachAndDestroy) {
   EXPECT_TRUE(created->contains(k));  // mappings outlive the name
 }
 
+TEST(BlockIndexTest, AManualClockMovesOnlyWhenSet) {
+  ScopedSegment seg("manualclock");
+  IndexOptions o = seg.options(1000);
+  o.manual_clock = true;
+  auto index = BlockIndex::create(o);
+  ASSERT_TRUE(index.ok()) << index.status();
+  std::mt19937_64 rng(2);
+  const BlockKey a = random_key(rng), b = random_key(rng);
+  ASSERT_TRUE(index->set_clock(100).ok());
+  ASSERT_TRUE(index->insert(record(a, {0, 0})).ok());
+  ASSERT_TRUE(index->set_clock(250).ok());
+  ASSERT_TRUE(index->insert(record(b, {0, 0})).ok());
+  EXPECT_EQ(index->lookup(a)->last_access, 100u);
+  EXPECT_EQ(index->lookup(b)->last_access, 250u);
+  ASSERT_TRUE(index->set_clock(400).ok());
+  EXPECT_EQ(index->acquire(std::vector<BlockKey>{a})->size(), 1u);
+  EXPECT_EQ(index->lookup(a)->last_access, 400u) << "an acquire is a use at the index's time";
+  // Eviction ages by it: b (used at 250) goes before a (used at 400) under LRU.
+  auto r = index->evict(Tier::kHost, 1, *make_lru_policy(), nullptr);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(index->contains(a));
+  EXPECT_FALSE(index->contains(b));
+
+  ScopedSegment real("realclock");
+  auto monotonic = BlockIndex::create(real.options(100));
+  ASSERT_TRUE(monotonic.ok());
+  EXPECT_EQ(monotonic->set_clock(5).code(), StatusCode::kFailedPrecondition);
+}
+
 TEST(BlockIndexTest, OpenOrCreateIsAWarmRestart) {
   ScopedSegment seg("warm");
   std::mt19937_64 rng(2);

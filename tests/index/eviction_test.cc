@@ -183,9 +183,28 @@ TEST(EvictionTest, WatermarksDriveEviction) {
   EXPECT_EQ(index.evict_to_watermark(Tier::kHost, *make_lru_policy(), nullptr)->blocks_dropped, 0u);
 }
 
+TEST(EvictionTest, TheDefaultKeepsBlocksUsedAgainOverOneOffsAndNeverStrandsAChain) {
+  const auto p = make_default_eviction_policy();
+  const EvictionCandidate once{1000, 0, 1, 4096}, twice{1400, 0, 2, 4096}, hot_old{20000, 0, 30, 4096};
+  EXPECT_GT(p->rank(once), p->rank(twice)) << "used once goes first, though more recent";
+  EXPECT_GT(p->rank(once), p->rank(hot_old)) << "a block used 30 times keeps its place far longer";
+  const EvictionCandidate older_once{5000, 0, 1, 4096};
+  EXPECT_GT(p->rank(older_once), p->rank(once)) << "among equals, the oldest";
+  const EvictionCandidate inner{50000, 2, 1, 4096};
+  EXPECT_GT(p->rank(once), p->rank(inner)) << "leaves before inner blocks, whatever their age";
+  EXPECT_FALSE(p->may_evict(inner, EvictionAction::kDrop));
+  EXPECT_TRUE(p->may_evict(inner, EvictionAction::kDemote));
+  const EvictionCandidate s3_once{10, 0, 1, 4096}, s3_twice{100000, 0, 2, 4096};
+  const auto s3 = *make_eviction_policy("s3fifo");
+  EXPECT_GT(s3->rank(s3_once), s3->rank(s3_twice)) << "s3fifo: used once goes first, however young";
+}
+
 TEST(EvictionTest, PoliciesByName) {
   EXPECT_EQ((*make_eviction_policy("lru"))->name(), "lru");
   EXPECT_EQ((*make_eviction_policy("prefix-aware"))->name(), "prefix-aware");
+  EXPECT_EQ((*make_eviction_policy("s3fifo"))->name(), "s3fifo");
+  EXPECT_EQ((*make_eviction_policy(kDefaultEvictionPolicy))->name(), kDefaultEvictionPolicy);
+  EXPECT_EQ(make_default_eviction_policy()->name(), kDefaultEvictionPolicy);
   EXPECT_EQ(make_eviction_policy("fifo").status().code(), StatusCode::kInvalidArgument);
 }
 

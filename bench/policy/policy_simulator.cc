@@ -1,0 +1,247 @@
+#include "policy/policy_simulator.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <list>
+#include <queue>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "kvtier/block_index.h"
+#include "kvtier/eviction_policy.h"
+#include "tiers/ssd/admission_filter.h"
+
+namespace kvtier::policy {
+namespace {
+
+using workload::kTraceBlockTokens;
+using workload::TraceRequest;
+
+// Trace ids name prefix chains already; spread them over both key halves as digests would be.
+uint64_t mix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+BlockKey key_of(uint64_t id) { return {mix(id), mix(id ^ 0x5DEECE66DULL) | 1}; }
+constexpr BlockKey kRoot{0x6b76746965722d72ULL, 0x6f6f742d706f6c69ULL};  // the chains' common parent
+
+uint64_t tokens_of(const TraceRequest& r, size_t block) {
+  return std::min<uint64_t>(kTraceBlockTokens, r.input_length - block * uint64_t{kTraceBlockTokens});
+}
+
+// The SSD tier as far as the index sees it: the node's admission filter, then space. A block's
+// payload is its token count, so "bytes" are tokens here.
+class SimulatedSsd final : public EvictionListener {
+ public:
+  SimulatedSsd(uint32_t min_accesses, uint64_t capacity)
+      : admission_(ssd::AdmissionOptions{min_accesses, 0}), capacity_(capacity) {}
+
+  Result<uint64_t> demote_to_ssd(const BlockInfo& block) override {
+    if (!admission_.admit(block.frequency, block.payload_bytes)) {
+      ++refused_;
+      return Status::resource_exhausted("refused by the admission filter");
+    }
+    used_ += block.payload_bytes;
+    return ++next_locator_;
+  }
+  void released(const BlockInfo& block, Tier tier) override {
+    if (tier == Tier::kSsd) used_ -= block.payload_bytes;
+  }
+  uint64_t over() const { return used_ > capacity_ ? used_ - capacity_ : 0; }
+  uint64_t refused() const { return refused_; }
+
+ private:
+  ssd::AdmissionFilter admission_;
+  uint64_t capacity_;
+  uint64_t used_ = 0, refused_ = 0, next_locator_ = 0;
+};
+
+// The private index segment, removed however the run ends.
+struct ScratchIndex {
+  std::string name;
+  ~ScratchIndex() { (void)BlockIndex::destroy(name); }
+};
+
+std::string scratch_name() {
+  static std::atomic<uint32_t> n{0};
+  return "kvtier-policy-" + std::to_string(::getpid()) + "-" + std::to_string(n.fetch_add(1));
+}
+
+}  // namespace
+
+Result<SimulationResult> simulate(std::span<const TraceRequest> trace, const SimulationOptions& options) {
+  auto policy = make_eviction_policy(options.policy);
+  if (!policy.ok()) return policy.status();
+  if (options.host_blocks == 0) return Status::invalid_argument("the host tier needs at least one block");
+  size_t longest = 0;
+  for (const TraceRequest& r : trace) longest = std::max(longest, r.hash_ids.size());
+
+  IndexOptions io;
+  ScratchIndex scratch{scratch_name()};
+  io.segment_name = scratch.name;
+  io.node_name = "policy-study";
+  io.capacity = options.host_blocks + options.ssd_blocks + longest + 1024;
+  io.change_ring_records = 1024;
+  io.manual_clock = true;
+  auto created = BlockIndex::create(io);
+  if (!created.ok()) return created.status().with_context("the simulation's index");
+  BlockIndex index = std::move(created).value();
+  const uint64_t host_capacity = options.host_blocks * kTraceBlockTokens;
+  KVTIER_RETURN_IF_ERROR(index.set_tier_capacity(Tier::kSsd, options.ssd_blocks * kTraceBlockTokens));
+  SimulatedSsd ssd(options.ssd_min_accesses, options.ssd_blocks * kTraceBlockTokens);
+  index.set_default_policy(*policy);
+  index.set_eviction_listener(&ssd);
+
+  SimulationResult out;
+  out.policy = options.policy;
+  out.host_blocks = options.host_blocks;
+  out.ssd_blocks = options.ssd_blocks;
+  const auto started = std::chrono::steady_clock::now();
+  uint32_t now = 0;
+  uint64_t host_used = 0, next_locator = 0;
+  std::vector<BlockKey> keys;
+  const auto account = [&](const Result<EvictionReport>& r) {
+    if (!r.ok()) return uint64_t{0};
+    out.dropped += r->blocks_dropped;
+    out.demoted += r->blocks_demoted;
+    return r->bytes_freed;
+  };
+  for (const TraceRequest& r : trace) {
+    keys.clear();
+    for (uint64_t id : r.hash_ids) keys.push_back(key_of(id));
+    ++out.requests;
+    out.block_refs += keys.size();
+    out.input_tokens += r.input_length;
+    KVTIER_RETURN_IF_ERROR(index.set_clock(++now));
+    const PrefixMatch m = index.match_prefix(keys);
+    const size_t in_host = m.in(Tier::kHost);
+    for (size_t i = 0; i < m.overall; ++i) {
+      (i < in_host ? out.host_hit_tokens : out.ssd_hit_tokens) += tokens_of(r, i);
+    }
+    out.host_hit_blocks += in_host;
+    out.ssd_hit_blocks += m.overall - in_host;
+    // The engine holds what it reuses while it computes the rest, then writes every block it
+    // lacks in host memory (loading the SSD ones back, computing the others).
+    auto leases = index.acquire(keys);
+    if (!leases.ok()) return leases.status();
+    for (size_t i = in_host; i < keys.size(); ++i) {
+      KVTIER_RETURN_IF_ERROR(index.set_clock(++now));
+      const BlockRecord rec{keys[i], i == 0 ? kRoot : keys[i - 1], 0, kTraceBlockTokens, Tier::kHost, ++next_locator};
+      const Status s = index.insert(rec);
+      if (s.code() == StatusCode::kAlreadyExists) continue;  // held in host memory past a gap in its prefix
+      KVTIER_RETURN_IF_ERROR(s);
+      ++(i < m.overall ? out.promoted : out.inserted);
+      host_used += kTraceBlockTokens;
+      while (host_used > host_capacity) {
+        const uint64_t freed = account(index.evict(Tier::kHost, host_used - host_capacity, **policy, &ssd));
+        if (freed == 0) break;  // all pinned: the request is larger than the tier
+        host_used -= std::min(freed, host_used);
+      }
+      if (ssd.over() > 0) (void)account(index.evict(Tier::kSsd, ssd.over(), **policy, &ssd));
+    }
+  }
+  out.ssd_refused = ssd.refused();
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return out;
+}
+
+SimulationResult simulate_belady(std::span<const TraceRequest> trace, uint64_t host_blocks) {
+  const auto started = std::chrono::steady_clock::now();
+  // Every reference's next use (as a request index), backwards.
+  constexpr uint64_t kNever = UINT64_MAX;
+  std::vector<std::vector<uint64_t>> next_use(trace.size());
+  std::unordered_map<uint64_t, uint64_t> seen_at;
+  for (size_t q = trace.size(); q-- > 0;) {
+    next_use[q].resize(trace[q].hash_ids.size());
+    for (size_t i = 0; i < trace[q].hash_ids.size(); ++i) {
+      auto it = seen_at.find(trace[q].hash_ids[i]);
+      next_use[q][i] = it == seen_at.end() ? kNever : it->second;
+    }
+    for (uint64_t id : trace[q].hash_ids) seen_at[id] = q;
+  }
+  SimulationResult out;
+  out.policy = "belady";
+  out.host_blocks = host_blocks;
+  std::unordered_map<uint64_t, uint64_t> cached;                // id -> next use
+  std::priority_queue<std::pair<uint64_t, uint64_t>> farthest;  // (next use, id); stale entries skipped
+  for (size_t q = 0; q < trace.size(); ++q) {
+    const TraceRequest& r = trace[q];
+    ++out.requests;
+    out.block_refs += r.hash_ids.size();
+    out.input_tokens += r.input_length;
+    bool prefix = true;
+    for (size_t i = 0; i < r.hash_ids.size(); ++i) {
+      prefix = prefix && cached.contains(r.hash_ids[i]);
+      if (prefix) {
+        ++out.host_hit_blocks;
+        out.host_hit_tokens += tokens_of(r, i);
+      }
+    }
+    for (size_t i = 0; i < r.hash_ids.size(); ++i) {
+      const uint64_t id = r.hash_ids[i];
+      const uint64_t next = next_use[q][i];
+      auto [it, fresh] = cached.insert_or_assign(id, next);
+      if (fresh) ++out.inserted;
+      farthest.emplace(next, id);
+    }
+    // Over capacity: the farthest next use goes, never a block of this request (their next use
+    // is later than q, so one of them goes only when nothing else is left).
+    while (cached.size() > host_blocks) {
+      const auto [next, id] = farthest.top();
+      farthest.pop();
+      auto it = cached.find(id);
+      if (it == cached.end() || it->second != next) continue;  // stale
+      cached.erase(it);
+      ++out.dropped;
+    }
+  }
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return out;
+}
+
+SimulationResult simulate_exact_lru(std::span<const TraceRequest> trace, uint64_t host_blocks) {
+  const auto started = std::chrono::steady_clock::now();
+  SimulationResult out;
+  out.policy = "lru-exact";
+  out.host_blocks = host_blocks;
+  std::list<uint64_t> order;  // most recent first
+  std::unordered_map<uint64_t, std::list<uint64_t>::iterator> cached;
+  for (const TraceRequest& r : trace) {
+    ++out.requests;
+    out.block_refs += r.hash_ids.size();
+    out.input_tokens += r.input_length;
+    bool prefix = true;
+    for (size_t i = 0; i < r.hash_ids.size(); ++i) {
+      prefix = prefix && cached.contains(r.hash_ids[i]);
+      if (prefix) {
+        ++out.host_hit_blocks;
+        out.host_hit_tokens += tokens_of(r, i);
+      }
+    }
+    for (uint64_t id : r.hash_ids) {
+      if (auto it = cached.find(id); it != cached.end()) {
+        order.splice(order.begin(), order, it->second);
+        continue;
+      }
+      order.push_front(id);
+      cached[id] = order.begin();
+      ++out.inserted;
+      if (cached.size() > host_blocks) {
+        cached.erase(order.back());
+        order.pop_back();
+        ++out.dropped;
+      }
+    }
+  }
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return out;
+}
+
+}  // namespace kvtier::policy

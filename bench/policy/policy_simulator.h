@@ -1,0 +1,56 @@
+// The policy study's simulator: a trace replayed through a private BlockIndex (the code the node
+// runs: its eviction sampling, its policies, its demotion path and the SSD tier's admission
+// filter) with a manual clock, so a month of requests takes seconds and every run is repeatable.
+// Only block bytes are left out: a block's payload is its token count, so capacities are tokens.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "kvtier/eviction_policy.h"
+#include "kvtier/result.h"
+#include "workload/trace.h"
+
+namespace kvtier::policy {
+
+struct SimulationOptions {
+  std::string policy{kDefaultEvictionPolicy};  // any name make_eviction_policy knows
+  uint64_t host_blocks = 2000;                 // blocks of kTraceBlockTokens tokens
+  uint64_t ssd_blocks = 0;                     // 0: no SSD tier, host victims are dropped
+  uint32_t ssd_min_accesses = 2;               // the SSD tier's admission filter (1 admits every block)
+};
+
+// Hits count as an engine can use them: the longest cached prefix of a request's blocks, from
+// host memory first, then the SSD tier. Tokens count the last, partial block's own length.
+struct SimulationResult {
+  std::string policy;
+  uint64_t host_blocks = 0, ssd_blocks = 0;
+  uint64_t requests = 0, block_refs = 0, input_tokens = 0;
+  uint64_t host_hit_blocks = 0, ssd_hit_blocks = 0, host_hit_tokens = 0, ssd_hit_tokens = 0;
+  uint64_t inserted = 0, promoted = 0, dropped = 0, demoted = 0, ssd_refused = 0;
+  double seconds = 0;
+
+  double block_hit() const { return ratio(host_hit_blocks + ssd_hit_blocks, block_refs); }
+  double token_hit() const { return ratio(host_hit_tokens + ssd_hit_tokens, input_tokens); }
+  double host_block_hit() const { return ratio(host_hit_blocks, block_refs); }
+  double ssd_block_hit() const { return ratio(ssd_hit_blocks, block_refs); }
+  double host_token_hit() const { return ratio(host_hit_tokens, input_tokens); }
+  double ssd_token_hit() const { return ratio(ssd_hit_tokens, input_tokens); }
+  static double ratio(uint64_t a, uint64_t b) { return b == 0 ? 0 : double(a) / double(b); }
+};
+
+// Replays `trace` in order. Fails on an unknown policy or when the index segment cannot be made
+// (it lives in /dev/shm for the run's duration and is removed after).
+Result<SimulationResult> simulate(std::span<const workload::TraceRequest> trace, const SimulationOptions& options);
+
+// Belady's optimum for a host tier alone: on a miss, the block whose next use is farthest goes
+// (requests' blocks are all cached after the request, as an engine writes them). An upper bound
+// for every policy at that capacity; host fields only.
+SimulationResult simulate_belady(std::span<const workload::TraceRequest> trace, uint64_t host_blocks);
+
+// Exact LRU over a host tier alone (a list, not the index's sampling), a request's blocks touched
+// in order: the textbook baseline, beside the index's sampled "lru" policy.
+SimulationResult simulate_exact_lru(std::span<const workload::TraceRequest> trace, uint64_t host_blocks);
+
+}  // namespace kvtier::policy
