@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   pc->add_option("--policies", policy.policies, "Index policies to compare")->capture_default_str();
   pc->add_option("--ssd-multiple", policy.ssd_multiple, "SSD capacity in the two-tier runs, in host capacities")
       ->capture_default_str();
+  pc->add_option("--report", policy.report_dir, "Write a markdown report, its data and PNG plots to this directory");
   pc->add_flag("--json", policy.json, "End with one JSON line of the figures");
   CLI11_PARSE(app, argc, argv);
   if (wl->parsed()) return kvtier::bench::run_workload_command(workload);

@@ -7,6 +7,7 @@
 
 #include "bench_report.h"
 #include "policy/policy_simulator.h"
+#include "policy_report.h"
 #include "suites.h"
 #include "workload/synthetic_workload.h"
 #include "workload/trace.h"
@@ -76,6 +77,7 @@ int run_policy_command(const PolicyCommandOptions& o) {
              table.render());
 
   // The default policy over host memory and an SSD tier, with and without the admission filter.
+  std::vector<std::pair<uint32_t, policy::SimulationResult>> tiered;  // (admission, result)
   Table tiers({"host", "ssd", "admission", "host hit", "ssd hit", "block hit", "token hit", "demoted", "refused"});
   for (uint64_t blocks : o.host_blocks) {
     for (uint32_t min_accesses : {1U, 2U}) {
@@ -89,6 +91,7 @@ int run_policy_command(const PolicyCommandOptions& o) {
         fmt::print(stderr, "kvtier-bench policy: {}\n", r.status().to_string());
         return 2;
       }
+      tiered.push_back({min_accesses, *r});
       tiers.add_row({tokens_label(blocks), tokens_label(so.ssd_blocks),
                      min_accesses == 1 ? "every block" : fmt::format("used {}+ times", min_accesses),
                      fixed(r->host_block_hit(), 3), fixed(r->ssd_block_hit(), 3), fixed(r->block_hit(), 3),
@@ -98,6 +101,14 @@ int run_policy_command(const PolicyCommandOptions& o) {
   fmt::print("\n{} over host memory and an SSD tier {}× its size:\n{}", o.default_policy, o.ssd_multiple,
              tiers.render());
 
+  if (!o.report_dir.empty()) {
+    const PolicyReport report{source,         stats,          o.policies,    o.default_policy,
+                              o.ssd_multiple, table.render(), tiers.render()};
+    if (auto s = write_policy_report(o.report_dir, report, host, tiered); !s.ok()) {
+      fmt::print(stderr, "kvtier-bench policy: {}\n", s.to_string());
+      return 1;
+    }
+  }
   if (o.json) {
     JsonObject j;
     j.add("suite", "policy");

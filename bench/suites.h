@@ -45,6 +45,7 @@ struct PolicyCommandOptions {
   std::vector<std::string> policies{"lru", "prefix-aware", "s3fifo", "prefix-frequency"};
   std::string default_policy{kDefaultEvictionPolicy};
   uint64_t ssd_multiple = 4;  // the two-tier runs' SSD capacity, in host capacities
+  std::string report_dir;     // write policy.md, its data and its plots (gnuplot) here
   bool json = false;
 };
 int run_policy_command(const PolicyCommandOptions& options);

@@ -40,7 +40,7 @@ std::shared_ptr<const EvictionPolicy> make_lru_policy();
 // first; a non-leaf may be demoted (it stays reachable) once no leaf is left to take.
 std::shared_ptr<const EvictionPolicy> make_prefix_aware_policy();
 // The default, "prefix-frequency": prefix-aware, and among leaves a block used once goes well
-// before one used again (its age counts three times; a block used f times, 1/f of its age).
+// before one used again (its age counts twice; a block used f times, 1/f of its age).
 std::shared_ptr<const EvictionPolicy> make_default_eviction_policy();
 inline constexpr std::string_view kDefaultEvictionPolicy = "prefix-frequency";
 // "prefix-frequency", "prefix-aware", "lru" or "s3fifo" (S3-FIFO's quick demotion: blocks used

@@ -38,7 +38,7 @@ class S3FifoPolicy final : public EvictionPolicy {
   }
 };
 
-// Prefix-aware, and frequency-aware among leaves: a block used once ages three times as fast,
+// Prefix-aware, and frequency-aware among leaves: a block used once ages twice as fast,
 // one used f times 1/f as fast, so shared prefixes and conversations that came back outlive
 // one-off prompts, which are most of what arrives. The policy study picked the weights
 // (docs/benchmarks.md): on Mooncake's conversation trace this beats LRU at every host size.
@@ -50,7 +50,7 @@ class PrefixFrequencyPolicy final : public EvictionPolicy {
   }
   uint64_t rank(const EvictionCandidate& c) const override {
     const uint64_t age = c.age;
-    const uint64_t weighted = c.frequency <= 1 ? 3 * age : age / c.frequency;
+    const uint64_t weighted = c.frequency <= 1 ? 2 * age : age / c.frequency;
     return (c.child_count == 0 ? uint64_t{1} << 40 : 0) + weighted;
   }
 };

@@ -384,3 +384,42 @@ def test_bench_workload_writes_a_trace_it_can_read_back(tmp_path):
     bad = run("kvtier-bench", "workload", "--requests", "0", timeout=60)
     assert bad.returncode == 2
     assert "requests must be" in bad.stderr
+
+
+@needs_bench
+def test_bench_policy_compares_policies_with_lru_and_the_optimum(tmp_path):
+    trace = tmp_path / "synthetic.jsonl"
+    assert run("kvtier-bench", "workload", "--out", str(trace), "--requests", "400", timeout=60).returncode == 0
+    out = run("kvtier-bench", "policy", "--trace", str(trace), "--host-blocks", "50", "2000", "6000", "20000",
+              "--json", timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["suite"] == "policy"
+    for key in ("default_vs_lru_1m", "default_vs_lru_3m", "default_vs_lru_10m", "belady_1m"):
+        assert isinstance(figures[key], (int, float)) and figures[key] > 0, key
+    # The optimum bounds every policy at every size.
+    for name in ("lru", "prefix-aware", "s3fifo", "prefix-frequency", "lru-exact"):
+        assert figures[f"{name}_0.026M_block_hit"] <= figures["belady_0.026M_block_hit"], name
+    assert "prefix-frequency over host memory and an SSD tier" in out.stdout
+    bad = run("kvtier-bench", "policy", "--trace", str(trace), "--policies", "clairvoyant", timeout=60)
+    assert bad.returncode == 2
+    assert "unknown eviction policy" in bad.stderr
+
+
+@needs_bench
+def test_bench_policy_writes_a_report_with_its_plots(tmp_path):
+    report = tmp_path / "report"
+    out = run("kvtier-bench", "policy", "--host-blocks", "100", "400", "--policies", "lru", "prefix-frequency",
+              "--report", str(report), timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    md = (report / "policy.md").read_text()
+    assert "## Host memory alone" in md and "prefix-frequency" in md
+    rows = (report / "policy_host.dat").read_text().splitlines()
+    assert rows[0].split()[1:] == ['"lru"', '"prefix-frequency"', '"lru-exact"', '"belady"']
+    assert len(rows) == 3
+    if shutil.which("gnuplot"):
+        for png in ("hit_ratio_vs_capacity.png", "per_tier_hit_ratio.png"):
+            assert (report / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+        assert "![block hit ratio vs host capacity](hit_ratio_vs_capacity.png)" in md
+    else:
+        assert "no plot" in md
