@@ -91,7 +91,7 @@ int run_policy_command(const PolicyCommandOptions& o) {
         fmt::print(stderr, "kvtier-bench policy: {}\n", r.status().to_string());
         return 2;
       }
-      tiered.push_back({min_accesses, *r});
+      tiered.emplace_back(min_accesses, *r);
       tiers.add_row({tokens_label(blocks), tokens_label(so.ssd_blocks),
                      min_accesses == 1 ? "every block" : fmt::format("used {}+ times", min_accesses),
                      fixed(r->host_block_hit(), 3), fixed(r->ssd_block_hit(), 3), fixed(r->block_hit(), 3),

@@ -5,10 +5,10 @@
 #include <sys/wait.h>
 
 #include <algorithm>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <system_error>
 #include <vector>
 
 extern char** environ;  // NOLINT(readability-redundant-declaration): posix_spawnp passes it on
@@ -32,7 +32,8 @@ Status run_gnuplot(const std::filesystem::path& script) {
   char* argv[] = {arg0, arg1.data(), nullptr};
   pid_t pid = 0;
   if (int e = ::posix_spawnp(&pid, "gnuplot", nullptr, nullptr, argv, environ); e != 0) {
-    return Status::unavailable(fmt::format("cannot run gnuplot ({}); install gnuplot-nox", std::strerror(e)));
+    return Status::unavailable(fmt::format("cannot run gnuplot ({}); install gnuplot-nox",
+                                           std::error_code(e, std::generic_category()).message()));
   }
   int status = 0;
   ::waitpid(pid, &status, 0);
