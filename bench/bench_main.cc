@@ -61,7 +61,23 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   pc->add_option("--report", policy.report_dir, "Write a markdown report, its data and PNG plots to this directory");
   pc->add_flag("--json", policy.json, "End with one JSON line of the figures");
+  kvtier::bench::ReplayCommandOptions replay;
+  auto* rc = app.add_subcommand("replay", "Replay a trace through the client library against a live kvtierd");
+  rc->add_option("--trace", replay.trace, "Mooncake-format trace (default: the built-in synthetic workload)");
+  rc->add_option("--requests", replay.requests, "Replay only the first N requests (0: all)")->capture_default_str();
+  rc->add_option("--host-tokens", replay.host_tokens, "Host tier capacity, in tokens")->capture_default_str();
+  rc->add_option("--ssd-tokens", replay.ssd_tokens, "SSD tier capacity, in tokens (0: none)")->capture_default_str();
+  rc->add_option("--ssd-min-accesses", replay.ssd_min_accesses, "SSD admission: uses a block needs")
+      ->capture_default_str();
+  rc->add_option("--prefill-tokens-per-s", replay.prefill_tokens_per_s, "TTFT model: prefill rate of model and GPU")
+      ->capture_default_str();
+  rc->add_option("--kv-bytes-per-token", replay.kv_bytes_per_token, "TTFT model: the model's KV bytes per token")
+      ->capture_default_str();
+  rc->add_option("--host-gb-per-s", replay.host_gb_per_s, "TTFT model: host memory to GPU")->capture_default_str();
+  rc->add_option("--ssd-gb-per-s", replay.ssd_gb_per_s, "TTFT model: SSD to GPU")->capture_default_str();
+  rc->add_flag("--json", replay.json, "End with one JSON line of the figures");
   CLI11_PARSE(app, argc, argv);
+  if (rc->parsed()) return kvtier::bench::run_replay_command(replay);
   if (wl->parsed()) return kvtier::bench::run_workload_command(workload);
   if (pc->parsed()) return kvtier::bench::run_policy_command(policy);
   for (const auto& [cmd, suite] : commands) {

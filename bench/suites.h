@@ -50,4 +50,21 @@ struct PolicyCommandOptions {
 };
 int run_policy_command(const PolicyCommandOptions& options);
 
+// Not a suite: a trace through the client library against a live kvtierd (docs/benchmarks.md,
+// "Replay"). The TTFT model's defaults: Llama-3-8B in bf16 (128 KiB of KV per token) prefilled at
+// 10,000 tokens/s on one H100; host memory reaches the GPU at 25 GB/s, the SSD at 6 GB/s.
+struct ReplayCommandOptions {
+  std::string trace;               // empty: the built-in synthetic workload
+  uint64_t requests = 0;           // 0: all
+  uint64_t host_tokens = 1024000;  // 2,000 blocks of 512 tokens
+  uint64_t ssd_tokens = 4096000;   // 0: no SSD tier
+  uint32_t ssd_min_accesses = 1;   // the SSD tier's admission filter
+  double prefill_tokens_per_s = 10000;
+  double kv_bytes_per_token = 131072;
+  double host_gb_per_s = 25;
+  double ssd_gb_per_s = 6;
+  bool json = false;
+};
+int run_replay_command(const ReplayCommandOptions& options);
+
 }  // namespace kvtier::bench

@@ -22,14 +22,6 @@ namespace {
 using workload::kTraceBlockTokens;
 using workload::TraceRequest;
 
-// Trace ids name prefix chains already; spread them over both key halves as digests would be.
-uint64_t mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
-BlockKey key_of(uint64_t id) { return {mix(id), mix(id ^ 0x5DEECE66DULL) | 1}; }
 constexpr BlockKey kRoot{0x6b76746965722d72ULL, 0x6f6f742d706f6c69ULL};  // the chains' common parent
 
 uint64_t tokens_of(const TraceRequest& r, size_t block) {
@@ -115,7 +107,7 @@ Result<SimulationResult> simulate(std::span<const TraceRequest> trace, const Sim
   };
   for (const TraceRequest& r : trace) {
     keys.clear();
-    for (uint64_t id : r.hash_ids) keys.push_back(key_of(id));
+    for (uint64_t id : r.hash_ids) keys.push_back(workload::trace_block_key(id));
     ++out.requests;
     out.block_refs += keys.size();
     out.input_tokens += r.input_length;

@@ -98,4 +98,14 @@ TraceStats trace_stats(std::span<const TraceRequest> requests) {
   return s;
 }
 
+BlockKey trace_block_key(uint64_t hash_id) {
+  const auto mix = [](uint64_t x) {
+    x += 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+  };
+  return {mix(hash_id), mix(hash_id ^ 0x5DEECE66DULL) | 1};
+}
+
 }  // namespace kvtier::workload

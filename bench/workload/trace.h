@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kvtier/block_key.h"
 #include "kvtier/result.h"
 
 namespace kvtier::workload {
@@ -29,6 +30,10 @@ struct TraceRequest {
 // hash_ids list that does not have one id per started block of input_length.
 Result<TraceRequest> parse_trace_line(std::string_view line);
 std::string format_trace_line(const TraceRequest& r);
+
+// The kvtier key a trace's hash id stands for: ids name prefix chains already, so the key is the
+// id spread over both halves, as a digest would be. The simulator and the replay agree on it.
+BlockKey trace_block_key(uint64_t hash_id);
 
 // Every request of a file, in file order; errors name the file and line.
 Result<std::vector<TraceRequest>> read_trace(const std::string& path);

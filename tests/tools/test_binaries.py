@@ -423,3 +423,21 @@ def test_bench_policy_writes_a_report_with_its_plots(tmp_path):
         assert "![block hit ratio vs host capacity](hit_ratio_vs_capacity.png)" in md
     else:
         assert "no plot" in md
+
+
+@needs_bench
+def test_bench_replay_runs_a_trace_against_a_live_kvtierd(tmp_path):
+    out = run("kvtier-bench", "replay", "--requests", "600", "--host-tokens", "51200", "--ssd-tokens", "2048000",
+              "--json", timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    f = json.loads(out.stdout.strip().splitlines()[-1])
+    assert f["suite"] == "replay" and f["requests"] == 600
+    assert 0 < f["block_hit"] <= 1 and f["ssd_block_hit"] > 0, f
+    assert abs(f["block_hit"] - f["host_block_hit"] - f["ssd_block_hit"]) < 1e-5
+    assert f["demotions"] > 0 and f["blocks_loaded"] > 0 and f["evictions"] > 0, f
+    assert 0 < f["prefill_saved_fraction"] < 1
+    assert "100% 600/600 requests" in out.stderr  # the progress bar
+    bad = run("kvtier-bench", "replay", "--host-tokens", "100", timeout=60)
+    assert bad.returncode == 2 and "at least one block" in bad.stderr
+    small = run("kvtier-bench", "replay", "--ssd-tokens", "512000", timeout=60)
+    assert small.returncode == 2 and "--ssd-tokens must be 0 or at least" in small.stderr
