@@ -441,3 +441,21 @@ def test_bench_replay_runs_a_trace_against_a_live_kvtierd(tmp_path):
     assert bad.returncode == 2 and "at least one block" in bad.stderr
     small = run("kvtier-bench", "replay", "--ssd-tokens", "512000", timeout=60)
     assert small.returncode == 2 and "--ssd-tokens must be 0 or at least" in small.stderr
+
+
+def test_run_all_targets_name_every_suite_and_parse():
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    assert subprocess.run(["bash", "-n", os.path.join(root, "bench", "run-all")]).returncode == 0
+    suites = set()
+    with open(os.path.join(root, "bench", "targets.tsv")) as f:
+        for line in f:
+            if line.startswith("#") or line.startswith("suite\t"):
+                continue
+            suite, figure, op, target, what = line.rstrip("\n").split("\t")
+            assert op in (">=", "<=", "report"), line
+            assert (op == "report") == (target == ""), line
+            if target:
+                float(target)
+            assert figure and what, line
+            suites.add(suite)
+    assert suites == {"keys", "index", "host", "ssd", "server", "indexer", "policy", "replay"}
