@@ -9,9 +9,12 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string>
 #include <thread>
+#include <vector>
 
 namespace kvtier::bench {
 namespace {
@@ -51,12 +54,27 @@ std::unique_ptr<KvtierdProcess> KvtierdProcess::start(const std::string& dir, co
   const std::string config = dir + "/node.yaml";
   const std::string log = dir + "/kvtierd.log";
   std::ofstream(config) << config_yaml;
+  // The benchmark's configuration is the whole truth: KVTIER_* settings in the caller's
+  // environment (scripts/run exports some for its own node) would override it.
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, "KVTIER_", 7) != 0) env_strings.emplace_back(*e);
+  }
+  std::vector<char*> envp;
+  envp.reserve(env_strings.size() + 1);
+  for (std::string& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  const std::vector<std::string> args{"kvtierd", "--config", config};
+  std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
   const pid_t pid = ::fork();
   if (pid == 0) {
     const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(fd, STDOUT_FILENO);
     ::dup2(fd, STDERR_FILENO);
-    ::execl(binary.c_str(), "kvtierd", "--config", config.c_str(), static_cast<char*>(nullptr));
+    ::execve(binary.c_str(), argv.data(), envp.data());
     ::_exit(127);
   }
   std::unique_ptr<KvtierdProcess> d(new KvtierdProcess(pid));

@@ -441,6 +441,11 @@ def test_bench_replay_runs_a_trace_against_a_live_kvtierd(tmp_path):
     assert bad.returncode == 2 and "at least one block" in bad.stderr
     small = run("kvtier-bench", "replay", "--ssd-tokens", "512000", timeout=60)
     assert small.returncode == 2 and "--ssd-tokens must be 0 or at least" in small.stderr
+    # KVTIER_* settings meant for another node (scripts/run exports some) do not reach its kvtierd.
+    leaky = subprocess.run([os.path.join(BIN, "kvtier-bench"), "replay", "--requests", "50"], capture_output=True,
+                           text=True, timeout=60, env={**os.environ, "KVTIER_NODE_NAME": "elsewhere",
+                                                       "KVTIER_HOST_BYTES": "8MiB"})
+    assert leaky.returncode == 0, leaky.stderr
 
 
 def test_run_all_targets_name_every_suite_and_parse():
