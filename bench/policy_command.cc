@@ -24,25 +24,13 @@ std::string tokens_label(uint64_t blocks) {
 }  // namespace
 
 int run_policy_command(const PolicyCommandOptions& o) {
-  std::vector<workload::TraceRequest> trace;
-  std::string source;
-  if (!o.trace.empty()) {
-    auto read = workload::read_trace(o.trace);
-    if (!read.ok()) {
-      fmt::print(stderr, "kvtier-bench policy: {}\n", read.status().to_string());
-      return 2;
-    }
-    trace = std::move(read).value();
-    source = o.trace;
-  } else {
-    auto made = workload::generate_synthetic_workload(workload::SyntheticOptions{});
-    if (!made.ok()) {
-      fmt::print(stderr, "kvtier-bench policy: {}\n", made.status().to_string());
-      return 2;
-    }
-    trace = std::move(made).value();
-    source = "the built-in synthetic workload";
+  auto input = workload::load_workload(o.trace);
+  if (!input.ok()) {
+    fmt::print(stderr, "kvtier-bench policy: {}\n", input.status().to_string());
+    return 2;
   }
+  std::vector<workload::TraceRequest>& trace = input->requests;
+  const std::string& source = input->source;
   const workload::TraceStats stats = workload::trace_stats(trace);
   fmt::print("kvtier-bench policy: {} ({} requests, {} block references; an infinite cache hits {:.3f})\n", source,
              stats.requests, stats.block_refs, stats.ideal_block_hit());

@@ -61,25 +61,13 @@ class Progress {
 }  // namespace
 
 int run_replay_command(const ReplayCommandOptions& o) {
-  std::vector<workload::TraceRequest> trace;
-  std::string source;
-  if (!o.trace.empty()) {
-    auto read = workload::read_trace(o.trace);
-    if (!read.ok()) {
-      fmt::print(stderr, "kvtier-bench replay: {}\n", read.status().to_string());
-      return 2;
-    }
-    trace = std::move(read).value();
-    source = o.trace;
-  } else {
-    auto made = workload::generate_synthetic_workload(workload::SyntheticOptions{});
-    if (!made.ok()) {
-      fmt::print(stderr, "kvtier-bench replay: {}\n", made.status().to_string());
-      return 2;
-    }
-    trace = std::move(made).value();
-    source = "the built-in synthetic workload";
+  auto input = workload::load_workload(o.trace);
+  if (!input.ok()) {
+    fmt::print(stderr, "kvtier-bench replay: {}\n", input.status().to_string());
+    return 2;
   }
+  std::vector<workload::TraceRequest>& trace = input->requests;
+  const std::string& source = input->source;
   if (o.requests > 0 && trace.size() > o.requests) trace.resize(o.requests);
   if (o.host_tokens < kTraceBlockTokens) {
     fmt::print(stderr, "kvtier-bench replay: --host-tokens must hold at least one block of {}\n", kTraceBlockTokens);

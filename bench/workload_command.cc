@@ -9,25 +9,13 @@
 namespace kvtier::bench {
 
 int run_workload_command(const WorkloadCommandOptions& o) {
-  std::vector<workload::TraceRequest> requests;
-  std::string source;
-  if (!o.trace.empty()) {
-    auto read = workload::read_trace(o.trace);
-    if (!read.ok()) {
-      fmt::print(stderr, "kvtier-bench workload: {}\n", read.status().to_string());
-      return 2;
-    }
-    requests = std::move(read).value();
-    source = o.trace;
-  } else {
-    auto made = workload::generate_synthetic_workload(o.synthetic);
-    if (!made.ok()) {
-      fmt::print(stderr, "kvtier-bench workload: {}\n", made.status().to_string());
-      return 2;
-    }
-    requests = std::move(made).value();
-    source = fmt::format("synthetic (seed {}, {} tenants)", o.synthetic.seed, o.synthetic.tenants);
+  auto input = workload::load_workload(o.trace, o.synthetic);
+  if (!input.ok()) {
+    fmt::print(stderr, "kvtier-bench workload: {}\n", input.status().to_string());
+    return 2;
   }
+  const std::vector<workload::TraceRequest>& requests = input->requests;
+  const std::string& source = input->source;
   if (!o.out.empty()) {
     if (auto s = workload::write_trace(o.out, requests); !s.ok()) {
       fmt::print(stderr, "kvtier-bench workload: {}\n", s.to_string());

@@ -28,6 +28,19 @@ uint64_t tokens_of(const TraceRequest& r, size_t block) {
   return std::min<uint64_t>(kTraceBlockTokens, r.input_length - block * uint64_t{kTraceBlockTokens});
 }
 
+// The references' accounting of one request: its blocks, its tokens, and the prefix `cached`
+// (keyed by hash id) holds, as host hits.
+template <typename Cached>
+void count_host_prefix(const TraceRequest& r, const Cached& cached, SimulationResult& out) {
+  ++out.requests;
+  out.block_refs += r.hash_ids.size();
+  out.input_tokens += r.input_length;
+  for (size_t i = 0; i < r.hash_ids.size() && cached.contains(r.hash_ids[i]); ++i) {
+    ++out.host_hit_blocks;
+    out.host_hit_tokens += tokens_of(r, i);
+  }
+}
+
 // The SSD tier as far as the index sees it: the node's admission filter, then space. A block's
 // payload is its token count, so "bytes" are tokens here.
 class SimulatedSsd final : public EvictionListener {
@@ -165,17 +178,7 @@ SimulationResult simulate_belady(std::span<const TraceRequest> trace, uint64_t h
   std::priority_queue<std::pair<uint64_t, uint64_t>> farthest;  // (next use, id); stale entries skipped
   for (size_t q = 0; q < trace.size(); ++q) {
     const TraceRequest& r = trace[q];
-    ++out.requests;
-    out.block_refs += r.hash_ids.size();
-    out.input_tokens += r.input_length;
-    bool prefix = true;
-    for (size_t i = 0; i < r.hash_ids.size(); ++i) {
-      prefix = prefix && cached.contains(r.hash_ids[i]);
-      if (prefix) {
-        ++out.host_hit_blocks;
-        out.host_hit_tokens += tokens_of(r, i);
-      }
-    }
+    count_host_prefix(r, cached, out);
     for (size_t i = 0; i < r.hash_ids.size(); ++i) {
       const uint64_t id = r.hash_ids[i];
       const uint64_t next = next_use[q][i];
@@ -206,17 +209,7 @@ SimulationResult simulate_exact_lru(std::span<const TraceRequest> trace, uint64_
   std::list<uint64_t> order;  // most recent first
   std::unordered_map<uint64_t, std::list<uint64_t>::iterator> cached;
   for (const TraceRequest& r : trace) {
-    ++out.requests;
-    out.block_refs += r.hash_ids.size();
-    out.input_tokens += r.input_length;
-    bool prefix = true;
-    for (size_t i = 0; i < r.hash_ids.size(); ++i) {
-      prefix = prefix && cached.contains(r.hash_ids[i]);
-      if (prefix) {
-        ++out.host_hit_blocks;
-        out.host_hit_tokens += tokens_of(r, i);
-      }
-    }
+    count_host_prefix(r, cached, out);
     for (uint64_t id : r.hash_ids) {
       if (auto it = cached.find(id); it != cached.end()) {
         order.splice(order.begin(), order, it->second);

@@ -156,4 +156,16 @@ Result<std::vector<TraceRequest>> generate_synthetic_workload(const SyntheticOpt
   return trace;
 }
 
+Result<Workload> load_workload(const std::string& path, const SyntheticOptions& synthetic) {
+  if (!path.empty()) {
+    auto read = read_trace(path);
+    if (!read.ok()) return read.status();
+    return Workload{std::move(read).value(), path};
+  }
+  auto made = generate_synthetic_workload(synthetic);
+  if (!made.ok()) return made.status();
+  return Workload{std::move(made).value(), fmt::format("the built-in synthetic workload (seed {}, {} tenants)",
+                                                       synthetic.seed, synthetic.tenants)};
+}
+
 }  // namespace kvtier::workload

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "kvtier/result.h"
@@ -40,5 +41,13 @@ struct SyntheticOptions {
 
 // Requests ordered by timestamp; ids dense from 0 in first-seen order, as the Mooncake traces.
 Result<std::vector<TraceRequest>> generate_synthetic_workload(const SyntheticOptions& options);
+
+// What a trace-driven command runs on: the trace at `path`, or (empty path) the synthetic
+// workload of `synthetic`, with a description of where it came from.
+struct Workload {
+  std::vector<TraceRequest> requests;
+  std::string source;
+};
+Result<Workload> load_workload(const std::string& path, const SyntheticOptions& synthetic = {});
 
 }  // namespace kvtier::workload
