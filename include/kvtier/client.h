@@ -38,6 +38,12 @@ struct ClientOptions {
   std::string engine_id;
 };
 
+// The options an engine in a pod gets from its environment (deploy/kustomize/examples/vllm-engine):
+// KVTIER_NODE_NAME (required: the node's name, as kvtierd's node.name), KVTIER_SHM_PREFIX
+// (default "kvtier"), KVTIER_ENGINE_ID (default none), KVTIER_VERIFY_READS (0/1, default 0).
+// `base` supplies everything else. invalid_argument names the variable at fault.
+Result<ClientOptions> client_options_from_env(ClientOptions base = {});
+
 // A namespace this client writes and reads, with the node-wide id and arena size class it maps to.
 struct NamespaceHandle {
   Namespace ns;

@@ -39,6 +39,7 @@ struct IndexerFlags {
   std::vector<double> weights;  // hbm, host, ssd, remote
   std::string log_level = "info";
   std::string log_format = "text";
+  bool check = false;
 };
 
 // How often --nodes-dns names are resolved again (a pod that becomes ready joins within this).
@@ -91,6 +92,16 @@ int serve(const CLI::App& app, const IndexerFlags& flags) {
       return 2;
     }
     for (const auto& spec : cfg->namespaces) namespaces.push_back(kvtier::Namespace::create(spec).value());
+  }
+  if (flags.check) {
+    // Nothing is resolved or contacted: a deployment's test renders the config without a cluster.
+    fmt::print("grpc       {}\n", opt.grpc_address);
+    fmt::print("nodes      {} listed, nodes file '{}', {} DNS names, {} vLLM engines\n", opt.nodes.size(),
+               opt.nodes_file, opt.nodes_dns.size(), opt.vllm_engines.size());
+    fmt::print("namespaces {} (from '{}'), {} engine namespaces\n", namespaces.size(), opt.namespaces_config,
+               opt.engine_namespaces.size());
+    fmt::print("grace      {} ms\nconfiguration ok\n", opt.grace_ms);
+    return 0;
   }
   // What each --nodes-dns name resolved to last; a name that does not resolve now keeps it.
   std::map<std::string, std::vector<std::string>> resolved;
@@ -217,6 +228,8 @@ int main(int argc, char** argv) {
   app.add_option("--weights", flags.weights, "Tier weights hbm,host,ssd,remote (docs/scheduler.md)")->delimiter(',');
   app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error")->capture_default_str();
   app.add_option("--log-format", flags.log_format, "text or json")->capture_default_str();
+  app.add_flag("--check,--check-config", flags.check,
+               "Validate the configuration (and the namespaces file), print a summary and exit");
   CLI11_PARSE(app, argc, argv);
   return serve(app, flags);
 }
