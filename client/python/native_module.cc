@@ -1,0 +1,437 @@
+// kvtier._native: the client library for Python engines (pybind11). Keys are 16-byte `bytes`
+// (the canonical form, docs/keys.md). Host blocks and reservations export their arena memory
+// through the buffer protocol without a copy (numpy.asarray(block), memoryview(block)); a view
+// keeps its block leased, and release() refuses while views are alive, as memoryview does.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kvtier/client.h"
+#include "kvtier/prefix_chain.h"
+
+namespace py = pybind11;
+
+namespace kvtier::python {
+namespace {
+
+// Status → kvtier.Error(code name, message); the error type is created in the module init.
+PyObject* g_error = nullptr;
+
+[[noreturn]] void raise(const Status& s) {
+  auto err = py::reinterpret_borrow<py::object>(g_error);
+  py::object e = err(std::string(status_code_name(s.code())) + ": " + s.message());
+  e.attr("code") = std::string(status_code_name(s.code()));
+  PyErr_SetObject(g_error, e.ptr());
+  throw py::error_already_set();
+}
+
+template <typename T>
+T take(Result<T> r) {
+  if (!r.ok()) raise(r.status());
+  return std::move(r).value();
+}
+
+void check(const Status& s) {
+  if (!s.ok()) raise(s);
+}
+
+BlockKey key_from(const py::handle& obj) {
+  if (!PyBytes_Check(obj.ptr()) || PyBytes_GET_SIZE(obj.ptr()) != static_cast<Py_ssize_t>(BlockKey::kBytes)) {
+    throw py::value_error("a key is 16 bytes (the canonical form)");
+  }
+  return BlockKey::from_bytes(reinterpret_cast<const uint8_t*>(PyBytes_AS_STRING(obj.ptr())));
+}
+
+std::vector<BlockKey> keys_from(const py::sequence& seq) {
+  std::vector<BlockKey> out;
+  out.reserve(seq.size());
+  for (const auto& k : seq) out.push_back(key_from(k));
+  return out;
+}
+
+py::bytes key_bytes(const BlockKey& k) {
+  const auto b = k.to_bytes();
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+// Token ids from any buffer of uint32 (numpy arrays) or a sequence of ints.
+std::vector<TokenId> tokens_from(const py::handle& obj) {
+  std::vector<TokenId> out;
+  if (PyObject_CheckBuffer(obj.ptr()) != 0 && !PyBytes_Check(obj.ptr())) {
+    py::buffer_info info = py::reinterpret_borrow<py::buffer>(obj).request();
+    const bool u32 = info.itemsize == 4 && (info.format == "I" || info.format == "=I" || info.format == "<I" ||
+                                            info.format == "L" || info.format == "=L");
+    if (!u32 || info.ndim != 1 || info.strides[0] != 4) {
+      throw py::value_error("token ids as a buffer must be a contiguous 1-D array of uint32");
+    }
+    out.resize(static_cast<size_t>(info.shape[0]));
+    if (!out.empty()) std::memcpy(out.data(), info.ptr, out.size() * sizeof(TokenId));
+    return out;
+  }
+  for (const auto& t : py::reinterpret_borrow<py::sequence>(obj)) {
+    const auto v = t.cast<long long>();
+    if (v < 0 || v > 0xFFFFFFFFLL) throw py::value_error("a token id is a uint32");
+    out.push_back(static_cast<TokenId>(v));
+  }
+  return out;
+}
+
+// A C-contiguous byte view of any buffer (bytes, bytearray, numpy, memoryview), held while it lives.
+class ContiguousBuffer {
+ public:
+  ContiguousBuffer(const py::handle& obj, bool writable) {
+    const int flags = PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj.ptr(), &view_, flags) != 0) throw py::error_already_set();
+  }
+  ContiguousBuffer(const ContiguousBuffer&) = delete;
+  ContiguousBuffer& operator=(const ContiguousBuffer&) = delete;
+  ~ContiguousBuffer() { PyBuffer_Release(&view_); }
+  std::span<uint8_t> bytes() { return {static_cast<uint8_t*>(view_.buf), static_cast<size_t>(view_.len)}; }
+
+ private:
+  Py_buffer view_{};
+};
+
+// Memory exported through the buffer protocol, with a count of live views.
+struct Exported {
+  uint8_t* data = nullptr;
+  size_t size = 0;
+  bool readonly = true;
+  int views = 0;
+};
+
+int fill_buffer(PyObject* self, Py_buffer* view, int flags, Exported& e, const char* what) {
+  if (e.data == nullptr && e.size == 0) {
+    PyErr_Format(PyExc_BufferError, "the %s was released", what);
+    return -1;
+  }
+  if ((flags & PyBUF_WRITABLE) != 0 && e.readonly) {
+    PyErr_Format(PyExc_BufferError, "a %s is read-only", what);
+    return -1;
+  }
+  if (PyBuffer_FillInfo(view, self, e.data, static_cast<Py_ssize_t>(e.size), e.readonly ? 1 : 0, flags) != 0) {
+    return -1;
+  }
+  ++e.views;
+  return 0;
+}
+
+// A leased host block. Python-side name: kvtier.HostBlock.
+class PyHostBlock {
+ public:
+  explicit PyHostBlock(HostBlock b) : block_(std::move(b)) {
+    exported_.data = const_cast<uint8_t*>(block_->data());  // NOLINT: exported read-only
+    exported_.size = block_->size();
+  }
+  py::bytes key() const {
+    alive();
+    return key_bytes(block_->key());
+  }
+  size_t size() const { return exported_.size; }
+  bool released() const { return !block_.has_value(); }
+  void release() {
+    if (exported_.views > 0) {
+      throw py::buffer_error(std::to_string(exported_.views) + " views of the block are alive: drop them first");
+    }
+    block_.reset();
+    exported_ = {};
+  }
+  py::bytes bytes() const {
+    alive();
+    return {reinterpret_cast<const char*>(exported_.data), exported_.size};
+  }
+  Exported& exported() { return exported_; }
+
+ private:
+  void alive() const {
+    if (!block_) throw py::value_error("the block was released");
+  }
+  std::optional<HostBlock> block_;
+  Exported exported_;
+};
+
+// Arena space reserved for one block: write through the buffer, then commit().
+class PyReservation {
+ public:
+  explicit PyReservation(PutReservation r) : r_(std::move(r)) {
+    if (!r_->exists()) {
+      exported_.data = r_->data();
+      exported_.size = r_->size();
+      exported_.readonly = false;
+    }
+  }
+  bool exists() const { return r_.has_value() && r_->exists(); }
+  size_t size() const { return r_.has_value() ? r_->size() : 0; }
+  void commit() {
+    if (!r_) throw py::value_error("the reservation was already committed or abandoned");
+    if (exported_.views > 0) {
+      throw py::buffer_error(std::to_string(exported_.views) + " views of the reservation are alive: drop them first");
+    }
+    PutReservation r = std::move(*r_);
+    r_.reset();
+    exported_ = {};
+    check(r.commit());
+  }
+  void abandon() {
+    if (exported_.views > 0) {
+      throw py::buffer_error(std::to_string(exported_.views) + " views of the reservation are alive: drop them first");
+    }
+    r_.reset();  // dropped uncommitted: the space is freed
+    exported_ = {};
+  }
+  Exported& exported() { return exported_; }
+
+ private:
+  std::optional<PutReservation> r_;
+  Exported exported_;
+};
+
+template <typename T>
+int get_buffer(PyObject* self, Py_buffer* view, int flags) {
+  auto& obj = py::cast<T&>(py::handle(self));
+  return fill_buffer(self, view, flags, obj.exported(), std::is_same_v<T, PyHostBlock> ? "block" : "reservation");
+}
+
+template <typename T>
+void release_buffer(PyObject* self, Py_buffer*) {
+  auto& obj = py::cast<T&>(py::handle(self));
+  if (obj.exported().views > 0) --obj.exported().views;
+}
+
+// pybind11's own buffer slots cannot count views; these replace them on the two classes.
+template <typename T>
+void install_buffer_slots(py::handle cls) {
+  auto* type = reinterpret_cast<PyTypeObject*>(cls.ptr());
+  type->tp_as_buffer->bf_getbuffer = &get_buffer<T>;
+  type->tp_as_buffer->bf_releasebuffer = &release_buffer<T>;
+}
+
+struct PyMatch {
+  size_t overall = 0, hbm = 0, host = 0, ssd = 0;
+};
+
+NamespaceSpec namespace_spec(const std::string& model_id, const std::string& adapter_id, const std::string& cache_salt,
+                             const std::string& dtype, uint32_t block_tokens, uint32_t num_layers,
+                             uint32_t num_kv_heads, uint32_t head_dim, uint32_t kv_planes) {
+  NamespaceSpec spec;
+  spec.model_id = model_id;
+  spec.adapter_id = adapter_id;
+  spec.cache_salt = cache_salt;
+  spec.layout.dtype = take(parse_dtype(dtype));
+  spec.layout.block_tokens = block_tokens;
+  spec.layout.num_layers = num_layers;
+  spec.layout.num_kv_heads = num_kv_heads;
+  spec.layout.head_dim = head_dim;
+  spec.layout.kv_planes = kv_planes;
+  return spec;
+}
+
+ClientOptions client_options(const std::string& node_name, const std::string& shm_prefix, bool create_if_missing,
+                             uint64_t index_capacity, uint64_t host_bytes, uint64_t slab_bytes, bool verify_reads,
+                             const std::string& engine_id) {
+  ClientOptions o;
+  o.node_name = node_name;
+  o.shm_prefix = shm_prefix;
+  o.create_if_missing = create_if_missing;
+  o.index_capacity = index_capacity;
+  o.host_bytes = host_bytes;
+  o.slab_bytes = slab_bytes;
+  o.verify_reads = verify_reads;
+  o.engine_id = engine_id;
+  return o;
+}
+
+py::dict stats_dict(const ClientStats& s) {
+  py::dict d;
+  d["index_entries"] = s.index.entries;
+  d["index_capacity"] = s.index.capacity;
+  d["hbm_blocks"] = s.index.tier_entries[tier_index(Tier::kHbm)];
+  d["host_blocks"] = s.index.tier_entries[tier_index(Tier::kHost)];
+  d["ssd_blocks"] = s.index.tier_entries[tier_index(Tier::kSsd)];
+  d["host_bytes"] = s.host_bytes;
+  d["host_used_bytes"] = s.host_used_bytes;
+  d["puts"] = s.puts;
+  d["put_exists"] = s.put_exists;
+  d["gets"] = s.gets;
+  d["evictions_for_room"] = s.evictions_for_room;
+  d["sealed"] = s.sealed;
+  d["corrupt_dropped"] = s.corrupt_dropped;
+  d["loads_requested"] = s.loads_requested;
+  d["room_waits"] = s.room_waits;
+  return d;
+}
+
+}  // namespace
+}  // namespace kvtier::python
+
+PYBIND11_MODULE(_native, m) {
+  using namespace kvtier;          // NOLINT(google-build-using-namespace): the binding's own file
+  using namespace kvtier::python;  // NOLINT(google-build-using-namespace)
+  m.doc() = "kvtier's client library: the node's shared-memory index and host arena (docs/python.md)";
+  m.attr("KEY_BYTES") = BlockKey::kBytes;
+  m.attr("KEY_FORMAT_VERSION") = kKeyFormatVersion;
+  static py::exception<std::runtime_error> error(m, "Error");
+  g_error = error.ptr();
+
+  py::class_<NamespaceHandle>(m, "Namespace", "A namespace registered with the node (model, adapter, salt, layout)")
+      .def_property_readonly("model_id", [](const NamespaceHandle& h) { return h.ns.spec().model_id; })
+      .def_property_readonly("block_tokens", [](const NamespaceHandle& h) { return h.ns.block_tokens(); })
+      .def_property_readonly("block_bytes", [](const NamespaceHandle& h) { return h.ns.bytes_per_block(); })
+      .def_property_readonly(
+          "root", [](const NamespaceHandle& h) { return key_bytes(h.ns.root()); },
+          "the chain's parent for a first block (16 bytes)")
+      .def_property_readonly("id", [](const NamespaceHandle& h) { return h.id; });
+
+  py::class_<PyMatch>(m, "Match", "Longest cached prefix, in blocks: overall and per tier")
+      .def_readonly("overall", &PyMatch::overall)
+      .def_readonly("hbm", &PyMatch::hbm)
+      .def_readonly("host", &PyMatch::host)
+      .def_readonly("ssd", &PyMatch::ssd)
+      .def("__repr__", [](const PyMatch& p) {
+        return "Match(overall=" + std::to_string(p.overall) + ", hbm=" + std::to_string(p.hbm) +
+               ", host=" + std::to_string(p.host) + ", ssd=" + std::to_string(p.ssd) + ")";
+      });
+
+  auto block = py::class_<PyHostBlock>(m, "HostBlock", py::buffer_protocol(),
+                                       "A leased host block; its bytes are a read-only buffer (no copy)")
+                   .def_property_readonly("key", &PyHostBlock::key)
+                   .def_property_readonly("released", &PyHostBlock::released)
+                   .def("__len__", &PyHostBlock::size)
+                   .def("tobytes", &PyHostBlock::bytes, "a copy of the block's bytes")
+                   .def("release", &PyHostBlock::release, "drop the lease now (BufferError while views are alive)")
+                   .def("__enter__", [](py::object self) { return self; })
+                   .def("__exit__", [](PyHostBlock& b, const py::args&) { b.release(); });
+  install_buffer_slots<PyHostBlock>(block);
+
+  auto reservation = py::class_<PyReservation>(m, "Reservation", py::buffer_protocol(),
+                                               "Arena space for one block: write through the buffer, then commit()")
+                         .def_property_readonly("exists", &PyReservation::exists,
+                                                "the block was already cached: nothing to write, commit() is a no-op")
+                         .def("__len__", &PyReservation::size)
+                         .def("commit", &PyReservation::commit, "publish the block to every process")
+                         .def("abandon", &PyReservation::abandon, "free the space without publishing");
+  install_buffer_slots<PyReservation>(reservation);
+
+  py::class_<Client>(m, "Client", "The node's cache, mapped into this process (thread-safe)")
+      .def(py::init([](const std::string& node_name, const std::string& shm_prefix, bool create_if_missing,
+                       uint64_t index_capacity, uint64_t host_bytes, uint64_t slab_bytes, bool verify_reads,
+                       const std::string& engine_id) {
+             return take(Client::open(client_options(node_name, shm_prefix, create_if_missing, index_capacity,
+                                                     host_bytes, slab_bytes, verify_reads, engine_id)));
+           }),
+           py::arg("node_name"), py::arg("shm_prefix") = "kvtier", py::arg("create_if_missing") = false,
+           py::arg("index_capacity") = uint64_t{1} << 20, py::arg("host_bytes") = uint64_t{1} << 30,
+           py::arg("slab_bytes") = uint64_t{32} << 20, py::arg("verify_reads") = false, py::arg("engine_id") = "")
+      .def_static(
+          "from_env",
+          [](bool create_if_missing, uint64_t index_capacity, uint64_t host_bytes) {
+            ClientOptions base;
+            base.create_if_missing = create_if_missing;
+            base.index_capacity = index_capacity;
+            base.host_bytes = host_bytes;
+            return take(Client::open(take(client_options_from_env(base))));
+          },
+          py::arg("create_if_missing") = false, py::arg("index_capacity") = uint64_t{1} << 20,
+          py::arg("host_bytes") = uint64_t{1} << 30,
+          "open the node named by KVTIER_NODE_NAME (and KVTIER_SHM_PREFIX, KVTIER_ENGINE_ID, KVTIER_VERIFY_READS)")
+      .def_static(
+          "destroy_node",
+          [](const std::string& node_name, const std::string& shm_prefix) {
+            ClientOptions o;
+            o.node_name = node_name;
+            o.shm_prefix = shm_prefix;
+            check(Client::destroy_node(o));
+          },
+          py::arg("node_name"), py::arg("shm_prefix") = "kvtier", "remove the node's segments")
+      .def(
+          "register_namespace",
+          [](Client& c, const std::string& model_id, const std::string& adapter_id, const std::string& cache_salt,
+             const std::string& dtype, uint32_t block_tokens, uint32_t num_layers, uint32_t num_kv_heads,
+             uint32_t head_dim, uint32_t kv_planes) {
+            return take(c.register_namespace(namespace_spec(model_id, adapter_id, cache_salt, dtype, block_tokens,
+                                                            num_layers, num_kv_heads, head_dim, kv_planes)));
+          },
+          py::kw_only(), py::arg("model_id"), py::arg("adapter_id") = "", py::arg("cache_salt") = "",
+          py::arg("dtype") = "bf16", py::arg("block_tokens") = 16, py::arg("num_layers"), py::arg("num_kv_heads"),
+          py::arg("head_dim"), py::arg("kv_planes") = 2)
+      .def(
+          "keys",
+          [](const Client& c, const NamespaceHandle& ns, const py::object& tokens) {
+            const std::vector<TokenId> ids = tokens_from(tokens);
+            py::list out;
+            for (const BlockKey& k : c.keys(ns, ids)) out.append(key_bytes(k));
+            return out;
+          },
+          py::arg("ns"), py::arg("tokens"), "the chain keys of every whole block of `tokens` (uint32 ids)")
+      .def(
+          "match",
+          [](const Client& c, const py::sequence& keys) {
+            const PrefixMatch pm = c.match(keys_from(keys));
+            return PyMatch{pm.overall, pm.in(Tier::kHbm), pm.in(Tier::kHost), pm.in(Tier::kSsd)};
+          },
+          py::arg("keys"), "the longest cached prefix (pins nothing)")
+      .def(
+          "acquire",
+          [](Client& c, const py::sequence& keys) {
+            std::vector<HostBlock> blocks = take(c.acquire(keys_from(keys)));
+            py::list out;
+            for (HostBlock& b : blocks) out.append(py::cast(PyHostBlock(std::move(b))));
+            return out;
+          },
+          py::arg("keys"), "lease the host-resident prefix: a list of HostBlock, readable in place")
+      .def(
+          "reserve",
+          [](Client& c, const NamespaceHandle& ns, const py::bytes& key, const py::bytes& parent,
+             const py::object& tokens) {
+            std::vector<TokenId> ids;
+            if (!tokens.is_none()) ids = tokens_from(tokens);
+            return PyReservation(take(c.reserve(ns, key_from(key), key_from(parent), ids)));
+          },
+          py::arg("ns"), py::arg("key"), py::arg("parent"), py::arg("tokens") = py::none(),
+          "reserve arena space for `key` (parent: the previous key, or ns.root for a first block)")
+      .def(
+          "put",
+          [](Client& c, const NamespaceHandle& ns, const py::bytes& key, const py::bytes& parent,
+             const py::object& data, const py::object& tokens) {
+            ContiguousBuffer buf(data, /*writable=*/false);
+            std::vector<TokenId> ids;
+            if (!tokens.is_none()) ids = tokens_from(tokens);
+            const BlockKey k = key_from(key), p = key_from(parent);
+            Status s;
+            {
+              py::gil_scoped_release unlocked;  // a block is megabytes: let other threads run
+              s = c.put(ns, k, p, buf.bytes(), ids);
+            }
+            check(s);
+          },
+          py::arg("ns"), py::arg("key"), py::arg("parent"), py::arg("data"), py::arg("tokens") = py::none(),
+          "reserve + copy + commit; `data` is exactly ns.block_bytes (any contiguous buffer)")
+      .def(
+          "get_copy",
+          [](Client& c, const NamespaceHandle& ns, const py::sequence& keys, const py::object& out) -> py::object {
+            const std::vector<BlockKey> ks = keys_from(keys);
+            const auto copy = [&](std::span<uint8_t> into) {
+              py::gil_scoped_release unlocked;
+              return c.get_copy(ns, ks, into);
+            };
+            if (out.is_none()) {
+              std::string buf(ks.size() * ns.ns.bytes_per_block(), '\0');
+              const size_t n = take(copy(std::span(reinterpret_cast<uint8_t*>(buf.data()), buf.size())));
+              buf.resize(n * ns.ns.bytes_per_block());
+              return py::bytes(buf);
+            }
+            ContiguousBuffer into(out, /*writable=*/true);
+            return py::int_(take(copy(into.bytes())));
+          },
+          py::arg("ns"), py::arg("keys"), py::arg("out") = py::none(),
+          "copy the host-resident prefix: into `out` (returns blocks copied) or as new bytes")
+      .def(
+          "stats", [](const Client& c) { return stats_dict(c.stats()); }, "counters of this client and the node")
+      .def(
+          "maintain", [](Client& c) { check(c.maintain()); }, "reclaim what dead processes held");
+}
