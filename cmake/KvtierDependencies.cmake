@@ -41,6 +41,10 @@ if(NOT KVTIER_PYTHON3)
   find_program(KVTIER_PYTHON3 NAMES python3 REQUIRED)
 endif()
 
+# The Python package kvtier is assembled here: the binding (client/python) and the gRPC stubs
+# (server/proto, kvtier.v1). Set before any subdirectory uses it.
+set(KVTIER_PYTHON_STUBS ${CMAKE_BINARY_DIR}/python CACHE INTERNAL "the Python package kvtier in the build tree")
+
 message(STATUS "kvtier deps: xxhash ${XXHASH_VERSION}, liburing ${URING_VERSION}, RocksDB ${RocksDB_VERSION}, "
                "Boost ${Boost_VERSION}, gRPC ${gRPC_VERSION}, protobuf ${Protobuf_VERSION}, "
                "spdlog ${spdlog_VERSION}, yaml-cpp ${yaml-cpp_VERSION}, python ${KVTIER_PYTHON3}")

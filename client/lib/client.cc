@@ -12,6 +12,7 @@
 #include "index/crash_points.h"
 #include "kvtier/checksum.h"
 #include "load/load_queue.h"
+#include "tiers/hbm/hbm_residency.h"
 #include "tiers/host/host_arena.h"
 #include "tiers/host/index_binding.h"
 
@@ -317,6 +318,18 @@ Status Client::commit(PutReservation& r) {
 }
 
 void Client::abandon(PutReservation& r) { (void)impl_->arena->release(static_cast<uint32_t>(r.record_.locator)); }
+
+Result<size_t> Client::hbm_stored(const NamespaceHandle& ns, std::span<const HbmBlock> blocks) {
+  auto tag = impl_->index.owner_tag();  // joins the process table: the records are this process's
+  if (!tag.ok()) return tag.status();
+  return hbm::record_stored(impl_->index, BlockIndex::owner_slot(*tag), ns, blocks);
+}
+
+Result<size_t> Client::hbm_evicted(std::span<const HbmBlock> blocks) {
+  auto tag = impl_->index.owner_tag();
+  if (!tag.ok()) return tag.status();
+  return hbm::record_evicted(impl_->index, BlockIndex::owner_slot(*tag), blocks);
+}
 
 Result<size_t> Client::seal(std::span<const BlockKey> keys) {
   auto blocks = acquire(keys);

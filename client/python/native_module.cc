@@ -246,6 +246,18 @@ ClientOptions client_options(const std::string& node_name, const std::string& sh
   return o;
 }
 
+// [(key, parent, block_id), ...] → HbmBlock list.
+std::vector<HbmBlock> hbm_blocks_from(const py::sequence& seq) {
+  std::vector<HbmBlock> out;
+  out.reserve(seq.size());
+  for (const auto& item : seq) {
+    const auto t = item.cast<py::tuple>();
+    if (t.size() != 3) throw py::value_error("an HBM block is (key, parent, block_id)");
+    out.push_back({key_from(t[0]), key_from(t[1]), t[2].cast<uint32_t>()});
+  }
+  return out;
+}
+
 py::dict stats_dict(const ClientStats& s) {
   py::dict d;
   d["index_entries"] = s.index.entries;
@@ -430,6 +442,17 @@ PYBIND11_MODULE(_native, m) {
           },
           py::arg("ns"), py::arg("keys"), py::arg("out") = py::none(),
           "copy the host-resident prefix: into `out` (returns blocks copied) or as new bytes")
+      .def(
+          "hbm_stored",
+          [](Client& c, const NamespaceHandle& ns, const py::sequence& blocks) {
+            return take(c.hbm_stored(ns, hbm_blocks_from(blocks)));
+          },
+          py::arg("ns"), py::arg("blocks"),
+          "record blocks this engine holds in GPU memory: [(key, parent, block_id)]; returns records made")
+      .def(
+          "hbm_evicted",
+          [](Client& c, const py::sequence& blocks) { return take(c.hbm_evicted(hbm_blocks_from(blocks))); },
+          py::arg("blocks"), "drop this engine's HBM records of [(key, parent, block_id)]; returns records dropped")
       .def(
           "stats", [](const Client& c) { return stats_dict(c.stats()); }, "counters of this client and the node")
       .def(

@@ -175,6 +175,8 @@ class BlockIndex {
   // This process's tag in the index's process table (joining it if needed): slot and generation.
   // Host-arena reservations carry it, so they can be reclaimed when the process dies.
   Result<uint32_t> owner_tag();
+  // The process slot (0..31) an owner tag names.
+  static constexpr uint32_t owner_slot(uint32_t owner_tag) { return owner_tag & 63; }
   // Whether the process with that tag is still registered (a dead one is, until maintain()).
   bool owner_alive(uint32_t owner_tag) const;
   // Calls fn for every resident block (a lock-free scan: a block resident throughout is seen;
@@ -189,6 +191,10 @@ class BlockIndex {
   Status insert(const BlockRecord& record);
   // Drops one tier; the block leaves the index when no tier remains. failed_precondition if pinned.
   Status drop_tier(const BlockKey& key, Tier tier);
+  // Drops `tier` only while it is recorded with `locator` (an engine giving up its HBM copy never
+  // takes another engine's record with it); not_found otherwise. HBM residency drops even while
+  // the block is pinned: pins hold host and SSD bytes, not an engine's GPU copy.
+  Status drop_tier_at(const BlockKey& key, Tier tier, uint64_t locator);
   // Drops every tier. failed_precondition if pinned; not_found if absent.
   Status remove(const BlockKey& key);
 

@@ -51,6 +51,14 @@ struct NamespaceHandle {
   uint8_t size_class = 0;
 };
 
+// A block an engine holds in its GPU memory: its key, its predecessor (ns.ns.root() for a chain's
+// first block) and the engine's own id for it (below 2^24), which names the copy in the index.
+struct HbmBlock {
+  BlockKey key;
+  BlockKey parent;
+  uint32_t block_id = 0;
+};
+
 // A host-resident block, readable in place while this object lives (it holds a lease).
 class HostBlock {
  public:
@@ -183,6 +191,14 @@ class Client {
   // The checksum recorded for a held block, recording it first if it has none (as seal does):
   // what a block that leaves the node is sent with. Never 0.
   uint64_t sealed_checksum(const HostBlock& block);
+
+  // HBM residency (docs/client.md#hbm-residency): the engine reports blocks it stored in and
+  // evicted from its GPU memory, and the node's index, matches, snapshots and events show them in
+  // the HBM tier. A block another engine already holds in HBM keeps that holder. The records end
+  // when reported evicted, or when this process exits or dies. Each returns the records changed;
+  // invalid_argument (nothing recorded) for a block id of 2^24 or more.
+  Result<size_t> hbm_stored(const NamespaceHandle& ns, std::span<const HbmBlock> blocks);
+  Result<size_t> hbm_evicted(std::span<const HbmBlock> blocks);
 
   // Frees at least `bytes` of a tier by `policy`, releasing the space the blocks held.
   Result<EvictionReport> evict(Tier tier, uint64_t bytes, const EvictionPolicy& policy);

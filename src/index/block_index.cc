@@ -234,7 +234,7 @@ Result<uint32_t> BlockIndex::owner_tag() {
 }
 
 bool BlockIndex::owner_alive(uint32_t owner_tag) const {
-  const uint32_t slot = owner_tag & 63;
+  const uint32_t slot = owner_slot(owner_tag);
   if (slot >= index::kMaxProcesses) return false;
   const index::ProcessSlot& ps = impl_->seg->process(slot);
   return ps.state.load(std::memory_order_acquire) == static_cast<uint32_t>(index::ProcessState::kLive) &&
@@ -273,6 +273,12 @@ Status BlockIndex::drop_tier(const BlockKey& key, Tier tier) {
   IndexWriter writer(*impl_->seg);
   IndexWriter::Lock lock(writer);
   return writer.drop_tier(key, tier);
+}
+
+Status BlockIndex::drop_tier_at(const BlockKey& key, Tier tier, uint64_t locator) {
+  IndexWriter writer(*impl_->seg);
+  IndexWriter::Lock lock(writer);
+  return writer.drop_tier(key, tier, locator);
 }
 
 Status BlockIndex::remove(const BlockKey& key) {

@@ -345,13 +345,17 @@ Status IndexWriter::remove(const BlockKey& key) {
   return remove_slot(slot, image(slot), /*count_eviction=*/false);
 }
 
-Status IndexWriter::drop_tier(const BlockKey& key, Tier tier) {
+Status IndexWriter::drop_tier(const BlockKey& key, Tier tier, std::optional<uint64_t> only_locator) {
   const uint64_t slot = find_slot(key.hi, key.lo);
   const uint8_t bit = tier_bit(tier);
   if (slot == kNoSlot) return Status::not_found(fmt::format("block {} is not in the index", key.to_hex()));
   EntryImage img = image(slot);
   if ((img.tiers & bit) == 0) {
     return Status::not_found(fmt::format("block {} is not resident in {}", key.to_hex(), tier_name(tier)));
+  }
+  if (only_locator && locator_of(img, tier) != *only_locator) {
+    return Status::not_found(
+        fmt::format("block {} is resident in {} with another holder", key.to_hex(), tier_name(tier)));
   }
   if (img.tiers == bit) return remove_slot(slot, img, /*count_eviction=*/false);
   Mutation m;
@@ -360,7 +364,8 @@ Status IndexWriter::drop_tier(const BlockKey& key, Tier tier) {
   img.tiers &= static_cast<uint8_t>(~bit);
   set_locator(img, tier, 0);
   add_tiers(m.after, bit, img.payload_bytes, -1);
-  m.add(JournalOp::kWriteIfUnpinned, slot, img);
+  // A pin holds host or SSD bytes in place; an engine's GPU copy is not what it protects.
+  m.add(tier == Tier::kHbm ? JournalOp::kWrite : JournalOp::kWriteIfUnpinned, slot, img);
   m.record_change(IndexChange::Kind::kRemoved, img, before, img.tiers);
   if (commit(m) == Applied::kVoidedByPin) {
     return Status::failed_precondition(fmt::format("block {} is pinned", key.to_hex()));
@@ -391,6 +396,24 @@ void IndexWriter::shift_from(uint64_t hole) {
   shift_seq.fetch_add(1, std::memory_order_release);
 }
 
+uint64_t IndexWriter::drop_hbm_of_process(uint32_t p) {
+  const uint8_t hbm = tier_bit(Tier::kHbm);
+  uint64_t dropped = 0;
+  for (uint64_t s = 0; s < seg_.slots();) {
+    const EntryImage img = image(s);
+    if ((img.tiers & hbm) == 0 || (img.hbm >> 24) != p) {
+      ++s;
+      continue;
+    }
+    const BlockKey key{img.key_hi, img.key_lo};
+    if (drop_tier(key, Tier::kHbm).ok()) ++dropped;
+    // Removing an HBM-only entry shifts later ones back into slot s: look at it again. An entry
+    // this pass cannot drop (pinned, HBM only) keeps its residency rather than looping forever.
+    if (image(s).key_lo == img.key_lo && image(s).key_hi == img.key_hi) ++s;
+  }
+  return dropped;
+}
+
 void IndexWriter::reclaim_process(uint32_t p) {
   SegmentHeader& h = seg_.header();
   const uint32_t bit = 1u << p;
@@ -407,6 +430,7 @@ void IndexWriter::reclaim_process(uint32_t p) {
     while ((c & bit) != 0 && !ctl.compare_exchange_weak(c, c & ~uint64_t{bit}, std::memory_order_acq_rel)) {
     }
   }
+  drop_hbm_of_process(p);  // before the slot is free: a new process there must not inherit it
   h.draining_mask.fetch_and(~bit, std::memory_order_acq_rel);
   slot.state.store(static_cast<uint32_t>(ProcessState::kFree), std::memory_order_release);
   h.processes_reclaimed.fetch_add(1, std::memory_order_relaxed);

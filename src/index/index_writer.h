@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -33,14 +34,19 @@ class IndexWriter {
 
   // --- Under the lock. ---
   Status insert(const BlockRecord& rec, const EvictionPolicy& policy, EvictionListener* listener);
-  Status drop_tier(const BlockKey& key, Tier tier);
+  // `only_locator`: drop only while the tier is recorded with that locator (an HBM holder).
+  Status drop_tier(const BlockKey& key, Tier tier, std::optional<uint64_t> only_locator = std::nullopt);
   Status remove(const BlockKey& key);
+  // Drops the HBM residency recorded for a process slot (the engine left or died: its GPU memory
+  // is gone). Returns how many blocks lost it.
+  uint64_t drop_hbm_of_process(uint32_t process_slot);
   Result<EvictionReport> evict(Tier tier, uint64_t bytes, const EvictionPolicy& policy, EvictionListener* listener);
   Result<EvictionReport> evict_keys(Tier tier, std::span<const BlockKey> keys, const EvictionPolicy& policy,
                                     EvictionListener* listener);
   std::vector<BlockInfo> eviction_candidates(Tier tier, uint64_t bytes, const EvictionPolicy& policy,
                                              uint32_t min_frequency_to_demote);
-  // Pins of a dead process become inert at once and are then cleared from every entry.
+  // Pins of a dead process become inert at once and are then cleared from every entry; its HBM
+  // residency goes too.
   void reclaim_process(uint32_t process_slot);
   // Replays an active journal record and finishes an interrupted backward shift.
   void recover();

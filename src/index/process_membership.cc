@@ -94,6 +94,7 @@ void ProcessMembership::leave(bool pins_outstanding) {
   if (pins_outstanding) {
     writer.reclaim_process(slot_);
   } else {
+    writer.drop_hbm_of_process(slot_);
     seg_->header().live_mask.fetch_and(~bit(), std::memory_order_acq_rel);
     ps.state.store(state_value(ProcessState::kFree), std::memory_order_release);
   }

@@ -142,6 +142,22 @@ def test_bad_input_is_a_clear_error(node):
     assert c.match(chain(c, ns, 2)).overall == 0, "nothing was stored by the failed calls"
 
 
+def test_hbm_residency(node):
+    _, c = node
+    ns = c.register_namespace(model_id="m", **LAYOUT)
+    keys = chain(c, ns, 3)
+    blocks = [(k, keys[i - 1] if i else ns.root, 40 + i) for i, k in enumerate(keys)]
+    assert c.hbm_stored(ns, blocks) == 3
+    m = c.match(keys)
+    assert (m.overall, m.hbm, m.host) == (3, 3, 0)
+    assert c.hbm_evicted(blocks[2:]) == 1
+    assert c.match(keys).hbm == 2
+    with pytest.raises(kvtier.Error, match="exceeds"):
+        c.hbm_stored(ns, [(keys[2], keys[1], 1 << 24)])
+    with pytest.raises(ValueError, match="block_id"):
+        c.hbm_stored(ns, [(keys[2], keys[1])])
+
+
 def test_from_env_reads_the_pods_variables(node, monkeypatch):
     name, c = node
     monkeypatch.setenv("KVTIER_NODE_NAME", name)
