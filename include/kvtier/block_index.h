@@ -63,7 +63,9 @@ struct BlockRecord {
   uint16_t namespace_id = 0;
   uint32_t payload_bytes = 0;
   Tier tier = Tier::kHost;
-  uint64_t locator = 0;  // host: arena locator (32 bits); ssd: location; hbm: engine block id (24 bits)
+  // host: arena locator (32 bits); ssd: location; hbm: holder process slot << 24 | engine block id
+  // (24 bits): the holder's exit drops the record (a holder of 32 or more is no process)
+  uint64_t locator = 0;
 };
 
 // Longest prefixes of a key chain, in blocks.

@@ -32,7 +32,10 @@ BlockRecord derived_record(const BlockKey& k, Tier tier) {
   r.namespace_id = static_cast<uint16_t>(k.hi & 0xFF);
   r.payload_bytes = 1024 + static_cast<uint32_t>(k.lo % 4096);
   r.tier = tier;
-  r.locator = tier == Tier::kHost ? (k.lo & 0xFFFFFFFF) : tier == Tier::kSsd ? k.hi : (k.lo & 0xFFFFFF);
+  // HBM: holder 0xFF is no process slot (0..31), so no process leaving takes these records.
+  r.locator = tier == Tier::kHost  ? (k.lo & 0xFFFFFFFF)
+              : tier == Tier::kSsd ? k.hi
+                                   : ((uint64_t{0xFF} << 24) | (k.lo & 0xFFFFFF));
   return r;
 }
 

@@ -252,7 +252,8 @@ TEST_F(IndexerCluster, AStalledIndexerRecoversBySnapshot) {
   // Far more events than the ring keeps (HBM records come and go), then a new chain.
   for (uint64_t i = 0; i < 6000; ++i) {
     const BlockKey k{0x7374616c6cULL, (i + 1) * 0x9e3779b97f4a7c15ULL | 1};
-    ASSERT_TRUE(n0.client->index().insert({k, BlockKey{}, 7, 4096, Tier::kHbm, i}).ok());
+    // Holder 0xFF: no process slot, so no process leaving the node's index drops the record.
+    ASSERT_TRUE(n0.client->index().insert({k, BlockKey{}, 7, 4096, Tier::kHbm, (uint64_t{0xFF} << 24) | i}).ok());
     ASSERT_TRUE(n0.client->index().remove(k).ok());
   }
   const auto b = testing::tokens(3 * 16, 55);
