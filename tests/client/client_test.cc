@@ -10,6 +10,7 @@
 #include <random>
 
 #include "../index/process_harness.h"
+#include "client_test_support.h"
 #include "index/crash_points.h"
 #include "tiers/host/host_arena.h"
 
@@ -20,26 +21,8 @@ using testing_support::ReadyPipe;
 using testing_support::spawn;
 using testing_support::wait_for;
 
-struct ScopedNode {
-  ClientOptions options;
-  explicit ScopedNode(uint64_t host_bytes = 64 << 20, uint64_t capacity = 4096) {
-    static int counter = 0;
-    options.node_name = "test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-    options.create_if_missing = true;
-    options.index_capacity = capacity;
-    options.host_bytes = host_bytes;
-    options.slab_bytes = 4 << 20;
-  }
-  ~ScopedNode() { (void)Client::destroy_node(options); }
-  std::unique_ptr<Client> open() const { return Client::open(options).value(); }
-};
-
-NamespaceSpec small_model() {
-  NamespaceSpec s;
-  s.model_id = "test/small";
-  s.layout = {KvDType::kBFloat16, 16, 2, 2, 64, 2};  // 2×2×2×64×16×2 = 16 KiB → one 64 KiB unit
-  return s;
-}
+using testing_support::ScopedNode;
+using testing_support::small_model;
 
 // Block bytes derived from the key, so any process can check what it reads.
 std::vector<uint8_t> content(const BlockKey& k, size_t n) {

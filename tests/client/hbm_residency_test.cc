@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../index/process_harness.h"
+#include "client_test_support.h"
 #include "kvtier/client.h"
 
 namespace kvtier {
@@ -18,26 +19,8 @@ using testing_support::ReadyPipe;
 using testing_support::spawn;
 using testing_support::wait_for;
 
-struct ScopedNode {
-  ClientOptions options;
-  ScopedNode() {
-    static int counter = 0;
-    options.node_name = "hbm-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-    options.create_if_missing = true;
-    options.index_capacity = 4096;
-    options.host_bytes = 16 << 20;
-    options.slab_bytes = 4 << 20;
-  }
-  ~ScopedNode() { (void)Client::destroy_node(options); }
-  std::unique_ptr<Client> open() const { return Client::open(options).value(); }
-};
-
-NamespaceSpec small_model() {
-  NamespaceSpec s;
-  s.model_id = "test/hbm";
-  s.layout = {KvDType::kBFloat16, 16, 2, 2, 64, 2};  // 16 KiB blocks
-  return s;
-}
+using testing_support::ScopedNode;
+using testing_support::small_model;
 
 std::vector<BlockKey> chain(const Client& c, const NamespaceHandle& ns, size_t blocks, uint32_t seed) {
   std::vector<TokenId> t(blocks * ns.ns.block_tokens());
@@ -68,7 +51,7 @@ size_t changes_of_kind(BlockIndex& index, IndexChange::Kind kind, uint8_t tier_b
 }
 
 TEST(HbmResidencyTest, StoredBlocksMatchInHbmAndEvictedOnesLeave) {
-  ScopedNode node;
+  ScopedNode node(/*host_bytes=*/16 << 20);
   auto client = node.open();
   const NamespaceHandle ns = client->register_namespace(small_model()).value();
   const auto keys = chain(*client, ns, 4, 1);
@@ -98,7 +81,7 @@ TEST(HbmResidencyTest, StoredBlocksMatchInHbmAndEvictedOnesLeave) {
 }
 
 TEST(HbmResidencyTest, ABlockIdBeyond24BitsRecordsNothing) {
-  ScopedNode node;
+  ScopedNode node(/*host_bytes=*/16 << 20);
   auto client = node.open();
   const NamespaceHandle ns = client->register_namespace(small_model()).value();
   const auto keys = chain(*client, ns, 2, 2);
@@ -112,7 +95,7 @@ TEST(HbmResidencyTest, ABlockIdBeyond24BitsRecordsNothing) {
 }
 
 TEST(HbmResidencyTest, HostAndHbmCopiesAreTrackedApart) {
-  ScopedNode node;
+  ScopedNode node(/*host_bytes=*/16 << 20);
   auto client = node.open();
   const NamespaceHandle ns = client->register_namespace(small_model()).value();
   const auto keys = chain(*client, ns, 2, 3);
@@ -133,7 +116,7 @@ TEST(HbmResidencyTest, HostAndHbmCopiesAreTrackedApart) {
 }
 
 TEST(HbmResidencyMultiProcessTest, AnotherEnginesCopyKeepsItsHolderAndLeavesWithIt) {
-  ScopedNode node;
+  ScopedNode node(/*host_bytes=*/16 << 20);
   auto client = node.open();
   const NamespaceHandle ns = client->register_namespace(small_model()).value();
   const auto keys = chain(*client, ns, 3, 4);
@@ -157,7 +140,7 @@ TEST(HbmResidencyMultiProcessTest, AnotherEnginesCopyKeepsItsHolderAndLeavesWith
 }
 
 TEST(HbmResidencyMultiProcessTest, AKilledEnginesRecordsAreDroppedByMaintain) {
-  ScopedNode node;
+  ScopedNode node(/*host_bytes=*/16 << 20);
   auto client = node.open();
   const NamespaceHandle ns = client->register_namespace(small_model()).value();
   const auto keys = chain(*client, ns, 6, 5);
