@@ -16,7 +16,7 @@ struct SuiteEntry {
   int (*run)(const kvtier::bench::SuiteOptions&);
 };
 
-constexpr std::array<SuiteEntry, 6> kSuites{{
+constexpr std::array<SuiteEntry, 7> kSuites{{
     {"keys", "prefix-chain key computation throughput vs memcpy", kvtier::bench::run_keys_suite},
     {"index", "shared-memory index lookups vs unordered_map and Redis", kvtier::bench::run_index_suite},
     {"host", "host tier put, get_copy and acquire+release vs memcpy", kvtier::bench::run_host_suite},
@@ -25,6 +25,8 @@ constexpr std::array<SuiteEntry, 6> kSuites{{
      kvtier::bench::run_server_suite},
     {"indexer", "kvtier-indexer: event ingestion, ScoreNodes p99 across 64 nodes, scoring vs Redis",
      kvtier::bench::run_indexer_suite},
+    {"hbm", "CUDA copies of paged KV blocks to and from the host arena vs cudaMemcpy (needs a GPU)",
+     kvtier::bench::run_hbm_suite},
 }};
 
 }  // namespace

@@ -29,6 +29,9 @@ int run_server_suite(const SuiteOptions& options);
 // kvtier-indexer: event ingestion from 16 simulated nodes, ScoreNodes p99 for a 128k-token prompt
 // across 64 nodes, and the same scoring against Redis (issue: scheduler side).
 int run_indexer_suite(const SuiteOptions& options);
+// The CUDA copy path: paged-KV offload/onboard vs cudaMemcpy of one contiguous buffer (issue:
+// engine integration). Says it is skipped without a CUDA build or a GPU.
+int run_hbm_suite(const SuiteOptions& options);
 
 // Not a suite: writes the synthetic workload as a trace (or describes a trace) with its reuse.
 struct WorkloadCommandOptions {

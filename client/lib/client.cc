@@ -345,6 +345,8 @@ Result<size_t> Client::seal(std::span<const BlockKey> keys) {
   return sealed;
 }
 
+std::span<uint8_t> Client::host_memory() const { return impl_->arena->data_region(); }
+
 uint64_t Client::checksum(const HostBlock& block) const { return impl_->arena->checksum(block.lease_.info().host_loc); }
 
 uint64_t Client::sealed_checksum(const HostBlock& block) {

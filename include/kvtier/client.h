@@ -200,6 +200,11 @@ class Client {
   Result<size_t> hbm_stored(const NamespaceHandle& ns, std::span<const HbmBlock> blocks);
   Result<size_t> hbm_evicted(std::span<const HbmBlock> blocks);
 
+  // The host arena's block data as mapped in this process: every HostBlock and PutReservation
+  // lies in it. An engine registers it with its GPU runtime once (CudaKvCopierOptions::host_memory
+  // in kvtier/paged_kv.h) so GPU copies go straight into the shared arena.
+  std::span<uint8_t> host_memory() const;
+
   // Frees at least `bytes` of a tier by `policy`, releasing the space the blocks held.
   Result<EvictionReport> evict(Tier tier, uint64_t bytes, const EvictionPolicy& policy);
   // Reclaims what dead processes held (pins, reservations). The daemon runs this periodically.

@@ -252,6 +252,8 @@ Status HostArena::release(uint32_t locator) {
 
 uint8_t* HostArena::data(uint32_t locator) const { return data_ + uint64_t{locator} * kUnitBytes; }
 
+std::span<uint8_t> HostArena::data_region() const { return {data_, header_->data_bytes}; }
+
 bool HostArena::advise_huge_pages() { return ::madvise(data_, header_->data_bytes, MADV_HUGEPAGE) == 0; }
 
 uint64_t HostArena::checksum(uint32_t locator) const { return checksums_[locator].load(std::memory_order_acquire); }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -57,6 +58,8 @@ class HostArena {
   Status release_evicted(uint32_t locator);
 
   uint8_t* data(uint32_t locator) const;
+  // All block data as mapped in this process (what an engine registers with its GPU runtime).
+  std::span<uint8_t> data_region() const;
   // XXH3-64 of a committed block's bytes, recorded when it is sealed (before it leaves host
   // memory); 0 when none is recorded. Cleared when the block is freed.
   uint64_t checksum(uint32_t locator) const;

@@ -8,11 +8,26 @@ from kvtier._native import (  # noqa: F401  (the package's public names)
     Client,
     Error,
     HostBlock,
+    KvCopier,
+    KvCopy,
     Match,
     Namespace,
     Reservation,
     KEY_BYTES,
     KEY_FORMAT_VERSION,
+    cuda_copy_built,
 )
 
-__all__ = ["Client", "Error", "HostBlock", "Match", "Namespace", "Reservation", "KEY_BYTES", "KEY_FORMAT_VERSION"]
+__all__ = [
+    "Client",
+    "Error",
+    "HostBlock",
+    "KvCopier",
+    "KvCopy",
+    "Match",
+    "Namespace",
+    "Reservation",
+    "KEY_BYTES",
+    "KEY_FORMAT_VERSION",
+    "cuda_copy_built",
+]
