@@ -288,6 +288,7 @@ py::dict stats_dict(const ClientStats& s) {
   d["corrupt_dropped"] = s.corrupt_dropped;
   d["loads_requested"] = s.loads_requested;
   d["room_waits"] = s.room_waits;
+  d["processes_reclaimed"] = s.index.processes_reclaimed;
   return d;
 }
 

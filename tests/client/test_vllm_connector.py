@@ -440,3 +440,41 @@ def test_a_copy_in_flight_holds_its_blocks(node):
     with pytest.raises(kvtier.Error) as refused:
         kvtier.KvCopier([(base, chunk, chunk)], 4, device=0, client=c)
     assert refused.value.code in ("unavailable", "invalid_argument")
+
+
+def test_a_worker_killed_mid_step_leaves_no_pin_or_reservation(node):
+    """SIGKILL of a vLLM worker between start_load_kv/save_kv_layer and wait_for_save: its leases
+    and reservations are reclaimed, and the next engine loads and saves as if it never ran."""
+    prompt = tokens(64)
+    Engine(node).run(Request("a", prompt))  # four blocks cached
+    watcher = kvtier.Client(node)
+    used_before = watcher.stats()["host_used_bytes"]
+
+    pid = os.fork()
+    if pid == 0:  # the doomed engine: loads four blocks and reserves room for three more, then dies
+        try:
+            e = Engine(node)
+            e.add(Request("b", prompt + tokens(56, seed=6)))
+            r = e.running["b"]
+            new, cached, scheduled = [NewRequestData("b", list(r.request.prompt_token_ids), (list(r.blocks),), r.computed)], CachedRequestData(), {"b": 56}
+            meta = e.scheduler.build_connector_meta(SchedulerOutput(new, cached, scheduled))
+            w = e.workers[0]
+            w.bind_connector_metadata(meta)
+            w.start_load_kv(forward_context=None)
+            for name, layer in e.caches[0].items():
+                w.save_kv_layer(name, layer, attn_metadata=None)
+            assert len(w._held) == 4 and sum(len(rs) for rs, _ in w._saving) == 3
+            os.kill(os.getpid(), 9)
+        finally:
+            os._exit(3)  # never reached unless the setup above failed
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == 9, "the child died by SIGKILL mid-step"
+    assert watcher.stats()["host_used_bytes"] > used_before, "its reservations hold arena space"
+    reclaimed = watcher.stats()["processes_reclaimed"]
+    watcher.maintain()
+    assert watcher.stats()["processes_reclaimed"] > reclaimed, "the dead worker's pins were cleared"
+    assert watcher.stats()["host_used_bytes"] == used_before, "maintain() freed what the dead worker reserved"
+
+    b = Engine(node)
+    assert b.run(Request("b", prompt + tokens(56, seed=6))) == 4 * BLOCK
+    assert b.mismatches == 0 and b.workers[0].stats["save_blocks"] == 3, "its blocks were not left half-written"

@@ -9,6 +9,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <map>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -84,20 +85,98 @@ Status cuda_error(cudaError_t e, const char* what) {
     if (kvtier_cuda_e_ != cudaSuccess) return cuda_error(kvtier_cuda_e_, what); \
   } while (false)
 
+// Makes `device` current for a scope and restores the caller's: an engine thread's current device is
+// the engine's business.
+class DeviceScope {
+ public:
+  explicit DeviceScope(int device) {
+    if (cudaGetDevice(&previous_) != cudaSuccess) {
+      (void)cudaGetLastError();
+      previous_ = -1;
+    }
+    if (previous_ != device) {
+      error_ = cudaSetDevice(device);
+      changed_ = error_ == cudaSuccess && previous_ >= 0;
+    }
+  }
+  ~DeviceScope() {
+    if (changed_) (void)cudaSetDevice(previous_);
+  }
+  DeviceScope(const DeviceScope&) = delete;
+  DeviceScope& operator=(const DeviceScope&) = delete;
+  cudaError_t error() const { return error_; }
+
+ private:
+  int previous_ = -1;
+  bool changed_ = false;
+  cudaError_t error_ = cudaSuccess;
+};
+
+// Host memory registrations, counted per process: the copiers of a process share one registration
+// of the arena and the last to go unregisters it. A range registered outside kvtier stays so.
+class HostRegistry {
+ public:
+  static Status acquire(uint8_t* base, size_t bytes) {
+    std::lock_guard lock(mu());
+    auto& entries = map();
+    if (auto it = entries.find(base); it != entries.end()) {
+      if (it->second.bytes < bytes)
+        return Status::invalid_argument("the host memory is registered with a smaller size");
+      ++it->second.refs;
+      return Status{};
+    }
+    bool owned = true;
+    const cudaError_t e = cudaHostRegister(base, bytes, cudaHostRegisterPortable | cudaHostRegisterMapped);
+    if (e == cudaErrorHostMemoryAlreadyRegistered) {
+      (void)cudaGetLastError();
+      owned = false;
+    } else if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      return cuda_error(e, "cudaHostRegister of the host arena");
+    }
+    entries.emplace(base, Entry{bytes, 1, owned});
+    return Status{};
+  }
+
+  static void release(uint8_t* base) {
+    std::lock_guard lock(mu());
+    auto& entries = map();
+    auto it = entries.find(base);
+    if (it == entries.end() || --it->second.refs > 0) return;
+    if (it->second.owned) (void)cudaHostUnregister(base);
+    entries.erase(it);
+  }
+
+ private:
+  struct Entry {
+    size_t bytes = 0;
+    int refs = 0;
+    bool owned = false;  // registered by kvtier: unregistered with the last reference
+  };
+  static std::mutex& mu() {
+    static std::mutex m;
+    return m;
+  }
+  static std::map<uint8_t*, Entry>& map() {
+    static std::map<uint8_t*, Entry> m;
+    return m;
+  }
+};
+
 class CudaKvCopier final : public KvCopier {
  public:
   CudaKvCopier(PagedKvLayout layout, const CudaKvCopierOptions& options)
       : KvCopier(std::move(layout)), options_(options), specs_(hbm::chunk_specs(this->layout())) {}
 
   ~CudaKvCopier() override {
-    (void)cudaSetDevice(options_.device);
+    DeviceScope scope(options_.device);
     if (stream_ != nullptr) (void)cudaStreamSynchronize(stream_);
     for (auto& [id, event] : pending_) (void)cudaEventDestroy(event);
     for (cudaEvent_t event : free_events_) (void)cudaEventDestroy(event);
     if (after_event_ != nullptr) (void)cudaEventDestroy(after_event_);
     if (device_specs_ != nullptr) (void)cudaFree(device_specs_);
     if (stream_ != nullptr) (void)cudaStreamDestroy(stream_);
-    if (registered_) (void)cudaHostUnregister(options_.host_memory.data());
+    if (registered_) HostRegistry::release(options_.host_memory.data());
   }
 
   Status init() {
@@ -110,7 +189,8 @@ class CudaKvCopier final : public KvCopier {
       return Status::invalid_argument("CUDA device " + to_string(options_.device) + " does not exist (" +
                                       to_string(devices) + " devices)");
     }
-    KVTIER_CUDA_RETURN(cudaSetDevice(options_.device), "cudaSetDevice");
+    DeviceScope scope(options_.device);
+    KVTIER_CUDA_RETURN(scope.error(), "cudaSetDevice");
     for (size_t t = 0; t < specs_.size(); ++t) {
       cudaPointerAttributes attributes{};
       KVTIER_CUDA_RETURN(cudaPointerGetAttributes(&attributes, reinterpret_cast<void*>(specs_[t].base)),
@@ -125,16 +205,8 @@ class CudaKvCopier final : public KvCopier {
           "the kernel copy needs the host memory to register (CudaKvCopierOptions::host_memory)");
     }
     if (!options_.host_memory.empty()) {
-      const cudaError_t e = cudaHostRegister(options_.host_memory.data(), options_.host_memory.size(),
-                                             cudaHostRegisterPortable | cudaHostRegisterMapped);
-      if (e == cudaErrorHostMemoryAlreadyRegistered) {
-        (void)cudaGetLastError();  // another copier of this process registered it; it stays theirs
-      } else if (e != cudaSuccess) {
-        (void)cudaGetLastError();
-        return cuda_error(e, "cudaHostRegister of the host arena");
-      } else {
-        registered_ = true;
-      }
+      KVTIER_RETURN_IF_ERROR(HostRegistry::acquire(options_.host_memory.data(), options_.host_memory.size()));
+      registered_ = true;
       void* device_view = nullptr;
       KVTIER_CUDA_RETURN(cudaHostGetDevicePointer(&device_view, options_.host_memory.data(), 0),
                          "cudaHostGetDevicePointer");
@@ -168,7 +240,8 @@ class CudaKvCopier final : public KvCopier {
     }
     const bool offload = direction == KvCopyDirection::kOffload;
     std::lock_guard lock(mu_);
-    KVTIER_CUDA_RETURN(cudaSetDevice(options_.device), "cudaSetDevice");
+    DeviceScope scope(options_.device);
+    KVTIER_CUDA_RETURN(scope.error(), "cudaSetDevice");
     if (after_stream != 0) {
       KVTIER_CUDA_RETURN(cudaEventRecord(after_event_, reinterpret_cast<cudaStream_t>(after_stream)),
                          "cudaEventRecord");

@@ -238,6 +238,18 @@ class KvtierConnector(KVConnectorBase_V1):
         self._load_errors: set[int] = set()
         self.stats = {"load_blocks": 0, "load_errors": 0, "save_blocks": 0, "save_existing": 0, "save_refused": 0}
 
+    # ---------------------------------------------------------------- vLLM's questions to connectors
+
+    @classmethod
+    def get_required_kvcache_layout(cls, vllm_config: Any) -> str | None:
+        # Host blocks hold each chunk in token-major order; an HND cache would store other bytes
+        # under the same keys.
+        return "NHD"
+
+    @classmethod
+    def requires_piecewise_for_cudagraph(cls, extra_config: dict[str, Any]) -> bool:
+        return True  # layer-by-layer loads and saves run between the graph's pieces
+
     # ---------------------------------------------------------------- shared
 
     @staticmethod
@@ -281,6 +293,8 @@ class KvtierConnector(KVConnectorBase_V1):
     # ---------------------------------------------------------------- scheduler side
 
     def get_num_new_matched_tokens(self, request: Any, num_computed_tokens: int) -> tuple[int | None, bool]:
+        if request.prompt_token_ids is None:  # prompt embeddings: no token ids to key
+            return 0, False
         tokens = list(request.prompt_token_ids)
         bs = self._model.block_tokens
         usable = (len(tokens) - 1) // bs  # vLLM computes at least the prompt's last token
