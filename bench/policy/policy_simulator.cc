@@ -46,7 +46,9 @@ void count_host_prefix(const TraceRequest& r, const Cached& cached, SimulationRe
 class SimulatedSsd final : public EvictionListener {
  public:
   SimulatedSsd(uint32_t min_accesses, uint64_t capacity)
-      : admission_(ssd::AdmissionOptions{min_accesses, 0}), capacity_(capacity) {}
+      : admission_(ssd::AdmissionOptions{min_accesses, 0}), min_accesses_(min_accesses), capacity_(capacity) {}
+
+  uint32_t min_uses_to_demote() const override { return min_accesses_; }
 
   Result<uint64_t> demote_to_ssd(const BlockInfo& block) override {
     if (!admission_.admit(block.frequency, block.payload_bytes)) {
@@ -64,6 +66,7 @@ class SimulatedSsd final : public EvictionListener {
 
  private:
   ssd::AdmissionFilter admission_;
+  uint32_t min_accesses_;
   uint64_t capacity_;
   uint64_t used_ = 0, refused_ = 0, next_locator_ = 0;
 };

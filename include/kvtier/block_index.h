@@ -137,6 +137,10 @@ class EvictionListener {
   // False: host blocks without an SSD copy are dropped, never handed to demote_to_ssd. The node
   // daemon writes SSD copies outside the writer lock first (eviction_candidates), then evicts.
   virtual bool demotes() const { return true; }
+  // The fewest uses a block needs for demote_to_ssd to take it (the SSD tier's admission filter):
+  // evict() judges a block used less as a drop, as eviction_candidates() does, rather than asking
+  // for a demotion the tier will refuse.
+  virtual uint32_t min_uses_to_demote() const { return 0; }
 };
 
 struct EvictionReport {

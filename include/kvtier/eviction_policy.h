@@ -44,7 +44,9 @@ std::shared_ptr<const EvictionPolicy> make_prefix_aware_policy();
 std::shared_ptr<const EvictionPolicy> make_default_eviction_policy();
 inline constexpr std::string_view kDefaultEvictionPolicy = "prefix-frequency";
 // "prefix-frequency", "prefix-aware", "lru" or "s3fifo" (S3-FIFO's quick demotion: blocks used
-// once first, oldest first; without its ghost queue, as the index keeps nothing of evicted blocks).
+// once first, oldest first). For every policy a block inserted again after eviction starts with the
+// uses it had (the index's memory of evicted blocks, docs/index.md#eviction), which plays the role
+// of S3-FIFO's ghost queue.
 Result<std::shared_ptr<const EvictionPolicy>> make_eviction_policy(std::string_view name);
 
 }  // namespace kvtier

@@ -61,8 +61,8 @@ EvictionAction IndexWriter::action_of(const EntryImage& img, Tier tier, Eviction
   const uint8_t ssd = tier_bit(Tier::kSsd);
   const bool ssd_enabled = seg_.header().tier_capacity[tier_index(Tier::kSsd)].load(std::memory_order_relaxed) > 0;
   const bool elsewhere = (img.tiers & ~bit) != 0;
-  const bool demotable =
-      tier == Tier::kHost && ssd_enabled && listener != nullptr && listener->demotes() && (img.tiers & ssd) == 0;
+  const bool demotable = tier == Tier::kHost && ssd_enabled && listener != nullptr && listener->demotes() &&
+                         (img.tiers & ssd) == 0 && img.freq >= listener->min_uses_to_demote();
   return elsewhere || demotable ? EvictionAction::kDemote : EvictionAction::kDrop;
 }
 

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <xxhash.h>
 
+#include <bit>
 #include <chrono>
 #include <cstring>
 #include <new>
@@ -19,11 +20,13 @@ namespace kvtier::index {
 namespace {
 
 struct Geometry {
-  uint64_t slots, process_table_offset, journal_offset, ring_offset, tags_offset, table_offset, total_bytes;
+  uint64_t slots, process_table_offset, journal_offset, ring_offset, tags_offset, table_offset, ghosts_offset,
+      total_bytes;
 };
 
 // Slots = capacity × 5/4: linear probing at ≤ 80% load keeps hit probes near one cache line.
-Geometry plan(uint64_t capacity, uint64_t ring_records) {
+// `ghost_slots` 0: a format-1 segment, which ends with the table.
+Geometry plan(uint64_t capacity, uint64_t ring_records, uint64_t ghost_slots) {
   Geometry g{};
   g.slots = capacity + capacity / 4 + 1;
   g.process_table_offset = round_up(sizeof(SegmentHeader), kPageBytes);
@@ -31,7 +34,8 @@ Geometry plan(uint64_t capacity, uint64_t ring_records) {
   g.ring_offset = round_up(g.journal_offset + sizeof(Journal), kPageBytes);
   g.tags_offset = round_up(g.ring_offset + ring_records * sizeof(ChangeRecord), kPageBytes);
   g.table_offset = round_up(g.tags_offset + g.slots, kPageBytes);
-  g.total_bytes = round_up(g.table_offset + g.slots * sizeof(IndexEntry), kPageBytes);
+  g.ghosts_offset = round_up(g.table_offset + g.slots * sizeof(IndexEntry), kPageBytes);
+  g.total_bytes = round_up(g.ghosts_offset + ghost_slots * sizeof(uint16_t), kPageBytes);
   return g;
 }
 
@@ -55,6 +59,10 @@ void IndexSegment::bind_parts() {
   ring_ = reinterpret_cast<ChangeRecord*>(base + header_->ring_offset);
   tags_ = reinterpret_cast<uint8_t*>(base + header_->tags_offset);
   table_ = reinterpret_cast<IndexEntry*>(base + header_->table_offset);
+  if (header_->format_version >= 2 && header_->ghost_slots > 0) {
+    ghosts_ = reinterpret_cast<uint16_t*>(base + header_->ghosts_offset);
+    ghost_slots_ = header_->ghost_slots;
+  }
   slots_ = header_->slots;
   capacity_ = header_->capacity;
   ring_records_ = header_->ring_records;
@@ -72,7 +80,8 @@ Result<std::unique_ptr<IndexSegment>> IndexSegment::create(const IndexOptions& o
   if (options.node_name.size() >= sizeof(SegmentHeader::node_name)) {
     return Status::invalid_argument("index node_name must be at most 63 bytes");
   }
-  const Geometry g = plan(options.capacity, options.change_ring_records);
+  const uint64_t ghost_slots = std::bit_ceil(options.capacity * kGhostSlotsPerEntry);
+  const Geometry g = plan(options.capacity, options.change_ring_records, ghost_slots);
   std::unique_ptr<IndexSegment> seg(new IndexSegment());
   auto shared = SharedSegment::create(options.segment_name, g.total_bytes);
   if (!shared.ok()) return shared.status();
@@ -95,6 +104,8 @@ Result<std::unique_ptr<IndexSegment>> IndexSegment::create(const IndexOptions& o
   h->ring_offset = g.ring_offset;
   h->tags_offset = g.tags_offset;
   h->table_offset = g.table_offset;
+  h->ghosts_offset = g.ghosts_offset;
+  h->ghost_slots = ghost_slots;
   h->node_id = XXH3_64bits(options.node_name.data(), options.node_name.size());
   h->creation_epoch = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -130,9 +141,9 @@ Result<std::unique_ptr<IndexSegment>> IndexSegment::attach(std::string_view name
   if (size < sizeof(SegmentHeader)) return mismatch(fmt::format("is {} bytes, smaller than a header", size));
   const auto* h = static_cast<const SegmentHeader*>(seg->mapping_->address());
   if (h->magic != kSegmentMagic) return mismatch("is not a kvtier index (bad magic)");
-  if (h->format_version != kSegmentFormatVersion) {
-    return mismatch(
-        fmt::format("has format version {}, this build reads {}", h->format_version, kSegmentFormatVersion));
+  if (h->format_version < kOldestReadableFormatVersion || h->format_version > kSegmentFormatVersion) {
+    return mismatch(fmt::format("has format version {}, this build reads {} to {}", h->format_version,
+                                kOldestReadableFormatVersion, kSegmentFormatVersion));
   }
   if (h->entry_bytes != sizeof(IndexEntry) || h->header_bytes != sizeof(SegmentHeader) ||
       h->max_processes != kMaxProcesses) {
@@ -147,9 +158,11 @@ Result<std::unique_ptr<IndexSegment>> IndexSegment::attach(std::string_view name
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  const Geometry g = plan(h->capacity, h->ring_records);
+  const uint64_t ghost_slots = h->format_version >= 2 ? h->ghost_slots : 0;
+  const Geometry g = plan(h->capacity, h->ring_records, ghost_slots);
   if (h->total_bytes != size || g.total_bytes != size || g.slots != h->slots || g.tags_offset != h->tags_offset ||
-      g.table_offset != h->table_offset) {
+      g.table_offset != h->table_offset || (ghost_slots & (ghost_slots - 1)) != 0 ||
+      (ghost_slots != 0 && g.ghosts_offset != h->ghosts_offset)) {
     return Status::corruption(fmt::format("index segment '{}' geometry does not add up (size {}, header says {})", name,
                                           size, h->total_bytes));
   }

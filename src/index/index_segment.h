@@ -32,6 +32,9 @@ class IndexSegment {
   ChangeRecord& ring(uint64_t seq) const { return ring_[seq % ring_records_]; }
   IndexEntry& entry(uint64_t slot) const { return table_[slot]; }
   uint8_t& tag(uint64_t slot) const { return tags_[slot]; }
+  // Ghost cells (evicted_uses.h); none in a format-1 segment.
+  uint64_t ghost_slots() const { return ghost_slots_; }
+  uint16_t& ghost(uint64_t cell) const { return ghosts_[cell]; }
   uint64_t slots() const { return slots_; }
   uint64_t capacity() const { return capacity_; }
   uint64_t ring_records() const { return ring_records_; }
@@ -55,7 +58,8 @@ class IndexSegment {
   ChangeRecord* ring_ = nullptr;
   uint8_t* tags_ = nullptr;
   IndexEntry* table_ = nullptr;
-  uint64_t slots_ = 0, capacity_ = 0, ring_records_ = 0;
+  uint16_t* ghosts_ = nullptr;
+  uint64_t slots_ = 0, capacity_ = 0, ring_records_ = 0, ghost_slots_ = 0;
 };
 
 }  // namespace kvtier::index

@@ -8,6 +8,7 @@
 #include "index/crash_points.h"
 #include "index/entry_access.h"
 #include "index/entry_image.h"
+#include "index/evicted_uses.h"
 
 namespace kvtier::index {
 
@@ -291,7 +292,7 @@ Status IndexWriter::insert(const BlockRecord& rec, const EvictionPolicy& policy,
   img.tiers = bit;
   set_locator(img, rec.tier, rec.locator);
   img.last_access = seg_.now_ticks();
-  img.freq = 1;
+  img.freq = static_cast<uint8_t>(1 + recalled_uses(seg_, rec.key.hi, rec.key.lo));  // back after eviction: its uses
   const uint64_t parent = find_slot(rec.parent.hi, rec.parent.lo);
   EntryImage parent_img;
   if (parent != kNoSlot) {
@@ -312,6 +313,8 @@ Status IndexWriter::insert(const BlockRecord& rec, const EvictionPolicy& policy,
 }
 
 Status IndexWriter::remove_slot(uint64_t slot, const EntryImage& img, bool count_eviction) {
+  // The freshest use count: pinners bump it outside the seqlock, so `img` may predate their uses.
+  const uint8_t uses = std::max(img.freq, load_relaxed(seg_.entry(slot).freq));
   Mutation m;
   m.after = counters();
   m.add(JournalOp::kClearIfUnpinned, slot, EntryImage{});
@@ -336,6 +339,7 @@ Status IndexWriter::remove_slot(uint64_t slot, const EntryImage& img, bool count
     return Status::failed_precondition(fmt::format("block {} is pinned", BlockKey{img.key_hi, img.key_lo}.to_hex()));
   }
   shift_from(slot);
+  remember_uses(seg_, img.key_hi, img.key_lo, uses);
   return {};
 }
 

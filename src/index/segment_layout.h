@@ -1,6 +1,7 @@
 // The index segment's bytes: what every process that maps it agrees on. docs/index.md draws it.
 //
-//   [ SegmentHeader | ProcessSlot × kMaxProcesses | Journal | ChangeRecord × ring | tag × slots | IndexEntry × slots ]
+//   [ SegmentHeader | ProcessSlot × kMaxProcesses | Journal | ChangeRecord × ring | tag × slots | IndexEntry × slots
+//     | ghost cell × ghost_slots ]
 //
 // Everything here is plain data at fixed offsets (no pointers), so any process can map the
 // segment at any address. Fields written by one process while others read them are accessed
@@ -18,9 +19,15 @@
 namespace kvtier::index {
 
 inline constexpr uint64_t kSegmentMagic = 0x3130584449544B56ULL;  // "VKTIDX01" little-endian
-inline constexpr uint32_t kSegmentFormatVersion = 1;
+// Format 2 added the ghost cells (evicted_uses.h); a format-1 segment is still read, without them.
+inline constexpr uint32_t kSegmentFormatVersion = 2;
+inline constexpr uint32_t kOldestReadableFormatVersion = 1;
 inline constexpr uint32_t kMaxProcesses = 32;  // one pin bit each in IndexEntry::ctl
 inline constexpr uint64_t kNoSlot = ~uint64_t{0};
+// Ghost cells per entry of capacity: the index remembers the use counts of about four times as many
+// evicted blocks as it holds, at 2 bytes a cell (8 bytes per entry of capacity, an eighth of the
+// 64-byte entries).
+inline constexpr uint64_t kGhostSlotsPerEntry = 4;
 
 // --- IndexEntry::ctl: version (high 32 bits) | pin mask (low 32 bits) -------------------------
 // An odd version means a writer is changing the entry. Pinners CAS a pin bit in only while the
@@ -185,6 +192,10 @@ struct alignas(4096) SegmentHeader {
   std::atomic<uint32_t> tier_high_permille[kNumTiers];
   std::atomic<uint32_t> tier_low_permille[kNumTiers];
   alignas(64) Counters counters;  // see Counters
+  // Format 2: where the ghost cells are and how many (a power of two); zero in format 1.
+  uint64_t ghosts_offset;
+  uint64_t ghost_slots;
 };
+static_assert(sizeof(SegmentHeader) == 4096, "the header stays one page: format 1 segments keep their layout");
 
 }  // namespace kvtier::index

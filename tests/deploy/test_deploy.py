@@ -216,7 +216,10 @@ def test_ports_agree_across_objects(rendered):
 
 def test_memory_is_sized_from_the_tiers(rendered):
     cfg, res = rendered.config, rendered.kvtierd["resources"]
-    need = to_bytes(cfg["host"]["bytes"]) + int(cfg.get("index", {}).get("capacity", 1 << 20)) * 81
+    capacity = int(cfg.get("index", {}).get("capacity", 1 << 20))
+    # 81 B of table per entry, and the evicted blocks' use counts: 4 × capacity 2-byte cells,
+    # rounded up to a power of two.
+    need = to_bytes(cfg["host"]["bytes"]) + capacity * 81 + (1 << (4 * capacity - 1).bit_length()) * 2
     need += int(cfg.get("events", {}).get("ring", 262144)) * 56
     vllm = cfg.get("events", {}).get("vllm", {})
     if vllm.get("enabled"):

@@ -21,10 +21,14 @@ using testing_support::ScopedSegment;
 class RecordingListener : public EvictionListener {
  public:
   bool refuse_demotion = false;
+  uint32_t min_uses = 0;
   std::vector<BlockKey> demoted;
+  std::vector<BlockKey> asked;
   std::vector<std::pair<BlockKey, Tier>> released_blocks;
 
+  uint32_t min_uses_to_demote() const override { return min_uses; }
   Result<uint64_t> demote_to_ssd(const BlockInfo& block) override {
+    asked.push_back(block.key);
     if (refuse_demotion) return Status::resource_exhausted("ssd full");
     demoted.push_back(block.key);
     return 1000 + demoted.size();
@@ -140,6 +144,25 @@ TEST(EvictionTest, RefusedDemotionFallsBackToDroppingLeaves) {
   ASSERT_TRUE(report.ok());
   EXPECT_EQ(report->blocks_dropped, 2u);
   EXPECT_EQ(index.match_prefix(chain).overall, 3u);
+}
+
+TEST(EvictionTest, BlocksBelowTheSsdAdmissionThresholdAreDroppedWithoutAsking) {
+  ScopedSegment seg("admission");
+  auto index = BlockIndex::create(seg.options(1000)).value();
+  ASSERT_TRUE(index.set_tier_capacity(Tier::kSsd, 1 << 30).ok());
+  std::mt19937_64 rng(6);
+  const auto chain = random_chain(rng, 4);
+  insert_chain(index, chain);
+  ASSERT_TRUE(index.acquire(std::span<const BlockKey>(chain.data(), 2)).ok());  // the first two: used twice
+  RecordingListener listener;
+  listener.min_uses = 2;
+  auto report = index.evict(Tier::kHost, 4 * 4096, *make_prefix_aware_policy(), &listener);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->blocks_dropped, 2u) << "the leaves used once go, judged as drops";
+  EXPECT_EQ(report->blocks_demoted, 2u) << "the blocks used twice go down to SSD";
+  EXPECT_EQ(listener.asked.size(), 2u) << "the SSD tier is asked only for blocks it would admit";
+  EXPECT_EQ(index.match_prefix(chain).in(Tier::kSsd), 2u);
+  EXPECT_TRUE(index.check_invariants().ok());
 }
 
 TEST(EvictionTest, AFullIndexMakesRoomByPolicyOrRefuses) {
