@@ -11,54 +11,16 @@
 #include <string>
 #include <vector>
 
+#include "binding_support.h"
+#include "host_buffers.h"
+#include "kv_copier_binding.h"
 #include "kvtier/client.h"
-#include "kvtier/paged_kv.h"
 #include "kvtier/prefix_chain.h"
 
 namespace py = pybind11;
 
 namespace kvtier::python {
 namespace {
-
-// Status → kvtier.Error(code name, message); the error type is created in the module init.
-PyObject* g_error = nullptr;
-
-[[noreturn]] void raise(const Status& s) {
-  auto err = py::reinterpret_borrow<py::object>(g_error);
-  py::object e = err(std::string(status_code_name(s.code())) + ": " + s.message());
-  e.attr("code") = std::string(status_code_name(s.code()));
-  PyErr_SetObject(g_error, e.ptr());
-  throw py::error_already_set();
-}
-
-template <typename T>
-T take(Result<T> r) {
-  if (!r.ok()) raise(r.status());
-  return std::move(r).value();
-}
-
-void check(const Status& s) {
-  if (!s.ok()) raise(s);
-}
-
-BlockKey key_from(const py::handle& obj) {
-  if (!PyBytes_Check(obj.ptr()) || PyBytes_GET_SIZE(obj.ptr()) != static_cast<Py_ssize_t>(BlockKey::kBytes)) {
-    throw py::value_error("a key is 16 bytes (the canonical form)");
-  }
-  return BlockKey::from_bytes(reinterpret_cast<const uint8_t*>(PyBytes_AS_STRING(obj.ptr())));
-}
-
-std::vector<BlockKey> keys_from(const py::sequence& seq) {
-  std::vector<BlockKey> out;
-  out.reserve(seq.size());
-  for (const auto& k : seq) out.push_back(key_from(k));
-  return out;
-}
-
-py::bytes key_bytes(const BlockKey& k) {
-  const auto b = k.to_bytes();
-  return {reinterpret_cast<const char*>(b.data()), b.size()};
-}
 
 // Token ids from any buffer of uint32 (numpy arrays) or a sequence of ints.
 std::vector<TokenId> tokens_from(const py::handle& obj) {
@@ -97,132 +59,6 @@ class ContiguousBuffer {
  private:
   Py_buffer view_{};
 };
-
-// Memory exported through the buffer protocol, with a count of live views.
-struct Exported {
-  uint8_t* data = nullptr;
-  size_t size = 0;
-  bool readonly = true;
-  int views = 0;
-  int copies = 0;  // KvCopy tickets in flight that read or write this memory
-};
-
-// The memory may go away (release, commit, abandon) only when nothing looks at it.
-void check_idle(const Exported& e, const char* what) {
-  if (e.views > 0)
-    throw py::buffer_error(std::to_string(e.views) + " views of the " + what + " are alive: drop them first");
-  if (e.copies > 0)
-    throw py::buffer_error(std::string("a copy into or out of the ") + what + " is in flight: wait() for it first");
-}
-
-int fill_buffer(PyObject* self, Py_buffer* view, int flags, Exported& e, const char* what) {
-  if (e.data == nullptr && e.size == 0) {
-    PyErr_Format(PyExc_BufferError, "the %s was released", what);
-    return -1;
-  }
-  if ((flags & PyBUF_WRITABLE) != 0 && e.readonly) {
-    PyErr_Format(PyExc_BufferError, "a %s is read-only", what);
-    return -1;
-  }
-  if (PyBuffer_FillInfo(view, self, e.data, static_cast<Py_ssize_t>(e.size), e.readonly ? 1 : 0, flags) != 0) {
-    return -1;
-  }
-  ++e.views;
-  return 0;
-}
-
-// A leased host block. Python-side name: kvtier.HostBlock.
-class PyHostBlock {
- public:
-  explicit PyHostBlock(HostBlock b) : block_(std::move(b)) {
-    exported_.data = const_cast<uint8_t*>(block_->data());  // NOLINT: exported read-only
-    exported_.size = block_->size();
-  }
-  py::bytes key() const {
-    alive();
-    return key_bytes(block_->key());
-  }
-  size_t size() const { return exported_.size; }
-  bool released() const { return !block_.has_value(); }
-  void release() {
-    check_idle(exported_, "block");
-    block_.reset();
-    exported_ = {};
-  }
-  py::bytes bytes() const {
-    alive();
-    return {reinterpret_cast<const char*>(exported_.data), exported_.size};
-  }
-  Exported& exported() { return exported_; }
-  uint8_t* address() const {
-    alive();
-    return exported_.data;
-  }
-
- private:
-  void alive() const {
-    if (!block_) throw py::value_error("the block was released");
-  }
-  std::optional<HostBlock> block_;
-  Exported exported_;
-};
-
-// Arena space reserved for one block: write through the buffer, then commit().
-class PyReservation {
- public:
-  explicit PyReservation(PutReservation r) : r_(std::move(r)) {
-    if (!r_->exists()) {
-      exported_.data = r_->data();
-      exported_.size = r_->size();
-      exported_.readonly = false;
-    }
-  }
-  bool exists() const { return r_.has_value() && r_->exists(); }
-  size_t size() const { return r_.has_value() ? r_->size() : 0; }
-  void commit() {
-    if (!r_) throw py::value_error("the reservation was already committed or abandoned");
-    check_idle(exported_, "reservation");
-    PutReservation r = std::move(*r_);
-    r_.reset();
-    exported_ = {};
-    check(r.commit());
-  }
-  void abandon() {
-    check_idle(exported_, "reservation");
-    r_.reset();  // dropped uncommitted: the space is freed
-    exported_ = {};
-  }
-  Exported& exported() { return exported_; }
-  uint8_t* address() const {
-    if (!r_ || r_->exists())
-      throw py::value_error("the reservation holds no space (committed, abandoned, or the block existed)");
-    return exported_.data;
-  }
-
- private:
-  std::optional<PutReservation> r_;
-  Exported exported_;
-};
-
-template <typename T>
-int get_buffer(PyObject* self, Py_buffer* view, int flags) {
-  auto& obj = py::cast<T&>(py::handle(self));
-  return fill_buffer(self, view, flags, obj.exported(), std::is_same_v<T, PyHostBlock> ? "block" : "reservation");
-}
-
-template <typename T>
-void release_buffer(PyObject* self, Py_buffer*) {
-  auto& obj = py::cast<T&>(py::handle(self));
-  if (obj.exported().views > 0) --obj.exported().views;
-}
-
-// pybind11's own buffer slots cannot count views; these replace them on the two classes.
-template <typename T>
-void install_buffer_slots(py::handle cls) {
-  auto* type = reinterpret_cast<PyTypeObject*>(cls.ptr());
-  type->tp_as_buffer->bf_getbuffer = &get_buffer<T>;
-  type->tp_as_buffer->bf_releasebuffer = &release_buffer<T>;
-}
 
 struct PyMatch {
   size_t overall = 0, hbm = 0, host = 0, ssd = 0;
@@ -291,118 +127,6 @@ py::dict stats_dict(const ClientStats& s) {
   d["processes_reclaimed"] = s.index.processes_reclaimed;
   return d;
 }
-
-// A copy started by a KvCopier. It keeps its host blocks and reservations from being released or
-// committed until wait() (or until it is dropped, which waits).
-class PyKvCopy {
- public:
-  PyKvCopy(std::shared_ptr<KvCopier> copier, KvCopyTicket ticket, std::vector<py::object> holders)
-      : copier_(std::move(copier)), ticket_(ticket), holders_(std::move(holders)) {}
-  PyKvCopy(const PyKvCopy&) = delete;
-  PyKvCopy& operator=(const PyKvCopy&) = delete;
-  PyKvCopy(PyKvCopy&&) = default;
-  PyKvCopy& operator=(PyKvCopy&&) = delete;
-  ~PyKvCopy() {
-    if (copier_ && !holders_.empty()) {
-      (void)copier_->wait(ticket_);  // the memory must not be reused under a copy in flight
-      unhold();
-    }
-  }
-
-  void wait() {
-    if (holders_.empty() && finished_) return;
-    Status s;
-    {
-      py::gil_scoped_release unlocked;
-      s = copier_->wait(ticket_);
-    }
-    finished_ = true;
-    unhold();
-    check(s);
-  }
-  bool done() { return finished_ || take(copier_->done(ticket_)); }
-  void order_before(uintptr_t stream) {
-    if (!finished_) check(copier_->order_before(ticket_, stream));
-  }
-
- private:
-  void unhold() {
-    for (auto& h : holders_) {
-      if (py::isinstance<PyHostBlock>(h)) --h.cast<PyHostBlock&>().exported().copies;
-      if (py::isinstance<PyReservation>(h)) --h.cast<PyReservation&>().exported().copies;
-    }
-    holders_.clear();
-  }
-  std::shared_ptr<KvCopier> copier_;
-  KvCopyTicket ticket_;
-  std::vector<py::object> holders_;
-  bool finished_ = false;
-};
-
-// [(base, block_stride, chunk_bytes), ...] → a layout.
-PagedKvLayout layout_from(const py::sequence& tensors, uint32_t num_blocks) {
-  PagedKvLayout layout;
-  layout.num_blocks = num_blocks;
-  for (const auto& item : tensors) {
-    const auto t = item.cast<py::tuple>();
-    if (t.size() != 3) throw py::value_error("a KV tensor is (base address, block stride, chunk bytes)");
-    layout.tensors.push_back({t[0].cast<uint64_t>(), t[1].cast<uint64_t>(), t[2].cast<uint64_t>()});
-  }
-  return layout;
-}
-
-// Copies between an engine's paged KV cache and host blocks. Python-side name: kvtier.KvCopier.
-class PyKvCopier {
- public:
-  explicit PyKvCopier(std::unique_ptr<KvCopier> c) : copier_(std::move(c)) {}
-
-  PyKvCopy start(const std::string& direction, const py::sequence& block_ids, const py::sequence& blocks,
-                 uint32_t first, uint32_t count, uintptr_t after_stream) {
-    KvCopyDirection dir{};
-    if (direction == "offload") {
-      dir = KvCopyDirection::kOffload;
-    } else if (direction == "onboard") {
-      dir = KvCopyDirection::kOnboard;
-    } else {
-      throw py::value_error("direction is 'offload' (cache to host blocks) or 'onboard' (host blocks to cache)");
-    }
-    if (block_ids.size() != blocks.size()) throw py::value_error("one host block per block id");
-    std::vector<KvBlockCopy> copies;
-    std::vector<py::object> holders;
-    copies.reserve(blocks.size());
-    for (size_t i = 0; i < blocks.size(); ++i) {
-      py::object b = blocks[i];
-      uint8_t* host = nullptr;
-      if (py::isinstance<PyReservation>(b)) {
-        host = b.cast<PyReservation&>().address();
-      } else if (py::isinstance<PyHostBlock>(b) && dir == KvCopyDirection::kOnboard) {
-        host = b.cast<PyHostBlock&>().address();
-      } else {
-        throw py::type_error("an offload writes into Reservations; an onboard reads HostBlocks or Reservations");
-      }
-      if (b.attr("__len__")().cast<uint64_t>() != copier_->layout().block_bytes()) {
-        throw py::value_error("a host block's size differs from the layout's block bytes");
-      }
-      copies.push_back({block_ids[i].cast<uint32_t>(), host});
-      holders.push_back(std::move(b));
-    }
-    Result<KvCopyTicket> ticket = Status::internal("not started");
-    {
-      py::gil_scoped_release unlocked;
-      ticket = copier_->start(dir, copies, {first, count}, after_stream);
-    }
-    const KvCopyTicket t = take(std::move(ticket));
-    for (auto& h : holders) {
-      if (py::isinstance<PyHostBlock>(h)) ++h.cast<PyHostBlock&>().exported().copies;
-      if (py::isinstance<PyReservation>(h)) ++h.cast<PyReservation&>().exported().copies;
-    }
-    return {copier_, t, std::move(holders)};
-  }
-  const KvCopier& copier() const { return *copier_; }
-
- private:
-  std::shared_ptr<KvCopier> copier_;
-};
 
 }  // namespace
 }  // namespace kvtier::python
@@ -591,37 +315,5 @@ PYBIND11_MODULE(_native, m) {
           },
           "(address, bytes) of the host arena's block data in this process");
 
-  py::class_<PyKvCopy>(m, "KvCopy", "A copy in flight; its host blocks stay held until wait()")
-      .def("wait", &PyKvCopy::wait, "block until the copy is complete (without the GIL)")
-      .def("done", &PyKvCopy::done, "whether the copy is complete")
-      .def("order_before", &PyKvCopy::order_before, py::arg("stream"),
-           "make a CUDA stream (its handle as an int) wait for the copy without blocking");
-
-  m.def("cuda_copy_built", &cuda_kv_copy_built, "whether this build has the CUDA copy path");
-  py::class_<PyKvCopier>(m, "KvCopier", "Copies between an engine's paged KV cache and host blocks (docs/engines.md)")
-      .def(py::init([](const py::sequence& tensors, uint32_t num_blocks, int device, const Client* client,
-                       const std::string& method) {
-             PagedKvLayout layout = layout_from(tensors, num_blocks);
-             if (device < 0) return PyKvCopier(take(make_host_kv_copier(std::move(layout))));
-             CudaKvCopierOptions o;
-             o.device = device;
-             if (client != nullptr) o.host_memory = client->host_memory();
-             if (method == "memcpy") {
-               o.method = CudaKvCopierOptions::Method::kMemcpy;
-             } else if (method != "kernel") {
-               throw py::value_error("method is 'kernel' or 'memcpy'");
-             }
-             return PyKvCopier(take(make_cuda_kv_copier(std::move(layout), o)));
-           }),
-           py::arg("tensors"), py::arg("num_blocks"), py::arg("device") = -1, py::arg("client") = nullptr,
-           py::arg("method") = "kernel",
-           "tensors: [(base, block_stride, chunk_bytes)] in host-block order; device -1: a cache in host memory "
-           "(memcpy), else the CUDA device (its copies use the client's registered host arena)")
-      .def_property_readonly("block_bytes", [](const PyKvCopier& c) { return c.copier().layout().block_bytes(); })
-      .def_property_readonly("tensors", [](const PyKvCopier& c) { return c.copier().layout().tensors.size(); })
-      .def_property_readonly("method", [](const PyKvCopier& c) { return std::string(c.copier().method()); })
-      .def("start", &PyKvCopier::start, py::arg("direction"), py::arg("block_ids"), py::arg("blocks"),
-           py::arg("first") = 0, py::arg("count") = 0, py::arg("after_stream") = 0,
-           "start copying tensors [first, first+count) (count 0: to the end) of each block: 'offload' into "
-           "Reservations, 'onboard' from HostBlocks; returns a KvCopy");
+  bind_kv_copier(m);
 }
