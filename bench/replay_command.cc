@@ -12,9 +12,9 @@
 #include <filesystem>
 #include <vector>
 
+#include "bench_node.h"
 #include "bench_report.h"
 #include "kvtier/client.h"
-#include "kvtierd_process.h"
 #include "metrics_scrape.h"
 #include "suites.h"
 #include "workload/synthetic_workload.h"
@@ -81,14 +81,6 @@ int run_replay_command(const ReplayCommandOptions& o) {
   const uint64_t host_bytes = (host_blocks * block_bytes + 2 * slab - 1) / slab * slab;
 
   const std::string dir = fmt::format("/tmp/kvtier-bench-replay-{}", ::getpid());
-  std::filesystem::create_directories(dir);
-  struct DirRemover {
-    std::string dir;
-    ~DirRemover() {
-      std::error_code ec;
-      std::filesystem::remove_all(dir, ec);
-    }
-  } dir_remover{dir};
   const std::string node = fmt::format("bench-replay-{}", ::getpid());
   const int metrics_port = free_loopback_port();
   std::string ssd = "ssd: {enabled: false}";
@@ -104,32 +96,19 @@ int run_replay_command(const ReplayCommandOptions& o) {
                       ssd_bytes, o.ssd_min_accesses);
   }
   const std::string config = fmt::format(
-      "node: {{name: {}, shm_prefix: kvtierbench}}\nindex: {{capacity: {}}}\nhost: {{bytes: {}, slab_bytes: 1MiB}}\n"
+      "node: {{name: {}, shm_prefix: {}}}\nindex: {{capacity: {}}}\nhost: {{bytes: {}, slab_bytes: 1MiB}}\n"
       "{}\nserver: {{grpc_address: \"127.0.0.1:{}\", metrics_address: \"127.0.0.1:{}\"}}\nlog: {{level: info}}\n"
       "namespaces:\n  - model_id: {}\n    layout: {{dtype: bf16, block_tokens: {}, num_layers: 1, num_kv_heads: 1, "
       "head_dim: 8, kv_planes: 2}}\n",
-      node, (host_blocks + ssd_blocks) * 2 + 65536, host_bytes, ssd, free_loopback_port(), metrics_port, spec.model_id,
-      kTraceBlockTokens);
-  ClientOptions co;
-  co.node_name = node;
-  co.shm_prefix = "kvtierbench";
-  (void)Client::destroy_node(co);
-  struct SegmentRemover {
-    const ClientOptions& options;
-    ~SegmentRemover() { (void)Client::destroy_node(options); }
-  } segment_remover{co};
+      node, kBenchShmPrefix, (host_blocks + ssd_blocks) * 2 + 65536, host_bytes, ssd, free_loopback_port(),
+      metrics_port, spec.model_id, kTraceBlockTokens);
   std::string why;
-  auto daemon = KvtierdProcess::start(dir, config, &why);
-  if (!daemon) {
+  auto bench_node = BenchNode::start(dir, node, config, &why);
+  if (!bench_node) {
     fmt::print(stderr, "kvtier-bench replay: {}\n", why);
     return 1;
   }
-  auto opened = Client::open(co);
-  if (!opened.ok()) {
-    fmt::print(stderr, "kvtier-bench replay: {}\n", opened.status().to_string());
-    return 1;
-  }
-  Client& client = **opened;
+  Client& client = bench_node->client();
   auto ns = client.register_namespace(spec);
   if (!ns.ok()) {
     fmt::print(stderr, "kvtier-bench replay: {}\n", ns.status().to_string());

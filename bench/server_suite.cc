@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_node.h"
 #include "bench_report.h"
 #include "bench_timer.h"
 #include "kvtier/checksum.h"
@@ -36,7 +37,6 @@
 #include "kvtier/v1/blocks.grpc.pb.h"
 #include "kvtier/v1/events.grpc.pb.h"
 #include "kvtier/v1/locality.grpc.pb.h"
-#include "kvtierd_process.h"
 #include "suites.h"
 
 namespace kvtier::bench {
@@ -376,17 +376,9 @@ int run_server_suite(const SuiteOptions& opt) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   namespace fs = std::filesystem;
   const std::string dir = fs::absolute(fmt::format("kvtier-bench-server-{}", ::getpid())).string();
-  fs::create_directories(dir);
-  struct DirRemover {
-    std::string path;
-    ~DirRemover() {
-      std::error_code ec;
-      fs::remove_all(path, ec);
-    }
-  } dir_remover{dir};
   const std::string node = fmt::format("bench-server-{}", ::getpid());
   const std::string address = fmt::format("127.0.0.1:{}", free_loopback_port());
-  const std::string config = fmt::format(R"(node: {{name: {}, shm_prefix: kvtierbench}}
+  const std::string config = fmt::format(R"(node: {{name: {}, shm_prefix: {}}}
 index: {{capacity: 262144}}
 host: {{bytes: 256MiB, slab_bytes: 4MiB}}
 ssd: {{enabled: false}}
@@ -397,27 +389,14 @@ namespaces:
   - model_id: {}
     layout: {{dtype: bf16, block_tokens: 16, num_layers: 8, num_kv_heads: 4, head_dim: 128, kv_planes: 2}}
 )",
-                                         node, address, free_loopback_port(), kModel);
+                                         node, kBenchShmPrefix, address, free_loopback_port(), kModel);
   std::string why;
-  ClientOptions co;
-  co.node_name = node;
-  co.shm_prefix = "kvtierbench";
-  (void)Client::destroy_node(co);
-  struct SegmentRemover {
-    const ClientOptions& options;
-    ~SegmentRemover() { (void)Client::destroy_node(options); }
-  } segment_remover{co};
-  auto daemon = KvtierdProcess::start(dir, config, &why);
-  if (!daemon) {
+  auto bench_node = BenchNode::start(dir, node, config, &why);
+  if (!bench_node) {
     fmt::print(stderr, "kvtier-bench server: {}\n", why);
     return 1;
   }
-  auto client_r = Client::open(co);
-  if (!client_r.ok()) {
-    fmt::print(stderr, "kvtier-bench server: {}\n", client_r.status().to_string());
-    return 1;
-  }
-  Client& client = **client_r;
+  Client& client = bench_node->client();
   const NamespaceHandle ns = client.register_namespace(bench_model()).value();
   // One chain: its first 64 blocks answer MatchPrefix; all of it is what GetBlocks streams.
   std::vector<TokenId> tokens(chain_blocks * 16);
@@ -536,8 +515,8 @@ namespaces:
   table.add_row({"events to each of 8 (events/s)", fmt::format("{:.0f}", each_of_8), "-", "-",
                  fmt::format("the slowest of 8 concurrent subscribers; bad batches {}", bad_batches.load())});
 
-  fmt::print("kvtier-bench server: kvtierd (pid {}) and the load on this machine's {} cores\n{}", daemon->pid(),
-             std::thread::hardware_concurrency(), table.render());
+  fmt::print("kvtier-bench server: kvtierd (pid {}) and the load on this machine's {} cores\n{}",
+             bench_node->daemon_pid(), std::thread::hardware_concurrency(), table.render());
   const bool sound = floor.errors == 0 && best_match.errors == 0 && best_match.wrong == 0 &&
                      best_repeated.errors == 0 && best_repeated.wrong == 0 && open.errors == 0 && bad_chunks == 0 &&
                      bad_batches.load() == 0;
