@@ -5,10 +5,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "binding_support.h"
@@ -80,18 +83,41 @@ NamespaceSpec namespace_spec(const std::string& model_id, const std::string& ada
   return spec;
 }
 
-ClientOptions client_options(const std::string& node_name, const std::string& shm_prefix, bool create_if_missing,
-                             uint64_t index_capacity, uint64_t host_bytes, uint64_t slab_bytes, bool verify_reads,
-                             const std::string& engine_id) {
-  ClientOptions o;
-  o.node_name = node_name;
-  o.shm_prefix = shm_prefix;
-  o.create_if_missing = create_if_missing;
-  o.index_capacity = index_capacity;
-  o.host_bytes = host_bytes;
-  o.slab_bytes = slab_bytes;
-  o.verify_reads = verify_reads;
-  o.engine_id = engine_id;
+// Every ClientOptions field but node_name, by its C++ name: the keywords of Client() and
+// Client.from_env() both, so the two cannot drift apart as options are added.
+template <typename T>
+void set_from(T& field, const py::handle& value) {
+  field = value.cast<T>();
+}
+using OptionSetter = void (*)(ClientOptions&, const py::handle&);
+constexpr std::pair<const char*, OptionSetter> kClientOptionFields[] = {
+    {"shm_prefix", [](ClientOptions& o, const py::handle& v) { set_from(o.shm_prefix, v); }},
+    {"create_if_missing", [](ClientOptions& o, const py::handle& v) { set_from(o.create_if_missing, v); }},
+    {"index_capacity", [](ClientOptions& o, const py::handle& v) { set_from(o.index_capacity, v); }},
+    {"host_bytes", [](ClientOptions& o, const py::handle& v) { set_from(o.host_bytes, v); }},
+    {"slab_bytes", [](ClientOptions& o, const py::handle& v) { set_from(o.slab_bytes, v); }},
+    {"verify_reads", [](ClientOptions& o, const py::handle& v) { set_from(o.verify_reads, v); }},
+    {"huge_pages", [](ClientOptions& o, const py::handle& v) { set_from(o.huge_pages, v); }},
+    {"engine_id", [](ClientOptions& o, const py::handle& v) { set_from(o.engine_id, v); }},
+};
+
+ClientOptions client_options(const py::kwargs& options, ClientOptions o = {}) {
+  for (const auto& [name, value] : options) {
+    const auto key = name.cast<std::string>();
+    const auto* field = std::find_if(std::begin(kClientOptionFields), std::end(kClientOptionFields),
+                                     [&](const auto& f) { return key == f.first; });
+    if (field == std::end(kClientOptionFields)) {
+      std::string message = "unknown client option '" + key + "' (options:";
+      for (const auto& f : kClientOptionFields) (message += ' ') += f.first;
+      throw py::type_error(message + ")");
+    }
+    try {
+      field->second(o, value);
+    } catch (const py::cast_error&) {
+      throw py::type_error("client option '" + key + "' has the wrong type: " +
+                           py::str(py::type::handle_of(value).attr("__name__")).cast<std::string>());
+    }
+  }
   return o;
 }
 
@@ -180,27 +206,21 @@ PYBIND11_MODULE(_native, m) {
   install_buffer_slots<PyReservation>(reservation);
 
   py::class_<Client>(m, "Client", "The node's cache, mapped into this process (thread-safe)")
-      .def(py::init([](const std::string& node_name, const std::string& shm_prefix, bool create_if_missing,
-                       uint64_t index_capacity, uint64_t host_bytes, uint64_t slab_bytes, bool verify_reads,
-                       const std::string& engine_id) {
-             return take(Client::open(client_options(node_name, shm_prefix, create_if_missing, index_capacity,
-                                                     host_bytes, slab_bytes, verify_reads, engine_id)));
+      .def(py::init([](const std::string& node_name, const py::kwargs& options) {
+             ClientOptions o;
+             o.node_name = node_name;
+             return take(Client::open(client_options(options, o)));
            }),
-           py::arg("node_name"), py::arg("shm_prefix") = "kvtier", py::arg("create_if_missing") = false,
-           py::arg("index_capacity") = uint64_t{1} << 20, py::arg("host_bytes") = uint64_t{1} << 30,
-           py::arg("slab_bytes") = uint64_t{32} << 20, py::arg("verify_reads") = false, py::arg("engine_id") = "")
+           py::arg("node_name"),
+           "open the node's segments; keyword options: shm_prefix, create_if_missing, index_capacity, "
+           "host_bytes, slab_bytes, verify_reads, huge_pages, engine_id (ClientOptions in kvtier/client.h)")
       .def_static(
           "from_env",
-          [](bool create_if_missing, uint64_t index_capacity, uint64_t host_bytes) {
-            ClientOptions base;
-            base.create_if_missing = create_if_missing;
-            base.index_capacity = index_capacity;
-            base.host_bytes = host_bytes;
-            return take(Client::open(take(client_options_from_env(base))));
+          [](const py::kwargs& options) {
+            return take(Client::open(take(client_options_from_env(client_options(options)))));
           },
-          py::arg("create_if_missing") = false, py::arg("index_capacity") = uint64_t{1} << 20,
-          py::arg("host_bytes") = uint64_t{1} << 30,
-          "open the node named by KVTIER_NODE_NAME (and KVTIER_SHM_PREFIX, KVTIER_ENGINE_ID, KVTIER_VERIFY_READS)")
+          "open the node named by KVTIER_NODE_NAME (and KVTIER_SHM_PREFIX, KVTIER_ENGINE_ID, KVTIER_VERIFY_READS, "
+          "which override the same keyword options as Client())")
       .def_static(
           "destroy_node",
           [](const std::string& node_name, const std::string& shm_prefix) {

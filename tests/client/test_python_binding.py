@@ -172,6 +172,33 @@ def test_from_env_reads_the_pods_variables(node, monkeypatch):
         kvtier.Client.from_env()
 
 
+def test_client_and_from_env_take_the_same_options(monkeypatch):
+    name = f"pytest-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("KVTIER_NODE_NAME", name)
+    sizes = dict(index_capacity=2048, host_bytes=8 << 20, slab_bytes=1 << 20)
+    try:
+        created = kvtier.Client.from_env(create_if_missing=True, huge_pages=True, verify_reads=True, **sizes)
+        ns = created.register_namespace(model_id="m", **LAYOUT)
+        stats = created.stats()
+        assert (stats["host_bytes"], stats["index_capacity"]) == (8 << 20, 2048), "created at the sizes given"
+        (key,) = chain(created, ns, 1)
+        created.put(ns, key, ns.root, bytes(ns.block_bytes))
+        opened = kvtier.Client(name, shm_prefix="kvtier", engine_id="10.0.0.7", verify_reads=True)
+        assert opened.match([key]).host == 1
+        with pytest.raises(TypeError, match="unknown client option 'host_byte' .*options: shm_prefix create_if_missing"):
+            kvtier.Client(name, host_byte=1 << 20)
+        with pytest.raises(TypeError, match="unknown client option 'host_byte'"):
+            kvtier.Client.from_env(host_byte=1 << 20)
+        with pytest.raises(TypeError, match="unknown client option 'node_name'"):
+            kvtier.Client.from_env(node_name="other")  # KVTIER_NODE_NAME names the node
+        with pytest.raises(TypeError, match="'host_bytes' has the wrong type: str"):
+            kvtier.Client(name, host_bytes="8MiB")
+        with pytest.raises(TypeError, match="'slab_bytes' has the wrong type: int"):
+            kvtier.Client.from_env(slab_bytes=-1)
+    finally:
+        kvtier.Client.destroy_node(name)
+
+
 def test_puts_from_threads(node):
     _, c = node
     ns = c.register_namespace(model_id="m", **LAYOUT)
