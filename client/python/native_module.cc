@@ -101,15 +101,21 @@ constexpr std::pair<const char*, OptionSetter> kClientOptionFields[] = {
     {"engine_id", [](ClientOptions& o, const py::handle& v) { set_from(o.engine_id, v); }},
 };
 
+std::string client_option_names() {
+  std::string names;
+  for (const auto& f : kClientOptionFields) (names += names.empty() ? "" : " ") += f.first;
+  return names;
+}
+
 ClientOptions client_options(const py::kwargs& options, ClientOptions o = {}) {
   for (const auto& [name, value] : options) {
     const auto key = name.cast<std::string>();
     const auto* field = std::find_if(std::begin(kClientOptionFields), std::end(kClientOptionFields),
                                      [&](const auto& f) { return key == f.first; });
     if (field == std::end(kClientOptionFields)) {
-      std::string message = "unknown client option '" + key + "' (options:";
-      for (const auto& f : kClientOptionFields) (message += ' ') += f.first;
-      throw py::type_error(message + ")");
+      std::string message = "unknown client option '" + key + "' (options: ";
+      (message += client_option_names()) += ')';
+      throw py::type_error(message);
     }
     try {
       field->second(o, value);
@@ -212,8 +218,8 @@ PYBIND11_MODULE(_native, m) {
              return take(Client::open(client_options(options, o)));
            }),
            py::arg("node_name"),
-           "open the node's segments; keyword options: shm_prefix, create_if_missing, index_capacity, "
-           "host_bytes, slab_bytes, verify_reads, huge_pages, engine_id (ClientOptions in kvtier/client.h)")
+           ("open the node's segments; keyword options (ClientOptions in kvtier/client.h): " + client_option_names())
+               .c_str())
       .def_static(
           "from_env",
           [](const py::kwargs& options) {
