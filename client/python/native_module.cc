@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <iterator>
 #include <memory>
@@ -211,6 +212,17 @@ PYBIND11_MODULE(_native, m) {
                          .def("abandon", &PyReservation::abandon, "free the space without publishing");
   install_buffer_slots<PyReservation>(reservation);
 
+  py::class_<BlockLoad>(m, "BlockLoad", "A request to the node daemon to bring SSD-resident blocks into host memory")
+      .def("__len__", &BlockLoad::size, "blocks asked for")
+      .def("done", &BlockLoad::done, "the daemon has handled the request")
+      .def(
+          "wait",
+          [](BlockLoad& l, double timeout_s) {
+            py::gil_scoped_release unlocked;
+            return l.wait(std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
+          },
+          py::arg("timeout_s"), "wait until handled or timeout_s passes; returns the blocks in host memory then");
+
   py::class_<Client>(m, "Client", "The node's cache, mapped into this process (thread-safe)")
       .def(py::init([](const std::string& node_name, const py::kwargs& options) {
              ClientOptions o;
@@ -272,6 +284,12 @@ PYBIND11_MODULE(_native, m) {
             return out;
           },
           py::arg("keys"), "lease the host-resident prefix: a list of HostBlock, readable in place")
+      .def(
+          "load",
+          [](Client& c, const py::sequence& keys) { return take(c.load(keys_from(keys))); }, py::arg("keys"),
+          py::keep_alive<0, 1>(),
+          "ask the node daemon to bring the chain's SSD-resident cached prefix into host memory (a BlockLoad; "
+          "Error 'unavailable' without a daemon serving an SSD tier)")
       .def(
           "reserve",
           [](Client& c, const NamespaceHandle& ns, const py::bytes& key, const py::bytes& parent,

@@ -5,6 +5,7 @@ acquiring (zero-copy views), and putting blocks make no RPC. docs/python.md desc
 """
 
 from kvtier._native import (  # noqa: F401  (the package's public names)
+    BlockLoad,
     Client,
     Error,
     HostBlock,
@@ -19,6 +20,7 @@ from kvtier._native import (  # noqa: F401  (the package's public names)
 )
 
 __all__ = [
+    "BlockLoad",
     "Client",
     "Error",
     "HostBlock",

@@ -27,6 +27,7 @@ import dataclasses
 import enum
 import logging
 import os
+import time
 from typing import Any
 
 import kvtier
@@ -79,6 +80,7 @@ EXTRA_HOST_BYTES = "kvtier.host_bytes"  # with create_if_missing
 EXTRA_MODEL_ID = "kvtier.model_id"  # else vLLM's model name (include a revision if weights change)
 EXTRA_SAVE = "kvtier.save"  # false: load only (a consumer that never writes)
 EXTRA_COPY_METHOD = "kvtier.copy_method"  # "kernel" (default) or "memcpy"
+EXTRA_SSD_WAIT = "kvtier.ssd_load_wait_s"  # how long a request waits for its SSD blocks (default 5 s)
 
 
 @dataclasses.dataclass
@@ -144,12 +146,31 @@ class _Model:
         self.num_kv_heads = 1 if self.mla else int(model.get_num_kv_heads(parallel))
         self.head_dim = int(model.get_head_size())
         self.dtype = _dtype_name(model.dtype, str(getattr(cache, "cache_dtype", "auto")))
+        self.cpu_layout = _on_cpu_platform()
 
     def model_id_of_rank(self, rank: int) -> str:
         # Ranks hold different heads: each has its own namespace (MLA's latent is replicated).
-        if self.tp_size == 1 or self.mla:
-            return self.model_id
-        return f"{self.model_id}#tp{rank}of{self.tp_size}"
+        model_id = self.model_id
+        if self.tp_size > 1 and not self.mla:
+            model_id = f"{model_id}#tp{rank}of{self.tp_size}"
+        # vLLM's CPU attention keeps a block head-major ([heads, K|V, tokens, dim]), other bytes than
+        # the token-major chunks of the GPU layouts: blocks of the two never share a key.
+        if self.cpu_layout:
+            model_id = f"{model_id}#{CPU_LAYOUT_TAG}"
+        return model_id
+
+
+# The namespace tag of blocks in the layout of vLLM's CPU attention backend.
+CPU_LAYOUT_TAG = "kv=cpu-hkvnd"
+
+
+def _on_cpu_platform() -> bool:
+    try:
+        from vllm.platforms import current_platform
+
+        return bool(current_platform.is_cpu())
+    except ImportError:
+        return False
 
 
 def _open_client(extra: dict[str, Any]) -> kvtier.Client:
@@ -171,7 +192,8 @@ def _open_client(extra: dict[str, Any]) -> kvtier.Client:
 def _tensor_chunks(tensor: Any) -> tuple[list[tuple[int, int, int]], int, int]:
     """(tensors for KvCopier, num_blocks, CUDA device or -1) of one layer's KV cache: vLLM's
     FlashAttention layout [2, num_blocks, block, heads, dim], FlashInfer's [num_blocks, 2, block,
-    heads, dim], or MLA's [num_blocks, block, dim]. Works on torch tensors and numpy arrays."""
+    heads, dim], MLA's [num_blocks, block, dim], or the CPU backend's [num_blocks, heads, block,
+    2 * dim] (a whole block is one chunk). Works on torch tensors and numpy arrays."""
     if hasattr(tensor, "data_ptr"):  # torch
         shape = tuple(tensor.shape)
         item = tensor.element_size()
@@ -202,7 +224,7 @@ def _tensor_chunks(tensor: Any) -> tuple[list[tuple[int, int, int]], int, int]:
     if len(shape) == 5 and shape[1] == 2:  # [num_blocks, 2, ...]
         chunk = contiguous_from(2)
         return [(base, strides[0], chunk), (base + strides[1], strides[0], chunk)], shape[0], device
-    if len(shape) == 3:  # MLA: [num_blocks, block, dim]
+    if len(shape) in (3, 4):  # MLA [num_blocks, block, dim]; CPU [num_blocks, heads, block, 2 * dim]
         chunk = contiguous_from(1)
         return [(base, strides[0], chunk)], shape[0], device
     raise ValueError(f"unsupported KV cache tensor shape {shape}")
@@ -221,9 +243,12 @@ class KvtierConnector(KVConnectorBase_V1):
         self._client = _open_client(extra)
         self._namespaces: dict[tuple[int, str, str], kvtier.Namespace] = {}
         # Scheduler side.
+        self._ssd_wait_s = float(extra.get(EXTRA_SSD_WAIT, 5.0))
         self._matched: dict[str, tuple[int, int]] = {}  # req_id → (local tokens, hit tokens)
+        self._ssd_loads: dict[str, tuple[list[kvtier.BlockLoad], float]] = {}  # req_id → (loads, deadline)
         self._requests: dict[str, Any] = {}  # req_id → vLLM's Request, until its first step is built
         self._loads: list[_Transfer] = []
+        self._loaded_through: dict[str, int] = {}  # req_id → blocks loaded from the node
         self._tracked: dict[str, _Tracked] = {}
         # Worker side.
         self._rank = self._worker_rank(extra) if role == KVConnectorRole.WORKER else 0
@@ -236,15 +261,23 @@ class KvtierConnector(KVConnectorBase_V1):
         self._saving: list[tuple[list[Any], list[int]]] | None = None  # per save: reservations, block ids
         self._save_copies: list[kvtier.KvCopy] = []
         self._load_errors: set[int] = set()
-        self.stats = {"load_blocks": 0, "load_errors": 0, "save_blocks": 0, "save_existing": 0, "save_refused": 0}
+        self.stats = {
+            "load_blocks": 0,  # worker: blocks copied from the host tier into vLLM's cache
+            "load_errors": 0,  # worker: blocks evicted between match and acquire (vLLM recomputed them)
+            "save_blocks": 0,  # worker: blocks written to the host tier
+            "save_existing": 0,  # worker: blocks another engine had written already
+            "save_refused": 0,  # worker: blocks not saved, the arena full of pinned blocks
+            "ssd_load_requests": 0,  # scheduler: prompts whose cached prefix went on on SSD
+            "ssd_blocks_requested": 0,  # scheduler: blocks asked of the daemon
+        }
 
     # ---------------------------------------------------------------- vLLM's questions to connectors
 
     @classmethod
     def get_required_kvcache_layout(cls, vllm_config: Any) -> str | None:
         # Host blocks hold each chunk in token-major order; an HND cache would store other bytes
-        # under the same keys.
-        return "NHD"
+        # under the same keys. The CPU backend has one layout of its own, in its own namespace.
+        return None if _on_cpu_platform() else "NHD"
 
     @classmethod
     def requires_piecewise_for_cudagraph(cls, extra_config: dict[str, Any]) -> bool:
@@ -300,17 +333,52 @@ class KvtierConnector(KVConnectorBase_V1):
         usable = (len(tokens) - 1) // bs  # vLLM computes at least the prompt's last token
         if usable * bs <= num_computed_tokens:
             return 0, False
-        self._requests[request.request_id] = request  # its salt, adapter and growing token list
+        req_id = request.request_id
+        self._requests[req_id] = request  # its salt, adapter and growing token list
         ns = self._namespace_args(request)
+        rank_keys = [
+            self._client.keys(self._namespace(rank, ns), tokens[: usable * bs])
+            for rank in range(1 if self._model.mla else self._model.tp_size)
+        ]
+        if self._wait_for_ssd(req_id, rank_keys, num_computed_tokens // bs):
+            return None, False  # vLLM asks again in a later step; the engine runs other requests meanwhile
         held = usable
-        for rank in range(1 if self._model.mla else self._model.tp_size):
-            handle = self._namespace(rank, ns)
-            keys = self._client.keys(handle, tokens[: usable * bs])
+        for keys in rank_keys:
             held = min(held, self._client.match(keys).host)
             if held * bs <= num_computed_tokens:
                 return 0, False
-        self._matched[request.request_id] = (num_computed_tokens, held * bs)
+        self._matched[req_id] = (num_computed_tokens, held * bs)
         return held * bs - num_computed_tokens, False
+
+    def _wait_for_ssd(self, req_id: str, rank_keys: list[list[bytes]], local_blocks: int) -> bool:
+        """Whether the request should wait for its prefix to come up from the node's SSD tier. The
+        first call asks the daemon for the SSD-resident part of every rank's cached prefix (past
+        what vLLM holds itself); later calls wait until the daemon is done or the deadline passes."""
+        pending = self._ssd_loads.get(req_id)
+        if pending is not None:
+            loads, deadline = pending
+            if all(load.done() for load in loads) or time.monotonic() >= deadline:
+                del self._ssd_loads[req_id]
+                return False
+            return True
+        loads = []
+        for keys in rank_keys:
+            found = self._client.match(keys)
+            if found.overall <= max(found.host, local_blocks):
+                continue
+            try:
+                load = self._client.load(keys[: found.overall])
+            except kvtier.Error as e:  # no daemon serves an SSD tier (embedded use): host blocks only
+                logger.debug("kvtier connector: no SSD load for %s: %s", req_id, e)
+                continue
+            if len(load):
+                loads.append(load)
+                self.stats["ssd_blocks_requested"] += len(load)
+        if not loads:
+            return False
+        self.stats["ssd_load_requests"] += 1
+        self._ssd_loads[req_id] = (loads, time.monotonic() + self._ssd_wait_s)
+        return True
 
     def update_state_after_alloc(self, request: Any, blocks: Any, num_external_tokens: int) -> None:
         self._requests[request.request_id] = request
@@ -321,6 +389,7 @@ class KvtierConnector(KVConnectorBase_V1):
         bs = self._model.block_tokens
         block_ids = list(blocks.get_block_ids()[0])
         first, end = local // bs, (local + num_external_tokens) // bs
+        self._loaded_through[request.request_id] = end  # blocks the node has: not saved again
         self._loads.append(
             _Transfer(
                 req_id=request.request_id,
@@ -343,7 +412,7 @@ class KvtierConnector(KVConnectorBase_V1):
                 request=request,
                 ns=self._namespace_args(request),
                 block_ids=list(new.block_ids[0]),
-                saved_blocks=0,
+                saved_blocks=self._loaded_through.pop(new.req_id, 0),
             )
             self._tracked[new.req_id] = tracked
             self._plan_save(meta, new.req_id, tracked, new.num_computed_tokens + scheduled.get(new.req_id, 0))
@@ -361,7 +430,7 @@ class KvtierConnector(KVConnectorBase_V1):
         return meta
 
     def request_finished(self, request: Any, block_ids: list[int]) -> tuple[bool, dict[str, Any] | None]:
-        for state in (self._tracked, self._matched, self._requests):
+        for state in (self._tracked, self._matched, self._requests, self._ssd_loads, self._loaded_through):
             state.pop(request.request_id, None)
         return False, None  # saves finish inside the step (wait_for_save): vLLM may free the blocks
 

@@ -1,0 +1,58 @@
+"""Writes a small Llama-architecture model with random weights (transformers' save_pretrained), for
+the engine tests and bench/engine-bench: nothing can be downloaded on these machines, and vLLM loads
+a model directory like any other. Prompts are given as token ids (no tokenizer).
+
+`make_model.py DIR [--layers N] [--seed S]`, or `write_model(dir, ...)` from Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+# The shape the tests and the benchmark use: 4 query heads and 2 KV heads of 64 (grouped-query
+# attention, like the Llama 3 family), bf16, a vocabulary of a few thousand.
+DEFAULTS = dict(vocab=4096, hidden=256, intermediate=768, layers=4, heads=4, kv_heads=2)
+
+
+def write_model(path: str, *, layers: int = DEFAULTS["layers"], seed: int = 0) -> str:
+    """Writes the model into `path` (created) unless a model is already there; returns `path`."""
+    if os.path.exists(os.path.join(path, "config.json")):
+        return path
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=DEFAULTS["vocab"],
+        hidden_size=DEFAULTS["hidden"],
+        intermediate_size=DEFAULTS["intermediate"],
+        num_hidden_layers=layers,
+        num_attention_heads=DEFAULTS["heads"],
+        num_key_value_heads=DEFAULTS["kv_heads"],
+        max_position_embeddings=8192,
+        tie_word_embeddings=False,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    model = LlamaForCausalLM(config).to(torch.bfloat16)
+    # Random weights at the default init scale give near-uniform logits, where bf16 ties would make
+    # greedy output fragile; a wider output layer makes the argmax clear.
+    with torch.no_grad():
+        model.lm_head.weight.mul_(8.0)
+    os.makedirs(path, exist_ok=True)
+    model.save_pretrained(path)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dir")
+    parser.add_argument("--layers", type=int, default=DEFAULTS["layers"])
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    print(write_model(args.dir, layers=args.layers, seed=args.seed))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""What the engine tests share: the model they write, vLLM engine processes running jobs
+(bench/engines/vllm_job.py), a real kvtierd, and a client of the node to look at what the engines
+left there. Runs under the engine virtualenv's Python (scripts/engine-python)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "bench", "engines"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+
+import kvtier  # noqa: E402
+from loopback import free_port  # noqa: E402
+from make_model import DEFAULTS, write_model  # noqa: E402,F401
+
+BIN = os.environ.get("KVTIER_BIN_DIR", os.path.join(ROOT, "build", "bin"))
+JOB = os.path.join(ROOT, "bench", "engines", "vllm_job.py")
+BLOCK = 32  # vLLM's CPU attention takes block sizes in multiples of 32
+SHM_PREFIX = "kvtiereng"
+# The connector's namespace tag for vLLM's CPU cache layout (kvtier.vllm_connector.CPU_LAYOUT_TAG).
+CPU_LAYOUT_TAG = "kv=cpu-hkvnd"
+
+
+def tokens(n: int, seed: int) -> list[int]:
+    """n token ids from a seeded generator, away from the model's special ids."""
+    state = seed * 2654435761 % (1 << 32) or 1
+    out = []
+    for _ in range(n):
+        state = (state * 1103515245 + 12345) % (1 << 31)
+        out.append(3 + state % (DEFAULTS["vocab"] - 3))
+    return out
+
+
+def whole_blocks_before_last(prompt: list[int]) -> int:
+    """Tokens a cache can give vLLM for this prompt: its whole blocks, the last token excluded
+    (vLLM computes at least one token to sample from)."""
+    return (len(prompt) - 1) // BLOCK * BLOCK
+
+
+def kvtier_settings(node: str, **more: Any) -> dict[str, Any]:
+    settings = {"kvtier.node_name": node, "kvtier.shm_prefix": SHM_PREFIX}
+    settings.update(more)
+    return settings
+
+
+class EngineJob:
+    """One vLLM engine process running a job; `result()` waits for it."""
+
+    def __init__(self, workdir: str, name: str, job: dict[str, Any], env: dict[str, str] | None = None):
+        self.name = name
+        self.job_path = os.path.join(workdir, f"{name}.job.json")
+        self.out_path = os.path.join(workdir, f"{name}.out.json")
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        with open(self.job_path, "w") as f:
+            json.dump(job, f)
+        self.log = open(self.log_path, "w")
+        environment = dict(os.environ)
+        environment.update(env or {})
+        # Its own process group: a SIGKILL test kills the engine and all its processes at once.
+        self.proc = subprocess.Popen(
+            [sys.executable, JOB, self.job_path, self.out_path],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            start_new_session=True,
+        )
+
+    def result(self, timeout: float = 600) -> dict[str, Any]:
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"engine {self.name} ran past {timeout} s; log:\n{self.tail()}")
+        if rc != 0:
+            raise AssertionError(f"engine {self.name} exited {rc}; log:\n{self.tail()}")
+        with open(self.out_path) as f:
+            return json.load(f)
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=60)
+
+    def tail(self, lines: int = 60) -> str:
+        self.log.flush()
+        with open(self.log_path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+
+
+def run_engine(workdir: str, name: str, job: dict[str, Any], timeout: float = 600, **kw) -> dict[str, Any]:
+    return EngineJob(workdir, name, job, **kw).result(timeout)
+
+
+def prompt(tokens_: list[int], max_tokens: int = 8, cache_salt: str | None = None) -> dict[str, Any]:
+    p: dict[str, Any] = {"tokens": tokens_, "max_tokens": max_tokens}
+    if cache_salt:
+        p["cache_salt"] = cache_salt
+    return p
+
+
+def node_client(node: str) -> kvtier.Client:
+    return kvtier.Client(node, shm_prefix=SHM_PREFIX)
+
+
+def namespace(client: kvtier.Client, model_dir: str, cache_salt: str = "") -> kvtier.Namespace:
+    """The namespace the connector files the model's blocks under on a CPU engine."""
+    return client.register_namespace(
+        model_id=f"{model_dir}#{CPU_LAYOUT_TAG}",
+        cache_salt=cache_salt,
+        dtype="bf16",
+        block_tokens=BLOCK,
+        num_layers=DEFAULTS["layers"],
+        num_kv_heads=DEFAULTS["kv_heads"],
+        head_dim=DEFAULTS["hidden"] // DEFAULTS["heads"],
+    )
+
+
+def destroy_node(node: str) -> None:
+    try:
+        kvtier.Client.destroy_node(node, shm_prefix=SHM_PREFIX)
+    except kvtier.Error:  # not there
+        pass
+    for part in ("index", "host", "loads", "tokens"):
+        try:
+            os.unlink(f"/dev/shm/{SHM_PREFIX}-{node}-{part}")
+        except FileNotFoundError:
+            pass
+
+
+class Kvtierd:
+    """A real kvtierd on loopback ports, with a host tier of `host_bytes` and an SSD tier."""
+
+    def __init__(self, workdir: str, name: str, host_bytes: str = "64MiB", ssd_bytes: str = "256MiB", extra: str = ""):
+        self.name = name
+        self.address = f"127.0.0.1:{free_port()}"
+        self.metrics_address = f"127.0.0.1:{free_port()}"
+        config = os.path.join(workdir, f"{name}.yaml")
+        with open(config, "w") as f:
+            f.write(
+                f"""
+node: {{name: {name}, shm_prefix: {SHM_PREFIX}}}
+index: {{capacity: 16384}}
+host: {{bytes: {host_bytes}, slab_bytes: 4MiB}}
+ssd: {{dir: {workdir}/{name}-ssd, bytes: {ssd_bytes}, region_bytes: 4MiB, direct_io: false, admission: {{min_accesses: 1}}}}
+server: {{grpc_address: "{self.address}", metrics_address: "{self.metrics_address}"}}
+{extra}
+"""
+            )
+        self.log_path = os.path.join(workdir, f"{name}.kvtierd.log")
+        self.log = open(self.log_path, "w+")
+        self.proc = subprocess.Popen(
+            [os.path.join(BIN, "kvtierd"), "--config", config], stdout=self.log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            with open(self.log_path) as f:
+                if "serving node" in f.read():
+                    break
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"kvtierd did not start:\n{open(self.log_path).read()}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=60)
+        self.log.close()
+        destroy_node(self.name)
+
+
+def workdir(prefix: str) -> str:
+    return tempfile.mkdtemp(prefix=prefix, dir=os.environ.get("KVTIER_TEST_TMP") or None)
+
+
+def remove(path: str) -> None:
+    if os.environ.get("KVTIER_KEEP_ENGINE_FILES"):  # for a look at the engines' logs and results
+        print(f"kept {path}")
+        return
+    shutil.rmtree(path, ignore_errors=True)
