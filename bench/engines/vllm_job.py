@@ -93,6 +93,7 @@ def _engine_counters(llm) -> dict[str, float]:
             "vllm:external_prefix_cache_queries",
             "vllm:external_prefix_cache_hits",
             "vllm:prompt_tokens",
+            "vllm:num_preemptions",
         ):
             out[metric.name.removeprefix("vllm:")] = float(getattr(metric, "value", 0) or 0)
     return out

@@ -285,6 +285,17 @@ PYBIND11_MODULE(_native, m) {
           },
           py::arg("keys"), "lease the host-resident prefix: a list of HostBlock, readable in place")
       .def(
+          "pins",
+          [](Client& c, const py::sequence& keys) {
+            py::list out;
+            for (const BlockKey& k : keys_from(keys)) {
+              const auto info = c.index().lookup(k);
+              out.append(info ? info->pins : 0U);
+            }
+            return out;
+          },
+          py::arg("keys"), "how many processes pin each block (0 for a block not cached): tests and operators")
+      .def(
           "load",
           [](Client& c, const py::sequence& keys) { return take(c.load(keys_from(keys))); }, py::arg("keys"),
           py::keep_alive<0, 1>(),

@@ -355,18 +355,39 @@ def test_chunked_prefill_and_decode_blocks_are_saved_as_they_fill(node):
     assert b.mismatches == 0
 
 
+def fill_arena(node, seed):
+    """Other traffic fills the 64 MiB arena (the blocks are 24 KiB), evicting what it can."""
+    filler = kvtier.Client(node)
+    ns = filler.register_namespace(model_id=f"filler{seed}", num_layers=3, num_kv_heads=4, head_dim=32, block_tokens=16)
+    payload = np.zeros(ns.block_bytes, np.uint8)
+    for i in range(3000):
+        keys = filler.keys(ns, [i, i + 1] * 8)
+        filler.put(ns, keys[0], ns.root, payload)
+
+
+def test_the_matched_prefix_is_pinned_until_the_worker_has_it(node):
+    prompt = tokens(80)
+    Engine(node).run(Request("a", prompt))
+    b = Engine(node)
+    assert b.add(Request("b", prompt + tokens(8, seed=4))) == 5 * BLOCK
+    fill_arena(node, 1)  # between the scheduler's match and the worker's acquire
+    b.step()
+    assert not b.load_errors and b.workers[0].stats["load_blocks"] == 5
+    for _ in range(3):  # let go two steps after the allocation
+        b.step(decode_token=lambda req: 1)
+    assert b.scheduler._scheduler_pins == {}
+    assert b.mismatches == 0
+
+
 def test_blocks_evicted_after_the_match_are_reported_and_recomputed(node):
     prompt = tokens(80)
     Engine(node).run(Request("a", prompt))
     b = Engine(node)
     assert b.add(Request("b", prompt + tokens(8, seed=4))) == 5 * BLOCK
-    # Before the worker loads, other traffic fills the 64 MiB arena (the blocks are 24 KiB).
-    filler = kvtier.Client(node)
-    ns = filler.register_namespace(model_id="filler", num_layers=3, num_kv_heads=4, head_dim=32, block_tokens=16)
-    payload = np.zeros(ns.block_bytes, np.uint8)
-    for i in range(3000):
-        keys = filler.keys(ns, [i, i + 1] * 8)
-        filler.put(ns, keys[0], ns.root, payload)
+    # The scheduler's pins gone before the worker acquires (vLLM's async scheduling ran ahead), and
+    # other traffic fills the arena.
+    b.scheduler._unpin("b")
+    fill_arena(node, 2)
     b.step()
     lost = b.load_errors
     assert lost, "the arena was refilled: some of the prefix is gone"

@@ -3,9 +3,12 @@ host tier holds instead of computing them, and saves the blocks it computes ther
 on the node. docs/engines.md shows the --kv-transfer-config that enables it.
 
 Scheduler side (the scheduler process): get_num_new_matched_tokens matches the prompt's keys in the
-node's shared-memory index (no RPC, nothing pinned); update_state_after_alloc notes which of the
-request's GPU blocks the prefix goes into; build_connector_meta hands the worker the loads and the
-blocks that become complete in this step.
+node's shared-memory index (no RPC); a prefix that goes on on the node's SSD tier is asked of the
+daemon first (vLLM asks again in later steps until it is in host memory); the host prefix is then
+acquired, so upkeep cannot evict it before the worker takes it, and let go two steps after its
+allocation (or at once when vLLM does not allocate the request). update_state_after_alloc notes which
+of the request's blocks the prefix goes into; build_connector_meta hands the worker the loads and
+the blocks that become complete in this step.
 
 Worker side (one process per GPU rank): register_kv_caches describes vLLM's paged KV tensors to a
 kvtier.KvCopier (CUDA, registered host arena; or memcpy for tensors in host memory); start_load_kv
@@ -245,6 +248,9 @@ class KvtierConnector(KVConnectorBase_V1):
         # Scheduler side.
         self._ssd_wait_s = float(extra.get(EXTRA_SSD_WAIT, 5.0))
         self._matched: dict[str, tuple[int, int]] = {}  # req_id → (local tokens, hit tokens)
+        # req_id → (leases on its matched host prefix, steps built since its allocation)
+        self._scheduler_pins: dict[str, tuple[list[kvtier.HostBlock], int]] = {}
+        self._allocated: set[str] = set()  # requests given blocks to load into since the last step
         self._ssd_loads: dict[str, tuple[list[kvtier.BlockLoad], float]] = {}  # req_id → (loads, deadline)
         self._requests: dict[str, Any] = {}  # req_id → vLLM's Request, until its first step is built
         self._loads: list[_Transfer] = []
@@ -342,13 +348,42 @@ class KvtierConnector(KVConnectorBase_V1):
         ]
         if self._wait_for_ssd(req_id, rank_keys, num_computed_tokens // bs):
             return None, False  # vLLM asks again in a later step; the engine runs other requests meanwhile
+        # Pin the host prefix now, so the daemon's upkeep (which drops host copies of SSD blocks
+        # first, just-loaded ones included) cannot take it before the worker acquires it.
+        self._unpin(req_id)
+        pins: list[kvtier.HostBlock] = []
         held = usable
         for keys in rank_keys:
-            held = min(held, self._client.match(keys).host)
+            blocks = self._client.acquire(keys)
+            pins.extend(blocks)
+            held = min(held, len(blocks))
             if held * bs <= num_computed_tokens:
-                return 0, False
+                break
+        if held * bs <= num_computed_tokens:
+            for block in pins:
+                block.release()
+            return 0, False
+        self._scheduler_pins[req_id] = (pins, 0)
         self._matched[req_id] = (num_computed_tokens, held * bs)
         return held * bs - num_computed_tokens, False
+
+    def _unpin(self, req_id: str) -> None:
+        pinned = self._scheduler_pins.pop(req_id, None)
+        for block in pinned[0] if pinned else ():
+            block.release()
+
+    def _age_scheduler_pins(self, allocated: set[str]) -> None:
+        """Called once a step: a request matched but not allocated lets go now (it is matched again
+        when vLLM tries it next); an allocated one keeps its pins for two more steps, until its
+        worker has acquired the blocks itself (with async scheduling a step is built while the
+        previous one runs)."""
+        for req_id, (pins, steps) in list(self._scheduler_pins.items()):
+            if req_id not in allocated and steps == 0:
+                self._unpin(req_id)
+            elif steps >= 2:
+                self._unpin(req_id)
+            else:
+                self._scheduler_pins[req_id] = (pins, steps + 1)
 
     def _wait_for_ssd(self, req_id: str, rank_keys: list[list[bytes]], local_blocks: int) -> bool:
         """Whether the request should wait for its prefix to come up from the node's SSD tier. The
@@ -384,7 +419,9 @@ class KvtierConnector(KVConnectorBase_V1):
         self._requests[request.request_id] = request
         matched = self._matched.pop(request.request_id, None)
         if num_external_tokens == 0 or matched is None:
+            self._unpin(request.request_id)
             return
+        self._allocated.add(request.request_id)
         local, _ = matched
         bs = self._model.block_tokens
         block_ids = list(blocks.get_block_ids()[0])
@@ -403,6 +440,8 @@ class KvtierConnector(KVConnectorBase_V1):
     def build_connector_meta(self, scheduler_output: Any) -> KvtierConnectorMetadata:
         meta = KvtierConnectorMetadata(loads=self._loads)
         self._loads = []
+        self._age_scheduler_pins(self._allocated)
+        self._allocated = set()
         if not self._save_enabled:
             return meta
         scheduled = scheduler_output.num_scheduled_tokens
@@ -430,6 +469,7 @@ class KvtierConnector(KVConnectorBase_V1):
         return meta
 
     def request_finished(self, request: Any, block_ids: list[int]) -> tuple[bool, dict[str, Any] | None]:
+        self._unpin(request.request_id)
         for state in (self._tracked, self._matched, self._requests, self._ssd_loads, self._loaded_through):
             state.pop(request.request_id, None)
         return False, None  # saves finish inside the step (wait_for_save): vLLM may free the blocks
@@ -642,6 +682,8 @@ class KvtierConnector(KVConnectorBase_V1):
         return errors
 
     def shutdown(self) -> None:
+        for req_id in list(self._scheduler_pins):
+            self._unpin(req_id)
         if self._saving is not None or self._save_copies:
             self.wait_for_save()
         self._finish_loads()
