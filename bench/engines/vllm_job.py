@@ -138,6 +138,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         kv_cache_memory_bytes=int(job.get("kv_cache_bytes", 64 << 20)),
         enforce_eager=True,
         enable_prefix_caching=bool(job.get("prefix_caching", True)),
+        prefix_caching_hash_algo=job.get("hash_algo", "sha256"),
         kv_transfer_config=_transfer_config(job),
         kv_events_config=_kv_events_config(job),
         disable_log_stats=False,
