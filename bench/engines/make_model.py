@@ -10,13 +10,19 @@ from __future__ import annotations
 import argparse
 import os
 
-# The shape the tests and the benchmark use: 4 query heads and 2 KV heads of 64 (grouped-query
-# attention, like the Llama 3 family), bf16, a vocabulary of a few thousand.
+# The shape the tests use: 4 query heads and 2 KV heads of 64 (grouped-query attention, like the
+# Llama 3 family), bf16, a vocabulary of a few thousand.
 DEFAULTS = dict(vocab=4096, hidden=256, intermediate=768, layers=4, heads=4, kv_heads=2)
+# bench/engine-bench's model: larger, so that prefill, not the engine's per-step overhead, is what
+# a cache hit saves (as with real models), and still quick on two cores.
+BENCH = dict(vocab=4096, hidden=512, intermediate=1536, layers=8, heads=8, kv_heads=2)
 
 
-def write_model(path: str, *, layers: int = DEFAULTS["layers"], seed: int = 0) -> str:
+def write_model(path: str, *, layers: int | None = None, seed: int = 0, shape: dict | None = None) -> str:
     """Writes the model into `path` (created) unless a model is already there; returns `path`."""
+    shape = dict(shape or DEFAULTS)
+    if layers is not None:
+        shape["layers"] = layers
     if os.path.exists(os.path.join(path, "config.json")):
         return path
     import torch
@@ -24,12 +30,12 @@ def write_model(path: str, *, layers: int = DEFAULTS["layers"], seed: int = 0) -
 
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=DEFAULTS["vocab"],
-        hidden_size=DEFAULTS["hidden"],
-        intermediate_size=DEFAULTS["intermediate"],
-        num_hidden_layers=layers,
-        num_attention_heads=DEFAULTS["heads"],
-        num_key_value_heads=DEFAULTS["kv_heads"],
+        vocab_size=shape["vocab"],
+        hidden_size=shape["hidden"],
+        intermediate_size=shape["intermediate"],
+        num_hidden_layers=shape["layers"],
+        num_attention_heads=shape["heads"],
+        num_key_value_heads=shape["kv_heads"],
         max_position_embeddings=8192,
         tie_word_embeddings=False,
         bos_token_id=1,
@@ -48,10 +54,11 @@ def write_model(path: str, *, layers: int = DEFAULTS["layers"], seed: int = 0) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dir")
-    parser.add_argument("--layers", type=int, default=DEFAULTS["layers"])
+    parser.add_argument("--layers", type=int)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bench", action="store_true", help="the benchmark's larger shape")
     args = parser.parse_args()
-    print(write_model(args.dir, layers=args.layers, seed=args.seed))
+    print(write_model(args.dir, layers=args.layers, seed=args.seed, shape=BENCH if args.bench else DEFAULTS))
 
 
 if __name__ == "__main__":

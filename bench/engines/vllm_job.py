@@ -20,6 +20,11 @@ import sys
 import time
 from typing import Any
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # null_connector for the engine processes
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH")) if p
+)
+
 # Default: vLLM's own engine-core and worker processes, as in a deployment.
 os.environ.setdefault("VLLM_ALLOW_INSECURE_SERIALIZATION", "1")  # collective_rpc of a function, below
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
@@ -43,6 +48,10 @@ def _transfer_config(job: dict[str, Any]):
             kv_connector="OffloadingConnector",
             kv_role="kv_both",
             kv_connector_extra_config={"cpu_bytes_to_use": int(job["offload_bytes"])},
+        )
+    if mode == "null_connector":  # a connector that holds nothing (bench/engines/null_connector.py)
+        return KVTransferConfig(
+            kv_connector="NullConnector", kv_connector_module_path="null_connector", kv_role="kv_both"
         )
     if mode == "lmcache":
         return KVTransferConfig(kv_connector="LMCacheConnectorV1", kv_role="kv_both")

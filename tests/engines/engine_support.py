@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from typing import Any
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -19,7 +18,8 @@ sys.path.insert(0, os.path.join(ROOT, "bench", "engines"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 
 import kvtier  # noqa: E402
-from loopback import free_port  # noqa: E402
+from kvtierd_process import Kvtierd as KvtierdProcess  # noqa: E402
+from loopback import free_port  # noqa: E402,F401
 from make_model import DEFAULTS, write_model  # noqa: E402,F401
 
 BIN = os.environ.get("KVTIER_BIN_DIR", os.path.join(ROOT, "build", "bin"))
@@ -138,44 +138,14 @@ def destroy_node(node: str) -> None:
             pass
 
 
-class Kvtierd:
-    """A real kvtierd on loopback ports, with a host tier of `host_bytes` and an SSD tier."""
+class Kvtierd(KvtierdProcess):
+    """A real kvtierd of this build on loopback ports, with a host tier and an SSD tier."""
 
-    def __init__(self, workdir: str, name: str, host_bytes: str = "64MiB", ssd_bytes: str = "256MiB", extra: str = ""):
-        self.name = name
-        self.address = f"127.0.0.1:{free_port()}"
-        self.metrics_address = f"127.0.0.1:{free_port()}"
-        config = os.path.join(workdir, f"{name}.yaml")
-        with open(config, "w") as f:
-            f.write(
-                f"""
-node: {{name: {name}, shm_prefix: {SHM_PREFIX}}}
-index: {{capacity: 16384}}
-host: {{bytes: {host_bytes}, slab_bytes: 4MiB}}
-ssd: {{dir: {workdir}/{name}-ssd, bytes: {ssd_bytes}, region_bytes: 4MiB, direct_io: false, admission: {{min_accesses: 1}}}}
-server: {{grpc_address: "{self.address}", metrics_address: "{self.metrics_address}"}}
-{extra}
-"""
-            )
-        self.log_path = os.path.join(workdir, f"{name}.kvtierd.log")
-        self.log = open(self.log_path, "w+")
-        self.proc = subprocess.Popen(
-            [os.path.join(BIN, "kvtierd"), "--config", config], stdout=self.log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            with open(self.log_path) as f:
-                if "serving node" in f.read():
-                    break
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"kvtierd did not start:\n{open(self.log_path).read()}")
-            time.sleep(0.05)
+    def __init__(self, workdir: str, name: str, host_bytes: str = "64MiB", ssd_bytes: str = "256MiB"):
+        super().__init__(BIN, workdir, name, SHM_PREFIX, host_bytes=host_bytes, ssd_bytes=ssd_bytes)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=60)
-        self.log.close()
+        super().stop()
         destroy_node(self.name)
 
 
