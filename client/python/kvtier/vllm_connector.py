@@ -163,6 +163,9 @@ class _Model:
         return model_id
 
 
+# Loads of one request's SSD prefix asked of the daemon at most (within kvtier.ssd_load_wait_s).
+SSD_LOAD_ATTEMPTS = 3
+
 # The namespace tag of blocks in the layout of vLLM's CPU attention backend.
 CPU_LAYOUT_TAG = "kv=cpu-hkvnd"
 
@@ -251,7 +254,8 @@ class KvtierConnector(KVConnectorBase_V1):
         # req_id → (leases on its matched host prefix, steps built since its allocation)
         self._scheduler_pins: dict[str, tuple[list[kvtier.HostBlock], int]] = {}
         self._allocated: set[str] = set()  # requests given blocks to load into since the last step
-        self._ssd_loads: dict[str, tuple[list[kvtier.BlockLoad], float]] = {}  # req_id → (loads, deadline)
+        # req_id → (loads in flight, deadline, attempts made)
+        self._ssd_loads: dict[str, tuple[list[kvtier.BlockLoad], float, int]] = {}
         self._requests: dict[str, Any] = {}  # req_id → vLLM's Request, until its first step is built
         self._loads: list[_Transfer] = []
         self._loaded_through: dict[str, int] = {}  # req_id → blocks loaded from the node
@@ -275,6 +279,8 @@ class KvtierConnector(KVConnectorBase_V1):
             "save_refused": 0,  # worker: blocks not saved, the arena full of pinned blocks
             "ssd_load_requests": 0,  # scheduler: prompts whose cached prefix went on on SSD
             "ssd_blocks_requested": 0,  # scheduler: blocks asked of the daemon
+            "load_us": 0,  # worker: time in start_load_kv and the layer waits
+            "save_us": 0,  # worker: time in save_kv_layer and wait_for_save
         }
 
     # ---------------------------------------------------------------- vLLM's questions to connectors
@@ -391,11 +397,23 @@ class KvtierConnector(KVConnectorBase_V1):
         what vLLM holds itself); later calls wait until the daemon is done or the deadline passes."""
         pending = self._ssd_loads.get(req_id)
         if pending is not None:
-            loads, deadline = pending
-            if all(load.done() for load in loads) or time.monotonic() >= deadline:
+            loads, deadline, attempts = pending
+            if time.monotonic() >= deadline:
                 del self._ssd_loads[req_id]
                 return False
-            return True
+            if not all(load.done() for load in loads):
+                return True
+            del self._ssd_loads[req_id]
+            if attempts >= SSD_LOAD_ATTEMPTS:
+                return False
+            # Up, unless upkeep dropped some of it again before this poll (the daemon samples its
+            # victims, and a host copy of an SSD block is the cheapest to drop): ask again.
+            return self._request_ssd_loads(req_id, rank_keys, local_blocks, deadline, attempts + 1)
+        return self._request_ssd_loads(req_id, rank_keys, local_blocks, time.monotonic() + self._ssd_wait_s, 1)
+
+    def _request_ssd_loads(
+        self, req_id: str, rank_keys: list[list[bytes]], local_blocks: int, deadline: float, attempt: int
+    ) -> bool:
         loads = []
         for keys in rank_keys:
             found = self._client.match(keys)
@@ -412,7 +430,7 @@ class KvtierConnector(KVConnectorBase_V1):
         if not loads:
             return False
         self.stats["ssd_load_requests"] += 1
-        self._ssd_loads[req_id] = (loads, time.monotonic() + self._ssd_wait_s)
+        self._ssd_loads[req_id] = (loads, deadline, attempt)
         return True
 
     def update_state_after_alloc(self, request: Any, blocks: Any, num_external_tokens: int) -> None:
@@ -555,6 +573,13 @@ class KvtierConnector(KVConnectorBase_V1):
         return int(torch.cuda.current_stream().cuda_stream)
 
     def start_load_kv(self, forward_context: Any, **kwargs: Any) -> None:
+        began = time.perf_counter_ns()
+        try:
+            self._start_load_kv()
+        finally:
+            self.stats["load_us"] += (time.perf_counter_ns() - began) // 1000
+
+    def _start_load_kv(self) -> None:
         meta = self._get_connector_metadata()
         assert isinstance(meta, KvtierConnectorMetadata) and self._copier is not None
         self._layer_loads = [[] for _ in self._layers]
@@ -595,6 +620,13 @@ class KvtierConnector(KVConnectorBase_V1):
                 copy.wait()
 
     def save_kv_layer(self, layer_name: str, kv_layer: Any, attn_metadata: Any, **kwargs: Any) -> None:
+        began = time.perf_counter_ns()
+        try:
+            self._save_kv_layer(layer_name)
+        finally:
+            self.stats["save_us"] += (time.perf_counter_ns() - began) // 1000
+
+    def _save_kv_layer(self, layer_name: str) -> None:
         if not self._save_enabled or self._copier is None:
             return
         meta = self._get_connector_metadata()
@@ -640,6 +672,13 @@ class KvtierConnector(KVConnectorBase_V1):
         return out
 
     def wait_for_save(self) -> None:
+        began = time.perf_counter_ns()
+        try:
+            self._wait_for_save()
+        finally:
+            self.stats["save_us"] += (time.perf_counter_ns() - began) // 1000
+
+    def _wait_for_save(self) -> None:
         errors = []
         for copy in self._save_copies:
             try:
@@ -685,5 +724,5 @@ class KvtierConnector(KVConnectorBase_V1):
         for req_id in list(self._scheduler_pins):
             self._unpin(req_id)
         if self._saving is not None or self._save_copies:
-            self.wait_for_save()
+            self._wait_for_save()
         self._finish_loads()
