@@ -296,8 +296,7 @@ PYBIND11_MODULE(_native, m) {
           },
           py::arg("keys"), "how many processes pin each block (0 for a block not cached): tests and operators")
       .def(
-          "load",
-          [](Client& c, const py::sequence& keys) { return take(c.load(keys_from(keys))); }, py::arg("keys"),
+          "load", [](Client& c, const py::sequence& keys) { return take(c.load(keys_from(keys))); }, py::arg("keys"),
           py::keep_alive<0, 1>(),
           "ask the node daemon to bring the chain's SSD-resident cached prefix into host memory (a BlockLoad; "
           "Error 'unavailable' without a daemon serving an SSD tier)")
