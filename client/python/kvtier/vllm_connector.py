@@ -26,6 +26,7 @@ heads, so each rank has its own namespace and the scheduler takes the prefix eve
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import logging
@@ -565,6 +566,15 @@ class KvtierConnector(KVConnectorBase_V1):
             self._copier.method,
         )
 
+    @contextlib.contextmanager
+    def _timed(self, stat: str):
+        """Adds the block's duration to stats[stat], in microseconds."""
+        began = time.perf_counter_ns()
+        try:
+            yield
+        finally:
+            self.stats[stat] += (time.perf_counter_ns() - began) // 1000
+
     def _stream(self) -> int:
         if not self._cuda:
             return 0
@@ -573,11 +583,8 @@ class KvtierConnector(KVConnectorBase_V1):
         return int(torch.cuda.current_stream().cuda_stream)
 
     def start_load_kv(self, forward_context: Any, **kwargs: Any) -> None:
-        began = time.perf_counter_ns()
-        try:
+        with self._timed("load_us"):
             self._start_load_kv()
-        finally:
-            self.stats["load_us"] += (time.perf_counter_ns() - began) // 1000
 
     def _start_load_kv(self) -> None:
         meta = self._get_connector_metadata()
@@ -620,11 +627,8 @@ class KvtierConnector(KVConnectorBase_V1):
                 copy.wait()
 
     def save_kv_layer(self, layer_name: str, kv_layer: Any, attn_metadata: Any, **kwargs: Any) -> None:
-        began = time.perf_counter_ns()
-        try:
+        with self._timed("save_us"):
             self._save_kv_layer(layer_name)
-        finally:
-            self.stats["save_us"] += (time.perf_counter_ns() - began) // 1000
 
     def _save_kv_layer(self, layer_name: str) -> None:
         if not self._save_enabled or self._copier is None:
@@ -672,11 +676,8 @@ class KvtierConnector(KVConnectorBase_V1):
         return out
 
     def wait_for_save(self) -> None:
-        began = time.perf_counter_ns()
-        try:
+        with self._timed("save_us"):
             self._wait_for_save()
-        finally:
-            self.stats["save_us"] += (time.perf_counter_ns() - began) // 1000
 
     def _wait_for_save(self) -> None:
         errors = []
