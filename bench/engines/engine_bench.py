@@ -5,7 +5,7 @@ about two conversations, so by the time a conversation's next turn arrives its h
 engine and only a cache outside it can give it back.
 
 Prints a table, then one JSON line (suite "engine"). Run with the engine virtualenv
-(bench/engine-bench does): engine_bench.py [--quick] [--json] [--trace PATH].
+(bench/engine-bench does): engine_bench.py [--quick] [--json] [--trace PATH] [--keep].
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import vllm_job  # noqa: E402
 from kvtierd_process import Kvtierd  # noqa: E402
 from make_model import BENCH, write_model  # noqa: E402
 
@@ -32,7 +33,6 @@ BLOCK = 32
 BLOCK_BYTES = BENCH["layers"] * 2 * BLOCK * BENCH["kv_heads"] * (BENCH["hidden"] // BENCH["heads"]) * 2
 ENGINE_POOL_BYTES = 160 * BLOCK_BYTES  # 5120 tokens: about two conversations' histories
 MAX_MODEL_LEN = 4096
-SHARED_TRACES = os.path.join(HERE, "..", "..", "..", "shared", "traces")
 
 
 def token_stream(seed: int, n: int) -> list[int]:
@@ -148,12 +148,15 @@ class Runner:
         with open(job_path, "w") as f:
             json.dump(job, f)
         started = time.monotonic()
+        tmpdir = os.path.join(self.workdir, f"{name}.tmp")  # vLLM's ipc sockets
+        os.makedirs(tmpdir, exist_ok=True)
+        shm_before = vllm_job.shm_entries()
         with open(log_path, "w") as log:
             proc = subprocess.Popen(
                 [self.python, os.path.join(HERE, "vllm_job.py"), job_path, out_path],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **(env or {})},
+                env={**os.environ, "TMPDIR": tmpdir, **(env or {})},
                 start_new_session=True,
             )
             try:
@@ -162,6 +165,7 @@ class Runner:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 rc = None
+        vllm_job.remove_leftovers(shm_before)
         with open(log_path, errors="replace") as f:
             text = f.read()
         if rc != 0:
@@ -218,7 +222,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="TTFT of vLLM alone, with kvtier, vLLM's offloading and LMCache")
     parser.add_argument("--quick", action="store_true", help="a smaller workload (a few minutes)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line (always printed)")
-    parser.add_argument("--trace", help="a Mooncake-format trace instead of the synthetic conversations")
+    parser.add_argument(
+        "--trace",
+        help="a Mooncake-format trace instead of the synthetic conversations (e.g. "
+        "../shared/traces/conversation_trace.jsonl: its first 150 requests, or 60 with --quick)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs, results)")
     args = parser.parse_args()
 
@@ -230,9 +238,6 @@ def main() -> int:
         model = write_model(os.path.join(workdir, "model"), shape=BENCH)
         runner = Runner(workdir, model, timeout_s=240 if args.quick else 900)
         trace = args.trace
-        if trace is None and not args.quick:
-            candidate = os.path.join(SHARED_TRACES, "conversation_trace.jsonl")
-            trace = candidate if os.path.exists(candidate) else None
         if trace:
             workload = trace_workload(trace, limit=60 if args.quick else 150, scale_tokens=64, output_tokens=16)
             source = f"{os.path.basename(trace)} (first {len(workload)} requests, 512-token blocks as 64 tokens)"
@@ -295,6 +300,7 @@ def main() -> int:
             "outputs_identical": ("error" not in kv) and kv["token_ids"] == reference["token_ids"],
             "outputs_identical_to_vllm_alone": same_fraction(kv, base),
             "control_ttft_p50_ms": round(reference["ttft_p50_ms"], 2),
+            "ttft_p50_vs_control": ratio(kv, reference),
             "control_cold_ttft_p50_ms": round(reference["cold_ttft_p50_ms"], 2),
             "miss_overhead_vs_control": kv["cold_ttft_p50_ms"] / reference["cold_ttft_p50_ms"] if "error" not in kv else None,
         }

@@ -195,6 +195,49 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+# What an engine process group leaves behind when vLLM force-kills its own processes at shutdown (or
+# a test kills them): Intel OpenMP's registration file per process and Python's multiprocessing
+# shared memory in /dev/shm, and vLLM's ZMQ ipc sockets in the temporary directory (give each engine
+# its own TMPDIR and remove it after).
+SHM_DIR = "/dev/shm"
+
+
+def shm_entries() -> set[str]:
+    try:
+        return set(os.listdir(SHM_DIR))
+    except FileNotFoundError:
+        return set()
+
+
+def _running(pid: str) -> bool:
+    """The process exists and is not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def remove_leftovers(before: set[str], grace_s: float = 5.0) -> None:
+    """Removes the OpenMP registrations of processes that have ended (waiting up to grace_s for a
+    killed engine's processes to go), and the multiprocessing segments and semaphores made since
+    `before` (taken when the engine started; engine jobs run one at a time)."""
+    deadline = time.monotonic() + grace_s
+    for name in sorted(shm_entries() - before):
+        if name.startswith("__KMP_REGISTERED_LIB_"):
+            pid = name.removeprefix("__KMP_REGISTERED_LIB_").split("_")[0]
+            while pid.isdigit() and _running(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not pid.isdigit() or _running(pid):
+                continue
+        elif not name.startswith(("psm_", "sem.mp-")):
+            continue
+        try:
+            os.unlink(os.path.join(SHM_DIR, name))
+        except FileNotFoundError:
+            pass
+
+
 def main() -> int:
     job_path, out_path = sys.argv[1], sys.argv[2]
     with open(job_path) as f:

@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.join(ROOT, "bench", "engines"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 
 import kvtier  # noqa: E402
+import vllm_job  # noqa: E402
 from kvtierd_process import Kvtierd as KvtierdProcess  # noqa: E402
 from loopback import free_port  # noqa: E402,F401
 from make_model import DEFAULTS, write_model  # noqa: E402,F401
@@ -63,7 +64,11 @@ class EngineJob:
         with open(self.job_path, "w") as f:
             json.dump(job, f)
         self.log = open(self.log_path, "w")
+        self.tmpdir = os.path.join(workdir, f"{name}.tmp")  # vLLM's ipc sockets, removed with the workdir
+        os.makedirs(self.tmpdir, exist_ok=True)
+        self.shm_before = vllm_job.shm_entries()
         environment = dict(os.environ)
+        environment["TMPDIR"] = self.tmpdir
         environment.update(env or {})
         # Its own process group: a SIGKILL test kills the engine and all its processes at once.
         self.proc = subprocess.Popen(
@@ -80,6 +85,7 @@ class EngineJob:
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError(f"engine {self.name} ran past {timeout} s; log:\n{self.tail()}")
+        vllm_job.remove_leftovers(self.shm_before)
         if rc != 0:
             raise AssertionError(f"engine {self.name} exited {rc}; log:\n{self.tail()}")
         with open(self.out_path) as f:
@@ -91,6 +97,7 @@ class EngineJob:
         except ProcessLookupError:
             pass
         self.proc.wait(timeout=60)
+        vllm_job.remove_leftovers(self.shm_before)
 
     def tail(self, lines: int = 60) -> str:
         self.log.flush()
