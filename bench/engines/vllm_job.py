@@ -20,14 +20,7 @@ import sys
 import time
 from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # null_connector for the engine processes
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH")) if p
-)
 
-# Default: vLLM's own engine-core and worker processes, as in a deployment.
-os.environ.setdefault("VLLM_ALLOW_INSECURE_SERIALIZATION", "1")  # collective_rpc of a function, below
-os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 
 
 def _transfer_config(job: dict[str, Any]):
@@ -131,7 +124,17 @@ def _request_result(out) -> dict[str, Any]:
     }
 
 
+def engine_environment() -> None:
+    """Settings of the engine process, inherited by the engine-core and worker processes vLLM starts
+    (its own processes, as in a deployment)."""
+    os.environ.setdefault("VLLM_ALLOW_INSECURE_SERIALIZATION", "1")  # collective_rpc of a function, below
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    here = os.path.dirname(os.path.abspath(__file__))  # null_connector.py, for mode null_connector
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+
+
 def run(job: dict[str, Any]) -> dict[str, Any]:
+    engine_environment()
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
 

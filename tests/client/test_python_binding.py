@@ -224,3 +224,19 @@ def test_puts_from_threads(node):
         keys = chain(c, ns, 8, first_token=100000 * (t + 1))
         assert c.match(keys).host == 8
         assert all(np.asarray(b)[0] == t for b in c.acquire(keys))
+
+
+def test_pins_and_a_load_with_nothing_on_ssd(node):
+    _, c = node
+    ns = c.register_namespace(model_id="m", **LAYOUT)
+    keys = chain(c, ns, 3)
+    c.put(ns, keys[0], ns.root, np.zeros(ns.block_bytes, np.uint8))
+    c.put(ns, keys[1], keys[0], np.zeros(ns.block_bytes, np.uint8))
+    assert c.pins(keys) == [0, 0, 0]
+    blocks = c.acquire(keys)
+    assert c.pins(keys) == [1, 1, 0], "one process pins the two cached blocks; the third is not cached"
+    for b in blocks:
+        b.release()
+    assert c.pins(keys) == [0, 0, 0]
+    load = c.load(keys)  # the cached prefix is all in host memory: nothing to ask of a daemon
+    assert len(load) == 0 and load.done() and load.wait(0.1) == 0
