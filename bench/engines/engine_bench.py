@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +26,7 @@ sys.path.insert(0, HERE)
 
 import vllm_job  # noqa: E402
 from kvtierd_process import Kvtierd  # noqa: E402
-from make_model import BENCH, write_model  # noqa: E402
+from make_model import BENCH, token_ids, write_model  # noqa: E402
 
 BIN_DIR = os.environ.get("KVTIER_BIN_DIR", os.path.join(HERE, "..", "..", "build", "bin"))
 
@@ -36,12 +37,7 @@ MAX_MODEL_LEN = 4096
 
 
 def token_stream(seed: int, n: int) -> list[int]:
-    state = (seed * 2654435761 + 97) % (1 << 32) or 1
-    out = []
-    for _ in range(n):
-        state = (state * 1103515245 + 12345) % (1 << 31)
-        out.append(3 + state % (BENCH["vocab"] - 3))
-    return out
+    return token_ids(n, seed, BENCH["vocab"])
 
 
 def synthetic_workload(conversations: int, turns: int, user_tokens: int, output_tokens: int) -> list[dict]:
@@ -127,8 +123,6 @@ class Runner:
 
     def run(self, name: str, mode: str, prompts: list[dict], cold: list[dict], extra: dict | None = None,
             env: dict | None = None) -> dict:
-        import subprocess
-
         job = {
             "model": self.model,
             "mode": mode,

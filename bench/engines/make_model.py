@@ -18,6 +18,17 @@ DEFAULTS = dict(vocab=4096, hidden=256, intermediate=768, layers=4, heads=4, kv_
 BENCH = dict(vocab=4096, hidden=512, intermediate=1536, layers=8, heads=8, kv_heads=2)
 
 
+def token_ids(n: int, seed: int, vocab: int = DEFAULTS["vocab"]) -> list[int]:
+    """n token ids from a seeded generator, above the model's special ids (0-2): prompts for the
+    tests and the benchmark, the same on every run."""
+    state = seed * 2654435761 % (1 << 32) or 1
+    out = []
+    for _ in range(n):
+        state = (state * 1103515245 + 12345) % (1 << 31)
+        out.append(3 + state % (vocab - 3))
+    return out
+
+
 def write_model(path: str, *, layers: int | None = None, seed: int = 0, shape: dict | None = None) -> str:
     """Writes the model into `path` (created) unless a model is already there; returns `path`."""
     shape = dict(shape or DEFAULTS)

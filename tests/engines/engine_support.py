@@ -21,7 +21,7 @@ import kvtier  # noqa: E402
 import vllm_job  # noqa: E402
 from kvtierd_process import Kvtierd as KvtierdProcess  # noqa: E402
 from loopback import free_port  # noqa: E402,F401
-from make_model import DEFAULTS, write_model  # noqa: E402,F401
+from make_model import DEFAULTS, token_ids, write_model  # noqa: E402,F401
 
 BIN = os.environ.get("KVTIER_BIN_DIR", os.path.join(ROOT, "build", "bin"))
 JOB = os.path.join(ROOT, "bench", "engines", "vllm_job.py")
@@ -32,13 +32,7 @@ CPU_LAYOUT_TAG = "kv=cpu-hkvnd"
 
 
 def tokens(n: int, seed: int) -> list[int]:
-    """n token ids from a seeded generator, away from the model's special ids."""
-    state = seed * 2654435761 % (1 << 32) or 1
-    out = []
-    for _ in range(n):
-        state = (state * 1103515245 + 12345) % (1 << 31)
-        out.append(3 + state % (DEFAULTS["vocab"] - 3))
-    return out
+    return token_ids(n, seed)
 
 
 def whole_blocks_before_last(prompt: list[int]) -> int:
@@ -150,10 +144,6 @@ class Kvtierd(KvtierdProcess):
 
     def __init__(self, workdir: str, name: str, host_bytes: str = "64MiB", ssd_bytes: str = "256MiB"):
         super().__init__(BIN, workdir, name, SHM_PREFIX, host_bytes=host_bytes, ssd_bytes=ssd_bytes)
-
-    def stop(self) -> None:
-        super().stop()
-        destroy_node(self.name)
 
 
 def workdir(prefix: str) -> str:
