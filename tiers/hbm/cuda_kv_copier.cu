@@ -96,6 +96,8 @@ class DeviceScope {
     }
     if (previous_ != device) {
       error_ = cudaSetDevice(device);
+      // A failed call would otherwise stay as the thread's last error, for the engine to find.
+      if (error_ != cudaSuccess) (void)cudaGetLastError();
       changed_ = error_ == cudaSuccess && previous_ >= 0;
     }
   }
@@ -169,6 +171,7 @@ class CudaKvCopier final : public KvCopier {
       : KvCopier(std::move(layout)), options_(options), specs_(hbm::chunk_specs(this->layout())) {}
 
   ~CudaKvCopier() override {
+    if (!device_checked_) return;  // init refused the device: nothing was made on it
     DeviceScope scope(options_.device);
     if (stream_ != nullptr) (void)cudaStreamSynchronize(stream_);
     for (auto& [id, event] : pending_) (void)cudaEventDestroy(event);
@@ -189,6 +192,7 @@ class CudaKvCopier final : public KvCopier {
       return Status::invalid_argument("CUDA device " + to_string(options_.device) + " does not exist (" +
                                       to_string(devices) + " devices)");
     }
+    device_checked_ = true;
     DeviceScope scope(options_.device);
     KVTIER_CUDA_RETURN(scope.error(), "cudaSetDevice");
     for (size_t t = 0; t < specs_.size(); ++t) {
@@ -341,6 +345,7 @@ class CudaKvCopier final : public KvCopier {
 
   CudaKvCopierOptions options_;
   std::vector<hbm::ChunkSpec> specs_;
+  bool device_checked_ = false;  // options_.device exists: the destructor may select it
   bool registered_ = false;
   uint64_t host_device_base_ = 0;
   cudaStream_t stream_ = nullptr;

@@ -166,6 +166,8 @@ TEST_P(CudaKvCopierTest, RefusesHostTensorsAndBlocksOutsideTheArena) {
   EXPECT_EQ(make_cuda_kv_copier(cache.mirror_layout, options).status().code(), StatusCode::kInvalidArgument);
   options.device = 1 << 20;
   EXPECT_EQ(make_cuda_kv_copier(cache.device_layout, options).status().code(), StatusCode::kInvalidArgument);
+  // A refusal leaves no error behind for the engine's next cudaGetLastError.
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
   options.device = 0;
   auto gpu = make_cuda_kv_copier(cache.device_layout, options).value();
   if (GetParam() == Method::kKernel) {
