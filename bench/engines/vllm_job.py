@@ -36,6 +36,16 @@ def _transfer_config(job: dict[str, Any]):
             kv_role="kv_both",
             kv_connector_extra_config=dict(job.get("kvtier", {})),
         )
+    if mode == "kvtier_offload":  # vLLM's own offloading connector with kvtier as its spec
+        return KVTransferConfig(
+            kv_connector="OffloadingConnector",
+            kv_role="kv_both",
+            kv_connector_extra_config={
+                "spec_name": "KvtierOffloadingSpec",
+                "spec_module_path": "kvtier.vllm_offloading",
+                **job.get("kvtier", {}),
+            },
+        )
     if mode == "vllm_offload":  # vLLM's own offloading connector with its CPU spec
         return KVTransferConfig(
             kv_connector="OffloadingConnector",
@@ -98,6 +108,9 @@ def _engine_counters(llm) -> dict[str, float]:
             "vllm:num_preemptions",
         ):
             out[metric.name.removeprefix("vllm:")] = float(getattr(metric, "value", 0) or 0)
+        elif metric.name.startswith("vllm:kvtier_"):  # kvtier's offloading spec, from the scheduler
+            name = metric.name.removeprefix("vllm:")
+            out[name] = out.get(name, 0.0) + float(getattr(metric, "value", 0) or 0)
     return out
 
 

@@ -3,6 +3,7 @@
 #include "kv_copier_binding.h"
 
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -15,7 +16,8 @@ namespace kvtier::python {
 namespace {
 
 // A copy started by a KvCopier. It keeps its host blocks and reservations from being released or
-// committed until wait() (or until it is dropped, which waits).
+// committed until wait() (or until it is dropped, which waits). Copies given arena offsets hold
+// nothing: whoever handed out the offsets keeps the blocks until the copy is done.
 class PyKvCopy {
  public:
   PyKvCopy(std::shared_ptr<KvCopier> copier, KvCopyTicket ticket, std::vector<py::object> holders)
@@ -25,14 +27,14 @@ class PyKvCopy {
   PyKvCopy(PyKvCopy&&) = default;
   PyKvCopy& operator=(PyKvCopy&&) = delete;
   ~PyKvCopy() {
-    if (copier_ && !holders_.empty()) {
+    if (copier_ && !finished_) {
       (void)copier_->wait(ticket_);  // the memory must not be reused under a copy in flight
       unhold();
     }
   }
 
   void wait() {
-    if (holders_.empty() && finished_) return;
+    if (finished_) return;
     Status s;
     {
       py::gil_scoped_release unlocked;
@@ -76,7 +78,7 @@ PagedKvLayout layout_from(const py::sequence& tensors, uint32_t num_blocks) {
 // Copies between an engine's paged KV cache and host blocks. Python-side name: kvtier.KvCopier.
 class PyKvCopier {
  public:
-  explicit PyKvCopier(std::unique_ptr<KvCopier> c) : copier_(std::move(c)) {}
+  PyKvCopier(std::unique_ptr<KvCopier> c, std::span<uint8_t> arena) : copier_(std::move(c)), arena_(arena) {}
 
   PyKvCopy start(const std::string& direction, const py::sequence& block_ids, const py::sequence& blocks,
                  uint32_t first, uint32_t count, uintptr_t after_stream) {
@@ -95,12 +97,19 @@ class PyKvCopier {
     for (size_t i = 0; i < blocks.size(); ++i) {
       py::object b = blocks[i];
       uint8_t* host = nullptr;
+      if (py::isinstance<py::int_>(b)) {  // an offset into the client's arena (blocks another process holds)
+        host = arena_address(b.cast<uint64_t>());
+        copies.push_back({block_ids[i].cast<uint32_t>(), host});
+        continue;
+      }
       if (py::isinstance<PyReservation>(b)) {
         host = b.cast<PyReservation&>().address();
       } else if (py::isinstance<PyHostBlock>(b) && dir == KvCopyDirection::kOnboard) {
         host = b.cast<PyHostBlock&>().address();
       } else {
-        throw py::type_error("an offload writes into Reservations; an onboard reads HostBlocks or Reservations");
+        throw py::type_error(
+            "an offload writes into Reservations; an onboard reads HostBlocks or Reservations; either takes arena "
+            "offsets (int)");
       }
       if (b.attr("__len__")().cast<uint64_t>() != copier_->layout().block_bytes()) {
         throw py::value_error("a host block's size differs from the layout's block bytes");
@@ -123,7 +132,17 @@ class PyKvCopier {
   const KvCopier& copier() const { return *copier_; }
 
  private:
+  uint8_t* arena_address(uint64_t offset) const {
+    if (arena_.empty()) throw py::value_error("arena offsets need a KvCopier made with a client");
+    const uint64_t bytes = copier_->layout().block_bytes();
+    if (offset > arena_.size() || arena_.size() - offset < bytes) {
+      throw py::value_error("arena offset " + std::to_string(offset) + " + a block of " + std::to_string(bytes) +
+                            " bytes is outside the arena (" + std::to_string(arena_.size()) + " bytes)");
+    }
+    return arena_.data() + offset;
+  }
   std::shared_ptr<KvCopier> copier_;
+  std::span<uint8_t> arena_;  // the client's host arena, for copies given offsets (empty without a client)
 };
 
 }  // namespace
@@ -140,28 +159,32 @@ void bind_kv_copier(py::module_& m) {
       .def(py::init([](const py::sequence& tensors, uint32_t num_blocks, int device, const Client* client,
                        const std::string& method) {
              PagedKvLayout layout = layout_from(tensors, num_blocks);
-             if (device < 0) return PyKvCopier(take(make_host_kv_copier(std::move(layout))));
+             const std::span<uint8_t> arena = client != nullptr ? client->host_memory() : std::span<uint8_t>{};
+             if (device < 0) return PyKvCopier(take(make_host_kv_copier(std::move(layout))), arena);
              CudaKvCopierOptions o;
              o.device = device;
-             if (client != nullptr) o.host_memory = client->host_memory();
+             o.host_memory = arena;
              if (method == "memcpy") {
                o.method = CudaKvCopierOptions::Method::kMemcpy;
              } else if (method != "kernel") {
                throw py::value_error("method is 'kernel' or 'memcpy'");
              }
-             return PyKvCopier(take(make_cuda_kv_copier(std::move(layout), o)));
+             return PyKvCopier(take(make_cuda_kv_copier(std::move(layout), o)), arena);
            }),
+           py::keep_alive<1, 5>(),  // the client's arena stays mapped while the copier may copy into it
            py::arg("tensors"), py::arg("num_blocks"), py::arg("device") = -1, py::arg("client") = nullptr,
            py::arg("method") = "kernel",
            "tensors: [(base, block_stride, chunk_bytes)] in host-block order; device -1: a cache in host memory "
-           "(memcpy), else the CUDA device (its copies use the client's registered host arena)")
+           "(memcpy), else the CUDA device (its copies use the client's registered host arena); with a client, "
+           "blocks may also be given as offsets into its arena")
       .def_property_readonly("block_bytes", [](const PyKvCopier& c) { return c.copier().layout().block_bytes(); })
       .def_property_readonly("tensors", [](const PyKvCopier& c) { return c.copier().layout().tensors.size(); })
       .def_property_readonly("method", [](const PyKvCopier& c) { return std::string(c.copier().method()); })
       .def("start", &PyKvCopier::start, py::arg("direction"), py::arg("block_ids"), py::arg("blocks"),
            py::arg("first") = 0, py::arg("count") = 0, py::arg("after_stream") = 0,
            "start copying tensors [first, first+count) (count 0: to the end) of each block: 'offload' into "
-           "Reservations, 'onboard' from HostBlocks; returns a KvCopy");
+           "Reservations, 'onboard' from HostBlocks (either: int offsets into the client's arena, for blocks held "
+           "elsewhere); returns a KvCopy");
 }
 
 }  // namespace kvtier::python

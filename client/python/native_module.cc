@@ -362,6 +362,26 @@ PYBIND11_MODULE(_native, m) {
       .def(
           "maintain", [](Client& c) { check(c.maintain()); }, "reclaim what dead processes held")
       .def(
+          "arena_offset",
+          [](const Client& c, const py::object& block) {
+            const uint8_t* address = nullptr;
+            if (py::isinstance<PyHostBlock>(block)) {
+              address = block.cast<const PyHostBlock&>().address();
+            } else if (py::isinstance<PyReservation>(block)) {
+              address = block.cast<const PyReservation&>().address();
+            } else {
+              throw py::type_error("arena_offset takes a HostBlock or a Reservation");
+            }
+            const auto arena = c.host_memory();
+            if (address < arena.data() || address >= arena.data() + arena.size()) {
+              throw py::value_error("the block is not in this client's arena");
+            }
+            return static_cast<uint64_t>(address - arena.data());
+          },
+          py::arg("block"),
+          "where a HostBlock or Reservation lies in the arena: the same in every process on the node, so another "
+          "process's KvCopier can copy it while this one holds it")
+      .def(
           "host_memory",
           [](const Client& c) {
             const auto m = c.host_memory();

@@ -240,3 +240,37 @@ def test_pins_and_a_load_with_nothing_on_ssd(node):
     assert c.pins(keys) == [0, 0, 0]
     load = c.load(keys)  # the cached prefix is all in host memory: nothing to ask of a daemon
     assert len(load) == 0 and load.done() and load.wait(0.1) == 0
+
+
+def test_copies_by_arena_offset_from_another_process(node):
+    """What vLLM's offloading spec does: one process holds a reservation or a lease, another copies
+    at its arena offset (the arena is mapped at different addresses in each)."""
+    name, c = node
+    ns = c.register_namespace(model_id="m", **LAYOUT)
+    keys = chain(c, ns, 2)
+    r = c.reserve(ns, keys[0], ns.root)
+    offset = c.arena_offset(r)
+    assert 0 <= offset < c.host_memory()[1]
+    code = f"""
+import numpy as np, kvtier
+c = kvtier.Client({name!r})
+cache = np.arange(4 * {ns.block_bytes} // 8, dtype=np.uint64).view(np.uint8).reshape(4, -1)
+copier = kvtier.KvCopier([(cache.ctypes.data, cache.strides[0], cache.shape[1])], 4, client=c)
+copier.start("offload", [2], [{offset}]).wait()
+try:
+    copier.start("offload", [2], [c.host_memory()[1] - 1])
+except ValueError as e:
+    assert "outside the arena" in str(e), e
+else:
+    raise AssertionError("an offset past the arena was taken")
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, env=dict(os.environ))
+    expected = np.arange(4 * ns.block_bytes // 8, dtype=np.uint64).view(np.uint8).reshape(4, -1)[2]
+    assert (np.asarray(r) == expected).all()
+    r.commit()
+    [held] = c.acquire(keys[:1])
+    assert c.arena_offset(held) == offset
+    with pytest.raises(ValueError, match="need a KvCopier made with a client"):
+        kvtier.KvCopier([(expected.ctypes.data, len(expected), len(expected))], 1).start("onboard", [0], [offset])
+    with pytest.raises(TypeError):
+        c.arena_offset(b"not a block")

@@ -127,6 +127,32 @@ def namespace(client: kvtier.Client, model_dir: str, cache_salt: str = "") -> kv
     )
 
 
+def spec_keys(client: kvtier.Client, model_dir: str, prompt_tokens: list[int]) -> list[bytes]:
+    """The kvtier keys kvtier's offloading spec files a prompt's whole blocks under on a CPU engine
+    (no cache_salt or LoRA): vLLM's own sha256 block hashes, through the spec's own mapping."""
+    from kvtier.vllm_offloading import block_key, register_namespace
+    from vllm.utils.hashing import sha256
+    from vllm.v1.core import kv_cache_utils
+    from vllm.v1.kv_offload.base import make_offload_key
+
+    kv_cache_utils.init_none_hash(sha256)
+    head_dim = DEFAULTS["hidden"] // DEFAULTS["heads"]
+    ns = register_namespace(
+        client,
+        model_id=model_dir,
+        dtype="bfloat16",
+        layout=CPU_LAYOUT_TAG,
+        block_tokens=BLOCK,
+        num_layers=DEFAULTS["layers"],
+        block_bytes=DEFAULTS["layers"] * 2 * BLOCK * DEFAULTS["kv_heads"] * head_dim * 2,
+    )
+    keys, parent = [], None
+    for i in range(len(prompt_tokens) // BLOCK):
+        parent = kv_cache_utils.hash_block_tokens(sha256, parent, prompt_tokens[i * BLOCK : (i + 1) * BLOCK])
+        keys.append(block_key(ns, make_offload_key(parent, 0)))  # KV-cache group 0
+    return keys
+
+
 def destroy_node(node: str) -> None:
     try:
         kvtier.Client.destroy_node(node, shm_prefix=SHM_PREFIX)
