@@ -1,6 +1,7 @@
 """bench/engine-bench: time to first token of vLLM's CPU build on a multi-turn conversation workload,
-in one run, on the same prompts: vLLM alone; vLLM with kvtier's connector; vLLM with its own CPU
-offloading; vLLM with LMCache's connector and its local CPU backend. The engine's own KV pool holds
+in one run, on the same prompts: vLLM alone; vLLM with kvtier's connector; vLLM's own offloading
+connector with kvtier as its spec; vLLM with its own CPU offloading; vLLM with LMCache's connector
+and its local CPU backend. The engine's own KV pool holds
 about two conversations, so by the time a conversation's next turn arrives its history has left the
 engine and only a cache outside it can give it back.
 
@@ -268,6 +269,11 @@ def main() -> int:
             "kvtier": runner.run("kvtier", "kvtier", prompts, cold, {"kvtier": kvtier_settings}),
         }
         daemon.stop()
+        # kvtier behind vLLM's offloading connector, on a fresh node of the same size.
+        daemon = Kvtierd(BIN_DIR, workdir, node + "s", "kvtierbench", host_bytes="1GiB", ssd_bytes="2GiB", min_accesses=2)
+        spec_settings = {"kvtier.node_name": node + "s", "kvtier.shm_prefix": "kvtierbench"}
+        results["kvtier_offload"] = runner.run("kvtier_offload", "kvtier_offload", prompts, cold, {"kvtier": spec_settings})
+        daemon.stop()
         daemon = None
         offload = {"offload_bytes": 1 << 30}
         results["vllm_offload"] = runner.run_if_it_caches("vllm_offload", "vllm_offload", prompts, cold, offload)
@@ -282,6 +288,7 @@ def main() -> int:
                 return None
             return a[key] / b[key]
 
+        spec = figs["kvtier_offload"]
         summary = {
             "suite": "engine",
             "workload": source,
@@ -297,6 +304,12 @@ def main() -> int:
             "ttft_p50_vs_control": ratio(kv, reference),
             "control_cold_ttft_p50_ms": round(reference["cold_ttft_p50_ms"], 2),
             "miss_overhead_vs_control": kv["cold_ttft_p50_ms"] / reference["cold_ttft_p50_ms"] if "error" not in kv else None,
+            # kvtier as vLLM's offloading spec: the same figures
+            "kvtier_offload_ttft_p50_vs_vllm_alone": ratio(spec, base),
+            "kvtier_offload_miss_overhead": ratio(spec, base, "cold_ttft_p50_ms"),
+            "kvtier_offload_outputs_identical": ("error" not in spec) and spec["token_ids"] == reference["token_ids"],
+            "kvtier_offload_outputs_identical_to_vllm_alone": same_fraction(spec, base),
+            "ttft_p50_connector_vs_offload_spec": ratio(kv, spec),
         }
         for name, f in figs.items():
             if "error" in f:
@@ -336,14 +349,14 @@ def vllm_version() -> str:
 def print_table(figs: dict, summary: dict, elapsed: float) -> None:
     print(f"engine-bench: {summary['workload']}; {summary['requests']} requests; vLLM {summary['vllm_version']} (CPU)")
     print("control: vLLM with a connector that holds nothing and a KV pool that keeps every conversation")
-    print(f"{'engine':<14}{'TTFT p50 ms':>13}{'TTFT p90 ms':>13}{'cold p50 ms':>13}{'prefill computed':>18}  note")
+    print(f"{'engine':<16}{'TTFT p50 ms':>13}{'TTFT p90 ms':>13}{'cold p50 ms':>13}{'prefill computed':>18}  note")
     for name, f in figs.items():
         if "error" in f and "ttft_p50_ms" not in f:
-            print(f"{name:<14}{'-':>13}{'-':>13}{'-':>13}{'-':>18}  did not run: {f['error'][:100]}")
+            print(f"{name:<16}{'-':>13}{'-':>13}{'-':>13}{'-':>18}  did not run: {f['error'][:100]}")
             continue
         note = f"not a cache here: {f['error'][:80]}" if "error" in f else ""
         print(
-            f"{name:<14}{f['ttft_p50_ms']:>13.1f}{f['ttft_p90_ms']:>13.1f}{f['cold_ttft_p50_ms']:>13.1f}"
+            f"{name:<16}{f['ttft_p50_ms']:>13.1f}{f['ttft_p90_ms']:>13.1f}{f['cold_ttft_p50_ms']:>13.1f}"
             f"{f['prefill_tokens_computed']:>18}  {note}"
         )
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
@@ -351,8 +364,14 @@ def print_table(figs: dict, summary: dict, elapsed: float) -> None:
         f"kvtier vs vLLM alone {fmt(summary['ttft_p50_vs_vllm_alone'])} (target <= 0.5), "
         f"miss overhead {fmt(summary['miss_overhead'])} (<= 1.05; {fmt(summary['miss_overhead_vs_control'])} over the "
         f"control), outputs identical to the control {summary['outputs_identical']}, to vLLM alone "
-        f"{fmt(summary['outputs_identical_to_vllm_alone'])}; "
-        f"{elapsed:.0f} s"
+        f"{fmt(summary['outputs_identical_to_vllm_alone'])}"
+    )
+    print(
+        f"kvtier as vLLM's offloading spec: vs vLLM alone {fmt(summary['kvtier_offload_ttft_p50_vs_vllm_alone'])}, miss "
+        f"overhead {fmt(summary['kvtier_offload_miss_overhead'])}, outputs identical to the control "
+        f"{summary['kvtier_offload_outputs_identical']}, to vLLM alone "
+        f"{fmt(summary['kvtier_offload_outputs_identical_to_vllm_alone'])}; connector over spec TTFT "
+        f"{fmt(summary['ttft_p50_connector_vs_offload_spec'])}; {elapsed:.0f} s"
     )
 
 

@@ -15,6 +15,12 @@ namespace {
 
 constexpr uint64_t kSample = 16;  // candidates compared per victim
 
+// A host copy of an SSD-resident block that was brought up or used this recently is passed over
+// (≈ 2 s in 1/1024 s ticks): the daemon promotes blocks because an engine is about to acquire them,
+// and such a copy, which costs nothing to drop (the SSD keeps the block), would otherwise be the
+// first victim of the next upkeep whenever it is a chain's leaf.
+constexpr uint32_t kRecentHostCopyGraceTicks = 2048;
+
 }  // namespace
 
 struct IndexWriter::Victim {
@@ -27,7 +33,8 @@ struct IndexWriter::Victim {
 
 // One sweep of the clock hand: among up to kSample unpinned blocks resident in any of `tiers`
 // that the policy allows for `action_of(block)`, the highest ranked. Stops after the table's
-// worth of slots counted in `scanned`; an empty Victim when none qualified.
+// worth of slots counted in `scanned`; an empty Victim when none qualified. Host eviction passes
+// over recent host copies of SSD-resident blocks (kRecentHostCopyGraceTicks).
 template <typename ActionOf, typename Skip>
 IndexWriter::Victim IndexWriter::sample_victim(uint8_t tiers, const EvictionPolicy& policy, ActionOf action_of,
                                                uint64_t& scanned, uint64_t& skipped_pinned, Skip skip) {
@@ -38,6 +45,10 @@ IndexWriter::Victim IndexWriter::sample_victim(uint8_t tiers, const EvictionPoli
   for (uint64_t sampled = 0; sampled < kSample && scanned < seg_.slots(); hand = seg_.next(hand), ++scanned) {
     const EntryImage img = image(hand);
     if ((img.tiers & tiers) == 0 || skip(hand)) continue;
+    if (tiers == tier_bit(Tier::kHost) && (img.tiers & tier_bit(Tier::kSsd)) != 0 &&
+        now - img.last_access < kRecentHostCopyGraceTicks) {
+      continue;
+    }
     const uint64_t ctl = seg_.entry(hand).ctl.load(std::memory_order_acquire);
     if (effective_pins(ctl) != 0) {
       ++skipped_pinned;

@@ -103,6 +103,24 @@ def run_engine(workdir: str, name: str, job: dict[str, Any], timeout: float = 60
     return EngineJob(workdir, name, job, **kw).result(timeout)
 
 
+_ALONE: dict[str, dict[str, Any]] = {}
+
+
+def run_alone(model_dir: str, prompts: list[dict[str, Any]]) -> dict[str, Any]:
+    """vLLM alone (no connector, no prefix caching: every token computed) on these prompts, one
+    after another: the reference outputs. Run once per session for each list of prompts, which the
+    connector's and the offloading spec's tests share."""
+    key = json.dumps([model_dir, prompts])
+    if key not in _ALONE:
+        path = workdir("kvtier-engine-alone-")
+        try:
+            job = {"model": model_dir, "mode": "alone", "prefix_caching": False, "phases": [{"prompts": prompts}]}
+            _ALONE[key] = run_engine(path, "alone", job)
+        finally:
+            remove(path)
+    return _ALONE[key]
+
+
 def prompt(tokens_: list[int], max_tokens: int = 8, cache_salt: str | None = None) -> dict[str, Any]:
     p: dict[str, Any] = {"tokens": tokens_, "max_tokens": max_tokens}
     if cache_salt:

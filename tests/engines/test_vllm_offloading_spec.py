@@ -23,6 +23,7 @@ from engine_support import (
     node_client,
     prompt,
     remove,
+    run_alone,
     run_engine,
     spec_keys,
     tokens,
@@ -84,16 +85,7 @@ def runs(model_dir):
         writer, reader = a.result(), b.result()
         client = node_client(node)
         pins = {i: client.pins(spec_keys(client, model_dir, p)) for i, p in enumerate(PROMPTS)}
-        alone = run_engine(
-            path,
-            "spec-alone",
-            {
-                "model": model_dir,
-                "mode": "alone",
-                "prefix_caching": False,
-                "phases": [{"prompts": [prompt(p) for p in PROMPTS + [VARIANT, SALTED]]}],
-            },
-        )
+        alone = run_alone(model_dir, [prompt(p) for p in PROMPTS + [VARIANT, SALTED]])
         yield writer, reader, alone, pins
     finally:
         destroy_node(node)
@@ -196,7 +188,7 @@ def test_blocks_demoted_to_ssd_come_back_and_are_used(daemon, model_dir):
 def test_an_engine_killed_mid_step_is_reclaimed_and_the_next_engine_works(daemon, model_dir):
     d, path = daemon
     client = node_client(d.name)
-    prompts = [tokens(40 * BLOCK + 3, seed=500 + i) for i in range(6)]
+    prompts = [tokens(40 * BLOCK + 3, seed=300 + i) for i in range(6)]  # as the connector's test: one reference
     first_keys = spec_keys(client, model_dir, prompts[0])
     doomed = EngineJob(
         path, "spec-doomed", spec_job(model_dir, d.name, [{"batch": True, "prompts": [prompt(p, 400) for p in prompts]}])
@@ -217,11 +209,7 @@ def test_an_engine_killed_mid_step_is_reclaimed_and_the_next_engine_works(daemon
         assert client.pins(keys) == [0] * len(keys)
 
     survivor = run_engine(path, "spec-after-kill", spec_job(model_dir, d.name, [{"prompts": [prompt(prompts[0], 4)]}]))
-    alone = run_engine(
-        path,
-        "spec-after-kill-alone",
-        {"model": model_dir, "mode": "alone", "prefix_caching": False, "phases": [{"prompts": [prompt(prompts[0], 4)]}]},
-    )
+    alone = run_alone(model_dir, [prompt(prompts[0], 4)])  # the connector's kill test has the same prompts
     got = survivor["phases"][0]["requests"][0]
     assert got["num_cached_tokens"] > 0, "what the dead engine committed is used"
     assert got["token_ids"] == alone["phases"][0]["requests"][0]["token_ids"], "and it was whole, not half-written"

@@ -18,7 +18,7 @@ from engine_support import (
     kvtier_settings,
     prompt,
     remove,
-    run_engine,
+    run_alone,
     tokens,
     whole_blocks_before_last,
     workdir,
@@ -75,17 +75,7 @@ def runs(model_dir):
             env={"VLLM_CPU_OMP_THREADS_BIND": "1"},
         )
         writer, reader = a.result(), b.result()
-        # vLLM alone, every token computed: the reference outputs.
-        alone = run_engine(
-            path,
-            "alone",
-            {
-                **base,
-                "mode": "alone",
-                "prefix_caching": False,
-                "phases": [{"prompts": [prompt(p) for p in PROMPTS + [VARIANT, SALTED]]}],
-            },
-        )
+        alone = run_alone(model_dir, [prompt(p) for p in PROMPTS + [VARIANT, SALTED]])
         yield writer, reader, alone
     finally:
         destroy_node(node)

@@ -19,6 +19,7 @@ from engine_support import (
     node_client,
     prompt,
     remove,
+    run_alone,
     run_engine,
     tokens,
     whole_blocks_before_last,
@@ -122,11 +123,7 @@ def test_an_engine_killed_mid_step_is_reclaimed_and_the_next_engine_works(daemon
         assert client.pins(keys) == [0] * len(keys)
 
     survivor = run_engine(path, "after-kill", engine_job(model_dir, d.name, [{"prompts": [prompt(prompts[0], 4)]}]))
-    alone = run_engine(
-        path,
-        "after-kill-alone",
-        {"model": model_dir, "mode": "alone", "prefix_caching": False, "phases": [{"prompts": [prompt(prompts[0], 4)]}]},
-    )
+    alone = run_alone(model_dir, [prompt(prompts[0], 4)])
     got = survivor["phases"][0]["requests"][0]
     assert got["num_cached_tokens"] > 0, "what the dead engine committed is used"
     assert got["token_ids"] == alone["phases"][0]["requests"][0]["token_ids"], "and it was whole, not half-written"

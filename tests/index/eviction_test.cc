@@ -233,3 +233,48 @@ TEST(EvictionTest, PoliciesByName) {
 
 }  // namespace
 }  // namespace kvtier
+
+namespace kvtier {
+namespace {
+
+// A host copy of a block that is also on SSD, brought up or used within about 2 s, is passed over:
+// the daemon promotes blocks for an engine about to acquire them, and such a copy costs nothing to
+// drop, so without the grace it would be the next upkeep's first victim.
+TEST(EvictionTest, RecentHostCopiesOfSsdBlocksAreKeptForAGracePeriod) {
+  ScopedSegment seg("grace");
+  IndexOptions o = seg.options(1000);
+  o.manual_clock = true;
+  auto index = BlockIndex::create(o).value();
+  std::mt19937_64 rng(7);
+  const BlockKey promoted = random_key(rng), plain = random_key(rng);
+  ASSERT_TRUE(index.set_clock(10).ok());
+  ASSERT_TRUE(index.insert(record(promoted, {0, 0}, Tier::kSsd, 77)).ok());
+  ASSERT_TRUE(index.insert(record(promoted, {0, 0}, Tier::kHost, 1)).ok());  // brought up at 10
+  ASSERT_TRUE(index.set_clock(20).ok());
+  ASSERT_TRUE(index.insert(record(plain, {0, 0}, Tier::kHost, 2)).ok());
+  // LRU alone would take the promoted copy (older); within its grace the plain block goes.
+  ASSERT_TRUE(index.set_clock(500).ok());
+  auto r = index.evict(Tier::kHost, 1, *make_lru_policy(), nullptr);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->blocks_dropped, 1u);
+  EXPECT_FALSE(index.contains(plain));
+  ASSERT_TRUE(index.lookup(promoted)->in(Tier::kHost));
+  // With nothing else to take, host eviction frees nothing rather than the fresh copy.
+  r = index.evict(Tier::kHost, 1, *make_lru_policy(), nullptr);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->bytes_freed, 0u);
+  EXPECT_TRUE(index.lookup(promoted)->in(Tier::kHost));
+  // Past the grace it goes like any copy; the block stays cached on SSD.
+  ASSERT_TRUE(index.set_clock(10 + 2048).ok());
+  r = index.evict(Tier::kHost, 1, *make_lru_policy(), nullptr);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->bytes_freed, 4096u);
+  const auto info = index.lookup(promoted);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_FALSE(info->in(Tier::kHost));
+  EXPECT_TRUE(info->in(Tier::kSsd));
+  EXPECT_TRUE(index.check_invariants().ok()) << index.check_invariants();
+}
+
+}  // namespace
+}  // namespace kvtier
