@@ -6,6 +6,7 @@
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
 #include <system_error>
+#include <thread>
 
 namespace kvtier {
 namespace bip = boost::interprocess;
@@ -78,6 +79,21 @@ Result<std::unique_ptr<SharedSegment>> SharedSegment::attach(std::string_view na
     return from_boost(e, "attaching to", name);
   }
   return seg;
+}
+
+Result<std::unique_ptr<SharedSegment>> SharedSegment::attach_created(std::string_view name, uint64_t header_bytes,
+                                                                    std::chrono::milliseconds wait) {
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    auto seg = attach(name);
+    // Not there: nothing to wait for. Otherwise mapping an object not yet sized fails (EINVAL).
+    if (!seg.ok() && seg.status().code() == StatusCode::kNotFound) return seg;
+    const bool written =
+        seg.ok() && (*seg)->size() >= header_bytes &&
+        __atomic_load_n(static_cast<const uint64_t*>((*seg)->address()), __ATOMIC_ACQUIRE) != 0;  // the magic
+    if (written || std::chrono::steady_clock::now() >= deadline) return seg;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 Status SharedSegment::destroy(std::string_view name) {

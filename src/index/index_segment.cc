@@ -19,6 +19,9 @@ namespace kvtier::index {
 
 namespace {
 
+// How long an attach waits for a creator in progress (create_if_missing in another process).
+constexpr auto kCreatorWait = std::chrono::seconds(5);
+
 struct Geometry {
   uint64_t slots, process_table_offset, journal_offset, ring_offset, tags_offset, table_offset, ghosts_offset,
       total_bytes;
@@ -131,7 +134,8 @@ Result<std::unique_ptr<IndexSegment>> IndexSegment::create(const IndexOptions& o
 Result<std::unique_ptr<IndexSegment>> IndexSegment::attach(std::string_view name) {
   KVTIER_RETURN_IF_ERROR(validate_name(name));
   std::unique_ptr<IndexSegment> seg(new IndexSegment());
-  auto shared = SharedSegment::attach(name);
+  // A process creating the node right now (create_if_missing) has the object before its header.
+  auto shared = SharedSegment::attach_created(name, sizeof(SegmentHeader), kCreatorWait);
   if (!shared.ok()) return shared.status();
   seg->mapping_ = std::move(shared).value();
   const uint64_t size = seg->mapping_->size();
@@ -151,7 +155,7 @@ Result<std::unique_ptr<IndexSegment>> IndexSegment::attach(std::string_view name
                                 h->header_bytes, h->max_processes));
   }
   // A creator still initialising finishes in microseconds; one that died mid-way never will.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  const auto deadline = std::chrono::steady_clock::now() + kCreatorWait;
   while (h->ready.load(std::memory_order_acquire) == 0) {
     if (std::chrono::steady_clock::now() > deadline) {
       return Status::unavailable(fmt::format("index segment '{}' was never finished by its creator", name));

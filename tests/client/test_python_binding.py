@@ -274,3 +274,30 @@ else:
         kvtier.KvCopier([(expected.ctypes.data, len(expected), len(expected))], 1).start("onboard", [0], [offset])
     with pytest.raises(TypeError):
         c.arena_offset(b"not a block")
+
+
+def test_processes_creating_one_node_at_once_all_open_it():
+    """Engines started together each open the node with create_if_missing: the ones that lose the
+    race attach while the winner is still writing the segments' headers (and reserving the arena's
+    pages), and must wait for it rather than fail (vLLM's scheduler and worker processes did)."""
+    code = """
+import os, sys, time, kvtier
+go = sys.argv[2]
+while not os.path.exists(go):
+    pass
+kvtier.Client(sys.argv[1], create_if_missing=True, host_bytes=256 << 20, index_capacity=65536)
+"""
+    for round_ in range(4):
+        name = f"pytest-race-{os.getpid()}-{round_}"
+        go = f"/tmp/{name}.go"
+        procs = [subprocess.Popen([sys.executable, "-c", code, name, go], env=dict(os.environ),
+                                  stderr=subprocess.PIPE, text=True) for _ in range(6)]
+        try:
+            import time
+            time.sleep(0.5)  # every child waiting on the file
+            open(go, "w").close()
+            errors = [p.communicate(timeout=60)[1] for p in procs]
+            assert [p.returncode for p in procs] == [0] * len(procs), "\n".join(e for e in errors if e)
+        finally:
+            os.unlink(go)
+            kvtier.Client.destroy_node(name)

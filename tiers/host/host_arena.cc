@@ -4,7 +4,9 @@
 
 #include <sys/mman.h>
 
+#include <chrono>
 #include <new>
+#include <thread>
 
 #include "common/robust_mutex.h"
 #include "common/shared_segment.h"
@@ -100,7 +102,10 @@ Result<std::unique_ptr<HostArena>> HostArena::create(const ArenaOptions& o) {
 }
 
 Result<std::unique_ptr<HostArena>> HostArena::attach(std::string_view name) {
-  auto segment = SharedSegment::attach(name);
+  // A process creating the node right now (create_if_missing) has the object before its header,
+  // and reserves its pages (posix_fallocate: a while for gigabytes) before it is ready.
+  constexpr auto kCreatorWait = std::chrono::seconds(5);
+  auto segment = SharedSegment::attach_created(name, sizeof(ArenaHeader), kCreatorWait);
   if (!segment.ok()) return segment.status();
   const uint64_t size = (*segment)->size();
   auto* base = static_cast<uint8_t*>((*segment)->address());
@@ -112,8 +117,12 @@ Result<std::unique_ptr<HostArena>> HostArena::attach(std::string_view name) {
   if (h->format_version != kArenaFormatVersion || h->header_bytes != sizeof(ArenaHeader)) {
     return mismatch(fmt::format("has format version {}, this build reads {}", h->format_version, kArenaFormatVersion));
   }
-  if (h->ready.load(std::memory_order_acquire) == 0) {
-    return Status::unavailable(fmt::format("host arena '{}' was never finished by its creator", name));
+  const auto deadline = std::chrono::steady_clock::now() + kCreatorWait;
+  while (h->ready.load(std::memory_order_acquire) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Status::unavailable(fmt::format("host arena '{}' was never finished by its creator", name));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   const Geometry g = plan(h->data_bytes, h->slab_bytes);
   if (g.total_bytes != size || g.data_offset != h->data_offset || g.state_offset != h->state_offset) {
