@@ -82,7 +82,7 @@ Result<std::unique_ptr<SharedSegment>> SharedSegment::attach(std::string_view na
 }
 
 Result<std::unique_ptr<SharedSegment>> SharedSegment::attach_created(std::string_view name, uint64_t header_bytes,
-                                                                    std::chrono::milliseconds wait) {
+                                                                     std::chrono::milliseconds wait) {
   const auto deadline = std::chrono::steady_clock::now() + wait;
   for (;;) {
     auto seg = attach(name);
