@@ -140,6 +140,7 @@ grpc::Status SchedulerService::ListNodes(grpc::ServerContext* /*context*/, const
     n->set_unknown_events(v.unknown_events);
     n->set_gaps(v.gaps);
     n->set_replayed(v.replayed);
+    n->set_other_group_events(v.other_group_events);
   }
   const cluster::ClusterIndexStats s = index_.stats();
   response->set_keys(s.keys);

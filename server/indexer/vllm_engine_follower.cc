@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <unordered_set>
 #include <vector>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
@@ -69,6 +70,9 @@ void VllmEngineFollower::run() {
   std::optional<zmq::socket_t> replay;
   std::optional<uint64_t> expected;  // unknown until the first batch
   std::vector<BlockKey> keys;
+  // KV-cache groups whose BlockStored named a kind that holds no whole prefix. vLLM's removals
+  // carry only the group, so it is learned from the stores (a group never seen is applied).
+  std::unordered_set<uint32_t> other_groups;
 
   const auto apply = [&](uint64_t seq, const zmq::message_t& payload) {
     auto batch = decode_vllm_batch({static_cast<const uint8_t*>(payload.data()), payload.size()});
@@ -88,6 +92,23 @@ void VllmEngineFollower::run() {
       if (e.kind == VllmEvent::Kind::kAllCleared) {
         (void)index_.clear_node(slot_, tier_bit(Tier::kHbm));  // vLLM's GPU prefix cache was reset
         continue;
+      }
+      if (e.kind == VllmEvent::Kind::kStored && !e.group_idx && !holds_prefix(e.spec_kind)) {
+        ++status_.other_group_events;
+        continue;
+      }
+      if (e.group_idx) {
+        if (e.kind == VllmEvent::Kind::kStored) {
+          if (holds_prefix(e.spec_kind)) {
+            other_groups.erase(*e.group_idx);
+          } else {
+            other_groups.insert(*e.group_idx);
+          }
+        }
+        if (other_groups.contains(*e.group_idx)) {
+          ++status_.other_group_events;
+          continue;
+        }
       }
       keys.clear();
       for (const uint64_t h : e.hashes) keys.push_back(engine_index_key(key_space_, h));

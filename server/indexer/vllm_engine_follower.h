@@ -33,6 +33,10 @@ struct VllmFollowerStatus {
   uint64_t gaps = 0;            // sequence gaps seen
   uint64_t replayed = 0;        // batches recovered from the replay socket
   uint64_t restarts = 0;        // the sequence went backwards
+  // Events of KV-cache groups that hold no whole prefix (a hybrid model's sliding-window or Mamba
+  // group): not applied, since the same block hashes name the full-attention group's blocks and a
+  // window's removals would take keys that group still holds.
+  uint64_t other_group_events = 0;
 };
 
 class VllmEngineFollower {

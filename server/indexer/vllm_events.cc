@@ -88,10 +88,24 @@ class Fields {
   std::vector<std::pair<std::string_view, const object*>> items_;
 };
 
-// Declaration order of the fields vLLM writes in the array form (newer versions append more).
-constexpr std::array<std::string_view, 7> kStoredOrder = {
-    "block_hashes", "parent_block_hash", "token_ids", "block_size", "lora_id", "medium", "lora_name"};
-constexpr std::array<std::string_view, 2> kRemovedOrder = {"block_hashes", "medium"};
+// Declaration order of the fields vLLM writes in the array form (newer versions append more; as
+// of vLLM 0.32.0's vllm/distributed/kv_events.py).
+constexpr std::array<std::string_view, 14> kStoredOrder = {"block_hashes",
+                                                           "parent_block_hash",
+                                                           "token_ids",
+                                                           "block_size",
+                                                           "lora_id",
+                                                           "medium",
+                                                           "lora_name",
+                                                           "extra_keys",
+                                                           "group_idx",
+                                                           "kv_cache_spec_kind",
+                                                           "kv_cache_spec_sliding_window",
+                                                           "locality",
+                                                           "ownership",
+                                                           "session_id"};
+constexpr std::array<std::string_view, 5> kRemovedOrder = {"block_hashes", "medium", "group_idx", "locality",
+                                                           "ownership"};
 
 VllmEvent decode_fields(std::string_view tag, const Fields& f) {
   VllmEvent e;
@@ -103,6 +117,8 @@ VllmEvent decode_fields(std::string_view tag, const Fields& f) {
   if (hashes == nullptr) throw Malformed{};
   e.hashes = as_hashes(*hashes);
   if (const object* m = f.get("medium"); m != nullptr) e.tier = as_tier(*m);
+  if (const object* g = f.get("group_idx"); g != nullptr && !is_nil(*g))
+    e.group_idx = static_cast<uint32_t>(as_u64(*g));
   if (tag == "BlockRemoved") {
     e.kind = VllmEvent::Kind::kRemoved;
     return e;
@@ -115,6 +131,8 @@ VllmEvent decode_fields(std::string_view tag, const Fields& f) {
   }
   if (const object* b = f.get("block_size"); b != nullptr) e.block_size = static_cast<uint32_t>(as_u64(*b));
   if (const object* l = f.get("lora_name"); l != nullptr && !is_nil(*l)) e.lora_name = std::string(as_text(*l));
+  if (const object* k = f.get("kv_cache_spec_kind"); k != nullptr && !is_nil(*k))
+    e.spec_kind = std::string(as_text(*k));
   return e;
 }
 
@@ -142,6 +160,11 @@ bool decode_event(const object& o, VllmEvent& out) {
 }
 
 }  // namespace
+
+bool holds_prefix(std::string_view spec_kind) {
+  return spec_kind.empty() || spec_kind == "full_attention" || spec_kind == "mla_attention" ||
+         spec_kind == "sink_full_attention";
+}
 
 Result<VllmEventBatch> decode_vllm_batch(std::span<const uint8_t> payload) {
   msgpack::object_handle handle;

@@ -28,7 +28,16 @@ struct VllmEvent {
   uint32_t token_count = 0;        // BlockStored only: len(token_ids)
   Tier tier = Tier::kHbm;          // medium: GPU (or none) → HBM, CPU → host, STORAGE / DISK → SSD
   std::string lora_name;
+  // The KV-cache group (hybrid models: vLLM's hybrid KV-cache manager), and on BlockStored its
+  // kind ("full_attention", "sliding_window", "mamba", …); absent from older vLLM.
+  std::optional<uint32_t> group_idx;
+  std::string spec_kind;
 };
+
+// Whether a group of this kind holds a whole prefix's KV, so its blocks say how long a prefix the
+// engine holds (full, MLA and sink attention), unlike a sliding window's or a state space model's.
+// An empty kind (older vLLM, one group) counts as holding it.
+bool holds_prefix(std::string_view spec_kind);
 
 struct VllmEventBatch {
   double ts = 0;

@@ -14,6 +14,7 @@ attention step checks that whatever the connector loaded is exactly what the eng
 computed. Run by ctest (vllm_connector) with PYTHONPATH at build/python."""
 
 import os
+import types
 import uuid
 from dataclasses import dataclass, field
 
@@ -432,6 +433,9 @@ def test_bad_setups_are_refused_clearly(node, monkeypatch):
     strided = np.zeros((2, GPU_BLOCKS, BLOCK, HEADS, 2 * DIM), np.uint16)[..., :DIM]
     with pytest.raises(ValueError, match="not contiguous"):
         KvtierConnector(cfg, KVConnectorRole.WORKER).register_kv_caches({"layer.0": strided})
+    hybrid = types.SimpleNamespace(kv_cache_groups=[object(), object()])  # full attention + sliding window
+    with pytest.raises(ValueError, match="2 KV-cache groups"):
+        KvtierConnector(cfg, KVConnectorRole.SCHEDULER, hybrid)
 
 
 def test_a_copy_in_flight_holds_its_blocks(node):

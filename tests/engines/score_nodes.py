@@ -24,7 +24,8 @@ def main():
         "blocks": reply.blocks,
         "nodes": {n.node: {"prefix_blocks": n.prefix_blocks, "hbm_blocks": n.hbm_blocks} for n in reply.nodes},
         "engines": {
-            n.node: {"events": n.events, "malformed": n.malformed, "unknown_events": n.unknown_events, "gaps": n.gaps}
+            n.node: {"events": n.events, "malformed": n.malformed, "unknown_events": n.unknown_events, "gaps": n.gaps,
+                     "other_group_events": n.other_group_events}
             for n in engines.nodes
         },
     }))

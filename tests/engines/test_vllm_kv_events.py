@@ -17,9 +17,9 @@ DEBIAN_PYTHON = "/usr/bin/python3"
 SCORE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "score_nodes.py")
 
 
-def score(address: str, token_ids: list[int]) -> dict:
+def score(address: str, token_ids: list[int], model_id: str = MODEL_ID) -> dict:
     out = subprocess.run(
-        [DEBIAN_PYTHON, SCORE, address, MODEL_ID, json.dumps(token_ids)],
+        [DEBIAN_PYTHON, SCORE, address, model_id, json.dumps(token_ids)],
         check=True,
         capture_output=True,
         text=True,

@@ -74,6 +74,62 @@ TEST(VllmEventsTest, ArrayEncodingWithTrailingDefaultsOmitted) {
   EXPECT_EQ(b->unknown_events + b->malformed_events, 0u);
 }
 
+// vLLM 0.32.0's array form carries, after lora_name: extra_keys, group_idx, kv_cache_spec_kind,
+// kv_cache_spec_sliding_window, locality, ownership, session_id (BlockStored) and group_idx,
+// locality, ownership (BlockRemoved): a hybrid model's groups.
+TEST(VllmEventsTest, KvCacheGroupsOfAHybridModel) {
+  const auto buf = batch(2, [](Packer& p) {
+    p.pack_array(14);
+    str(p, "BlockStored");
+    p.pack_array(1);
+    p.pack(uint64_t{11});
+    p.pack_nil();
+    p.pack_array(0);
+    p.pack(16);
+    p.pack_nil();
+    str(p, "GPU");
+    p.pack_nil();              // lora_name
+    p.pack_nil();              // extra_keys
+    p.pack(1);                 // group_idx
+    str(p, "sliding_window");  // kv_cache_spec_kind
+    p.pack(4096);              // kv_cache_spec_sliding_window
+    p.pack_nil();              // locality
+    p.pack_nil();              // ownership
+    p.pack_map(2);
+    str(p, "type");
+    str(p, "BlockRemoved");
+    str(p, "group_idx");
+    p.pack(1);
+  });
+  // The removal's block_hashes are missing: malformed, and counted.
+  const auto b = decode_vllm_batch(bytes(buf));
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  ASSERT_EQ(b->events.size(), 1u);
+  EXPECT_EQ(b->malformed_events, 1u);
+  EXPECT_EQ(b->events[0].group_idx, 1u);
+  EXPECT_EQ(b->events[0].spec_kind, "sliding_window");
+  EXPECT_FALSE(holds_prefix(b->events[0].spec_kind));
+  for (const char* kind : {"", "full_attention", "mla_attention", "sink_full_attention"})
+    EXPECT_TRUE(holds_prefix(kind));
+  for (const char* kind : {"mamba", "chunked_local_attention", "sliding_window_mla", "unknown"}) {
+    EXPECT_FALSE(holds_prefix(kind)) << kind;
+  }
+
+  const auto removed = batch(1, [](Packer& p) {
+    p.pack_array(4);
+    str(p, "BlockRemoved");
+    p.pack_array(1);
+    p.pack(uint64_t{11});
+    str(p, "GPU");
+    p.pack(0);
+  });
+  const auto r = decode_vllm_batch(bytes(removed));
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->events.size(), 1u);
+  EXPECT_EQ(r->events[0].group_idx, 0u);
+  EXPECT_TRUE(r->events[0].spec_kind.empty());
+}
+
 TEST(VllmEventsTest, MapEncodingAndByteHashes) {
   const auto buf = batch(2, [](Packer& p) {
     p.pack_map(6);

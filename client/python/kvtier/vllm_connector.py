@@ -243,6 +243,14 @@ class KvtierConnector(KVConnectorBase_V1):
             super().__init__(vllm_config, role)  # vLLM before kv_cache_config was passed
         else:
             super().__init__(vllm_config, role, kv_cache_config)
+        groups = getattr(kv_cache_config, "kv_cache_groups", None) or ()
+        if len(groups) > 1:
+            # vLLM turns its hybrid KV-cache manager off for connectors without SupportsHMA, so
+            # several groups mean a model that needs it (a hybrid state-space model).
+            raise ValueError(
+                f"kvtier connector: the model has {len(groups)} KV-cache groups (a hybrid model: sliding window, "
+                "Mamba); the connector keys one group of full attention. Serve it without the connector"
+            )
         extra = _extra(vllm_config)
         self._model = _Model(vllm_config, extra)
         self._save_enabled = str(extra.get(EXTRA_SAVE, "true")).lower() not in ("0", "false", "no")
