@@ -171,6 +171,20 @@ def spec_keys(client: kvtier.Client, model_dir: str, prompt_tokens: list[int]) -
     return keys
 
 
+def partly_on_ssd(client: kvtier.Client, prompts: list[list[int]], keys_of) -> tuple[int, list[bytes]]:
+    """The first prompt whose whole blocks (all but the last token's) are all cached, some of them on
+    SSD and not in host memory: (its index, its keys). Which prompts the daemon demoted and which a
+    writer dropped for room (it waits 20 ms for the daemon, then drops) depends on timing."""
+    seen = []
+    for i, p in enumerate(prompts):
+        keys = keys_of(p[: whole_blocks_before_last(p)])
+        m = client.match(keys)
+        seen.append(m)
+        if m.overall == len(keys) and m.host < len(keys) and m.ssd > 0:
+            return i, keys
+    raise AssertionError(f"no prompt is cached whole with blocks on SSD: {seen}")
+
+
 def destroy_node(node: str) -> None:
     try:
         kvtier.Client.destroy_node(node, shm_prefix=SHM_PREFIX)

@@ -28,8 +28,7 @@ def vllm_hashes(token_ids: list[int]) -> list[bytes]:
     from vllm.utils.hashing import sha256_cbor
     from vllm.v1.core import kv_cache_utils
 
-    os.environ["PYTHONHASHSEED"] = "0"  # the seed the indexer's key profile names
-    kv_cache_utils.init_none_hash(sha256_cbor)
+    kv_cache_utils.init_none_hash(sha256_cbor)  # seeded by PYTHONHASHSEED, set by the test
     out, parent = [], None
     for i in range(len(token_ids) // BLOCK):
         parent = kv_cache_utils.hash_block_tokens(sha256_cbor, parent, token_ids[i * BLOCK : (i + 1) * BLOCK])
@@ -69,9 +68,10 @@ vllm_engines:
         remove(path)
 
 
-def test_a_sliding_window_groups_events_leave_the_full_attention_prefix_alone(indexer_and_publisher):
+def test_a_sliding_window_groups_events_leave_the_full_attention_prefix_alone(indexer_and_publisher, monkeypatch):
     from vllm.distributed.kv_events import BlockRemoved, BlockStored, KVEventBatch
 
+    monkeypatch.setenv("PYTHONHASHSEED", "0")  # the seed the indexer's key profile names
     address, publisher = indexer_and_publisher
 
     def send(*events) -> None:

@@ -21,6 +21,7 @@ from engine_support import (
     destroy_node,
     kvtier_settings,
     node_client,
+    partly_on_ssd,
     prompt,
     remove,
     run_alone,
@@ -170,18 +171,15 @@ def test_blocks_demoted_to_ssd_come_back_and_are_used(daemon, model_dir):
     assert counters["kvtier_store_blocks"] > 64, "more than the host tier holds was stored"
 
     client = node_client(d.name)
-    keys = spec_keys(client, model_dir, WRITTEN[0][: whole_blocks_before_last(WRITTEN[0])])
-    before = client.match(keys)
-    assert before.overall == len(keys), "the first prompt is still cached"
-    assert before.host < len(keys) and before.ssd > 0, f"the daemon demoted it to SSD: {before}"
+    i, keys = partly_on_ssd(client, WRITTEN, lambda t: spec_keys(client, model_dir, t))  # the daemon demoted it
 
-    reader = run_engine(path, "spec-ssd-reader", spec_job(model_dir, d.name, [{"prompts": [prompt(WRITTEN[0], 2)]}]))
+    reader = run_engine(path, "spec-ssd-reader", spec_job(model_dir, d.name, [{"prompts": [prompt(WRITTEN[i], 2)]}]))
     phase = reader["phases"][0]
-    assert phase["requests"][0]["num_cached_tokens"] == whole_blocks_before_last(WRITTEN[0])
+    assert phase["requests"][0]["num_cached_tokens"] == whole_blocks_before_last(WRITTEN[i])
     assert phase["engine"]["kvtier_ssd_blocks_requested"] > 0, "the lookups asked the daemon for the SSD blocks"
     assert phase["engine"]["kvtier_load_blocks"] == len(keys)
-    assert phase["requests"][0]["token_ids"] == writer["phases"][0]["requests"][0]["token_ids"]
-    assert phase["requests"][0]["logprobs"] == writer["phases"][0]["requests"][0]["logprobs"]
+    assert phase["requests"][0]["token_ids"] == writer["phases"][0]["requests"][i]["token_ids"]
+    assert phase["requests"][0]["logprobs"] == writer["phases"][0]["requests"][i]["logprobs"]
     assert client.pins(keys) == [0] * len(keys), "the reader's leases ended with its loads"
 
 

@@ -17,6 +17,7 @@ from engine_support import (
     kvtier_settings,
     namespace,
     node_client,
+    partly_on_ssd,
     prompt,
     remove,
     run_alone,
@@ -56,16 +57,14 @@ def test_blocks_demoted_to_ssd_come_back_and_are_used(daemon, model_dir):
     assert counters["save_blocks"] > 64, "more than the host tier holds was saved"
 
     client = node_client(d.name)
-    keys = client.keys(namespace(client, model_dir), WRITTEN[0][: whole_blocks_before_last(WRITTEN[0])])
-    before = client.match(keys)
-    assert before.overall == len(keys), "the first prompt is still cached"
-    assert before.host < len(keys) and before.ssd > 0, f"the daemon demoted it to SSD: {before}"
+    ns = namespace(client, model_dir)
+    i, keys = partly_on_ssd(client, WRITTEN, lambda t: client.keys(ns, t))  # the daemon demoted it
 
-    reader = run_engine(path, "ssd-reader", engine_job(model_dir, d.name, [{"prompts": [prompt(WRITTEN[0], 2)]}]))
+    reader = run_engine(path, "ssd-reader", engine_job(model_dir, d.name, [{"prompts": [prompt(WRITTEN[i], 2)]}]))
     phase = reader["phases"][0]
-    assert phase["requests"][0]["num_cached_tokens"] == whole_blocks_before_last(WRITTEN[0])
+    assert phase["requests"][0]["num_cached_tokens"] == whole_blocks_before_last(WRITTEN[i])
     assert phase["connector"]["load_blocks"] == len(keys), "every block came from the node, SSD ones through host memory"
-    assert phase["requests"][0]["token_ids"] == writer["phases"][0]["requests"][0]["token_ids"]
+    assert phase["requests"][0]["token_ids"] == writer["phases"][0]["requests"][i]["token_ids"]
     assert client.pins(keys) == [0] * len(keys), "the reader's leases ended with its step"
 
 
