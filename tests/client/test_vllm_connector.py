@@ -84,6 +84,8 @@ class Request:
     cache_salt: str = ""
     lora_request: object = None
     output_token_ids: list = field(default_factory=list)
+    mm_features: list | None = None  # vLLM's MultiModalFeatureSpec list: an image's identifier, its placeholder range
+    prompt_embeds: object = None
 
     @property
     def all_token_ids(self):
@@ -503,3 +505,20 @@ def test_a_worker_killed_mid_step_leaves_no_pin_or_reservation(node):
     b = Engine(node)
     assert b.run(Request("b", prompt + tokens(56, seed=6))) == 4 * BLOCK
     assert b.mismatches == 0 and b.workers[0].stats["save_blocks"] == 3, "its blocks were not left half-written"
+
+
+def test_multimodal_and_embedding_prompts_neither_load_nor_save(node):
+    """Two prompts with the same image placeholder tokens but different images have the same token
+    ids: keyed by tokens they would load each other's KV. They are not cached at all."""
+    prompt = tokens(64)
+    image_a = [types.SimpleNamespace(identifier="image-a", mm_position=types.SimpleNamespace(offset=0, length=32))]
+    image_b = [types.SimpleNamespace(identifier="image-b", mm_position=types.SimpleNamespace(offset=0, length=32))]
+    writer = Engine(node)
+    writer.run(Request("a", prompt, mm_features=image_a))
+    assert writer.workers[0].stats["save_blocks"] == 0, "the image's KV is not saved under token keys"
+    assert writer.scheduler.stats["unkeyable_requests"] >= 1
+    reader = Engine(node)
+    assert reader.add(Request("b", prompt, mm_features=image_b)) == 0, "another image loads nothing"
+    assert reader.add(Request("e", prompt, prompt_embeds=object())) == 0, "nor do prompt embeddings"
+    Engine(node).run(Request("plain", prompt))
+    assert Engine(node).add(Request("plain-again", prompt + [1])) > 0, "the same tokens without an image still hit"

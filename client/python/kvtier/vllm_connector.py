@@ -290,6 +290,7 @@ class KvtierConnector(KVConnectorBase_V1):
             "ssd_blocks_requested": 0,  # scheduler: blocks asked of the daemon
             "load_us": 0,  # worker: time in start_load_kv and the layer waits
             "save_us": 0,  # worker: time in save_kv_layer and wait_for_save
+            "unkeyable_requests": 0,  # scheduler: multimodal or prompt-embedding requests, not cached
         }
 
     # ---------------------------------------------------------------- vLLM's questions to connectors
@@ -346,8 +347,21 @@ class KvtierConnector(KVConnectorBase_V1):
 
     # ---------------------------------------------------------------- scheduler side
 
+    @staticmethod
+    def _keyable(request: Any) -> bool:
+        """Whether the prompt's token ids say everything its KV depends on (the keys are made of
+        them): not so when placeholder tokens stand for an image or audio (multimodal features),
+        or when positions hold prompt embeddings. vLLM hashes those inputs into its own block
+        hashes; kvtier's chain does not, so such requests neither load nor save."""
+        return (
+            getattr(request, "prompt_token_ids", None) is not None
+            and not getattr(request, "mm_features", None)
+            and getattr(request, "prompt_embeds", None) is None
+        )
+
     def get_num_new_matched_tokens(self, request: Any, num_computed_tokens: int) -> tuple[int | None, bool]:
-        if request.prompt_token_ids is None:  # prompt embeddings: no token ids to key
+        if not self._keyable(request):
+            self.stats["unkeyable_requests"] += 1
             return 0, False
         tokens = list(request.prompt_token_ids)
         bs = self._model.block_tokens
@@ -474,6 +488,8 @@ class KvtierConnector(KVConnectorBase_V1):
         scheduled = scheduler_output.num_scheduled_tokens
         for new in scheduler_output.scheduled_new_reqs:
             request = self._request_of(new)
+            if not self._keyable(request):
+                continue  # its KV depends on more than its token ids
             tracked = _Tracked(
                 request=request,
                 ns=self._namespace_args(request),
