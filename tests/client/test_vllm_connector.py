@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import kvtier
-from kvtier.vllm_connector import KVConnectorRole, KvtierConnector
+from kvtier.vllm_connector import KVConnectorRole, KvtierConnector, _NamespaceArgs
 
 BLOCK = 16
 LAYERS = 3
@@ -358,14 +358,18 @@ def test_chunked_prefill_and_decode_blocks_are_saved_as_they_fill(node):
     assert b.mismatches == 0
 
 
-def fill_arena(node, seed):
-    """Other traffic fills the 64 MiB arena (the blocks are 24 KiB), evicting what it can."""
+def fill_arena(node, seed, until=None):
+    """Other traffic fills the 64 MiB arena (the blocks are 24 KiB), evicting what it can; with
+    `until`, goes on (up to three arenas' worth) until it holds: which blocks the sampled eviction
+    takes first depends on their ages, so on timing."""
     filler = kvtier.Client(node)
     ns = filler.register_namespace(model_id=f"filler{seed}", num_layers=3, num_kv_heads=4, head_dim=32, block_tokens=16)
     payload = np.zeros(ns.block_bytes, np.uint8)
-    for i in range(3000):
+    for i in range(9000 if until else 3000):
         keys = filler.keys(ns, [i, i + 1] * 8)
         filler.put(ns, keys[0], ns.root, payload)
+        if until is not None and i >= 3000 and i % 100 == 0 and until():
+            return
 
 
 def test_the_matched_prefix_is_pinned_until_the_worker_has_it(node):
@@ -390,7 +394,9 @@ def test_blocks_evicted_after_the_match_are_reported_and_recomputed(node):
     # The scheduler's pins gone before the worker acquires (vLLM's async scheduling ran ahead), and
     # other traffic fills the arena.
     b.scheduler._unpin("b")
-    fill_arena(node, 2)
+    c = kvtier.Client(node)
+    keys = c.keys(b.scheduler._namespace(0, _NamespaceArgs()), prompt)
+    fill_arena(node, 2, until=lambda: c.match(keys).host < len(keys))
     b.step()
     lost = b.load_errors
     assert lost, "the arena was refilled: some of the prefix is gone"
