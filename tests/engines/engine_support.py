@@ -4,6 +4,7 @@ left there. Runs under the engine virtualenv's Python (scripts/engine-python).""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ from make_model import DEFAULTS, token_ids, write_model  # noqa: E402,F401
 
 BIN = os.environ.get("KVTIER_BIN_DIR", os.path.join(ROOT, "build", "bin"))
 JOB = os.path.join(ROOT, "bench", "engines", "vllm_job.py")
+SCORE_NODES = os.path.join(ROOT, "tests", "engines", "score_nodes.py")
 BLOCK = 32  # vLLM's CPU attention takes block sizes in multiples of 32
 SHM_PREFIX = "kvtiereng"
 # The connector's namespace tag for vLLM's CPU cache layout (kvtier.vllm_connector.CPU_LAYOUT_TAG).
@@ -202,6 +204,59 @@ class Kvtierd(KvtierdProcess):
 
     def __init__(self, workdir: str, name: str, host_bytes: str = "64MiB", ssd_bytes: str = "256MiB"):
         super().__init__(BIN, workdir, name, SHM_PREFIX, host_bytes=host_bytes, ssd_bytes=ssd_bytes)
+
+
+@contextlib.contextmanager
+def kvtierd_in_workdir(prefix: str, name: str, host_bytes: str):
+    """A Kvtierd in a scratch directory of its own: (daemon, directory), both gone after."""
+    path = workdir(prefix)
+    d = Kvtierd(path, name, host_bytes=host_bytes)
+    try:
+        yield d, path
+    finally:
+        d.stop()
+        remove(path)
+
+
+class VllmIndexer:
+    """A kvtier-indexer of this build following one vLLM engine's KV-event stream (its PUB socket at
+    `endpoint`, its replay socket at `replay_endpoint`), the engine's hashes read as vLLM's
+    sha256_cbor with hash seed 0; ScoreNodes and ListNodes at `address`."""
+
+    def __init__(self, path: str, model_id: str, block_tokens: int, engine: str, endpoint: str, replay_endpoint: str):
+        self.address = f"127.0.0.1:{free_port()}"
+        config = os.path.join(path, "indexer.yaml")
+        with open(config, "w") as f:
+            f.write(
+                f"""
+grpc_address: "{self.address}"
+engine_namespaces:
+  - {{model_id: {model_id}, key_profile: vllm_sha256_cbor, hash_seed: "0", block_tokens: {block_tokens}}}
+vllm_engines:
+  - {{name: {engine}, endpoint: "{endpoint}", replay_endpoint: "{replay_endpoint}", model_id: {model_id}}}
+"""
+            )
+        self.log = open(os.path.join(path, "indexer.log"), "w+")
+        self.proc = subprocess.Popen(
+            [os.path.join(BIN, "kvtier-indexer"), "--config", config], stdout=self.log, stderr=subprocess.STDOUT
+        )
+
+    def score(self, model_id: str, token_ids: list[int]) -> dict[str, Any]:
+        """ScoreNodes for the prompt, and ListNodes' counters per engine (tests/engines/score_nodes.py,
+        run by Debian's Python: the engine virtualenv's protobuf is too new for the build's stubs)."""
+        out = subprocess.run(
+            ["/usr/bin/python3", SCORE_NODES, self.address, model_id, json.dumps(token_ids)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return json.loads(out.stdout)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        self.log.close()
 
 
 def workdir(prefix: str) -> str:

@@ -6,22 +6,14 @@ full-attention group still holds, and the window's stores must not claim a prefi
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 
 import pytest
 
-from engine_support import BIN, free_port, remove, tokens, workdir
-from test_vllm_kv_events import score as score_model
+from engine_support import VllmIndexer, free_port, remove, tokens, workdir
 
 MODEL_ID = "kvtier-test/hybrid"
 BLOCK = 16
-
-
-def score(address: str, token_ids: list[int]) -> dict:
-    return score_model(address, token_ids, MODEL_ID)
 
 
 def vllm_hashes(token_ids: list[int]) -> list[bytes]:
@@ -41,30 +33,14 @@ def indexer_and_publisher():
     from vllm.distributed.kv_events import ZmqEventPublisher
 
     path = workdir("kvtier-engine-hybrid-")
-    endpoint = f"ipc://{path}/kv-events"
-    replay, grpc_port = free_port(), free_port()
-    address = f"127.0.0.1:{grpc_port}"
-    config = os.path.join(path, "indexer.yaml")
-    with open(config, "w") as f:
-        f.write(
-            f"""
-grpc_address: "{address}"
-engine_namespaces:
-  - {{model_id: {MODEL_ID}, key_profile: vllm_sha256_cbor, hash_seed: "0", block_tokens: {BLOCK}}}
-vllm_engines:
-  - {{name: hybrid-0, endpoint: "{endpoint}", replay_endpoint: "tcp://127.0.0.1:{replay}", model_id: {MODEL_ID}}}
-"""
-        )
-    log = open(os.path.join(path, "indexer.log"), "w+")
-    indexer = subprocess.Popen([os.path.join(BIN, "kvtier-indexer"), "--config", config], stdout=log, stderr=subprocess.STDOUT)
-    publisher = ZmqEventPublisher(0, endpoint=endpoint, replay_endpoint=f"tcp://127.0.0.1:{replay}")
+    endpoint, replay = f"ipc://{path}/kv-events", f"tcp://127.0.0.1:{free_port()}"
+    indexer = VllmIndexer(path, MODEL_ID, BLOCK, "hybrid-0", endpoint, replay)
+    publisher = ZmqEventPublisher(0, endpoint=endpoint, replay_endpoint=replay)
     try:
-        yield address, publisher
+        yield indexer, publisher
     finally:
         publisher.shutdown()
-        indexer.send_signal(signal.SIGTERM)
-        indexer.wait(timeout=30)
-        log.close()
+        indexer.stop()
         remove(path)
 
 
@@ -72,7 +48,7 @@ def test_a_sliding_window_groups_events_leave_the_full_attention_prefix_alone(in
     from vllm.distributed.kv_events import BlockRemoved, BlockStored, KVEventBatch
 
     monkeypatch.setenv("PYTHONHASHSEED", "0")  # the seed the indexer's key profile names
-    address, publisher = indexer_and_publisher
+    indexer, publisher = indexer_and_publisher
 
     def send(*events) -> None:
         publisher.publish(KVEventBatch(ts=time.time(), events=list(events)))
@@ -95,7 +71,7 @@ def test_a_sliding_window_groups_events_leave_the_full_attention_prefix_alone(in
     # indexer has it.
     warm = tokens(BLOCK, seed=60)
     deadline = time.monotonic() + 30
-    while score(address, warm)["nodes"].get("hybrid-0", {}).get("prefix_blocks", 0) == 0:
+    while indexer.score(MODEL_ID, warm)["nodes"].get("hybrid-0", {}).get("prefix_blocks", 0) == 0:
         assert time.monotonic() < deadline, "the indexer never received the engine's events"
         send(stored(vllm_hashes(warm), warm, 0, "full_attention"))
         time.sleep(0.2)
@@ -113,10 +89,10 @@ def test_a_sliding_window_groups_events_leave_the_full_attention_prefix_alone(in
 
     deadline = time.monotonic() + 10
     while True:
-        got = score(address, prompt)
+        got = indexer.score(MODEL_ID, prompt)
         if got["nodes"].get("hybrid-0", {}).get("prefix_blocks") == 5 or time.monotonic() > deadline:
             break
         time.sleep(0.1)
     assert got["nodes"]["hybrid-0"]["prefix_blocks"] == 5, got  # 6 stored, the full group's last removed
     assert got["engines"]["hybrid-0"]["malformed"] == 0 and got["engines"]["hybrid-0"]["unknown_events"] == 0
-    assert score(address, other)["nodes"].get("hybrid-0", {}).get("prefix_blocks", 0) == 0, "no prefix from a window"
+    assert indexer.score(MODEL_ID, other)["nodes"].get("hybrid-0", {}).get("prefix_blocks", 0) == 0, "no prefix from a window"

@@ -4,50 +4,22 @@ hashes the engine computed, and a prompt sharing only its first blocks scores on
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
 import time
 
-from engine_support import BIN, BLOCK, EngineJob, free_port, prompt, remove, tokens, workdir
+from engine_support import BLOCK, EngineJob, VllmIndexer, free_port, prompt, remove, tokens, workdir
 
 MODEL_ID = "kvtier-test/llama-tiny"
-DEBIAN_PYTHON = "/usr/bin/python3"
-SCORE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "score_nodes.py")
-
-
-def score(address: str, token_ids: list[int], model_id: str = MODEL_ID) -> dict:
-    out = subprocess.run(
-        [DEBIAN_PYTHON, SCORE, address, model_id, json.dumps(token_ids)],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return json.loads(out.stdout)
-
-
 def test_scores_follow_the_engines_own_events(model_dir):
     path = workdir("kvtier-engine-events-")
     # vLLM binds its PUB socket only for a wildcard or an ipc endpoint (tcp://HOST:PORT makes it
     # connect to a consumer that binds): ipc keeps it off the network.
-    pub = f"ipc://{path}/kv-events"
-    replay, grpc_port = free_port(), free_port()
-    address = f"127.0.0.1:{grpc_port}"
-    config = os.path.join(path, "indexer.yaml")
-    with open(config, "w") as f:
-        f.write(
-            f"""
-grpc_address: "{address}"
-engine_namespaces:
-  - {{model_id: {MODEL_ID}, key_profile: vllm_sha256_cbor, hash_seed: "0", block_tokens: {BLOCK}}}
-vllm_engines:
-  - {{name: vllm-0, endpoint: "{pub}", replay_endpoint: "tcp://127.0.0.1:{replay}", model_id: {MODEL_ID}}}
-"""
-        )
-    log = open(os.path.join(path, "indexer.log"), "w+")
-    indexer = subprocess.Popen([os.path.join(BIN, "kvtier-indexer"), "--config", config], stdout=log, stderr=subprocess.STDOUT)
+    pub, replay = f"ipc://{path}/kv-events", f"tcp://127.0.0.1:{free_port()}"
+    indexer = VllmIndexer(path, MODEL_ID, BLOCK, "vllm-0", pub, replay)
+
+    def score(token_ids: list[int]) -> dict:
+        return indexer.score(MODEL_ID, token_ids)
+
     served = tokens(200, seed=40)
     shares_three = served[: 3 * BLOCK] + tokens(100, seed=41)
     release = os.path.join(path, "release")
@@ -58,7 +30,7 @@ vllm_engines:
             "model": model_dir,
             "mode": "alone",
             "hash_algo": "sha256_cbor",
-            "kv_events": {"endpoint": pub, "replay_endpoint": f"tcp://127.0.0.1:{replay}"},
+            "kv_events": {"endpoint": pub, "replay_endpoint": replay},
             "phases": [
                 {"prompts": [prompt(served, 4)], "signal": os.path.join(path, "served")},
                 {"wait_for": release, "prompts": []},  # stays up while the scores are read
@@ -74,21 +46,19 @@ vllm_engines:
             time.sleep(0.1)
         deadline = time.monotonic() + 30
         while True:
-            got = score(address, served)
+            got = score(served)
             if got["nodes"].get("vllm-0", {}).get("prefix_blocks") == len(served) // BLOCK or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
         assert got["blocks"] == len(served) // BLOCK
         assert got["nodes"]["vllm-0"]["prefix_blocks"] == len(served) // BLOCK, got
         assert got["nodes"]["vllm-0"]["hbm_blocks"] == len(served) // BLOCK, "the engine's own blocks are its GPU tier"
-        assert score(address, shares_three)["nodes"]["vllm-0"]["prefix_blocks"] == 3
-        assert score(address, tokens(200, seed=42))["nodes"]["vllm-0"]["prefix_blocks"] == 0
+        assert score(shares_three)["nodes"]["vllm-0"]["prefix_blocks"] == 3
+        assert score(tokens(200, seed=42))["nodes"]["vllm-0"]["prefix_blocks"] == 0
     finally:
         open(release, "w").close()
         try:
             engine.result(timeout=120)
         finally:
-            indexer.send_signal(signal.SIGTERM)
-            indexer.wait(timeout=30)
-            log.close()
+            indexer.stop()
             remove(path)

@@ -17,9 +17,9 @@ import pytest
 from engine_support import (
     BLOCK,
     EngineJob,
-    Kvtierd,
     destroy_node,
     kvtier_settings,
+    kvtierd_in_workdir,
     node_client,
     partly_on_ssd,
     prompt,
@@ -153,13 +153,8 @@ WRITTEN = [tokens(20 * BLOCK + 7, seed=400 + i) for i in range(12)]
 
 @pytest.fixture(scope="module")
 def daemon(model_dir):
-    path = workdir("kvtier-engine-spec-kvtierd-")
-    d = Kvtierd(path, f"spec{os.getpid()}d", host_bytes=HOST_BYTES)
-    try:
-        yield d, path
-    finally:
-        d.stop()
-        remove(path)
+    with kvtierd_in_workdir("kvtier-engine-spec-kvtierd-", f"spec{os.getpid()}d", HOST_BYTES) as running:
+        yield running
 
 
 def test_blocks_demoted_to_ssd_come_back_and_are_used(daemon, model_dir):

@@ -13,18 +13,16 @@ import pytest
 from engine_support import (
     BLOCK,
     EngineJob,
-    Kvtierd,
     kvtier_settings,
+    kvtierd_in_workdir,
     namespace,
     node_client,
     partly_on_ssd,
     prompt,
-    remove,
     run_alone,
     run_engine,
     tokens,
     whole_blocks_before_last,
-    workdir,
 )
 
 # A host tier of 128 blocks of 64 KiB (4 layers x K,V x 32 tokens x 2 heads x 64 x bf16): the
@@ -35,13 +33,8 @@ WRITTEN = [tokens(20 * BLOCK + 7, seed=100 + i) for i in range(12)]
 
 @pytest.fixture(scope="module")
 def daemon(model_dir):
-    path = workdir("kvtier-engine-kvtierd-")
-    d = Kvtierd(path, f"eng{os.getpid()}", host_bytes=HOST_BYTES)
-    try:
-        yield d, path
-    finally:
-        d.stop()
-        remove(path)
+    with kvtierd_in_workdir("kvtier-engine-kvtierd-", f"eng{os.getpid()}", HOST_BYTES) as running:
+        yield running
 
 
 def engine_job(model_dir: str, node: str, phases: list, **more) -> dict:
