@@ -1,6 +1,6 @@
 """A real kvtierd for the engine tests and bench/engine-bench: its own configuration file, loopback
-ports, a host tier and an SSD tier under a scratch directory; started and waited for, stopped with
-SIGTERM, its shared-memory segments removed."""
+ports, a host tier and an SSD tier under a scratch directory (and any more YAML sections a test
+adds); started and waited for, stopped with SIGTERM, its shared-memory segments removed."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from loopback import free_port  # noqa: E402
 
 class Kvtierd:
     def __init__(self, bin_dir: str, workdir: str, name: str, shm_prefix: str, host_bytes: str = "64MiB",
-                 ssd_bytes: str = "256MiB", min_accesses: int = 1):
+                 ssd_bytes: str = "256MiB", min_accesses: int = 1, extra_config: str = ""):
         self.name = name
         self.shm_prefix = shm_prefix
         self.address = f"127.0.0.1:{free_port()}"
@@ -31,6 +31,7 @@ host: {{bytes: {host_bytes}, slab_bytes: 4MiB}}
 ssd: {{dir: {workdir}/{name}-ssd, bytes: {ssd_bytes}, region_bytes: 4MiB, direct_io: false,
       admission: {{min_accesses: {min_accesses}}}}}
 server: {{grpc_address: "{self.address}", metrics_address: "127.0.0.1:{free_port()}"}}
+{extra_config}
 """
             )
         self.log_path = os.path.join(workdir, f"{name}.kvtierd.log")

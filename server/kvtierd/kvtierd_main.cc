@@ -144,6 +144,7 @@ int serve(const kvtier::config::NodeConfig& cfg, bool ssd_start_empty, unsigned 
     v.replay_batches = cfg.vllm_events_replay_batches;
     v.max_batch_events = cfg.max_batch_events;
     v.token_ring = {cfg.vllm_events_token_ring, cfg.vllm_events_max_block_tokens};
+    v.state_file = cfg.vllm_state_file();
     fo.vllm_events = std::move(v);
   }
   fo.limits = {cfg.max_tokens, cfg.max_keys, cfg.max_batch, cfg.max_batch_events,

@@ -42,19 +42,25 @@ const std::string& VllmMedia::of(Tier tier) const {
 void VllmBatchWriter::stored(const VllmStored& e) {
   StringSink sink{&events_};
   Packer p(sink);
-  const bool lora = !e.lora_name.empty();
-  // vLLM leaves trailing fields at their defaults out of the array form; lora_name is the last
-  // one kvtier sets, so the array ends at medium when there is none.
+  // Every field up to the group's kind, in vLLM's declaration order: the array form is positional,
+  // and a field after lora_name needs lora_name's place kept.
   if (encoding_ == VllmEncoding::kArray) {
-    p.pack_array(lora ? 8 : 7);
+    p.pack_array(11);
     pack_str(p, "BlockStored");
   } else {
-    p.pack_map(lora ? 8 : 7);
+    p.pack_map(11);
     pack_str(p, "type");
     pack_str(p, "BlockStored");
   }
   const auto field = [&](std::string_view name) {
     if (encoding_ == VllmEncoding::kMap) pack_str(p, name);
+  };
+  const auto str_or_nil = [&](const std::string& s) {
+    if (s.empty()) {
+      p.pack_nil();
+    } else {
+      pack_str(p, s);
+    }
   };
   field("block_hashes");
   pack_hashes(p, e.hashes);
@@ -70,13 +76,30 @@ void VllmBatchWriter::stored(const VllmStored& e) {
   field("block_size");
   p.pack_uint32(e.block_size);
   field("lora_id");
-  p.pack_nil();
+  p.pack_nil();  // deprecated in vLLM; consumers key by lora_name
   field("medium");
   pack_str(p, media_.of(e.tier));
-  if (lora) {
-    field("lora_name");
-    pack_str(p, e.lora_name);
+  field("lora_name");
+  str_or_nil(e.lora_name);
+  // One entry per block, as vLLM publishes them untagged: the LoRA name, then the cache salt on
+  // a chain's first block; nil for a block with neither.
+  field("extra_keys");
+  p.pack_array(static_cast<uint32_t>(e.hashes.size()));
+  for (size_t i = 0; i < e.hashes.size(); ++i) {
+    const bool salt = i == 0 && !e.parent && !e.cache_salt.empty();
+    const uint32_t n = (e.lora_name.empty() ? 0 : 1) + (salt ? 1 : 0);
+    if (n == 0) {
+      p.pack_nil();
+      continue;
+    }
+    p.pack_array(n);
+    if (!e.lora_name.empty()) pack_str(p, e.lora_name);
+    if (salt) pack_str(p, e.cache_salt);
   }
+  field("group_idx");
+  p.pack_uint32(kVllmGroupIdx);
+  field("kv_cache_spec_kind");
+  pack_str(p, kVllmSpecKind);
   ++count_;
 }
 
@@ -84,10 +107,10 @@ void VllmBatchWriter::removed(const VllmRemoved& e) {
   StringSink sink{&events_};
   Packer p(sink);
   if (encoding_ == VllmEncoding::kArray) {
-    p.pack_array(3);
+    p.pack_array(4);
     pack_str(p, "BlockRemoved");
   } else {
-    p.pack_map(3);
+    p.pack_map(4);
     pack_str(p, "type");
     pack_str(p, "BlockRemoved");
     pack_str(p, "block_hashes");
@@ -95,19 +118,8 @@ void VllmBatchWriter::removed(const VllmRemoved& e) {
   pack_hashes(p, e.hashes);
   if (encoding_ == VllmEncoding::kMap) pack_str(p, "medium");
   pack_str(p, media_.of(e.tier));
-  ++count_;
-}
-
-void VllmBatchWriter::all_cleared() {
-  StringSink sink{&events_};
-  Packer p(sink);
-  if (encoding_ == VllmEncoding::kArray) {
-    p.pack_array(1);
-  } else {
-    p.pack_map(1);
-    pack_str(p, "type");
-  }
-  pack_str(p, "AllBlocksCleared");
+  if (encoding_ == VllmEncoding::kMap) pack_str(p, "group_idx");
+  p.pack_uint32(kVllmGroupIdx);
   ++count_;
 }
 

@@ -5,7 +5,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <deque>
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <optional>
 #include <unordered_map>
 #include <variant>
@@ -33,6 +37,59 @@ double now_seconds() {
 // The tiers kvtier has, in the order a change's events go out: gains before losses, so a block
 // moving between tiers is never shown held nowhere.
 constexpr Tier kTierOrder[] = {Tier::kHbm, Tier::kHost, Tier::kSsd};
+
+// Hashes per BlockRemoved event when the publisher withdraws many blocks at once.
+constexpr size_t kRemovedHashesPerEvent = 1024;
+
+// The state file: what a cleanly stopped publisher had told consumers (see write_state).
+constexpr char kStateMagic[8] = {'K', 'V', 'T', 'V', 'P', 'U', 'B', '1'};
+
+// What the stream has told consumers about one block: the tiers it was published in (and what
+// a re-announcement needs: its parent and namespace).
+struct Published {
+  uint64_t parent_lo = 0;
+  uint16_t ns = 0;
+  uint8_t tiers = 0;
+};
+
+// A block as it is to be announced.
+struct Held {
+  BlockKey key;
+  Published p;
+};
+
+// Parents before children, so a consumer never sees a block whose parent it does not know
+// (llm-d drops such a BlockStored). Orders by depth in the set; a parent outside it counts as a root.
+void order_roots_first(std::vector<Held>& blocks) {
+  const size_t n = blocks.size();
+  std::unordered_map<uint64_t, size_t> by_lo;
+  by_lo.reserve(n);
+  for (size_t i = 0; i < n; ++i) by_lo.emplace(blocks[i].key.lo, i);
+  constexpr uint32_t kUnknown = ~uint32_t{0};
+  std::vector<uint32_t> depth(n, kUnknown);
+  std::vector<size_t> path;
+  for (size_t i = 0; i < n; ++i) {
+    // Walk up to a block whose depth is known (or a root), then number the path on the way down.
+    size_t at = i;
+    uint32_t base = 0;
+    while (depth[at] == kUnknown && path.size() <= n) {
+      path.push_back(at);
+      auto parent = by_lo.find(blocks[at].p.parent_lo);
+      if (parent == by_lo.end() || parent->second == at) break;
+      at = parent->second;
+    }
+    if (depth[at] != kUnknown) base = depth[at] + 1;
+    for (auto it = path.rbegin(); it != path.rend(); ++it) depth[*it] = base++;
+    path.clear();
+  }
+  std::vector<size_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return depth[a] < depth[b]; });
+  std::vector<Held> sorted;
+  sorted.reserve(n);
+  for (size_t i : order) sorted.push_back(blocks[i]);
+  blocks = std::move(sorted);
+}
 
 }  // namespace
 
@@ -65,6 +122,11 @@ struct VllmEventPublisher::Impl {
     std::shared_ptr<const std::string> payload;
   };
   std::deque<Sent> replay;
+  // What the stream has told consumers the node holds (published tiers only). Removals, resyncs
+  // and pods that leave are computed from it: the publisher withdraws its own blocks with
+  // BlockRemoved and never sends AllBlocksCleared, which llm-d and Dynamo apply to the engine's
+  // own GPU entries as well.
+  std::unordered_map<BlockKey, Published> published;
 
   Impl(events::EventLog& l, BlockIndex& ix, VllmPublisherOptions o) : log(l), index(ix), options(std::move(o)) {}
 
@@ -150,17 +212,27 @@ struct VllmEventPublisher::Impl {
     return out;
   }
 
-  // Follows engines coming and going; one that appears gets the node's content under its topic.
+  // Follows engines coming and going. One that appears is told what the node holds (as the other
+  // pods were, so every topic says the same); one that leaves has the node's blocks withdrawn from
+  // its topic, so a consumer does not route to a dead engine for them.
   void refresh_pods() {
     std::vector<std::string> now = current_pods();
     if (now == pods) return;
-    std::vector<std::string> fresh;
+    std::vector<std::string> fresh, gone;
     for (const std::string& p : now) {
       if (std::find(pods.begin(), pods.end(), p) == pods.end()) fresh.push_back(p);
     }
+    for (const std::string& p : pods) {
+      if (std::find(now.begin(), now.end(), p) == now.end()) gone.push_back(p);
+    }
     pods = std::move(now);
     count([&](VllmPublisherStats& s) { s.pods = pods; });
-    if (!fresh.empty()) publish_snapshot(fresh, /*move_cursor=*/false);
+    if (!fresh.empty()) {
+      std::vector<Held> all = published_blocks();
+      order_roots_first(all);
+      announce(all, fresh, /*take=*/false);
+    }
+    if (!gone.empty()) withdraw(published_blocks(), gone);
   }
 
   void send(uint16_t ns_id, VllmBatchWriter& writer, const std::vector<std::string>& to) {
@@ -190,52 +262,204 @@ struct VllmEventPublisher::Impl {
     return parent_lo;
   }
 
-  // AllBlocksCleared, then every resident block (one BlockStored each, with its token ids while
-  // the ring still has them), per namespace, to `to`. With `move_cursor`, events are published
-  // from the snapshot's position on, so the snapshot is where a block's tokens go; otherwise from
-  // where they were (an event applied twice changes nothing) and the tokens stay for that event.
-  void publish_snapshot(const std::vector<std::string>& to, bool move_cursor) {
-    const uint64_t as_of = log.next_seq();
-    drain_tokens();
-    std::unordered_map<uint16_t, VllmBatchWriter> writers;
+  uint8_t publishable(uint8_t tiers) const { return options.publish_hbm ? tiers : tiers & ~tier_bit(Tier::kHbm); }
+
+  VllmStored stored_event(const BlockKey& key, const Published& p, Tier tier, std::vector<TokenId> block_tokens) const {
+    const Namespace& ns = namespaces.at(p.ns);
+    return {{key.lo}, parent_hash(ns, p.parent_lo), std::move(block_tokens), ns.block_tokens(),
+            tier,     ns.spec().adapter_id,         ns.spec().cache_salt};
+  }
+
+  // The node's resident blocks of published namespaces, in their published tiers.
+  std::vector<Held> held_now() {
+    std::vector<Held> out;
     uint64_t unknown = 0;
-    for (const auto& [id, ns] : namespaces) {
-      writers.emplace(id, VllmBatchWriter(options.encoding, options.media)).first->second.all_cleared();
-    }
-    uint64_t blocks = 0, with = 0;
     index.for_each_block([&](const BlockInfo& b) {
-      auto ns = namespaces.find(b.namespace_id);
-      if (ns == namespaces.end()) {
+      if (namespaces.count(b.namespace_id) == 0) {
         ++unknown;
         return;
       }
-      VllmBatchWriter& w = writers.at(b.namespace_id);
+      const uint8_t tiers = publishable(b.tiers);
+      if (tiers != 0) out.push_back({b.key, {b.parent_lo, b.namespace_id, tiers}});
+    });
+    count([&](VllmPublisherStats& s) { s.unknown_namespace += unknown; });
+    return out;
+  }
+
+  std::vector<Held> published_blocks() const {
+    std::vector<Held> out;
+    out.reserve(published.size());
+    for (const auto& [key, p] : published) out.push_back({key, p});
+    return out;
+  }
+
+  // A BlockStored per block and tier to `to`, in the blocks' order; a block's tokens go with its
+  // first tier while the ring still has them (taken, or left for a later event to carry).
+  void announce(const std::vector<Held>& blocks, const std::vector<std::string>& to, bool take) {
+    std::unordered_map<uint16_t, VllmBatchWriter> writers;
+    uint64_t stored = 0, with = 0;
+    for (const Held& h : blocks) {
+      VllmBatchWriter& w = writers.try_emplace(h.p.ns, options.encoding, options.media).first->second;
       bool first = true;
       for (Tier t : kTierOrder) {
-        if (!b.in(t) || (t == Tier::kHbm && !options.publish_hbm)) continue;
+        if ((h.p.tiers & tier_bit(t)) == 0) continue;
         std::vector<TokenId> block_tokens;
-        if (first) block_tokens = move_cursor ? take_tokens(b.key) : peek_tokens(b.key);
+        if (first) block_tokens = take ? take_tokens(h.key) : peek_tokens(h.key);
         first = false;
         with += block_tokens.empty() ? 0 : 1;
-        w.stored({{b.key.lo},
-                  parent_hash(ns->second, b.parent_lo),
-                  std::move(block_tokens),
-                  ns->second.block_tokens(),
-                  t,
-                  ns->second.spec().adapter_id});
-        ++blocks;
-        if (w.events() >= options.max_batch_events) send(b.namespace_id, w, to);
+        w.stored(stored_event(h.key, h.p, t, std::move(block_tokens)));
+        ++stored;
+        if (w.events() >= options.max_batch_events) send(h.p.ns, w, to);
       }
-    });
+    }
     for (auto& [id, w] : writers) send(id, w, to);
-    if (move_cursor) cursor = as_of;
     count([&](VllmPublisherStats& s) {
-      ++s.snapshots;
-      s.blocks_stored += blocks;
+      s.blocks_stored += stored;
       s.with_tokens += with;
-      s.without_tokens += blocks - with;
-      s.unknown_namespace += unknown;
+      s.without_tokens += stored - with;
     });
+  }
+
+  // BlockRemoved for each block's listed tiers, to `to`.
+  void withdraw(const std::vector<Held>& blocks, const std::vector<std::string>& to) {
+    std::map<std::pair<uint16_t, Tier>, std::vector<uint64_t>> hashes;
+    uint64_t removed = 0;
+    for (const Held& h : blocks) {
+      for (Tier t : kTierOrder) {
+        if ((h.p.tiers & tier_bit(t)) == 0) continue;
+        hashes[{h.p.ns, t}].push_back(h.key.lo);
+        ++removed;
+      }
+    }
+    for (auto& [where, list] : hashes) {
+      VllmBatchWriter w(options.encoding, options.media);
+      for (size_t i = 0; i < list.size(); i += kRemovedHashesPerEvent) {
+        const size_t end = std::min(list.size(), i + kRemovedHashesPerEvent);
+        w.removed({std::vector<uint64_t>(list.begin() + static_cast<ptrdiff_t>(i),
+                                         list.begin() + static_cast<ptrdiff_t>(end)),
+                   where.second});
+        if (w.events() >= options.max_batch_events) send(where.first, w, to);
+      }
+      send(where.first, w, to);
+    }
+    count([&](VllmPublisherStats& s) {
+      s.blocks_removed += removed;
+      s.withdrawn += removed;
+    });
+  }
+
+  // Brings every pod's view to the node's content: re-announces every resident block (root
+  // first), then withdraws what was published and is no longer held, and publishes events from
+  // this point of the log on. On start (after what a previous run left) and when the log lost events.
+  void resync() {
+    const uint64_t as_of = log.next_seq();
+    drain_tokens();
+    std::vector<Held> now = held_now();
+    order_roots_first(now);
+    announce(now, pods, /*take=*/true);
+    std::unordered_map<BlockKey, Published> next;
+    next.reserve(now.size());
+    for (const Held& h : now) next.emplace(h.key, h.p);
+    std::vector<Held> gone;
+    for (const auto& [key, p] : published) {
+      auto it = next.find(key);
+      const uint8_t lost = p.tiers & ~(it == next.end() ? uint8_t{0} : it->second.tiers);
+      if (lost != 0) gone.push_back({key, {p.parent_lo, p.ns, lost}});
+    }
+    withdraw(gone, pods);
+    published = std::move(next);
+    cursor = as_of;
+    count([](VllmPublisherStats& s) { ++s.snapshots; });
+  }
+
+  // --- the state a clean stop leaves for the next start --------------------------------------
+  // [magic, pod count, (length, pod)…, block count, (key hi, key lo, parent lo, ns, tiers)…, magic],
+  // little-endian. Read once and deleted: after a crash there is none, and the next start can only
+  // announce what it holds (what was removed meanwhile stays at consumers until they age it out).
+  void write_state() const {
+    if (options.state_file.empty()) return;
+    std::string out(kStateMagic, sizeof(kStateMagic));
+    const auto put = [&out](const auto& v) { out.append(reinterpret_cast<const char*>(&v), sizeof(v)); };
+    put(static_cast<uint32_t>(pods.size()));
+    for (const std::string& p : pods) {
+      put(static_cast<uint32_t>(p.size()));
+      out += p;
+    }
+    put(static_cast<uint64_t>(published.size()));
+    for (const auto& [key, p] : published) {
+      put(key.hi);
+      put(key.lo);
+      put(p.parent_lo);
+      put(p.ns);
+      put(p.tiers);
+    }
+    out.append(kStateMagic, sizeof(kStateMagic));
+    const std::string tmp = options.state_file + ".tmp";
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(options.state_file).parent_path(), ec);
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    f.write(out.data(), static_cast<std::streamsize>(out.size()));
+    f.close();
+    if (!f || std::rename(tmp.c_str(), options.state_file.c_str()) != 0) {
+      spdlog::warn("kvtierd: vLLM publisher: cannot write {}; the next start cannot withdraw blocks gone meanwhile",
+                   options.state_file);
+      std::filesystem::remove(tmp, ec);
+    }
+  }
+
+  // Loads a clean stop's state into `pods` and `published`; false when there is none (or it is unreadable).
+  bool read_state() {
+    if (options.state_file.empty()) return false;
+    std::ifstream f(options.state_file, std::ios::binary);
+    if (!f) return false;
+    const std::string in((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    f.close();
+    std::error_code ec;
+    std::filesystem::remove(options.state_file, ec);  // one use only (see write_state)
+    size_t at = 0;
+    const auto get = [&](auto& v) {
+      if (in.size() - at < sizeof(v)) return false;
+      std::memcpy(&v, in.data() + at, sizeof(v));
+      at += sizeof(v);
+      return true;
+    };
+    const auto bad = [&] {
+      spdlog::warn("kvtierd: vLLM publisher: {} is not a state this version wrote; ignored", options.state_file);
+      return false;
+    };
+    if (in.size() < 2 * sizeof(kStateMagic) || std::memcmp(in.data(), kStateMagic, sizeof(kStateMagic)) != 0 ||
+        std::memcmp(in.data() + in.size() - sizeof(kStateMagic), kStateMagic, sizeof(kStateMagic)) != 0) {
+      return bad();
+    }
+    at = sizeof(kStateMagic);
+    std::vector<std::string> old_pods;
+    uint32_t npods = 0;
+    if (!get(npods) || npods > 1U << 16) return bad();
+    for (uint32_t i = 0; i < npods; ++i) {
+      uint32_t len = 0;
+      if (!get(len) || in.size() - at < len) return bad();
+      old_pods.emplace_back(in.data() + at, len);
+      at += len;
+    }
+    uint64_t n = 0;
+    if (!get(n)) return bad();
+    constexpr size_t kEntry = 8 + 8 + 8 + 2 + 1;
+    if ((in.size() - sizeof(kStateMagic) - at) != n * kEntry) return bad();
+    std::unordered_map<BlockKey, Published> old;
+    old.reserve(n);
+    for (uint64_t i = 0; i < n; ++i) {
+      BlockKey key;
+      Published p;
+      get(key.hi);
+      get(key.lo);
+      get(p.parent_lo);
+      get(p.ns);
+      get(p.tiers);
+      if (namespaces.count(p.ns) != 0) old.emplace(key, p);  // a namespace no longer configured has no topic
+    }
+    pods = std::move(old_pods);
+    published = std::move(old);
+    return true;
   }
 
   // One namespace's events of a read, merged as vLLM sends them: consecutive stores of a chain
@@ -283,20 +507,33 @@ struct VllmEventPublisher::Impl {
       auto [it, fresh] = by_ns.try_emplace(e.namespace_id);
       if (fresh) order.push_back(e.namespace_id);
       Pending& p = it->second;
-      const uint8_t gained = e.tiers_after & ~e.tiers_before;
-      const uint8_t lost = e.tiers_before & ~e.tiers_after;
-      for (Tier t : kTierOrder) {
-        if ((gained & tier_bit(t)) == 0 || (t == Tier::kHbm && !options.publish_hbm)) continue;
-        VllmStored s{{e.key.lo}, parent_hash(ns->second, e.parent_lo), take_tokens(e.key), ns->second.block_tokens(),
-                     t,          ns->second.spec().adapter_id};
-        (s.tokens.empty() ? without : with) += 1;
-        ++stored;
-        add_stored(p, std::move(s));
+      const uint8_t gained = publishable(e.tiers_after & ~e.tiers_before);
+      const uint8_t lost = publishable(e.tiers_before & ~e.tiers_after);
+      if (gained != 0) {
+        Published& pub_state = published[e.key];
+        pub_state.parent_lo = e.parent_lo;
+        pub_state.ns = e.namespace_id;
+        for (Tier t : kTierOrder) {
+          if ((gained & tier_bit(t)) == 0) continue;
+          pub_state.tiers |= tier_bit(t);
+          VllmStored s = stored_event(e.key, pub_state, t, take_tokens(e.key));
+          (s.tokens.empty() ? without : with) += 1;
+          ++stored;
+          add_stored(p, std::move(s));
+        }
       }
-      for (Tier t : kTierOrder) {
-        if ((lost & tier_bit(t)) == 0 || (t == Tier::kHbm && !options.publish_hbm)) continue;
-        ++removed;
-        add_removed(p, e.key.lo, t);
+      if (lost != 0) {
+        // Only what was published is withdrawn (a block stored before a resync's snapshot and
+        // removed since was never announced).
+        auto pub_state = published.find(e.key);
+        if (pub_state == published.end()) continue;
+        for (Tier t : kTierOrder) {
+          if ((lost & pub_state->second.tiers & tier_bit(t)) == 0) continue;
+          pub_state->second.tiers &= ~tier_bit(t);
+          ++removed;
+          add_removed(p, e.key.lo, t);
+        }
+        if (pub_state->second.tiers == 0) published.erase(pub_state);
       }
     }
     for (uint16_t id : order) {
@@ -350,23 +587,34 @@ struct VllmEventPublisher::Impl {
 
   void run() {
     try {
-      pods = current_pods();
+      // A clean stop's state first: its pods' topics are what consumers know; those not here now
+      // have the node's blocks withdrawn, the rest are brought to what the node holds.
+      std::vector<std::string> now = current_pods();
+      if (read_state()) {
+        std::vector<std::string> gone;
+        for (const std::string& p : pods) {
+          if (std::find(now.begin(), now.end(), p) == now.end()) gone.push_back(p);
+        }
+        if (!gone.empty()) withdraw(published_blocks(), gone);
+      }
+      pods = std::move(now);
       count([&](VllmPublisherStats& s) { s.pods = pods; });
-      publish_snapshot(pods, /*move_cursor=*/true);
+      resync();
       while (!stopping.load(std::memory_order_relaxed)) {
         serve_replay();
         refresh_pods();
         if (!log.wait_for(cursor, std::chrono::milliseconds(10))) continue;
         events::EventRead r = log.read(cursor, options.max_batch_events);
         if (r.resync) {
-          spdlog::warn("kvtierd: vLLM publisher: events before seq {} are gone; sending every block again", cursor);
-          publish_snapshot(pods, /*move_cursor=*/true);
+          spdlog::warn("kvtierd: vLLM publisher: events before seq {} are gone; announcing every block again", cursor);
+          resync();
           continue;
         }
         drain_tokens();
         publish_events(r.events);
         cursor = r.next_seq;
       }
+      write_state();
     } catch (const zmq::error_t& e) {
       // Only a context torn down under the thread gets here; the daemon keeps serving.
       spdlog::error("kvtierd: vLLM publisher stopped: {}", e.what());

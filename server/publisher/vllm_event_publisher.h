@@ -7,9 +7,14 @@
 // there and the end marker, as vLLM does. Block hashes are the low 64 bits of kvtier's keys
 // (opaque: llm-d computes its own keys from the token ids); token ids come from the node's token
 // ring, written by clients when they store a block. The seq restarts at 0 with each daemon start,
-// as an engine's does; on start and whenever the node's event log says it lost events, the
-// publisher sends AllBlocksCleared and then every resident block again (and so for an engine
-// that appears: its topic starts with the node's whole content).
+// as an engine's does.
+//
+// The publisher never sends AllBlocksCleared: consumers (llm-d, Dynamo) apply it to everything
+// they hold for the pod, the engine's own GPU blocks included, which the node does not own. It
+// keeps what it has told consumers instead and corrects that with BlockStored / BlockRemoved: on
+// start (against the state a clean stop wrote), when the node's event log lost events, when an
+// engine appears (told what the node holds) and when one leaves (the node's blocks withdrawn from
+// its topic).
 #pragma once
 
 #include <atomic>
@@ -37,13 +42,16 @@ struct VllmPublisherOptions {
   // (ClientOptions::engine_id); when there are none, `fallback_pod` (the node name).
   std::vector<std::string> pod_ids;
   std::string fallback_pod;
-  VllmEncoding encoding = VllmEncoding::kArray;
+  VllmEncoding encoding = VllmEncoding::kMap;  // vLLM 0.32's form; llm-d-kv-cache reads kArray
   VllmMedia media;
   bool publish_hbm = false;  // engines publish their own GPU blocks; the node adds CPU and STORAGE
   uint32_t replay_batches = 10000;
   uint32_t max_batch_events = 1024;
   std::string token_ring_name;  // the node's token ring (created by the publisher)
   TokenRing::Geometry token_ring;
+  // Where a clean stop writes what the stream had told consumers, for the next start to withdraw
+  // what is gone meanwhile; empty: nowhere.
+  std::string state_file;
 };
 
 struct VllmPublisherStats {
@@ -55,7 +63,8 @@ struct VllmPublisherStats {
   uint64_t without_tokens = 0;     // stored hashes whose tokens no client recorded (or already sent)
   uint64_t tokens_lost = 0;        // token records overwritten or torn before the publisher read them
   uint64_t unknown_namespace = 0;  // node events of namespaces the daemon's config does not name
-  uint64_t snapshots = 0;          // AllBlocksCleared + every resident block (start, lost events)
+  uint64_t snapshots = 0;          // every resident block announced again (start, lost events)
+  uint64_t withdrawn = 0;          // removals the publisher computed (resync, a pod leaving, start)
   uint64_t replay_requests = 0;
   uint64_t next_seq = 0;
   std::vector<std::string> pods;  // published under now

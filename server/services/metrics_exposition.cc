@@ -137,8 +137,11 @@ std::string render_metrics(const node::NodeTiersStats& t, const events::EventLog
              "Node events of namespaces the daemon's configuration does not name (not published).",
              vllm->unknown_namespace);
     x.single("vllm_snapshots_total", "counter",
-             "Times the publisher sent AllBlocksCleared and every resident block (start, lost events).",
-             vllm->snapshots);
+             "Times the publisher announced every resident block again (start, lost events).", vllm->snapshots);
+    x.single("vllm_withdrawn_total", "counter",
+             "Block removals the publisher computed itself: blocks gone across a restart or lost events, and the "
+             "node's blocks under the topic of an engine that left.",
+             vllm->withdrawn);
     x.single("vllm_replay_requests_total", "counter", "Requests answered on the replay socket.", vllm->replay_requests);
   }
   return x.take();

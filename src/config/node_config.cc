@@ -61,13 +61,14 @@ events:
     replay_endpoint: "tcp://*:5558"  # ZMQ ROUTER; "" for none
     pod_ids: ""              # comma-separated pods to publish as, besides engines naming themselves
                              # (ClientOptions::engine_id); with neither, the node name
-    encoding: array          # array (vLLM's default, what llm-d decodes) | map
+    encoding: map            # map (vLLM 0.32's form) | array (older vLLM; what llm-d-kv-cache decodes)
     host_medium: CPU         # `medium` of host-memory blocks (Dynamo's router reads CPU_PINNED)
     ssd_medium: STORAGE      # `medium` of SSD blocks (Dynamo's router reads DISK)
     publish_hbm: false       # engines publish their own GPU blocks
     replay_batches: 10000    # messages kept for the replay socket
     token_ring: 65536        # recent blocks' token ids kept for the publisher (a power of two)
     max_block_tokens: 256    # token ids per block the ring holds
+    state_file: ""           # what a clean stop published, for the next start; "": <ssd.dir>/vllm-published
 log:
   level: info              # trace | debug | info | warn | error
   format: text             # text | json (one object per line)
@@ -233,7 +234,7 @@ void apply(const YAML::Node& root, NodeConfig& cfg) {
     if (const auto v = n["vllm"]) {
       require_map(v, "events.vllm",
                   {"enabled", "endpoint", "connect", "replay_endpoint", "pod_ids", "encoding", "host_medium",
-                   "ssd_medium", "publish_hbm", "replay_batches", "token_ring", "max_block_tokens"});
+                   "ssd_medium", "publish_hbm", "replay_batches", "token_ring", "max_block_tokens", "state_file"});
       if (v["enabled"]) cfg.vllm_events_enabled = get_bool(v["enabled"], "events.vllm.enabled");
       if (v["endpoint"]) cfg.vllm_events_endpoint = get_string(v["endpoint"], "events.vllm.endpoint");
       if (v["connect"]) cfg.vllm_events_connect = get_bool(v["connect"], "events.vllm.connect");
@@ -252,6 +253,7 @@ void apply(const YAML::Node& root, NodeConfig& cfg) {
       if (v["max_block_tokens"]) {
         cfg.vllm_events_max_block_tokens = get_u32(v["max_block_tokens"], "events.vllm.max_block_tokens");
       }
+      if (v["state_file"]) cfg.vllm_events_state_file = get_string(v["state_file"], "events.vllm.state_file");
     }
   }
   if (const auto n = root["log"]) {
@@ -426,7 +428,8 @@ std::string to_yaml(const NodeConfig& cfg) {
       << YAML::Key << "publish_hbm" << YAML::Value << cfg.vllm_events_publish_hbm << YAML::Key << "replay_batches"
       << YAML::Value << cfg.vllm_events_replay_batches << YAML::Key << "token_ring" << YAML::Value
       << cfg.vllm_events_token_ring << YAML::Key << "max_block_tokens" << YAML::Value
-      << cfg.vllm_events_max_block_tokens << YAML::EndMap << YAML::EndMap;
+      << cfg.vllm_events_max_block_tokens << YAML::Key << "state_file" << YAML::Value << YAML::DoubleQuoted
+      << cfg.vllm_events_state_file << YAML::EndMap << YAML::EndMap;
   out << YAML::Key << "log" << YAML::Value << YAML::BeginMap << YAML::Key << "level" << YAML::Value << cfg.log_level
       << YAML::Key << "format" << YAML::Value << cfg.log_format << YAML::EndMap;
   out << YAML::Key << "namespaces" << YAML::Value << YAML::BeginSeq;

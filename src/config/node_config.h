@@ -60,13 +60,17 @@ struct NodeConfig {
   std::string vllm_events_replay_endpoint = "tcp://*:5558";  // ZMQ ROUTER; empty: no replay
   // Comma-separated pods to publish as, besides engines that name themselves; with neither, the node.
   std::string vllm_events_pod_ids;
-  std::string vllm_events_encoding = "array";      // array | map
+  std::string vllm_events_encoding = "map";        // map (vLLM 0.32's form) | array (llm-d-kv-cache reads this)
   std::string vllm_events_host_medium = "CPU";     // `medium` of host-memory blocks
   std::string vllm_events_ssd_medium = "STORAGE";  // `medium` of SSD blocks
   bool vllm_events_publish_hbm = false;            // engines publish their own GPU blocks
   uint32_t vllm_events_replay_batches = 10000;
   uint32_t vllm_events_token_ring = 1U << 16;  // recent blocks' token ids kept for the publisher
   uint32_t vllm_events_max_block_tokens = 256;
+  // What a clean stop had published, for the next start to withdraw what is gone meanwhile;
+  // empty: <ssd_dir>/vllm-published.
+  std::string vllm_events_state_file;
+  std::string vllm_state_file() const;
 
   std::string log_level = "info";   // trace | debug | info | warn | error
   std::string log_format = "text";  // text | json (one object per line)

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <filesystem>
 #include <set>
 #include <string>
 
@@ -54,6 +55,11 @@ std::vector<std::string> NodeConfig::vllm_pod_ids() const {
     rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
   }
   return out;
+}
+
+std::string NodeConfig::vllm_state_file() const {
+  if (!vllm_events_state_file.empty()) return vllm_events_state_file;
+  return (std::filesystem::path(ssd_dir) / "vllm-published").string();
 }
 
 Status NodeConfig::validate_vllm_events() const {
@@ -108,6 +114,13 @@ Status NodeConfig::validate_vllm_events() const {
   }
   if (vllm_events_enabled) {
     for (size_t i = 0; i < namespaces.size(); ++i) {
+      // llm-d splits the topic kv@<pod>@<model> on '@' and needs exactly three parts.
+      if (namespaces[i].model_id.find('@') != std::string::npos) {
+        return Status::invalid_argument(
+            fmt::format("namespaces[{}].model_id '{}' contains '@', which the vLLM events topic kv@<pod>@<model> "
+                        "cannot carry (consumers split it on '@'); name the model without it",
+                        i, namespaces[i].model_id));
+      }
       if (namespaces[i].layout.block_tokens > vllm_events_max_block_tokens) {
         return Status::invalid_argument(
             fmt::format("namespaces[{}] has {} tokens per block, more than events.vllm.max_block_tokens ({}) holds", i,

@@ -105,6 +105,14 @@ TEST(NodeConfigTest, VllmEventsAreOffByDefaultAndCheckedWhenSet) {
   expect_error("events:\n  vllm: {enabled: true, max_block_tokens: 8}\n",
                "namespaces[0] has 16 tokens per block, more than events.vllm.max_block_tokens (8)");
   expect_error("events:\n  vllm: {enable: true}\n", "unknown key 'events.vllm.enable'");
+  // llm-d splits the topic kv@<pod>@<model> on '@': a model id with one cannot be published.
+  expect_error(
+      "events:\n  vllm: {enabled: true}\nnamespaces:\n  - model_id: org/model@v2\n"
+      "    layout: {dtype: bf16, block_tokens: 16, num_layers: 2, num_kv_heads: 2, head_dim: 16}\n",
+      "namespaces[0].model_id 'org/model@v2' contains '@'");
+  // The state file defaults to the SSD directory.
+  EXPECT_EQ(def->vllm_state_file(), "kvtier-data/ssd/vllm-published");
+  EXPECT_EQ(def->vllm_events_encoding, "map");
 }
 
 TEST(NodeConfigTest, EffectiveYamlParsesBackToTheSameConfig) {

@@ -202,8 +202,10 @@ def destroy_node(node: str) -> None:
 class Kvtierd(KvtierdProcess):
     """A real kvtierd of this build on loopback ports, with a host tier and an SSD tier."""
 
-    def __init__(self, workdir: str, name: str, host_bytes: str = "64MiB", ssd_bytes: str = "256MiB"):
-        super().__init__(BIN, workdir, name, SHM_PREFIX, host_bytes=host_bytes, ssd_bytes=ssd_bytes)
+    def __init__(self, workdir: str, name: str, host_bytes: str = "64MiB", ssd_bytes: str = "256MiB",
+                 extra_config: str = ""):
+        super().__init__(BIN, workdir, name, SHM_PREFIX, host_bytes=host_bytes, ssd_bytes=ssd_bytes,
+                         extra_config=extra_config)
 
 
 @contextlib.contextmanager

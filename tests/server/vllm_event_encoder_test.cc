@@ -1,6 +1,7 @@
-// kvtierd's vLLM-format batches: the array form laid out field by field as vLLM sends it (and as
-// llm-d's decoder reads it: positional fields, lora_name last and only when set), the map form
-// keyed by field name, both read back by kvtier-indexer's decoder of vLLM engines' streams.
+// kvtierd's vLLM-format batches: the array form laid out field by field as llm-d-kv-cache's vLLM
+// adapter reads it (positional fields up to kv_cache_spec_kind), the map form keyed by field name
+// as vLLM 0.32's msgspec classes name them, both read back by kvtier-indexer's decoder of vLLM
+// engines' streams. (vLLM's own decoder reads the map form in tests/engines/test_vllm_node_events.py.)
 #include "server/publisher/vllm_event_encoder.h"
 
 #include <gtest/gtest.h>
@@ -16,11 +17,10 @@ std::span<const uint8_t> bytes(const std::string& s) { return {reinterpret_cast<
 
 std::string sample(VllmEncoding encoding) {
   VllmBatchWriter w(encoding);
-  w.stored({{0xFFFFFFFFFFFFFFF0ULL, 42}, std::nullopt, {1, 2, 3, 4, 5, 6}, 3, Tier::kHost, ""});
-  w.stored({{7}, 42, {}, 3, Tier::kSsd, "adapter-a"});
+  w.stored({{0xFFFFFFFFFFFFFFF0ULL, 42}, std::nullopt, {1, 2, 3, 4, 5, 6}, 3, Tier::kHost, "", "tenant-a"});
+  w.stored({{7}, 42, {}, 3, Tier::kSsd, "adapter-a", "tenant-a"});
   w.removed({{42, 7}, Tier::kHost});
-  w.all_cleared();
-  EXPECT_EQ(w.events(), 4U);
+  EXPECT_EQ(w.events(), 3U);
   return w.finish(1700000000.5);
 }
 
@@ -33,10 +33,10 @@ TEST(VllmEventEncoder, ArrayFormIsPositionalAsVllmSendsIt) {
   EXPECT_DOUBLE_EQ(batch.via.array.ptr[0].as<double>(), 1700000000.5);
   EXPECT_TRUE(batch.via.array.ptr[2].is_nil());  // data_parallel_rank
   const msgpack::object& evs = batch.via.array.ptr[1];
-  ASSERT_EQ(evs.via.array.size, 4U);
+  ASSERT_EQ(evs.via.array.size, 3U);
 
   const msgpack::object_array& s0 = evs.via.array.ptr[0].via.array;
-  ASSERT_EQ(s0.size, 7U);  // no lora_name: vLLM leaves trailing defaults out
+  ASSERT_EQ(s0.size, 11U);
   EXPECT_EQ(s0.ptr[0].as<std::string>(), "BlockStored");
   EXPECT_EQ(s0.ptr[1].as<std::vector<uint64_t>>(), (std::vector<uint64_t>{0xFFFFFFFFFFFFFFF0ULL, 42}));
   EXPECT_TRUE(s0.ptr[2].is_nil());  // parent of a first block
@@ -44,23 +44,32 @@ TEST(VllmEventEncoder, ArrayFormIsPositionalAsVllmSendsIt) {
   EXPECT_EQ(s0.ptr[4].as<uint32_t>(), 3U);
   EXPECT_TRUE(s0.ptr[5].is_nil());  // lora_id
   EXPECT_EQ(s0.ptr[6].as<std::string>(), "CPU");
+  EXPECT_TRUE(s0.ptr[7].is_nil());  // lora_name
+  // extra_keys, one entry per block: the salt on the chain's first block only.
+  const msgpack::object_array& x0 = s0.ptr[8].via.array;
+  ASSERT_EQ(x0.size, 2U);
+  EXPECT_EQ(x0.ptr[0].as<std::vector<std::string>>(), (std::vector<std::string>{"tenant-a"}));
+  EXPECT_TRUE(x0.ptr[1].is_nil());
+  EXPECT_EQ(s0.ptr[9].as<uint32_t>(), 0U);  // group_idx
+  EXPECT_EQ(s0.ptr[10].as<std::string>(), "full_attention");
 
   const msgpack::object_array& s1 = evs.via.array.ptr[1].via.array;
-  ASSERT_EQ(s1.size, 8U);
+  ASSERT_EQ(s1.size, 11U);
   EXPECT_EQ(s1.ptr[2].as<uint64_t>(), 42U);
   EXPECT_EQ(s1.ptr[3].via.array.size, 0U);
   EXPECT_EQ(s1.ptr[6].as<std::string>(), "STORAGE");
   EXPECT_EQ(s1.ptr[7].as<std::string>(), "adapter-a");
+  // Not a first block: the LoRA name only, no salt.
+  const msgpack::object_array& x1 = s1.ptr[8].via.array;
+  ASSERT_EQ(x1.size, 1U);
+  EXPECT_EQ(x1.ptr[0].as<std::vector<std::string>>(), (std::vector<std::string>{"adapter-a"}));
 
   const msgpack::object_array& r = evs.via.array.ptr[2].via.array;
-  ASSERT_EQ(r.size, 3U);
+  ASSERT_EQ(r.size, 4U);
   EXPECT_EQ(r.ptr[0].as<std::string>(), "BlockRemoved");
   EXPECT_EQ(r.ptr[1].as<std::vector<uint64_t>>(), (std::vector<uint64_t>{42, 7}));
   EXPECT_EQ(r.ptr[2].as<std::string>(), "CPU");
-
-  const msgpack::object_array& c = evs.via.array.ptr[3].via.array;
-  ASSERT_EQ(c.size, 1U);
-  EXPECT_EQ(c.ptr[0].as<std::string>(), "AllBlocksCleared");
+  EXPECT_EQ(r.ptr[3].as<uint32_t>(), 0U);  // group_idx
 }
 
 TEST(VllmEventEncoder, MapFormNamesEveryField) {
@@ -79,7 +88,12 @@ TEST(VllmEventEncoder, MapFormNamesEveryField) {
   EXPECT_EQ(fields.at("block_size").as<uint32_t>(), 3U);
   EXPECT_TRUE(fields.at("lora_id").is_nil());
   EXPECT_EQ(fields.at("medium").as<std::string>(), "CPU");
-  EXPECT_EQ(fields.count("lora_name"), 0U);
+  // vLLM's msgspec decoder requires lora_name (it has no default), so it is there, nil.
+  EXPECT_TRUE(fields.at("lora_name").is_nil());
+  EXPECT_EQ(fields.at("extra_keys").via.array.size, 2U);
+  EXPECT_EQ(fields.at("group_idx").as<uint32_t>(), 0U);
+  EXPECT_EQ(fields.at("kv_cache_spec_kind").as<std::string>(), "full_attention");
+  EXPECT_EQ(fields.size(), 11U);
 }
 
 TEST(VllmEventEncoder, BothFormsReadBackThroughTheIndexersDecoder) {
@@ -88,7 +102,7 @@ TEST(VllmEventEncoder, BothFormsReadBackThroughTheIndexersDecoder) {
     ASSERT_TRUE(batch.ok()) << batch.status().to_string();
     EXPECT_EQ(batch->malformed_events, 0U);
     EXPECT_EQ(batch->unknown_events, 0U);
-    ASSERT_EQ(batch->events.size(), 4U);
+    ASSERT_EQ(batch->events.size(), 3U);
     const auto& s0 = batch->events[0];
     EXPECT_EQ(s0.kind, indexer::VllmEvent::Kind::kStored);
     EXPECT_EQ(s0.hashes, (std::vector<uint64_t>{0xFFFFFFFFFFFFFFF0ULL, 42}));
@@ -102,13 +116,12 @@ TEST(VllmEventEncoder, BothFormsReadBackThroughTheIndexersDecoder) {
     EXPECT_EQ(s1.lora_name, "adapter-a");
     EXPECT_EQ(batch->events[2].kind, indexer::VllmEvent::Kind::kRemoved);
     EXPECT_EQ(batch->events[2].hashes, (std::vector<uint64_t>{42, 7}));
-    EXPECT_EQ(batch->events[3].kind, indexer::VllmEvent::Kind::kAllCleared);
   }
 }
 
 TEST(VllmEventEncoder, AWriterIsEmptyAfterFinish) {
   VllmBatchWriter w(VllmEncoding::kArray);
-  w.all_cleared();
+  w.removed({{1}, Tier::kHost});
   (void)w.finish(1.0);
   EXPECT_EQ(w.events(), 0U);
   auto batch = indexer::decode_vllm_batch(bytes(w.finish(2.0)));

@@ -3,13 +3,16 @@
 // stream the way llm-d's vLLM adapter does (three frames, topic kv@<pod>@<model>, positional
 // msgpack fields). Stored chains with tokens per pod, demotion and eviction per medium, replay,
 // the map encoding, a client killed while recording tokens, engines naming themselves (and
-// dying), and a daemon restart.
+// dying: the node's blocks withdrawn from their topic), and daemon restarts (every block
+// announced again root first, what went away meanwhile withdrawn; never AllBlocksCleared).
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 
 #include <chrono>
+#include <filesystem>
+#include <functional>
 #include <map>
 #include <msgpack.hpp>
 #include <optional>
@@ -438,11 +441,9 @@ TEST(VllmPublisher, EnginesThatNameThemselvesArePublishedAsWhileTheyLive) {
   // The engine's topic starts with the node's whole content, then carries new blocks.
   ASSERT_TRUE(s.until(
       [&](const auto&) { return covers(hashes_by_medium(s.events(engine_topic, "BlockStored"))["CPU"], first); }));
-  bool cleared = false;
-  for (const Message& m : s.messages) {
-    if (m.topic == engine_topic && !m.events.empty() && m.events.front().tag == "AllBlocksCleared") cleared = true;
-  }
-  EXPECT_TRUE(cleared);
+  // The node's name left the pods: its topic has the node's blocks withdrawn.
+  ASSERT_TRUE(s.until(
+      [&](const auto&) { return covers(hashes_by_medium(s.events(node_topic, "BlockRemoved"))["CPU"], first); }));
   const auto second = n.put_with_tokens(testing::tokens(2 * 16, 32));
   ASSERT_TRUE(s.until(
       [&](const auto&) { return covers(hashes_by_medium(s.events(engine_topic, "BlockStored"))["CPU"], second); }));
@@ -465,6 +466,16 @@ TEST(VllmPublisher, EnginesThatNameThemselvesArePublishedAsWhileTheyLive) {
       },
       std::chrono::seconds(15)));
   for (const LlmdEvent& e : s.events(engine_topic, "BlockStored")) EXPECT_NE(e.hashes[0], later[0].lo);
+  // The dead engine's topic has the node's blocks withdrawn (a consumer must not route to it for
+  // them; the ones the loop above evicted went out as removals already).
+  ASSERT_TRUE(s.until([&](const auto&) {
+    const auto removed = hashes_by_medium(s.events(engine_topic, "BlockRemoved"))["CPU"];
+    return covers(removed, first) && covers(removed, second);
+  }));
+  // Only the node's own blocks are ever withdrawn, never everything the pod holds.
+  for (const Message& m : s.messages) {
+    for (const LlmdEvent& e : m.events) EXPECT_NE(e.tag, "AllBlocksCleared") << m.topic;
+  }
 }
 
 TEST(VllmPublisher, ATakenEndpointStopsTheDaemonFromStarting) {
@@ -492,13 +503,9 @@ TEST(VllmPublisher, ATakenEndpointStopsTheDaemonFromStarting) {
   EXPECT_TRUE(n.put_with_tokens(testing::tokens(16, 3)).size() == 1);
 }
 
-TEST(VllmPublisher, ARestartStartsTheSeqAgainWithAClearAndEveryResidentBlock) {
-  PublishingNode n("array", "pod-r");
-  const auto keys = n.put_with_tokens(testing::tokens(3 * 16, 88));
-  n.client.reset();
-  ASSERT_EQ(n.daemon.stop(), 0);
-  n.start();  // a warm restart: the blocks are still in host memory
-
+// Everything published since the daemon started, read back from the replay socket.
+std::vector<LlmdEvent> replay_all(const PublishingNode& n, std::vector<uint64_t>* seqs,
+                                  const std::function<bool(const std::vector<LlmdEvent>&)>& enough) {
   zmq::context_t ctx{1};
   zmq::socket_t dealer{ctx, zmq::socket_type::dealer};
   dealer.set(zmq::sockopt::rcvtimeo, 5000);
@@ -506,29 +513,103 @@ TEST(VllmPublisher, ARestartStartsTheSeqAgainWithAClearAndEveryResidentBlock) {
   dealer.connect(n.replay);
   const uint8_t zero[8] = {};
   std::vector<LlmdEvent> events;
-  std::vector<uint64_t> seqs;
-  // The snapshot is published as the daemon starts; ask until it is there to replay.
-  for (auto deadline = Clock::now() + std::chrono::seconds(10); events.empty() && Clock::now() < deadline;) {
+  // The start's announcements go out as the daemon starts; ask until they are there to replay.
+  for (auto deadline = Clock::now() + std::chrono::seconds(10); Clock::now() < deadline;) {
+    events.clear();
+    seqs->clear();
     dealer.send(zmq::message_t(), zmq::send_flags::sndmore);
     dealer.send(zmq::buffer(zero, sizeof(zero)), zmq::send_flags::none);
     for (;;) {
       std::vector<zmq::message_t> frames;
-      ASSERT_TRUE(zmq::recv_multipart(dealer, std::back_inserter(frames)));
+      EXPECT_TRUE(zmq::recv_multipart(dealer, std::back_inserter(frames)));
+      if (frames.size() < 4) return events;
       const uint64_t seq = big_endian(frames[2]);
       if (seq == kEndOfReplay) break;
-      seqs.push_back(seq);
+      seqs->push_back(seq);
       for (auto& e : decode_positional(frames[3].to_string())) events.push_back(std::move(e));
     }
+    if (enough(events)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  return events;
+}
+
+std::vector<uint64_t> hashes_of(const std::vector<LlmdEvent>& events, const std::string& tag,
+                                const std::string& medium) {
+  std::vector<uint64_t> out;
+  for (const LlmdEvent& e : events) {
+    if (e.tag == tag && e.medium == medium) out.insert(out.end(), e.hashes.begin(), e.hashes.end());
+  }
+  return out;
+}
+
+TEST(VllmPublisher, ARestartStartsTheSeqAgainAndAnnouncesEveryResidentBlockRootFirstWithoutAClear) {
+  PublishingNode n("array", "pod-r");
+  const auto keys = n.put_with_tokens(testing::tokens(6 * 16, 88));
+  const auto branch = n.put_with_tokens([] {
+    auto t = testing::tokens(6 * 16, 88);
+    for (size_t i = 4 * 16; i < t.size(); ++i) t[i] += 1;  // shares the first four blocks
+    return t;
+  }());
+  n.client.reset();
+  ASSERT_EQ(n.daemon.stop(), 0);
+  n.start();  // a warm restart: the blocks are still in host memory
+
+  std::vector<uint64_t> seqs;
+  const auto events = replay_all(n, &seqs, [&](const auto& evs) {
+    const auto stored = hashes_of(evs, "BlockStored", "CPU");
+    return covers(stored, keys) && covers(stored, branch);
+  });
   ASSERT_FALSE(seqs.empty());
   EXPECT_EQ(seqs.front(), 0U) << "the seq restarts with the daemon, as an engine's does";
-  ASSERT_FALSE(events.empty());
-  EXPECT_EQ(events.front().tag, "AllBlocksCleared");
-  std::vector<uint64_t> stored;
+  std::vector<uint64_t> announced;
   for (const LlmdEvent& e : events) {
-    if (e.tag == "BlockStored" && e.medium == "CPU") stored.insert(stored.end(), e.hashes.begin(), e.hashes.end());
+    EXPECT_NE(e.tag, "AllBlocksCleared") << "consumers would drop the engines' own GPU blocks with it";
+    if (e.tag != "BlockStored") continue;
+    // Root first: a block's parent was announced before it (llm-d drops a block whose parent it
+    // does not know).
+    if (e.parent) {
+      EXPECT_NE(std::find(announced.begin(), announced.end(), *e.parent), announced.end())
+          << "block " << e.hashes[0] << " came before its parent " << *e.parent;
+    }
+    announced.insert(announced.end(), e.hashes.begin(), e.hashes.end());
   }
-  EXPECT_TRUE(covers(stored, keys)) << "every resident block is sent again after the clear";
+  EXPECT_TRUE(covers(announced, keys)) << "every resident block is announced again";
+  EXPECT_TRUE(covers(announced, branch));
+}
+
+TEST(VllmPublisher, ARestartWithdrawsWhatWentAwayWhileTheDaemonWasDown) {
+  PublishingNode n("array", "pod-w");
+  const auto on_ssd = n.put_with_tokens(testing::tokens(3 * 16, 71));
+  n.evict(v1::TIER_HOST);  // demoted: published as STORAGE, withdrawn from CPU
+  const auto in_memory = n.put_with_tokens(testing::tokens(2 * 16, 72));
+  {
+    // The publisher has published both before the stop writes its state.
+    Subscriber s(n.pub);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  n.client.reset();
+  ASSERT_EQ(n.daemon.stop(), 0);
+  ASSERT_TRUE(std::filesystem::exists(std::filesystem::path(n.dir / "ssd") / "vllm-published"))
+      << "a clean stop records what it published";
+  // The host arena goes (the node's shared memory was wiped); the SSD blocks come back from disk.
+  testing::destroy_daemon_segments(n.node);
+  n.start();
+
+  std::vector<uint64_t> seqs;
+  const auto events = replay_all(n, &seqs, [&](const auto& evs) {
+    return covers(hashes_of(evs, "BlockRemoved", "CPU"), in_memory) &&
+           covers(hashes_of(evs, "BlockStored", "STORAGE"), on_ssd);
+  });
+  EXPECT_TRUE(covers(hashes_of(events, "BlockRemoved", "CPU"), in_memory))
+      << "blocks lost with host memory are withdrawn on the next start";
+  EXPECT_TRUE(covers(hashes_of(events, "BlockStored", "STORAGE"), on_ssd));
+  for (const uint64_t h : hashes_of(events, "BlockRemoved", "STORAGE")) {
+    EXPECT_EQ(std::find_if(on_ssd.begin(), on_ssd.end(), [&](const BlockKey& k) { return k.lo == h; }), on_ssd.end());
+  }
+  for (const LlmdEvent& e : events) EXPECT_NE(e.tag, "AllBlocksCleared");
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(n.dir / "ssd") / "vllm-published"))
+      << "the state is read once";
 }
 
 }  // namespace
