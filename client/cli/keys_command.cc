@@ -58,6 +58,7 @@ int run_profile_keys(const KeysOptions& opt, KeyProfileKind kind, const std::vec
   p.hash_seed = opt.hash_seed;
   p.lora_name = opt.lora_name;
   p.cache_salt = opt.spec.cache_salt;
+  p.model_name = opt.spec.model_id;
   if (Status s = p.validate(); !s.ok()) {
     fmt::print(stderr, "kvtier keys: {}\n", s.to_string());
     return 2;
@@ -149,7 +150,8 @@ Runner add_keys_command(CLI::App& app) {
                   "Key profile: kvtier, or a peer's block hash: vllm_sha256_cbor, llmd_fnv64_cbor, dynamo_xxh3")
       ->capture_default_str();
   cmd->add_option("--hash-seed", opt->hash_seed, "vLLM's PYTHONHASHSEED / llm-d's hash seed (peer profiles)");
-  cmd->add_option("--lora-name", opt->lora_name, "vLLM extra key: the LoRA name (vllm_sha256_cbor)");
+  cmd->add_option("--lora-name", opt->lora_name,
+                  "the LoRA name: a vLLM extra key (vllm_sha256_cbor), the root's name (llmd_fnv64_cbor)");
   cmd->add_flag("--json", opt->json, "Print one JSON object");
   return [opt] { return run_keys(*opt); };
 }

@@ -5,7 +5,9 @@
 //                     h_{-1} = NONE_HASH = SHA-256(CBOR(PYTHONHASHSEED)); on the wire the last 8
 //                     bytes of h_i read big-endian.
 //   llmd_fnv64_cbor   llm-d's token processor (FNV-64a): h_i = FNV-64a(CBOR([h_{i-1}, [tokens…],
-//                     null])), h_{-1} = FNV-64a(hash seed bytes).
+//                     null])), h_{-1} = FNV-64a(CBOR([FNV-64a(hash seed bytes), null, name])),
+//                     name the LoRA adapter's name or else the model's (llm-d-kv-cache since
+//                     late 2025: pkg/kvcache/kvblock/token_processor.go, getInitHash).
 //   dynamo_xxh3       Dynamo's router: local_i = XXH3-64(tokens as LE uint32, seed 1337); sequence
 //                     hash s_0 = local_0, s_i = XXH3-64(LE s_{i-1} ‖ LE local_i, seed 1337).
 //   kvtier            kvtier's own XXH3-128 chain (kvtier/prefix_chain.h) from a Namespace.
@@ -45,10 +47,14 @@ struct KeyProfile {
   // no scheduler can reproduce its hashes). llm-d: its HashSeed. Unused by the others.
   std::string hash_seed;
   // vLLM's extra keys: the LoRA name on every block, the cache_salt on the first block only.
+  // llm-d: the LoRA name replaces the model name in the root.
   std::string lora_name;
   std::string cache_salt;
+  // llm-d: the model name its root hashes (the served model name, the topic's last part).
+  std::string model_name;
 
-  // A known kind, 1 ≤ block_tokens ≤ KvLayout::kMaxBlockTokens, extra keys only for vLLM.
+  // A known kind, 1 ≤ block_tokens ≤ KvLayout::kMaxBlockTokens; a LoRA name only for vLLM and
+  // llm-d, a cache_salt only for vLLM.
   Status validate() const;
 };
 

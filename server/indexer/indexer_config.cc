@@ -86,6 +86,7 @@ void apply(const YAML::Node& root, IndexerConfig& c) {
         throw BadConfig{fmt::format("'{}' needs model_id and key_profile{}", path, where(n))};
       }
       e.model_id = text(n["model_id"], path + ".model_id");
+      e.profile.model_name = e.model_id;  // llm-d roots its chains at the model's name
       auto kind = parse_key_profile(text(n["key_profile"], path + ".key_profile"));
       if (!kind.ok()) throw BadConfig{fmt::format("'{}.key_profile': {}", path, kind.status().message())};
       e.profile.kind = *kind;

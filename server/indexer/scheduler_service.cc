@@ -40,6 +40,8 @@ grpc::Status SchedulerService::ScoreNodes(grpc::ServerContext* /*context*/, cons
       if (profile.kind == KeyProfileKind::kVllmSha256Cbor) {
         profile.lora_name = ref.adapter_id();
         profile.cache_salt = ref.cache_salt();
+      } else if (profile.kind == KeyProfileKind::kLlmdFnv64Cbor && ref.cache_salt().empty()) {
+        profile.lora_name = ref.adapter_id();  // llm-d roots an adapter's chains at its name
       } else if (!ref.adapter_id().empty() || !ref.cache_salt().empty()) {
         return invalid_argument(fmt::format("namespace {}: key profile {} has no adapter or cache_salt keys",
                                             ref.model_id(), key_profile_name(profile.kind)));

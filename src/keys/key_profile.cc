@@ -68,9 +68,13 @@ Status KeyProfile::validate() const {
     return Status::invalid_argument(
         fmt::format("block_tokens {} is outside 1..{}", block_tokens, KvLayout::kMaxBlockTokens));
   }
-  if (kind != KeyProfileKind::kVllmSha256Cbor && (!lora_name.empty() || !cache_salt.empty())) {
+  if (kind != KeyProfileKind::kVllmSha256Cbor && !cache_salt.empty()) {
     return Status::invalid_argument(
-        fmt::format("lora_name and cache_salt are vLLM extra keys; profile {} has none", key_profile_name(kind)));
+        fmt::format("cache_salt is a vLLM extra key; profile {} has none", key_profile_name(kind)));
+  }
+  if (kind != KeyProfileKind::kVllmSha256Cbor && kind != KeyProfileKind::kLlmdFnv64Cbor && !lora_name.empty()) {
+    return Status::invalid_argument(
+        fmt::format("lora_name keys vLLM's and llm-d's hashes; profile {} has none", key_profile_name(kind)));
   }
   return {};
 }
@@ -126,8 +130,16 @@ std::vector<uint64_t> engine_block_hashes(const KeyProfile& profile, std::span<c
       for (const auto& d : vllm_block_digests(profile, tokens)) out.push_back(vllm_wire_hash(d));
       break;
     case KeyProfileKind::kLlmdFnv64Cbor: {
-      uint64_t parent = fnv64a(profile.hash_seed);
+      // The root: [FNV-64a(seed), null, model or LoRA name], CBOR, FNV-64a.
       std::string buf;
+      {
+        cbor::Writer w(buf);
+        w.array(3);
+        w.uint(fnv64a(profile.hash_seed));
+        w.null();
+        w.text(profile.lora_name.empty() ? profile.model_name : profile.lora_name);
+      }
+      uint64_t parent = fnv64a(buf);
       for (size_t i = 0; i < n; ++i) {
         block_tuple(
             buf, tokens.subspan(i * profile.block_tokens, profile.block_tokens),

@@ -43,8 +43,13 @@ def fnv64a(data):
     return h
 
 
-def llmd_hashes(tokens, block_tokens, seed):
-    parent, out = fnv64a(seed.encode()), []
+def llmd_root(seed, name):
+    """llm-d-kv-cache's getInitHash: the seed's FNV-64a, then [that, null, model or LoRA name]."""
+    return fnv64a(cbor2.dumps([fnv64a(seed.encode()), None, name], canonical=True))
+
+
+def llmd_hashes(tokens, block_tokens, seed, name):
+    parent, out = llmd_root(seed, name), []
     for block in _blocks(tokens, block_tokens):
         parent = fnv64a(cbor2.dumps([parent, list(block), None], canonical=True))
         out.append(parent)
@@ -61,11 +66,11 @@ def dynamo_hashes(tokens, block_tokens):
     return out
 
 
-def hashes(profile, tokens, block_tokens, seed="", lora_name="", cache_salt=""):
+def hashes(profile, tokens, block_tokens, seed="", lora_name="", cache_salt="", model=""):
     if profile == "vllm_sha256_cbor":
         return [vllm_wire(d) for d in vllm_digests(tokens, block_tokens, seed, lora_name, cache_salt)]
     if profile == "llmd_fnv64_cbor":
-        return llmd_hashes(tokens, block_tokens, seed)
+        return llmd_hashes(tokens, block_tokens, seed, lora_name or model)
     if profile == "dynamo_xxh3":
         return dynamo_hashes(tokens, block_tokens)
     raise ValueError(profile)

@@ -31,7 +31,8 @@ def test_vllm_none_hash_for_seed_zero_is_the_published_value():
 def test_reference_reproduces_the_vectors(case):
     tokens = key_reference.expand_tokens(case["tokens"])
     b = int(case["block_tokens"])
-    got = ref.hashes(case["profile"], tokens, b, case["hash_seed"], case["lora_name"], case["cache_salt"])
+    got = ref.hashes(case["profile"], tokens, b, case["hash_seed"], case["lora_name"], case["cache_salt"],
+                     case["model"])
     assert ",".join(map(str, got)) == case["hashes"]
     if case["profile"] == "vllm_sha256_cbor":
         digests = ref.vllm_digests(tokens, b, case["hash_seed"], case["lora_name"], case["cache_salt"])
@@ -45,23 +46,27 @@ def test_cli_agrees_with_reference_on_random_prompts(seed):
     profile = PROFILES[seed % len(PROFILES)]
     block = rng.choice([1, 4, 16, 64, 512])
     hash_seed = rng.choice(["", "0", "42", "seed with spaces"]) if profile != "dynamo_xxh3" else ""
-    lora = rng.choice(["", "sql-lora"]) if profile == "vllm_sha256_cbor" else ""
+    lora = rng.choice(["", "sql-lora"]) if profile != "dynamo_xxh3" else ""
     salt = rng.choice(["", "tenant-a"]) if profile == "vllm_sha256_cbor" else ""
+    model = rng.choice(["kvtier-demo/llama-3.2-1b", "Qwen/Qwen3-0.6B"])
     tokens = [rng.choice([rng.getrandbits(32), rng.randint(0, 300)]) for _ in range(rng.randint(0, 4 * block + 3))]
     args = ["keys", "--profile", profile, "--block-tokens", str(block), "--hash-seed", hash_seed, "--lora-name", lora,
-            "--salt", salt, "--tokens", "-", "--json"]
+            "--salt", salt, "--model", model, "--tokens", "-", "--json"]
     out = subprocess.run([KVTIER, *args], input=" ".join(map(str, tokens)), capture_output=True, text=True,
                          timeout=30)
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
-    assert got["hashes"] == ref.hashes(profile, tokens, block, hash_seed, lora, salt)
+    assert got["hashes"] == ref.hashes(profile, tokens, block, hash_seed, lora, salt, model)
     if profile == "vllm_sha256_cbor":
         assert got["digests"] == [d.hex() for d in ref.vllm_digests(tokens, block, hash_seed, lora, salt)]
 
 
 @pytest.mark.skipif("KVTIER_BIN_DIR" not in os.environ, reason="run through ctest, which sets KVTIER_BIN_DIR")
-def test_cli_rejects_extra_keys_outside_vllm():
-    out = subprocess.run([KVTIER, "keys", "--profile", "dynamo_xxh3", "--salt", "t", "--tokens", "1"],
-                         capture_output=True, text=True, timeout=30)
-    assert out.returncode == 2
-    assert "vLLM extra keys" in out.stderr
+def test_cli_rejects_extra_keys_a_profile_lacks():
+    for profile, flag, said in [("dynamo_xxh3", "--salt", "cache_salt is a vLLM extra key"),
+                                ("llmd_fnv64_cbor", "--salt", "cache_salt is a vLLM extra key"),
+                                ("dynamo_xxh3", "--lora-name", "lora_name keys vLLM's and llm-d's hashes")]:
+        out = subprocess.run([KVTIER, "keys", "--profile", profile, flag, "t", "--tokens", "1"],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 2
+        assert said in out.stderr
