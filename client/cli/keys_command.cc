@@ -72,14 +72,20 @@ int run_profile_keys(const KeysOptions& opt, KeyProfileKind kind, const std::vec
       digests.push_back(std::move(h));
     }
   }
+  // Dynamo: the per-block hashes its router matches prompts by, beside the chained ones.
+  const std::vector<uint64_t> blocks =
+      kind == KeyProfileKind::kDynamoXxh3 ? dynamo_block_hashes(p, tokens) : std::vector<uint64_t>{};
   if (opt.json) {
-    std::string list;
-    for (size_t i = 0; i < hashes.size(); ++i) list += fmt::format("{}{}", i ? "," : "", hashes[i]);
+    const auto join = [](const std::vector<uint64_t>& v) {
+      std::string out;
+      for (size_t i = 0; i < v.size(); ++i) out += fmt::format("{}{}", i ? "," : "", v[i]);
+      return out;
+    };
     std::string dlist;
     for (size_t i = 0; i < digests.size(); ++i) dlist += fmt::format("{}\"{}\"", i ? "," : "", digests[i]);
-    fmt::print(R"({{"profile":"{}","tokens":{},"block_tokens":{},"hashes":[{}],"digests":[{}]}})"
+    fmt::print(R"({{"profile":"{}","tokens":{},"block_tokens":{},"hashes":[{}],"digests":[{}],"block_hashes":[{}]}})"
                "\n",
-               key_profile_name(kind), tokens.size(), p.block_tokens, list, dlist);
+               key_profile_name(kind), tokens.size(), p.block_tokens, join(hashes), dlist, join(blocks));
     return 0;
   }
   for (size_t i = 0; i < hashes.size(); ++i) {
@@ -151,7 +157,7 @@ Runner add_keys_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--hash-seed", opt->hash_seed, "vLLM's PYTHONHASHSEED / llm-d's hash seed (peer profiles)");
   cmd->add_option("--lora-name", opt->lora_name,
-                  "the LoRA name: a vLLM extra key (vllm_sha256_cbor), the root's name (llmd_fnv64_cbor)");
+                  "the LoRA name: a vLLM extra key, llm-d's root name, part of Dynamo's seed");
   cmd->add_flag("--json", opt->json, "Print one JSON object");
   return [opt] { return run_keys(*opt); };
 }

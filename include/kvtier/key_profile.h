@@ -8,8 +8,10 @@
 //                     null])), h_{-1} = FNV-64a(CBOR([FNV-64a(hash seed bytes), null, name])),
 //                     name the LoRA adapter's name or else the model's (llm-d-kv-cache since
 //                     late 2025: pkg/kvcache/kvblock/token_processor.go, getInitHash).
-//   dynamo_xxh3       Dynamo's router: local_i = XXH3-64(tokens as LE uint32, seed 1337); sequence
-//                     hash s_0 = local_0, s_i = XXH3-64(LE s_{i-1} ‖ LE local_i, seed 1337).
+//   dynamo_xxh3       Dynamo's router: local_i = XXH3-64(tokens as LE uint32, seed), seed = 1337
+//                     + XXH3-64(LoRA name, seed 0) + XXH3-64(cache salt, seed 1) (each term only
+//                     when set, wrapping); sequence hash s_0 = local_0, s_i = XXH3-64(LE s_{i-1} ‖
+//                     LE local_i, seed 1337).
 //   kvtier            kvtier's own XXH3-128 chain (kvtier/prefix_chain.h) from a Namespace.
 //
 // Only full blocks get hashes, as in every engine.
@@ -47,14 +49,15 @@ struct KeyProfile {
   // no scheduler can reproduce its hashes). llm-d: its HashSeed. Unused by the others.
   std::string hash_seed;
   // vLLM's extra keys: the LoRA name on every block, the cache_salt on the first block only.
-  // llm-d: the LoRA name replaces the model name in the root.
+  // llm-d: the LoRA name replaces the model name in the root. Dynamo: both mixed into the seed
+  // (Dynamo calls the salt the cache namespace).
   std::string lora_name;
   std::string cache_salt;
   // llm-d: the model name its root hashes (the served model name, the topic's last part).
   std::string model_name;
 
-  // A known kind, 1 ≤ block_tokens ≤ KvLayout::kMaxBlockTokens; a LoRA name only for vLLM and
-  // llm-d, a cache_salt only for vLLM.
+  // A known kind, 1 ≤ block_tokens ≤ KvLayout::kMaxBlockTokens; no LoRA name or cache_salt for
+  // kvtier's own profile, no cache_salt for llm-d's.
   Status validate() const;
 };
 
@@ -62,6 +65,10 @@ struct KeyProfile {
 // vLLM puts on the wire as an int, llm-d's key, Dynamo's sequence hash. Not for kKvtier (its keys
 // are 128-bit and need a Namespace: compute_chain).
 std::vector<uint64_t> engine_block_hashes(const KeyProfile& profile, std::span<const TokenId> tokens);
+
+// Dynamo only: the per-block hashes local_i its router matches prompts by (Dynamo's
+// compute_block_hash_for_seq); engine_block_hashes gives the sequence hashes chained from them.
+std::vector<uint64_t> dynamo_block_hashes(const KeyProfile& profile, std::span<const TokenId> tokens);
 
 // vLLM only: the full 32-byte digests h_i, and NONE_HASH for the profile's seed.
 std::vector<std::array<uint8_t, 32>> vllm_block_digests(const KeyProfile& profile, std::span<const TokenId> tokens);

@@ -37,7 +37,7 @@ grpc::Status SchedulerService::ScoreNodes(grpc::ServerContext* /*context*/, cons
                                         [&](const EngineNamespace& e) { return e.model_id == ref.model_id(); });
     if (engine_ns != engine_namespaces_.end()) {
       KeyProfile profile = engine_ns->profile;
-      if (profile.kind == KeyProfileKind::kVllmSha256Cbor) {
+      if (profile.kind == KeyProfileKind::kVllmSha256Cbor || profile.kind == KeyProfileKind::kDynamoXxh3) {
         profile.lora_name = ref.adapter_id();
         profile.cache_salt = ref.cache_salt();
       } else if (profile.kind == KeyProfileKind::kLlmdFnv64Cbor && ref.cache_salt().empty()) {

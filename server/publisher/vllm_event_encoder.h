@@ -32,7 +32,8 @@ inline constexpr std::string_view kVllmSpecKind = "full_attention";
 std::optional<VllmEncoding> parse_vllm_encoding(std::string_view name);
 
 // The `medium` each tier is published as. Consumers spell host memory and SSD differently (vLLM's
-// CPU offloading says "CPU"; Dynamo's router reads "CPU_PINNED" and "DISK"), so it is configurable.
+// CPU offloading says "CPU" and "STORAGE", which Dynamo reads as host and disk; llm-d weights
+// media by their lower-cased names), so it is configurable.
 struct VllmMedia {
   std::string hbm = "GPU";
   std::string host = "CPU";

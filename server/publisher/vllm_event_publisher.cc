@@ -42,14 +42,16 @@ constexpr Tier kTierOrder[] = {Tier::kHbm, Tier::kHost, Tier::kSsd};
 constexpr size_t kRemovedHashesPerEvent = 1024;
 
 // The state file: what a cleanly stopped publisher had told consumers (see write_state).
-constexpr char kStateMagic[8] = {'K', 'V', 'T', 'V', 'P', 'U', 'B', '1'};
+constexpr char kStateMagic[8] = {'K', 'V', 'T', 'V', 'P', 'U', 'B', '2'};
 
-// What the stream has told consumers about one block: the tiers it was published in (and what
-// a re-announcement needs: its parent and namespace).
+// What the stream has told consumers about one block: the tiers it was published in, and what
+// every later BlockStored of it needs: its parent, namespace and token ids (Dynamo drops a store
+// without them, and a demotion or a re-announcement comes long after the client recorded them).
 struct Published {
   uint64_t parent_lo = 0;
   uint16_t ns = 0;
   uint8_t tiers = 0;
+  std::vector<TokenId> tokens;  // empty: never recorded by a client (or lost before publishing)
 };
 
 // A block as it is to be announced.
@@ -186,11 +188,6 @@ struct VllmEventPublisher::Impl {
     if (lost > 0) count([&](VllmPublisherStats& s) { s.tokens_lost += lost; });
   }
 
-  std::vector<TokenId> peek_tokens(const BlockKey& key) const {
-    auto it = tokens.find(key);
-    return it == tokens.end() ? std::vector<TokenId>{} : it->second;
-  }
-
   std::vector<TokenId> take_tokens(const BlockKey& key) {
     auto it = tokens.find(key);
     if (it == tokens.end()) return {};
@@ -230,7 +227,7 @@ struct VllmEventPublisher::Impl {
     if (!fresh.empty()) {
       std::vector<Held> all = published_blocks();
       order_roots_first(all);
-      announce(all, fresh, /*take=*/false);
+      announce(all, fresh);
     }
     if (!gone.empty()) withdraw(published_blocks(), gone);
   }
@@ -280,7 +277,7 @@ struct VllmEventPublisher::Impl {
         return;
       }
       const uint8_t tiers = publishable(b.tiers);
-      if (tiers != 0) out.push_back({b.key, {b.parent_lo, b.namespace_id, tiers}});
+      if (tiers != 0) out.push_back({b.key, {b.parent_lo, b.namespace_id, tiers, {}}});
     });
     count([&](VllmPublisherStats& s) { s.unknown_namespace += unknown; });
     return out;
@@ -293,21 +290,17 @@ struct VllmEventPublisher::Impl {
     return out;
   }
 
-  // A BlockStored per block and tier to `to`, in the blocks' order; a block's tokens go with its
-  // first tier while the ring still has them (taken, or left for a later event to carry).
-  void announce(const std::vector<Held>& blocks, const std::vector<std::string>& to, bool take) {
+  // A BlockStored per block and tier, each with the block's token ids when known, to `to`, in
+  // the blocks' order.
+  void announce(const std::vector<Held>& blocks, const std::vector<std::string>& to) {
     std::unordered_map<uint16_t, VllmBatchWriter> writers;
     uint64_t stored = 0, with = 0;
     for (const Held& h : blocks) {
       VllmBatchWriter& w = writers.try_emplace(h.p.ns, options.encoding, options.media).first->second;
-      bool first = true;
       for (Tier t : kTierOrder) {
         if ((h.p.tiers & tier_bit(t)) == 0) continue;
-        std::vector<TokenId> block_tokens;
-        if (first) block_tokens = take ? take_tokens(h.key) : peek_tokens(h.key);
-        first = false;
-        with += block_tokens.empty() ? 0 : 1;
-        w.stored(stored_event(h.key, h.p, t, std::move(block_tokens)));
+        with += h.p.tokens.empty() ? 0 : 1;
+        w.stored(stored_event(h.key, h.p, t, h.p.tokens));
         ++stored;
         if (w.events() >= options.max_batch_events) send(h.p.ns, w, to);
       }
@@ -355,8 +348,13 @@ struct VllmEventPublisher::Impl {
     const uint64_t as_of = log.next_seq();
     drain_tokens();
     std::vector<Held> now = held_now();
+    for (Held& h : now) {  // the tokens published before, or the client's record
+      auto before = published.find(h.key);
+      h.p.tokens = before != published.end() && !before->second.tokens.empty() ? std::move(before->second.tokens)
+                                                                               : take_tokens(h.key);
+    }
     order_roots_first(now);
-    announce(now, pods, /*take=*/true);
+    announce(now, pods);
     std::unordered_map<BlockKey, Published> next;
     next.reserve(now.size());
     for (const Held& h : now) next.emplace(h.key, h.p);
@@ -364,7 +362,7 @@ struct VllmEventPublisher::Impl {
     for (const auto& [key, p] : published) {
       auto it = next.find(key);
       const uint8_t lost = p.tiers & ~(it == next.end() ? uint8_t{0} : it->second.tiers);
-      if (lost != 0) gone.push_back({key, {p.parent_lo, p.ns, lost}});
+      if (lost != 0) gone.push_back({key, {p.parent_lo, p.ns, lost, {}}});
     }
     withdraw(gone, pods);
     published = std::move(next);
@@ -373,9 +371,9 @@ struct VllmEventPublisher::Impl {
   }
 
   // --- the state a clean stop leaves for the next start --------------------------------------
-  // [magic, pod count, (length, pod)…, block count, (key hi, key lo, parent lo, ns, tiers)…, magic],
-  // little-endian. Read once and deleted: after a crash there is none, and the next start can only
-  // announce what it holds (what was removed meanwhile stays at consumers until they age it out).
+  // [magic, pod count, (length, pod)…, block count, (key hi, key lo, parent lo, ns, tiers, token
+  // count, tokens…)…, magic], little-endian. Read once and deleted: after a crash there is none, and the next start can
+  // only announce what it holds (what was removed meanwhile stays at consumers until they age it out).
   void write_state() const {
     if (options.state_file.empty()) return;
     std::string out(kStateMagic, sizeof(kStateMagic));
@@ -392,6 +390,8 @@ struct VllmEventPublisher::Impl {
       put(p.parent_lo);
       put(p.ns);
       put(p.tiers);
+      put(static_cast<uint32_t>(p.tokens.size()));
+      out.append(reinterpret_cast<const char*>(p.tokens.data()), p.tokens.size() * sizeof(TokenId));
     }
     out.append(kStateMagic, sizeof(kStateMagic));
     const std::string tmp = options.state_file + ".tmp";
@@ -443,20 +443,22 @@ struct VllmEventPublisher::Impl {
     }
     uint64_t n = 0;
     if (!get(n)) return bad();
-    constexpr size_t kEntry = 8 + 8 + 8 + 2 + 1;
-    if ((in.size() - sizeof(kStateMagic) - at) != n * kEntry) return bad();
+    const size_t end = in.size() - sizeof(kStateMagic);
     std::unordered_map<BlockKey, Published> old;
-    old.reserve(n);
     for (uint64_t i = 0; i < n; ++i) {
       BlockKey key;
       Published p;
-      get(key.hi);
-      get(key.lo);
-      get(p.parent_lo);
-      get(p.ns);
-      get(p.tiers);
-      if (namespaces.count(p.ns) != 0) old.emplace(key, p);  // a namespace no longer configured has no topic
+      uint32_t ntokens = 0;
+      if (!get(key.hi) || !get(key.lo) || !get(p.parent_lo) || !get(p.ns) || !get(p.tiers) || !get(ntokens) ||
+          at > end || (end - at) / sizeof(TokenId) < ntokens) {
+        return bad();
+      }
+      p.tokens.resize(ntokens);
+      std::memcpy(p.tokens.data(), in.data() + at, ntokens * sizeof(TokenId));
+      at += ntokens * sizeof(TokenId);
+      if (namespaces.count(p.ns) != 0) old.emplace(key, std::move(p));  // a namespace no longer configured has no topic
     }
+    if (at != end) return bad();
     pods = std::move(old_pods);
     published = std::move(old);
     return true;
@@ -513,10 +515,12 @@ struct VllmEventPublisher::Impl {
         Published& pub_state = published[e.key];
         pub_state.parent_lo = e.parent_lo;
         pub_state.ns = e.namespace_id;
+        if (std::vector<TokenId> recorded = take_tokens(e.key); !recorded.empty())
+          pub_state.tokens = std::move(recorded);
         for (Tier t : kTierOrder) {
           if ((gained & tier_bit(t)) == 0) continue;
           pub_state.tiers |= tier_bit(t);
-          VllmStored s = stored_event(e.key, pub_state, t, take_tokens(e.key));
+          VllmStored s = stored_event(e.key, pub_state, t, pub_state.tokens);
           (s.tokens.empty() ? without : with) += 1;
           ++stored;
           add_stored(p, std::move(s));

@@ -62,8 +62,8 @@ events:
     pod_ids: ""              # comma-separated pods to publish as, besides engines naming themselves
                              # (ClientOptions::engine_id); with neither, the node name
     encoding: map            # map (vLLM 0.32's form) | array (older vLLM; what llm-d-kv-cache decodes)
-    host_medium: CPU         # `medium` of host-memory blocks (Dynamo's router reads CPU_PINNED)
-    ssd_medium: STORAGE      # `medium` of SSD blocks (Dynamo's router reads DISK)
+    host_medium: CPU         # `medium` of host-memory blocks (vLLM's name; Dynamo reads it as host)
+    ssd_medium: STORAGE      # `medium` of SSD blocks (vLLM's name; Dynamo reads it as disk)
     publish_hbm: false       # engines publish their own GPU blocks
     replay_batches: 10000    # messages kept for the replay socket
     token_ring: 65536        # recent blocks' token ids kept for the publisher (a power of two)

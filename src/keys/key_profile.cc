@@ -68,13 +68,12 @@ Status KeyProfile::validate() const {
     return Status::invalid_argument(
         fmt::format("block_tokens {} is outside 1..{}", block_tokens, KvLayout::kMaxBlockTokens));
   }
-  if (kind != KeyProfileKind::kVllmSha256Cbor && !cache_salt.empty()) {
+  if ((kind == KeyProfileKind::kKvtier || kind == KeyProfileKind::kLlmdFnv64Cbor) && !cache_salt.empty()) {
     return Status::invalid_argument(
-        fmt::format("cache_salt is a vLLM extra key; profile {} has none", key_profile_name(kind)));
+        fmt::format("cache_salt keys vLLM's and Dynamo's hashes; profile {} has none", key_profile_name(kind)));
   }
-  if (kind != KeyProfileKind::kVllmSha256Cbor && kind != KeyProfileKind::kLlmdFnv64Cbor && !lora_name.empty()) {
-    return Status::invalid_argument(
-        fmt::format("lora_name keys vLLM's and llm-d's hashes; profile {} has none", key_profile_name(kind)));
+  if (kind == KeyProfileKind::kKvtier && !lora_name.empty()) {
+    return Status::invalid_argument("lora_name keys the peers' hashes; kvtier's profile takes it from the Namespace");
   }
   return {};
 }
@@ -109,6 +108,27 @@ std::vector<std::array<uint8_t, 32>> vllm_block_digests(const KeyProfile& profil
         });
     parent = sha256(buf);
     out.push_back(parent);
+  }
+  return out;
+}
+
+std::vector<uint64_t> dynamo_block_hashes(const KeyProfile& profile, std::span<const TokenId> tokens) {
+  // The seed carries the request-wide identities (Dynamo's compute_salt_hash): the LoRA name
+  // hashed with seed 0, the salt with seed 1, so neither can pass for the other.
+  uint64_t seed = kDynamoSeed;
+  if (!profile.lora_name.empty()) seed += XXH3_64bits_withSeed(profile.lora_name.data(), profile.lora_name.size(), 0);
+  if (!profile.cache_salt.empty())
+    seed += XXH3_64bits_withSeed(profile.cache_salt.data(), profile.cache_salt.size(), 1);
+  const size_t n = full_blocks(tokens.size(), profile.block_tokens);
+  std::vector<uint64_t> out;
+  out.reserve(n);
+  std::vector<uint8_t> le(size_t{profile.block_tokens} * sizeof(TokenId));
+  for (size_t i = 0; i < n; ++i) {
+    const TokenId* block = tokens.data() + i * profile.block_tokens;
+    for (uint32_t t = 0; t < profile.block_tokens; ++t) {
+      for (int b = 0; b < 4; ++b) le[4 * t + b] = static_cast<uint8_t>(block[t] >> (8 * b));
+    }
+    out.push_back(XXH3_64bits_withSeed(le.data(), le.size(), seed));
   }
   return out;
 }
@@ -150,14 +170,10 @@ std::vector<uint64_t> engine_block_hashes(const KeyProfile& profile, std::span<c
       break;
     }
     case KeyProfileKind::kDynamoXxh3: {
-      std::vector<uint8_t> le(size_t{profile.block_tokens} * sizeof(TokenId));
       uint64_t seq = 0;
+      const std::vector<uint64_t> locals = dynamo_block_hashes(profile, tokens);
       for (size_t i = 0; i < n; ++i) {
-        const TokenId* block = tokens.data() + i * profile.block_tokens;
-        for (uint32_t t = 0; t < profile.block_tokens; ++t) {
-          for (int b = 0; b < 4; ++b) le[4 * t + b] = static_cast<uint8_t>(block[t] >> (8 * b));
-        }
-        const uint64_t local = XXH3_64bits_withSeed(le.data(), le.size(), kDynamoSeed);
+        const uint64_t local = locals[i];
         if (i == 0) {
           seq = local;
         } else {

@@ -110,7 +110,14 @@ TEST(KeyProfileTest, ProfilesAreParsedAndValidated) {
   p.block_tokens = 16;
   EXPECT_TRUE(p.validate().ok());
   p.cache_salt = "t";
-  EXPECT_FALSE(p.validate().ok()) << "extra keys are vLLM's";
+  p.lora_name = "l";
+  EXPECT_TRUE(p.validate().ok()) << "Dynamo mixes both into its seed";
+  p.kind = KeyProfileKind::kLlmdFnv64Cbor;
+  EXPECT_FALSE(p.validate().ok()) << "llm-d has no salt";
+  p.cache_salt.clear();
+  EXPECT_TRUE(p.validate().ok()) << "llm-d roots an adapter's chains at its name";
+  p.kind = KeyProfileKind::kDynamoXxh3;
+  p.lora_name.clear();
   // A partial block gets no hash; kvtier's own profile has none here (it needs a Namespace).
   p.cache_salt.clear();
   EXPECT_TRUE(engine_block_hashes(p, std::vector<TokenId>(15, 1)).empty());

@@ -56,10 +56,24 @@ def llmd_hashes(tokens, block_tokens, seed, name):
     return out
 
 
-def dynamo_hashes(tokens, block_tokens):
+def dynamo_seed(lora_name="", cache_salt=""):
+    """Dynamo's compute_salt_hash: 1337, plus the LoRA name's XXH3 (seed 0) and the salt's (seed 1)."""
+    seed = DYNAMO_SEED
+    if lora_name:
+        seed += xxhash.xxh3_64_intdigest(lora_name.encode(), seed=0)
+    if cache_salt:
+        seed += xxhash.xxh3_64_intdigest(cache_salt.encode(), seed=1)
+    return seed & 0xFFFFFFFFFFFFFFFF
+
+
+def dynamo_block_hashes(tokens, block_tokens, lora_name="", cache_salt=""):
+    seed = dynamo_seed(lora_name, cache_salt)
+    return [xxhash.xxh3_64_intdigest(struct.pack(f"<{len(b)}I", *b), seed=seed) for b in _blocks(tokens, block_tokens)]
+
+
+def dynamo_hashes(tokens, block_tokens, lora_name="", cache_salt=""):
     out = []
-    for block in _blocks(tokens, block_tokens):
-        local = xxhash.xxh3_64_intdigest(struct.pack(f"<{len(block)}I", *block), seed=DYNAMO_SEED)
+    for local in dynamo_block_hashes(tokens, block_tokens, lora_name, cache_salt):
         if out:
             local = xxhash.xxh3_64_intdigest(struct.pack("<QQ", out[-1], local), seed=DYNAMO_SEED)
         out.append(local)
@@ -72,5 +86,5 @@ def hashes(profile, tokens, block_tokens, seed="", lora_name="", cache_salt="", 
     if profile == "llmd_fnv64_cbor":
         return llmd_hashes(tokens, block_tokens, seed, lora_name or model)
     if profile == "dynamo_xxh3":
-        return dynamo_hashes(tokens, block_tokens)
+        return dynamo_hashes(tokens, block_tokens, lora_name, cache_salt)
     raise ValueError(profile)
