@@ -35,6 +35,7 @@ import time
 from typing import Any
 
 import kvtier
+from kvtier.vllm_connector_events import ConnectorEvents
 
 logger = logging.getLogger("kvtier.vllm_connector")
 
@@ -121,6 +122,12 @@ class _Tracked:
     ns: _NamespaceArgs
     block_ids: list[int]
     saved_blocks: int
+
+
+def _kv_events_enabled(vllm_config: Any) -> bool:
+    """Whether the engine publishes KV events (vLLM's --kv-events-config)."""
+    config = getattr(vllm_config, "kv_events_config", None)
+    return bool(config is not None and getattr(config, "enable_kv_cache_events", False))
 
 
 def _extra(vllm_config: Any) -> dict[str, Any]:
@@ -269,6 +276,10 @@ class KvtierConnector(KVConnectorBase_V1):
         self._loads: list[_Transfer] = []
         self._loaded_through: dict[str, int] = {}  # req_id → blocks loaded from the node
         self._tracked: dict[str, _Tracked] = {}
+        # The engine's own KV-event stream reports the blocks the node holds for it (take_events).
+        self._events: ConnectorEvents | None = None
+        if role == KVConnectorRole.SCHEDULER and _kv_events_enabled(vllm_config):
+            self._events = ConnectorEvents(self._client, self._model.block_tokens, kv_cache_config)
         # Worker side.
         self._rank = self._worker_rank(extra) if role == KVConnectorRole.WORKER else 0
         self._copier: kvtier.KvCopier | None = None
@@ -468,6 +479,7 @@ class KvtierConnector(KVConnectorBase_V1):
         block_ids = list(blocks.get_block_ids()[0])
         first, end = local // bs, (local + num_external_tokens) // bs
         self._loaded_through[request.request_id] = end  # blocks the node has: not saved again
+        self._note_held(request, self._namespace_args(request), list(request.prompt_token_ids[: end * bs]), first, end)
         self._loads.append(
             _Transfer(
                 req_id=request.request_id,
@@ -554,7 +566,21 @@ class KvtierConnector(KVConnectorBase_V1):
                 block_ids=tracked.block_ids[tracked.saved_blocks : full],
             )
         )
+        self._note_held(tracked.request, tracked.ns, meta.saves[-1].tokens, tracked.saved_blocks, full)
         tracked.saved_blocks = full
+
+    def _note_held(self, request: Any, ns: _NamespaceArgs, tokens: list[int], first: int, end: int) -> None:
+        """Blocks [first, end) of the request go to the node or come from it: once the node holds
+        them, the engine's KV-event stream says so (take_events)."""
+        if self._events is not None and end > first:
+            self._events.note(request, self._client.keys(self._namespace(0, ns), tokens[: end * self._model.block_tokens]), first, end)
+
+    def take_events(self) -> Any:
+        """vLLM's connector event hook (scheduler side, once a step): BlockStored / BlockRemoved of the
+        blocks the node holds for this engine, by vLLM's block hashes, medium CPU or STORAGE."""
+        if self._events is None:
+            return ()
+        return self._events.take()
 
     # ---------------------------------------------------------------- worker side
 
