@@ -26,6 +26,7 @@ struct KeysOptions {
   std::string profile = "kvtier";
   std::string hash_seed;
   std::string lora_name;
+  std::string lora_path;
   bool json = false;
 };
 
@@ -57,6 +58,7 @@ int run_profile_keys(const KeysOptions& opt, KeyProfileKind kind, const std::vec
   p.block_tokens = opt.spec.layout.block_tokens;
   p.hash_seed = opt.hash_seed;
   p.lora_name = opt.lora_name;
+  p.lora_path = opt.lora_path;
   p.cache_salt = opt.spec.cache_salt;
   p.model_name = opt.spec.model_id;
   if (Status s = p.validate(); !s.ok()) {
@@ -158,6 +160,7 @@ Runner add_keys_command(CLI::App& app) {
   cmd->add_option("--hash-seed", opt->hash_seed, "vLLM's PYTHONHASHSEED / llm-d's hash seed (peer profiles)");
   cmd->add_option("--lora-name", opt->lora_name,
                   "the LoRA name: a vLLM extra key, llm-d's root name, part of Dynamo's seed");
+  cmd->add_option("--lora-path", opt->lora_path, "the LoRA adapter's path, which vLLM hashes with its name");
   cmd->add_flag("--json", opt->json, "Print one JSON object");
   return [opt] { return run_keys(*opt); };
 }

@@ -2,8 +2,9 @@
 // turn a prompt's token ids into the keys an engine reports in its events (docs/scheduler.md).
 //
 //   vllm_sha256_cbor  vLLM's sha256_cbor: h_i = SHA-256(CBOR([h_{i-1}, [tokens…], extra_keys])),
-//                     h_{-1} = NONE_HASH = SHA-256(CBOR(PYTHONHASHSEED)); on the wire the last 8
-//                     bytes of h_i read big-endian.
+//                     h_{-1} = NONE_HASH = SHA-256(CBOR(PYTHONHASHSEED)); extra_keys null, or
+//                     tagged entries ["lora", name, path] and, on the first block, ["cache_salt",
+//                     salt] (vLLM 0.32); on the wire the last 8 bytes of h_i read big-endian.
 //   llmd_fnv64_cbor   llm-d's token processor (FNV-64a): h_i = FNV-64a(CBOR([h_{i-1}, [tokens…],
 //                     null])), h_{-1} = FNV-64a(CBOR([FNV-64a(hash seed bytes), null, name])),
 //                     name the LoRA adapter's name or else the model's (llm-d-kv-cache since
@@ -53,6 +54,8 @@ struct KeyProfile {
   // (Dynamo calls the salt the cache namespace).
   std::string lora_name;
   std::string cache_salt;
+  // vLLM: the LoRA adapter's path, which vLLM hashes with its name (LoRARequest.lora_path).
+  std::string lora_path;
   // llm-d: the model name its root hashes (the served model name, the topic's last part).
   std::string model_name;
 
@@ -69,6 +72,10 @@ std::vector<uint64_t> engine_block_hashes(const KeyProfile& profile, std::span<c
 // Dynamo only: the per-block hashes local_i its router matches prompts by (Dynamo's
 // compute_block_hash_for_seq); engine_block_hashes gives the sequence hashes chained from them.
 std::vector<uint64_t> dynamo_block_hashes(const KeyProfile& profile, std::span<const TokenId> tokens);
+
+// The seed vLLM (0.32) derives NONE_HASH from for its cryptographic hashes (sha256, sha256_cbor)
+// when PYTHONHASHSEED is unset, so that engines agree without configuration.
+inline constexpr std::string_view kVllmDefaultNoneHashSeed = "vllm-none-hash";
 
 // vLLM only: the full 32-byte digests h_i, and NONE_HASH for the profile's seed.
 std::vector<std::array<uint8_t, 32>> vllm_block_digests(const KeyProfile& profile, std::span<const TokenId> tokens);

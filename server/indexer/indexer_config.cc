@@ -80,7 +80,7 @@ void apply(const YAML::Node& root, IndexerConfig& c) {
     for (size_t i = 0; i < list.size(); ++i) {
       const std::string path = fmt::format("engine_namespaces[{}]", i);
       const YAML::Node& n = list[i];
-      only_keys(n, path, {"model_id", "key_profile", "hash_seed", "block_tokens"});
+      only_keys(n, path, {"model_id", "key_profile", "hash_seed", "block_tokens", "lora_paths"});
       EngineNamespace e;
       if (!n["model_id"] || !n["key_profile"]) {
         throw BadConfig{fmt::format("'{}' needs model_id and key_profile{}", path, where(n))};
@@ -90,8 +90,18 @@ void apply(const YAML::Node& root, IndexerConfig& c) {
       auto kind = parse_key_profile(text(n["key_profile"], path + ".key_profile"));
       if (!kind.ok()) throw BadConfig{fmt::format("'{}.key_profile': {}", path, kind.status().message())};
       e.profile.kind = *kind;
-      if (n["hash_seed"]) e.profile.hash_seed = text(n["hash_seed"], path + ".hash_seed");
+      if (n["hash_seed"]) {
+        e.profile.hash_seed = text(n["hash_seed"], path + ".hash_seed");
+      } else if (e.profile.kind == KeyProfileKind::kVllmSha256Cbor) {
+        e.profile.hash_seed = kVllmDefaultNoneHashSeed;  // what vLLM 0.32 uses without PYTHONHASHSEED
+      }
       if (n["block_tokens"]) e.profile.block_tokens = static_cast<uint32_t>(number(n["block_tokens"], path));
+      if (const YAML::Node& paths = n["lora_paths"]) {
+        if (!paths.IsMap()) throw BadConfig{fmt::format("'{}.lora_paths' must be a mapping{}", path, where(paths))};
+        for (const auto& entry : paths) {
+          e.lora_paths[text(entry.first, path + ".lora_paths")] = text(entry.second, path + ".lora_paths");
+        }
+      }
       c.engine_namespaces.push_back(std::move(e));
     }
   }

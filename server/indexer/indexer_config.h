@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,9 @@ namespace kvtier::indexer {
 struct EngineNamespace {
   std::string model_id;
   KeyProfile profile;  // kind, block_tokens, hash_seed (LoRA and cache_salt come per request)
+  // vllm_sha256_cbor: each LoRA adapter's path by its name (vLLM hashes an adapter's path with
+  // its name, so a request for an adapter scores only with its path known).
+  std::map<std::string, std::string> lora_paths;
 
   // The high half of the index keys of this namespace's hashes (engine_index_key).
   uint64_t key_space() const;

@@ -37,6 +37,16 @@ grpc::Status SchedulerService::ScoreNodes(grpc::ServerContext* /*context*/, cons
                                         [&](const EngineNamespace& e) { return e.model_id == ref.model_id(); });
     if (engine_ns != engine_namespaces_.end()) {
       KeyProfile profile = engine_ns->profile;
+      if (profile.kind == KeyProfileKind::kVllmSha256Cbor && !ref.adapter_id().empty()) {
+        const auto path = engine_ns->lora_paths.find(ref.adapter_id());
+        if (path == engine_ns->lora_paths.end()) {
+          return invalid_argument(fmt::format(
+              "namespace {}: adapter '{}' has no entry in the engine namespace's lora_paths (vLLM hashes an "
+              "adapter's path with its name)",
+              ref.model_id(), ref.adapter_id()));
+        }
+        profile.lora_path = path->second;
+      }
       if (profile.kind == KeyProfileKind::kVllmSha256Cbor || profile.kind == KeyProfileKind::kDynamoXxh3) {
         profile.lora_name = ref.adapter_id();
         profile.cache_salt = ref.cache_salt();

@@ -72,6 +72,10 @@ Status KeyProfile::validate() const {
     return Status::invalid_argument(
         fmt::format("cache_salt keys vLLM's and Dynamo's hashes; profile {} has none", key_profile_name(kind)));
   }
+  if (kind != KeyProfileKind::kVllmSha256Cbor && !lora_path.empty()) {
+    return Status::invalid_argument(
+        fmt::format("lora_path keys vLLM's hashes only; profile {} has none", key_profile_name(kind)));
+  }
   if (kind == KeyProfileKind::kKvtier && !lora_name.empty()) {
     return Status::invalid_argument("lora_name keys the peers' hashes; kvtier's profile takes it from the Namespace");
   }
@@ -92,7 +96,8 @@ std::vector<std::array<uint8_t, 32>> vllm_block_digests(const KeyProfile& profil
   std::string buf;
   for (size_t i = 0; i < n; ++i) {
     const auto block = tokens.subspan(i * profile.block_tokens, profile.block_tokens);
-    // extra_keys: (lora_name,) + (cache_salt,) on the first block; None when empty.
+    // extra_keys, tagged by source as vLLM 0.32 hashes them: ("lora", name, path), then
+    // ("cache_salt", salt) on the first block; None when empty.
     const bool salt = i == 0 && !profile.cache_salt.empty();
     const size_t extras = (profile.lora_name.empty() ? 0 : 1) + (salt ? 1 : 0);
     block_tuple(
@@ -103,8 +108,17 @@ std::vector<std::array<uint8_t, 32>> vllm_block_digests(const KeyProfile& profil
             return;
           }
           w.array(extras);
-          if (!profile.lora_name.empty()) w.text(profile.lora_name);
-          if (salt) w.text(profile.cache_salt);
+          if (!profile.lora_name.empty()) {
+            w.array(3);
+            w.text("lora");
+            w.text(profile.lora_name);
+            w.text(profile.lora_path);
+          }
+          if (salt) {
+            w.array(2);
+            w.text("cache_salt");
+            w.text(profile.cache_salt);
+          }
         });
     parent = sha256(buf);
     out.push_back(parent);

@@ -51,6 +51,7 @@ TEST(KeyProfileTest, EveryVectorOfTheReferenceComesOutBitForBit) {
     p.lora_name = f[4];
     p.cache_salt = f[5];
     if (f.size() > 9) p.model_name = f[9];
+    if (f.size() > 10) p.lora_path = f[10];
     ASSERT_TRUE(p.validate().ok()) << f[0];
     const auto tokens = testing::expand_tokens(f[6]);
     std::string hashes;

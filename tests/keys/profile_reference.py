@@ -21,11 +21,14 @@ def vllm_none_hash(seed):
     return hashlib.sha256(cbor2.dumps(seed, canonical=True)).digest()
 
 
-def vllm_digests(tokens, block_tokens, seed, lora_name="", cache_salt=""):
-    """vLLM's sha256_cbor: hash((parent, tuple(tokens), extra_keys)), extra_keys None when empty."""
+def vllm_digests(tokens, block_tokens, seed, lora_name="", cache_salt="", lora_path=""):
+    """vLLM's sha256_cbor: hash((parent, tuple(tokens), extra_keys)), extra_keys None when empty,
+    else its entries tagged by source (vLLM 0.32): ("lora", name, path), ("cache_salt", salt) on
+    the first block."""
     parent, out = vllm_none_hash(seed), []
     for i, block in enumerate(_blocks(tokens, block_tokens)):
-        extra = ([lora_name] if lora_name else []) + ([cache_salt] if i == 0 and cache_salt else [])
+        extra = ([("lora", lora_name, lora_path)] if lora_name else []) + (
+            [("cache_salt", cache_salt)] if i == 0 and cache_salt else [])
         parent = hashlib.sha256(cbor2.dumps((parent, tuple(block), tuple(extra) if extra else None),
                                             canonical=True)).digest()
         out.append(parent)
@@ -80,9 +83,9 @@ def dynamo_hashes(tokens, block_tokens, lora_name="", cache_salt=""):
     return out
 
 
-def hashes(profile, tokens, block_tokens, seed="", lora_name="", cache_salt="", model=""):
+def hashes(profile, tokens, block_tokens, seed="", lora_name="", cache_salt="", model="", lora_path=""):
     if profile == "vllm_sha256_cbor":
-        return [vllm_wire(d) for d in vllm_digests(tokens, block_tokens, seed, lora_name, cache_salt)]
+        return [vllm_wire(d) for d in vllm_digests(tokens, block_tokens, seed, lora_name, cache_salt, lora_path)]
     if profile == "llmd_fnv64_cbor":
         return llmd_hashes(tokens, block_tokens, seed, lora_name or model)
     if profile == "dynamo_xxh3":

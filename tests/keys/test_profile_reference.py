@@ -32,10 +32,11 @@ def test_reference_reproduces_the_vectors(case):
     tokens = key_reference.expand_tokens(case["tokens"])
     b = int(case["block_tokens"])
     got = ref.hashes(case["profile"], tokens, b, case["hash_seed"], case["lora_name"], case["cache_salt"],
-                     case["model"])
+                     case["model"], case["lora_path"])
     assert ",".join(map(str, got)) == case["hashes"]
     if case["profile"] == "vllm_sha256_cbor":
-        digests = ref.vllm_digests(tokens, b, case["hash_seed"], case["lora_name"], case["cache_salt"])
+        digests = ref.vllm_digests(tokens, b, case["hash_seed"], case["lora_name"], case["cache_salt"],
+                                   case["lora_path"])
         assert ",".join(d.hex() for d in digests) == case["digests"]
 
 
@@ -49,16 +50,17 @@ def test_cli_agrees_with_reference_on_random_prompts(seed):
     lora = rng.choice(["", "sql-lora"])
     salt = rng.choice(["", "tenant-a"]) if profile != "llmd_fnv64_cbor" else ""
     model = rng.choice(["kvtier-demo/llama-3.2-1b", "Qwen/Qwen3-0.6B"])
+    lora_path = rng.choice(["", "/models/sql-lora"]) if profile == "vllm_sha256_cbor" and lora else ""
     tokens = [rng.choice([rng.getrandbits(32), rng.randint(0, 300)]) for _ in range(rng.randint(0, 4 * block + 3))]
     args = ["keys", "--profile", profile, "--block-tokens", str(block), "--hash-seed", hash_seed, "--lora-name", lora,
-            "--salt", salt, "--model", model, "--tokens", "-", "--json"]
+            "--salt", salt, "--model", model, "--lora-path", lora_path, "--tokens", "-", "--json"]
     out = subprocess.run([KVTIER, *args], input=" ".join(map(str, tokens)), capture_output=True, text=True,
                          timeout=30)
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
-    assert got["hashes"] == ref.hashes(profile, tokens, block, hash_seed, lora, salt, model)
+    assert got["hashes"] == ref.hashes(profile, tokens, block, hash_seed, lora, salt, model, lora_path)
     if profile == "vllm_sha256_cbor":
-        assert got["digests"] == [d.hex() for d in ref.vllm_digests(tokens, block, hash_seed, lora, salt)]
+        assert got["digests"] == [d.hex() for d in ref.vllm_digests(tokens, block, hash_seed, lora, salt, lora_path)]
 
 
 @pytest.mark.skipif("KVTIER_BIN_DIR" not in os.environ, reason="run through ctest, which sets KVTIER_BIN_DIR")

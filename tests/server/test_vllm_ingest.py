@@ -46,7 +46,8 @@ def cluster():
         f.write(f"""
 grpc_address: "{address}"
 engine_namespaces:
-  - {{model_id: {MODEL}, key_profile: vllm_sha256_cbor, hash_seed: "{SEED}", block_tokens: 16}}
+  - {{model_id: {MODEL}, key_profile: vllm_sha256_cbor, hash_seed: "{SEED}", block_tokens: 16,
+      lora_paths: {{sql-lora: /models/sql-lora}}}}
 vllm_engines:
   - {{name: vllm-a, endpoint: "{a.endpoint}", replay_endpoint: "{a.replay_endpoint}", model_id: {MODEL}}}
   - {{name: vllm-b, endpoint: "{b.endpoint}", replay_endpoint: "{b.replay_endpoint}", model_id: {MODEL}}}
@@ -116,6 +117,38 @@ def test_both_encodings_feed_scores_with_the_engines_own_hashes(cluster):
     req.namespace.model_id = MODEL
     req.namespace.cache_salt = "tenant-a"
     assert all(n.prefix_blocks == 0 for n in stub.ScoreNodes(req, timeout=10).nodes)
+
+
+def test_salted_and_adapter_prompts_score_by_vllms_tagged_extra_keys(cluster):
+    # vLLM 0.32 hashes ("cache_salt", salt) into a chain's first block and ("lora", name, path)
+    # into every block of an adapter's request: the indexer computes the same from the request's
+    # salt, its adapter and the adapter's path in lora_paths.
+    a, _, stub, log = cluster
+    tokens = [7000 + i for i in range(48)]
+
+    def wire(**extra):
+        return [profile_reference.vllm_wire(d) for d in profile_reference.vllm_digests(tokens, 16, SEED, **extra)]
+
+    a.publish([stored(wire(cache_salt="tenant-a"), None, tokens, medium="GPU")])
+    a.publish([stored(wire(lora_name="sql-lora", lora_path="/models/sql-lora"), None, tokens, medium="GPU")])
+
+    def scored(adapter="", salt=""):
+        req = scheduler_pb2.ScoreNodesRequest(token_ids=tokens)
+        req.namespace.model_id = MODEL
+        req.namespace.adapter_id = adapter
+        req.namespace.cache_salt = salt
+        return {n.node: n.prefix_blocks for n in stub.ScoreNodes(req, timeout=10).nodes}
+
+    assert eventually(lambda: scored(salt="tenant-a").get("vllm-a") == 3), log.read()
+    assert eventually(lambda: scored(adapter="sql-lora").get("vllm-a") == 3)
+    assert scored().get("vllm-a", 0) == 0
+    req = scheduler_pb2.ScoreNodesRequest(token_ids=tokens)
+    req.namespace.model_id = MODEL
+    req.namespace.adapter_id = "unknown-lora"
+    with pytest.raises(grpc.RpcError) as e:
+        stub.ScoreNodes(req, timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "lora_paths" in e.value.details()
 
 
 def test_bad_input_is_counted_and_skipped_never_fatal(cluster):
