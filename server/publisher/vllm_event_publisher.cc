@@ -81,7 +81,8 @@ void order_roots_first(std::vector<Held>& blocks) {
       at = parent->second;
     }
     if (depth[at] != kUnknown) base = depth[at] + 1;
-    for (auto it = path.rbegin(); it != path.rend(); ++it) depth[*it] = base++;
+    std::reverse(path.begin(), path.end());  // the top of the walk first
+    for (const size_t on_path : path) depth[on_path] = base++;
     path.clear();
   }
   std::vector<size_t> order(n);
