@@ -1,7 +1,9 @@
-"""The kvtier connector's part of an unmodified vLLM engine's own KV-event stream (vLLM's
-`take_events` hook), read back with vLLM's own msgspec classes: the blocks the engine saved to a
-real kvtierd appear by vLLM's block hashes with the CPU medium, move to STORAGE when the daemon
-demotes them to SSD, and are withdrawn when it evicts them; each announced once."""
+"""kvtier's part of an unmodified vLLM engine's own KV-event stream, read back with vLLM's own
+msgspec classes, for both integrations: the kvtier connector (its `take_events` hook) and vLLM's
+OffloadingConnector with kvtier as its spec (the manager's OffloadingEvents, which vLLM's event
+tracker turns into self-describing events). The blocks the engine saved to a real kvtierd appear by
+vLLM's block hashes with the CPU medium, move to STORAGE when the daemon demotes them to SSD, and
+are withdrawn when it evicts them; each announced once."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import json
 import os
 import subprocess
 import time
+
+import pytest
 
 from engine_support import (
     BLOCK,
@@ -68,7 +72,13 @@ def evict(address: str, tier: str) -> dict:
     return json.loads(out.stdout)
 
 
-def test_the_engines_stream_reports_the_blocks_the_node_holds_for_it(model_dir):
+# The kvtier connector; vLLM's OffloadingConnector with kvtier's spec, its events self-describing.
+INTEGRATIONS = {"connector": ("kvtier", {}), "offloading_spec": ("kvtier_offload", {"self_describing_kv_events": True})}
+
+
+@pytest.mark.parametrize("integration", sorted(INTEGRATIONS))
+def test_the_engines_stream_reports_the_blocks_the_node_holds_for_it(model_dir, integration):
+    mode, more_settings = INTEGRATIONS[integration]
     served = tokens(6 * BLOCK + 8, seed=70)
     with kvtierd_in_workdir("kvtier-engine-connector-events-", f"cev{os.getpid()}", "64MiB") as (daemon, path):
         pub, replay = f"ipc://{path}/kv-events", f"tcp://127.0.0.1:{free_port()}"
@@ -78,8 +88,8 @@ def test_the_engines_stream_reports_the_blocks_the_node_holds_for_it(model_dir):
             "events",
             {
                 "model": model_dir,
-                "mode": "kvtier",
-                "kvtier": kvtier_settings(daemon.name),
+                "mode": mode,
+                "kvtier": kvtier_settings(daemon.name, **more_settings),
                 "hash_algo": "sha256_cbor",
                 "kv_events": {"endpoint": pub, "replay_endpoint": replay},
                 "phases": [
@@ -110,7 +120,7 @@ def test_the_engines_stream_reports_the_blocks_the_node_holds_for_it(model_dir):
             cpu = [e for e in events if type(e).__name__ == "BlockStored" and e.medium == "CPU"]
             cpu_blocks = {}
             for e in cpu:
-                assert e.group_idx == 0 and e.kv_cache_spec_kind == "full_attention" and e.block_size == BLOCK
+                assert e.group_idx == 0 and e.kv_cache_spec_kind == "full_attention" and e.block_size == BLOCK, e
                 for i, h in enumerate(e.block_hashes):
                     cpu_blocks[h] = (e.token_ids[i * BLOCK:(i + 1) * BLOCK], e.block_hashes[i - 1] if i else e.parent_block_hash)
             for h in mine:

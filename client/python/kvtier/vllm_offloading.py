@@ -28,6 +28,7 @@ pipeline parallelism: use kvtier.vllm_connector there).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import logging
@@ -70,6 +71,9 @@ UNKNOWN_PARENT = bytes(kvtier.KEY_BYTES)
 # Schedule steps after a reset_cache before the blocks of jobs vLLM dropped are let go: vLLM makes
 # its workers wait for those jobs in the next step (and async scheduling builds one step ahead).
 RESET_GRACE_STEPS = 3
+# Announced blocks take_events looks up again per step (vLLM drains it once a step): bounds the
+# scheduler's cost; a block the node dropped is withdrawn within (announced / AUDIT_PER_STEP) steps.
+AUDIT_PER_STEP = 64
 
 
 class KvtierBlocks(LoadStoreSpec):
@@ -158,6 +162,9 @@ class KvtierOffloadingManager(OffloadingManager):
         self._ssd_wait_s = float(spec.extra_config.get(EXTRA_SSD_WAIT, 5.0))
         self._requests: dict[str, _Request] = {}
         self._events: list[OffloadingEvent] | None = [] if spec.kv_events_config.enable_kv_cache_events else None
+        # Blocks this engine stored that its event stream announced, with the node's key and the
+        # medium announced: take_events looks a slice of them up again for moves and removals.
+        self._announced: collections.OrderedDict[OffloadKey, tuple[bytes, Medium]] = collections.OrderedDict()
         # (steps left, leases and reservations of jobs dropped by reset_cache)
         self._retired: list[tuple[int, list[Any]]] = []
         self.stats = dict.fromkeys(COUNTERS, 0)
@@ -289,6 +296,8 @@ class KvtierOffloadingManager(OffloadingManager):
             if success:
                 r.commit()
                 committed.append(key)
+                if self._events is not None and key not in self._announced:
+                    self._announced[key] = (block_key(self._ns, key), Medium.CPU)
             else:
                 r.abandon()
         self.stats["store_blocks"] += len(committed)
@@ -378,9 +387,27 @@ class KvtierOffloadingManager(OffloadingManager):
         return None if stats.is_empty() else stats
 
     def take_events(self) -> Iterable[OffloadingEvent]:
-        if self._events:
-            yield from self._events
-            self._events.clear()
+        if self._events is None:
+            return
+        self._audit_announced()
+        events, self._events = self._events, []
+        yield from events
+
+    def _audit_announced(self) -> None:
+        """Looks up to AUDIT_PER_STEP announced blocks up again in the node's index (round robin):
+        a block the daemon demoted to SSD is stored there and removed from CPU, one it dropped is
+        removed; each once, as vLLM's event tracker and consumers count them."""
+        for _ in range(min(AUDIT_PER_STEP, len(self._announced))):
+            key, (kv_key, medium) = self._announced.popitem(last=False)
+            found = self._client.match([kv_key])
+            if found.overall == 0:
+                self._events.append(OffloadingEvent(keys=[key], medium=medium, removed=True))
+                continue
+            now = Medium.CPU if found.host else Medium.STORAGE
+            if now != medium:  # gain first, then loss
+                self._events.append(OffloadingEvent(keys=[key], medium=now, removed=False))
+                self._events.append(OffloadingEvent(keys=[key], medium=medium, removed=True))
+            self._announced[key] = (kv_key, now)
 
     def shutdown(self) -> None:
         for state in self._requests.values():
