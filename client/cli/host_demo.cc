@@ -56,7 +56,7 @@ int run_host_demo(const NamespaceSpec& spec, std::span<const TokenId> prompt) {
       auto r = (*c)->reserve(*n, k, parent);  // space in the arena, written in place, then published
       if (!r.ok()) ::_exit(2);
       fill(k, r->data(), r->size());
-      if (!r->commit().ok()) ::_exit(3);
+      if (!std::move(*r).commit().ok()) ::_exit(3);
       parent = k;
     }
     ::_exit(0);

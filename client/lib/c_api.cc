@@ -213,7 +213,7 @@ uint8_t* kvtier_reservation_data(kvtier_reservation* r, size_t* size) {
 
 kvtier_code kvtier_reservation_commit(kvtier_reservation* r) {
   if (r == nullptr) return fail(KVTIER_INVALID_ARGUMENT, "kvtier_reservation_commit: reservation is NULL");
-  const kvtier::Status s = r->reservation.commit();
+  const kvtier::Status s = std::move(r->reservation).commit();
   delete r;
   return to_code(s);
 }

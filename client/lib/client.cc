@@ -294,7 +294,7 @@ Status Client::put(const NamespaceHandle& ns, const BlockKey& key, const BlockKe
   if (!r.ok()) return r.status();
   if (r->exists()) return {};
   std::memcpy(r->data(), bytes.data(), bytes.size());
-  return r->commit();
+  return std::move(*r).commit();
 }
 
 // Publish in the index first, then commit in the arena: a process killed between the two leaves
@@ -413,7 +413,9 @@ void PutReservation::abandon() {
   if (client_ != nullptr) std::exchange(client_, nullptr)->abandon(*this);
 }
 
-Status PutReservation::commit() {
+Status PutReservation::commit() && {
+  data_ = nullptr;  // the block is the readers' from here on
+  size_ = 0;
   if (client_ == nullptr) return {};  // the block existed already, or this was committed
   Client* c = std::exchange(client_, nullptr);
   return c->commit(*this);

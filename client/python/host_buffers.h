@@ -101,7 +101,7 @@ class PyReservation {
     PutReservation r = std::move(*r_);
     r_.reset();
     exported_ = {};
-    check(r.commit());
+    check(std::move(r).commit());
   }
   void abandon() {
     check_idle(exported_, "reservation");

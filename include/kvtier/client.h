@@ -92,8 +92,9 @@ class PutReservation {
   bool exists() const { return client_ == nullptr; }
   uint8_t* data() { return data_; }
   size_t size() const { return size_; }
-  // Publishes the block: afterwards every process sees it. Consumes the reservation.
-  Status commit();
+  // Publishes the block: afterwards every process sees it. Consumes the reservation (call it on
+  // std::move(r)): data() is null afterwards, so nothing keeps writing into a block others read.
+  Status commit() &&;
 
  private:
   friend class Client;

@@ -283,7 +283,7 @@ grpc::Status BlocksService::PutBlocks(grpc::ServerContext* /*context*/,
       if (c.block_xxh3() != 0 && xxh3_64(open->reservation->data(), block_bytes) != c.block_xxh3()) {
         return fail(grpc::StatusCode::DATA_LOSS, fmt::format("block {}: checksum mismatch", key.to_hex()));
       }
-      const Status committed = open->reservation->commit();
+      const Status committed = std::move(*open->reservation).commit();
       if (committed.ok()) {
         response->set_stored(response->stored() + 1);
       } else if (committed.code() == StatusCode::kAlreadyExists) {

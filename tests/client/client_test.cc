@@ -86,7 +86,7 @@ TEST(ClientTest, PuttingWhatExistsIsACheapNoOpAndBadInputIsRefused) {
   auto again = client->reserve(ns, keys[0], ns.ns.root());
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(again->exists());
-  EXPECT_TRUE(again->commit().ok());
+  EXPECT_TRUE(std::move(*again).commit().ok());
   EXPECT_EQ(client->stats().put_exists, 1u);
   EXPECT_EQ(client->stats().host_used_bytes, 2u * 65536);
 
@@ -140,10 +140,38 @@ TEST(ClientTest, TwoWritersOfOneBlockKeepOneCopy) {
   auto rb = b->reserve(ns, keys[0], ns.ns.root()).value();  // both reserve before either commits
   std::memcpy(ra.data(), content(keys[0], ra.size()).data(), ra.size());
   std::memcpy(rb.data(), content(keys[0], rb.size()).data(), rb.size());
-  ASSERT_TRUE(ra.commit().ok());
-  ASSERT_TRUE(rb.commit().ok());  // loses quietly: its copy is freed
+  ASSERT_TRUE(std::move(ra).commit().ok());
+  ASSERT_TRUE(std::move(rb).commit().ok());  // loses quietly: its copy is freed
   EXPECT_EQ(a->stats().host_used_bytes, 65536u);
   EXPECT_EQ(b->stats().put_exists, 1u);
+}
+
+// commit() consumes the reservation: it needs an rvalue, and the buffer is gone afterwards, so no
+// caller can keep writing into a block other processes already read.
+template <typename R>
+concept CommitsAnLvalue = requires(R& r) {
+  r.commit();
+};
+template <typename R>
+concept CommitsAnRvalue = requires(R& r) {
+  std::move(r).commit();
+};
+static_assert(!CommitsAnLvalue<PutReservation>, "commit() on an lvalue must not compile");
+static_assert(CommitsAnRvalue<PutReservation>);
+
+TEST(ClientTest, ACommittedReservationHasNoBufferLeft) {
+  ScopedNode node;
+  auto client = node.open();
+  const NamespaceHandle ns = client->register_namespace(small_model()).value();
+  const auto keys = client->keys(ns, tokens(16, 5));
+  auto r = client->reserve(ns, keys[0], ns.ns.root()).value();
+  ASSERT_NE(r.data(), nullptr);
+  std::memcpy(r.data(), content(keys[0], r.size()).data(), r.size());
+  ASSERT_TRUE(std::move(r).commit().ok());
+  EXPECT_EQ(r.data(), nullptr);  // NOLINT(bugprone-use-after-move): what is left of it is the test
+  EXPECT_EQ(r.size(), 0u);       // NOLINT(bugprone-use-after-move)
+  EXPECT_TRUE(std::move(r).commit().ok()) << "a second commit is a no-op";  // NOLINT(bugprone-use-after-move)
+  EXPECT_EQ(client->match(keys).overall, 1u);
 }
 
 TEST(ClientTest, AFullArenaEvictsByPolicyAndKeepsWorking) {

@@ -254,7 +254,7 @@ TEST(PagedKvCopier, BlocksMoveBetweenTwoEnginesThroughTheHostArena) {
     reservations.push_back(std::move(r).value());
   }
   ASSERT_TRUE(out->wait(out->start(KvCopyDirection::kOffload, copies).value()).ok());
-  for (auto& r : reservations) ASSERT_TRUE(r.commit().ok());
+  for (auto& r : reservations) ASSERT_TRUE(std::move(r).commit().ok());
 
   EngineCache engine_b(EngineCache::Kind::kSeparate);
   auto in = make_host_kv_copier(engine_b.layout).value();
