@@ -5,16 +5,15 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <deque>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <unordered_map>
 #include <variant>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
+
+#include "server/publisher/vllm_publisher_state.h"
 
 namespace kvtier::publisher {
 namespace {
@@ -41,23 +40,10 @@ constexpr Tier kTierOrder[] = {Tier::kHbm, Tier::kHost, Tier::kSsd};
 // Hashes per BlockRemoved event when the publisher withdraws many blocks at once.
 constexpr size_t kRemovedHashesPerEvent = 1024;
 
-// The state file: what a cleanly stopped publisher had told consumers (see write_state).
-constexpr char kStateMagic[8] = {'K', 'V', 'T', 'V', 'P', 'U', 'B', '2'};
-
-// What the stream has told consumers about one block: the tiers it was published in, and what
-// every later BlockStored of it needs: its parent, namespace and token ids (Dynamo drops a store
-// without them, and a demotion or a re-announcement comes long after the client recorded them).
-struct Published {
-  uint64_t parent_lo = 0;
-  uint16_t ns = 0;
-  uint8_t tiers = 0;
-  std::vector<TokenId> tokens;  // empty: never recorded by a client (or lost before publishing)
-};
-
 // A block as it is to be announced.
 struct Held {
   BlockKey key;
-  Published p;
+  PublishedBlock p;
 };
 
 // Parents before children, so a consumer never sees a block whose parent it does not know
@@ -129,7 +115,7 @@ struct VllmEventPublisher::Impl {
   // and pods that leave are computed from it: the publisher withdraws its own blocks with
   // BlockRemoved and never sends AllBlocksCleared, which llm-d and Dynamo apply to the engine's
   // own GPU entries as well.
-  std::unordered_map<BlockKey, Published> published;
+  PublishedBlocks published;
 
   Impl(events::EventLog& l, BlockIndex& ix, VllmPublisherOptions o) : log(l), index(ix), options(std::move(o)) {}
 
@@ -262,7 +248,8 @@ struct VllmEventPublisher::Impl {
 
   uint8_t publishable(uint8_t tiers) const { return options.publish_hbm ? tiers : tiers & ~tier_bit(Tier::kHbm); }
 
-  VllmStored stored_event(const BlockKey& key, const Published& p, Tier tier, std::vector<TokenId> block_tokens) const {
+  VllmStored stored_event(const BlockKey& key, const PublishedBlock& p, Tier tier,
+                          std::vector<TokenId> block_tokens) const {
     const Namespace& ns = namespaces.at(p.ns);
     return {{key.lo}, parent_hash(ns, p.parent_lo), std::move(block_tokens), ns.block_tokens(),
             tier,     ns.spec().adapter_id,         ns.spec().cache_salt};
@@ -356,7 +343,7 @@ struct VllmEventPublisher::Impl {
     }
     order_roots_first(now);
     announce(now, pods);
-    std::unordered_map<BlockKey, Published> next;
+    PublishedBlocks next;
     next.reserve(now.size());
     for (const Held& h : now) next.emplace(h.key, h.p);
     std::vector<Held> gone;
@@ -372,96 +359,24 @@ struct VllmEventPublisher::Impl {
   }
 
   // --- the state a clean stop leaves for the next start --------------------------------------
-  // [magic, pod count, (length, pod)…, block count, (key hi, key lo, parent lo, ns, tiers, token
-  // count, tokens…)…, magic], little-endian. Read once and deleted: after a crash there is none, and the next start can
-  // only announce what it holds (what was removed meanwhile stays at consumers until they age it out).
   void write_state() const {
     if (options.state_file.empty()) return;
-    std::string out(kStateMagic, sizeof(kStateMagic));
-    const auto put = [&out](const auto& v) { out.append(reinterpret_cast<const char*>(&v), sizeof(v)); };
-    put(static_cast<uint32_t>(pods.size()));
-    for (const std::string& p : pods) {
-      put(static_cast<uint32_t>(p.size()));
-      out += p;
-    }
-    put(static_cast<uint64_t>(published.size()));
-    for (const auto& [key, p] : published) {
-      put(key.hi);
-      put(key.lo);
-      put(p.parent_lo);
-      put(p.ns);
-      put(p.tiers);
-      put(static_cast<uint32_t>(p.tokens.size()));
-      out.append(reinterpret_cast<const char*>(p.tokens.data()), p.tokens.size() * sizeof(TokenId));
-    }
-    out.append(kStateMagic, sizeof(kStateMagic));
-    const std::string tmp = options.state_file + ".tmp";
-    std::error_code ec;
-    std::filesystem::create_directories(std::filesystem::path(options.state_file).parent_path(), ec);
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f.write(out.data(), static_cast<std::streamsize>(out.size()));
-    f.close();
-    if (!f || std::rename(tmp.c_str(), options.state_file.c_str()) != 0) {
+    if (!write_publisher_state(options.state_file, {pods, published})) {
       spdlog::warn("kvtierd: vLLM publisher: cannot write {}; the next start cannot withdraw blocks gone meanwhile",
                    options.state_file);
-      std::filesystem::remove(tmp, ec);
     }
   }
 
-  // Loads a clean stop's state into `pods` and `published`; false when there is none (or it is unreadable).
+  // Loads a clean stop's state into `pods` and `published`; false when there is none.
   bool read_state() {
     if (options.state_file.empty()) return false;
-    std::ifstream f(options.state_file, std::ios::binary);
-    if (!f) return false;
-    const std::string in((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    f.close();
-    std::error_code ec;
-    std::filesystem::remove(options.state_file, ec);  // one use only (see write_state)
-    size_t at = 0;
-    const auto get = [&](auto& v) {
-      if (in.size() - at < sizeof(v)) return false;
-      std::memcpy(&v, in.data() + at, sizeof(v));
-      at += sizeof(v);
-      return true;
-    };
-    const auto bad = [&] {
-      spdlog::warn("kvtierd: vLLM publisher: {} is not a state this version wrote; ignored", options.state_file);
-      return false;
-    };
-    if (in.size() < 2 * sizeof(kStateMagic) || std::memcmp(in.data(), kStateMagic, sizeof(kStateMagic)) != 0 ||
-        std::memcmp(in.data() + in.size() - sizeof(kStateMagic), kStateMagic, sizeof(kStateMagic)) != 0) {
-      return bad();
+    std::optional<PublisherState> state = read_publisher_state(options.state_file);
+    if (!state) return false;
+    pods = std::move(state->pods);
+    published.clear();
+    for (auto& [key, block] : state->blocks) {
+      if (namespaces.count(block.ns) != 0) published.emplace(key, std::move(block));  // others have no topic now
     }
-    at = sizeof(kStateMagic);
-    std::vector<std::string> old_pods;
-    uint32_t npods = 0;
-    if (!get(npods) || npods > 1U << 16) return bad();
-    for (uint32_t i = 0; i < npods; ++i) {
-      uint32_t len = 0;
-      if (!get(len) || in.size() - at < len) return bad();
-      old_pods.emplace_back(in.data() + at, len);
-      at += len;
-    }
-    uint64_t n = 0;
-    if (!get(n)) return bad();
-    const size_t end = in.size() - sizeof(kStateMagic);
-    std::unordered_map<BlockKey, Published> old;
-    for (uint64_t i = 0; i < n; ++i) {
-      BlockKey key;
-      Published p;
-      uint32_t ntokens = 0;
-      if (!get(key.hi) || !get(key.lo) || !get(p.parent_lo) || !get(p.ns) || !get(p.tiers) || !get(ntokens) ||
-          at > end || (end - at) / sizeof(TokenId) < ntokens) {
-        return bad();
-      }
-      p.tokens.resize(ntokens);
-      std::memcpy(p.tokens.data(), in.data() + at, ntokens * sizeof(TokenId));
-      at += ntokens * sizeof(TokenId);
-      if (namespaces.count(p.ns) != 0) old.emplace(key, std::move(p));  // a namespace no longer configured has no topic
-    }
-    if (at != end) return bad();
-    pods = std::move(old_pods);
-    published = std::move(old);
     return true;
   }
 
@@ -513,7 +428,7 @@ struct VllmEventPublisher::Impl {
       const uint8_t gained = publishable(e.tiers_after & ~e.tiers_before);
       const uint8_t lost = publishable(e.tiers_before & ~e.tiers_after);
       if (gained != 0) {
-        Published& pub_state = published[e.key];
+        PublishedBlock& pub_state = published[e.key];
         pub_state.parent_lo = e.parent_lo;
         pub_state.ns = e.namespace_id;
         if (std::vector<TokenId> recorded = take_tokens(e.key); !recorded.empty())

@@ -270,3 +270,56 @@ def remove(path: str) -> None:
         print(f"kept {path}")
         return
     shutil.rmtree(path, ignore_errors=True)
+
+
+# --- a kvtierd publishing vLLM-format events, and what it published ------------------------------
+
+END_OF_REPLAY = b"\xff" * 8  # vLLM's replay end marker
+
+
+def publishing_node_config(endpoint: str, replay: str, pod: str, model_id: str, layout: dict[str, Any],
+                           variants: list[str]) -> str:
+    """kvtierd configuration sections publishing vLLM-format events on `endpoint` (replay on
+    `replay`, "" for none) under `pod`, for `model_id` in each variant (YAML fields such as
+    "cache_salt: tenant-a"; "" for the plain namespace)."""
+    layout_yaml = "{" + ", ".join(f"{k}: {v}" for k, v in layout.items()) + "}"
+    namespaces = "".join(
+        f"  - {{model_id: {model_id}, {variant + ', ' if variant else ''}layout: {layout_yaml}}}\n" for variant in variants
+    )
+    return f"""
+events:
+  vllm: {{enabled: true, endpoint: "{endpoint}", replay_endpoint: "{replay}", pod_ids: "{pod}"}}
+namespaces:
+{namespaces}"""
+
+
+def put_chain(client: kvtier.Client, ns: kvtier.Namespace, chain: list[int]) -> None:
+    """Puts the chain's whole blocks, each with its token ids (which the node publishes)."""
+    block = ns.block_tokens
+    keys = client.keys(ns, chain)
+    data = bytes(ns.block_bytes)
+    for i, key in enumerate(keys):
+        client.put(ns, key, keys[i - 1] if i else ns.root, data, tokens=chain[i * block:(i + 1) * block])
+
+
+def vllm_replay(endpoint: str) -> list[tuple[str, bytes]]:
+    """Every message a vLLM-format publisher (an engine or kvtierd) has buffered, (topic, payload),
+    from its replay socket."""
+    import zmq
+
+    ctx = zmq.Context()
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.RCVTIMEO, 10000)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(endpoint)
+    try:
+        dealer.send_multipart([b"", (0).to_bytes(8, "big")])
+        out = []
+        while True:
+            _, topic, seq, payload = dealer.recv_multipart()
+            if seq == END_OF_REPLAY:
+                return out
+            out.append((topic.decode(), payload))
+    finally:
+        dealer.close()
+        ctx.term()

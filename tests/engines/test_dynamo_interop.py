@@ -20,7 +20,18 @@ import urllib.request
 
 import pytest
 
-from engine_support import BIN, ROOT, Kvtierd, free_port, node_client, remove, tokens, workdir
+from engine_support import (
+    BIN,
+    ROOT,
+    Kvtierd,
+    free_port,
+    node_client,
+    publishing_node_config,
+    put_chain,
+    remove,
+    tokens,
+    workdir,
+)
 
 import dynamo._core as dynamo_core  # noqa: E402  (ai-dynamo-runtime, in the engine virtualenv)
 
@@ -98,21 +109,11 @@ class DynamoIndexer:
         self.log.close()
 
 
-def layout_yaml() -> str:
-    return "{" + ", ".join(f"{k}: {v}" for k, v in LAYOUT.items()) + "}"
-
-
 @pytest.fixture
 def node_and_dynamo():
     path = workdir("kvtier-engine-dynamo-")
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    extra = f"""
-events:
-  vllm: {{enabled: true, endpoint: "{endpoint}", replay_endpoint: "", pod_ids: "10.0.0.9:8000"}}
-namespaces:
-  - {{model_id: {MODEL_ID}, layout: {layout_yaml()}}}
-  - {{model_id: {MODEL_ID}, adapter_id: sql-lora, layout: {layout_yaml()}}}
-"""
+    extra = publishing_node_config(endpoint, "", "10.0.0.9:8000", MODEL_ID, LAYOUT, ["", "adapter_id: sql-lora"])
     daemon = Kvtierd(path, "dynamoevents", extra_config=extra)  # kvtierd's default media: CPU, STORAGE
     indexer = None
     try:
@@ -123,12 +124,6 @@ namespaces:
             indexer.stop()
         daemon.stop()
         remove(path)
-
-
-def put_chain(client, ns, chain: list[int]) -> None:
-    keys = client.keys(ns, chain)
-    for i, key in enumerate(keys):
-        client.put(ns, key, keys[i - 1] if i else ns.root, bytes(ns.block_bytes), tokens=chain[i * BLOCK:(i + 1) * BLOCK])
 
 
 def until(what, timeout: float = 15.0):

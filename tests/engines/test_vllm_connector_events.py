@@ -23,35 +23,19 @@ from engine_support import (
     kvtierd_in_workdir,
     prompt,
     tokens,
+    vllm_replay,
 )
 
 EVICT_NODE = os.path.join(ROOT, "tests", "engines", "evict_node.py")
-END_SEQ = b"\xff" * 8
 
 
 def replayed_events(replay: str) -> list:
     """Every event the engine published, in order, decoded by vLLM's own classes."""
     import msgspec
-    import zmq
     from vllm.distributed.kv_events import KVEventBatch
 
     decoder = msgspec.msgpack.Decoder(type=KVEventBatch)
-    ctx = zmq.Context()
-    dealer = ctx.socket(zmq.DEALER)
-    dealer.setsockopt(zmq.RCVTIMEO, 10000)
-    dealer.setsockopt(zmq.LINGER, 0)
-    dealer.connect(replay)
-    try:
-        dealer.send_multipart([b"", (0).to_bytes(8, "big")])
-        events = []
-        while True:
-            frames = dealer.recv_multipart()
-            if frames[-2] == END_SEQ:
-                return events
-            events.extend(decoder.decode(frames[-1]).events)
-    finally:
-        dealer.close()
-        ctx.term()
+    return [e for _, payload in vllm_replay(replay) for e in decoder.decode(payload).events]
 
 
 def hashes_of(events: list, kind: str, medium: str) -> list:

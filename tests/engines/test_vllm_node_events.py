@@ -12,67 +12,36 @@ import time
 
 import pytest
 
-from engine_support import Kvtierd, free_port, node_client, remove, tokens, workdir
+from engine_support import (
+    Kvtierd,
+    free_port,
+    node_client,
+    publishing_node_config,
+    put_chain,
+    remove,
+    tokens,
+    vllm_replay,
+    workdir,
+)
 
 MODEL_ID = "kvtier-test/node-events"
 POD = "10.0.0.7:8000"
 BLOCK = 16
 LAYOUT = {"dtype": "bf16", "block_tokens": BLOCK, "num_layers": 2, "num_kv_heads": 2, "head_dim": 16}
-END_SEQ = b"\xff" * 8
-
-
-def layout_yaml() -> str:
-    return "{" + ", ".join(f"{k}: {v}" for k, v in LAYOUT.items()) + "}"
 
 
 @pytest.fixture
 def node():
     path = workdir("kvtier-engine-node-events-")
     replay = f"tcp://127.0.0.1:{free_port()}"
-    extra = f"""
-events:
-  vllm: {{enabled: true, endpoint: "tcp://127.0.0.1:{free_port()}", replay_endpoint: "{replay}", pod_ids: "{POD}"}}
-namespaces:
-  - {{model_id: {MODEL_ID}, layout: {layout_yaml()}}}
-  - {{model_id: {MODEL_ID}, cache_salt: tenant-a, layout: {layout_yaml()}}}
-  - {{model_id: {MODEL_ID}, adapter_id: adapter-a, layout: {layout_yaml()}}}
-"""
+    extra = publishing_node_config(f"tcp://127.0.0.1:{free_port()}", replay, POD, MODEL_ID, LAYOUT,
+                                   ["", "cache_salt: tenant-a", "adapter_id: adapter-a"])
     d = Kvtierd(path, "nodeevents", extra_config=extra)
     try:
         yield d, replay
     finally:
         d.stop()
         remove(path)
-
-
-def put_chain(client, ns, chain_tokens: list[int]) -> None:
-    keys = client.keys(ns, chain_tokens)
-    data = bytes(ns.block_bytes)
-    for i, key in enumerate(keys):
-        client.put(ns, key, keys[i - 1] if i else ns.root, data, tokens=chain_tokens[i * BLOCK : (i + 1) * BLOCK])
-
-
-def replayed(endpoint: str) -> list[tuple[str, bytes]]:
-    """Every message the node has published, (topic, payload), from its replay socket."""
-    import zmq
-
-    ctx = zmq.Context()
-    dealer = ctx.socket(zmq.DEALER)
-    dealer.setsockopt(zmq.RCVTIMEO, 5000)
-    dealer.setsockopt(zmq.LINGER, 0)
-    dealer.connect(endpoint)
-    try:
-        dealer.send_multipart([b"", (0).to_bytes(8, "big")])
-        out = []
-        while True:
-            frames = dealer.recv_multipart()
-            _, topic, seq, payload = frames
-            if seq == END_SEQ:
-                return out
-            out.append((topic.decode(), payload))
-    finally:
-        dealer.close()
-        ctx.term()
 
 
 def blocks_of(messages: list[tuple[str, bytes]]):
@@ -124,7 +93,7 @@ def test_node_events_decode_with_vllms_classes_and_carry_its_extra_keys(node):
 
     deadline = time.monotonic() + 20
     while True:
-        blocks = blocks_of(replayed(replay))
+        blocks = blocks_of(vllm_replay(replay))
         if first_blocks_seen(blocks) or time.monotonic() > deadline:
             break
         time.sleep(0.1)

@@ -55,7 +55,6 @@ class ConnectorEvents:
         self._noted: list[tuple[list[_Block], int]] = []  # (consecutive blocks of a chain, calls left)
         self._noted_keys: set[bytes] = set()
         self._announced: collections.OrderedDict[bytes, _Block] = collections.OrderedDict()
-        self.stats = {"announced": 0, "withdrawn": 0, "moved": 0, "never_stored": 0}
 
     def note(self, request: Any, keys: list[bytes], first: int, end: int) -> None:
         """Blocks [first, end) of the request's chain, whose node keys are keys[first:end], are
@@ -141,14 +140,12 @@ class ConnectorEvents:
                     b.medium = medium
                     self._announced[b.key] = b
                     self._noted_keys.discard(b.key)
-            self.stats["announced"] += len(held)
             rest = blocks[found.overall :]
             if rest and calls > 1:
                 still.append((rest, calls - 1))
             else:
                 for b in rest:
                     self._noted_keys.discard(b.key)
-                self.stats["never_stored"] += len(rest)
         self._noted = still
 
     def _audit(self, out: list[Any]) -> None:
@@ -157,12 +154,10 @@ class ConnectorEvents:
             found = self._client.match([key])
             if found.overall == 0:
                 out.append(self._removed([block], block.medium))
-                self.stats["withdrawn"] += 1
                 continue
             medium = MEDIUM_CPU if found.host else MEDIUM_STORAGE
             if medium != block.medium:  # demoted to SSD, or promoted back: gain first, then loss
                 out.append(self._stored([block], medium))
                 out.append(self._removed([block], block.medium))
                 block.medium = medium
-                self.stats["moved"] += 1
             self._announced[key] = block  # back of the round
