@@ -92,7 +92,7 @@ std::optional<PublisherState> read_publisher_state(const std::string& path) {
       return bad();
     }
     b.tokens.resize(ntokens);
-    std::memcpy(b.tokens.data(), in.data() + at, ntokens * sizeof(TokenId));
+    if (ntokens > 0) std::memcpy(b.tokens.data(), in.data() + at, ntokens * sizeof(TokenId));
     at += ntokens * sizeof(TokenId);
     state.blocks.emplace(key, std::move(b));
   }
