@@ -14,7 +14,8 @@
 
 #include "kvtier/block_index.h"
 #include "kvtier/eviction_policy.h"
-#include "tiers/ssd/admission_filter.h"
+#include "server/node/tier_mover.h"
+#include "tiers/tier_store.h"
 
 namespace kvtier::policy {
 namespace {
@@ -41,34 +42,45 @@ void count_host_prefix(const TraceRequest& r, const Cached& cached, SimulationRe
   }
 }
 
-// The SSD tier as far as the index sees it: the node's admission filter, then space. A block's
-// payload is its token count, so "bytes" are tokens here.
-class SimulatedSsd final : public EvictionListener {
+// A tier as the study sees it: space, no bytes (a block's payload is its token count, so
+// "bytes" are tokens). The mover copies zeros it never looks at.
+class SimulatedTier final : public tiers::TierStore {
  public:
-  SimulatedSsd(uint32_t min_accesses, uint64_t capacity)
-      : admission_(ssd::AdmissionOptions{min_accesses, 0}), min_accesses_(min_accesses), capacity_(capacity) {}
+  SimulatedTier(Tier tier, uint64_t capacity) : tier_(tier), capacity_(capacity), zeros_(kTraceBlockTokens) {}
 
-  uint32_t min_uses_to_demote() const override { return min_accesses_; }
-
-  Result<uint64_t> demote_to_ssd(const BlockInfo& block) override {
-    if (!admission_.admit(block.frequency, block.payload_bytes)) {
-      ++refused_;
-      return Status::resource_exhausted("refused by the admission filter");
-    }
+  Tier tier() const override { return tier_; }
+  uint64_t capacity_bytes() const override { return capacity_; }
+  bool contains(const BlockKey&, uint64_t locator) const override { return locator != 0 && locator <= next_locator_; }
+  Result<tiers::TierSpace> reserve(const tiers::TierBlock& block) override {
+    used_ += block.payload_bytes;
+    return tiers::TierSpace{++next_locator_, zeros_};
+  }
+  Result<uint64_t> insert(const tiers::TierBlock& block, std::span<const uint8_t>) override {
     used_ += block.payload_bytes;
     return ++next_locator_;
   }
-  void released(const BlockInfo& block, Tier tier) override {
-    if (tier == Tier::kSsd) used_ -= block.payload_bytes;
+  Status commit(uint64_t) override { return {}; }
+  void abandon(const BlockKey&, uint64_t) override { used_ -= std::min<uint64_t>(used_, kTraceBlockTokens); }
+  std::span<const uint8_t> view(uint64_t, uint32_t payload_bytes) const override {
+    return {zeros_.data(), std::min<size_t>(payload_bytes, zeros_.size())};
   }
+  void read(std::span<tiers::TierRead> reads) override {
+    for (tiers::TierRead& r : reads) r.status = {};
+  }
+  void remove(const BlockKey&, uint64_t) override { used_ -= std::min<uint64_t>(used_, kTraceBlockTokens); }
+  Status flush() override { return {}; }
+  void recover(const std::function<void(const tiers::TierBlock&, uint64_t)>&) const override {}
+  void visit_counters(tiers::CounterVisitor& v) const override {
+    v.gauge("policy_study_used_tokens", "Tokens the simulated tier holds.", static_cast<double>(used_));
+  }
+
   uint64_t over() const { return used_ > capacity_ ? used_ - capacity_ : 0; }
-  uint64_t refused() const { return refused_; }
 
  private:
-  ssd::AdmissionFilter admission_;
-  uint32_t min_accesses_;
+  Tier tier_;
   uint64_t capacity_;
-  uint64_t used_ = 0, refused_ = 0, next_locator_ = 0;
+  uint64_t used_ = 0, next_locator_ = 0;
+  std::vector<uint8_t> zeros_;
 };
 
 // The private index segment, removed however the run ends.
@@ -103,9 +115,12 @@ Result<SimulationResult> simulate(std::span<const TraceRequest> trace, const Sim
   BlockIndex index = std::move(created).value();
   const uint64_t host_capacity = options.host_blocks * kTraceBlockTokens;
   KVTIER_RETURN_IF_ERROR(index.set_tier_capacity(Tier::kSsd, options.ssd_blocks * kTraceBlockTokens));
-  SimulatedSsd ssd(options.ssd_min_accesses, options.ssd_blocks * kTraceBlockTokens);
-  index.set_default_policy(*policy);
-  index.set_eviction_listener(&ssd);
+  KVTIER_RETURN_IF_ERROR(index.record_eviction_policy(options.policy));
+  SimulatedTier host(Tier::kHost, host_capacity);
+  SimulatedTier ssd(Tier::kSsd, options.ssd_blocks * kTraceBlockTokens);
+  // The daemon's mover, over the simulated tiers: its victim selection, admission and demotion.
+  node::TierMover mover(index, host, options.ssd_blocks > 0 ? &ssd : nullptr,
+                        ssd::AdmissionOptions{options.ssd_min_accesses, 0});
 
   SimulationResult out;
   out.policy = options.policy;
@@ -113,7 +128,7 @@ Result<SimulationResult> simulate(std::span<const TraceRequest> trace, const Sim
   out.ssd_blocks = options.ssd_blocks;
   const auto started = std::chrono::steady_clock::now();
   uint32_t now = 0;
-  uint64_t host_used = 0, next_locator = 0;
+  uint64_t host_used = 0;
   std::vector<BlockKey> keys;
   const auto account = [&](const Result<EvictionReport>& r) {
     if (!r.ok()) return uint64_t{0};
@@ -141,21 +156,26 @@ Result<SimulationResult> simulate(std::span<const TraceRequest> trace, const Sim
     if (!leases.ok()) return leases.status();
     for (size_t i = in_host; i < keys.size(); ++i) {
       KVTIER_RETURN_IF_ERROR(index.set_clock(++now));
-      const BlockRecord rec{keys[i], i == 0 ? kRoot : keys[i - 1], 0, kTraceBlockTokens, Tier::kHost, ++next_locator};
+      auto space = host.reserve({keys[i], 0, 0, kTraceBlockTokens});
+      if (!space.ok()) return space.status();
+      const BlockRecord rec{keys[i], i == 0 ? kRoot : keys[i - 1], 0, kTraceBlockTokens, Tier::kHost, space->locator};
       const Status s = index.insert(rec);
       if (s.code() == StatusCode::kAlreadyExists) continue;  // held in host memory past a gap in its prefix
       KVTIER_RETURN_IF_ERROR(s);
       ++(i < m.overall ? out.promoted : out.inserted);
       host_used += kTraceBlockTokens;
       while (host_used > host_capacity) {
-        const uint64_t freed = account(index.evict(Tier::kHost, host_used - host_capacity, **policy, &ssd));
+        EvictionReport report;
+        const auto demoted = mover.demote(host_used - host_capacity, &report);
+        const uint64_t freed = account(demoted.ok() ? Result<EvictionReport>(report) : demoted.status());
         if (freed == 0) break;  // all pinned: the request is larger than the tier
         host_used -= std::min(freed, host_used);
       }
-      if (ssd.over() > 0) (void)account(index.evict(Tier::kSsd, ssd.over(), **policy, &ssd));
+      if (ssd.over() > 0) (void)account(mover.evict(Tier::kSsd, ssd.over()));
     }
   }
-  out.ssd_refused = ssd.refused();
+  const node::TierMoverStats moved = mover.stats();
+  out.ssd_refused = moved.demote_refused + moved.admission.rejected_budget;
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return out;
 }

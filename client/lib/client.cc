@@ -14,7 +14,9 @@
 #include "load/load_queue.h"
 #include "tiers/hbm/hbm_residency.h"
 #include "tiers/host/host_arena.h"
+#include "tiers/host/host_tier_store.h"
 #include "tiers/host/index_binding.h"
+#include "tiers/tier_releaser.h"
 
 namespace kvtier {
 namespace {
@@ -36,8 +38,8 @@ struct Client::Impl {
   ClientOptions options;
   BlockIndex index;
   std::unique_ptr<host::HostArena> arena;
-  std::unique_ptr<host::ArenaReleaser> releaser;
-  std::shared_ptr<const EvictionPolicy> room_policy = make_default_eviction_policy();  // for a full arena
+  host::HostTierStore host_store;
+  tiers::TierReleaser releaser;  // frees the arena space of blocks this process evicts
   std::atomic<uint64_t> puts{0}, put_exists{0}, gets{0}, evictions_for_room{0}, sealed{0}, corrupt_dropped{0},
       loads_requested{0}, room_waits{0}, tokens_recorded{0};
   std::mutex loads_mu;
@@ -81,10 +83,9 @@ struct Client::Impl {
   }
 
   Impl(ClientOptions o, BlockIndex ix, std::unique_ptr<host::HostArena> a)
-      : options(std::move(o)),
-        index(std::move(ix)),
-        arena(std::move(a)),
-        releaser(std::make_unique<host::ArenaReleaser>(*arena)) {}
+      : options(std::move(o)), index(std::move(ix)), arena(std::move(a)), host_store(*arena, index) {
+    releaser.serve(Tier::kHost, &host_store);
+  }
 };
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -109,7 +110,7 @@ Result<std::unique_ptr<Client>> Client::open(const ClientOptions& o) {
   if (impl->index.stats().tier_capacity[tier_index(Tier::kHost)] == 0) {
     KVTIER_RETURN_IF_ERROR(impl->index.set_tier_capacity(Tier::kHost, impl->arena->stats().data_bytes));
   }
-  impl->index.set_eviction_listener(impl->releaser.get());
+  impl->index.set_eviction_listener(&impl->releaser);
   if (o.huge_pages) (void)impl->arena->advise_huge_pages();  // best effort by design
   if (!o.engine_id.empty()) (void)impl->token_ring();        // names this engine to a publishing node
   return std::unique_ptr<Client>(new Client(std::move(impl)));
@@ -270,8 +271,8 @@ Result<PutReservation> Client::reserve(const NamespaceHandle& ns, const BlockKey
     }
   }
   if (!loc.ok() && loc.status().code() == StatusCode::kResourceExhausted) {
-    // Still full: evict by the default policy (prefix-aware), dropping, and retry once.
-    auto freed = impl_->index.evict(Tier::kHost, 4 * bytes, *impl_->room_policy, impl_->releaser.get());
+    // Still full (or no daemon serves the node): drop by the node's policy and retry once.
+    auto freed = impl_->index.evict(Tier::kHost, 4 * bytes, *impl_->index.eviction_policy(), &impl_->releaser);
     if (freed.ok() && freed->bytes_freed > 0) impl_->evictions_for_room.fetch_add(1, std::memory_order_relaxed);
     loc = impl_->arena->reserve(ns.size_class, *owner);
   }
@@ -360,7 +361,11 @@ uint64_t Client::sealed_checksum(const HostBlock& block) {
 }
 
 Result<EvictionReport> Client::evict(Tier tier, uint64_t bytes, const EvictionPolicy& policy) {
-  return impl_->index.evict(tier, bytes, policy, impl_->releaser.get());
+  if (tier != Tier::kHost) {
+    return Status::invalid_argument(fmt::format(
+        "an engine frees host memory only; {} blocks are the node daemon's to evict (Admin.Evict)", tier_name(tier)));
+  }
+  return impl_->index.evict(tier, bytes, policy, &impl_->releaser);
 }
 
 Status Client::maintain() {

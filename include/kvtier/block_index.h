@@ -125,22 +125,12 @@ class BlockLease {
   BlockInfo info_;
 };
 
-// Called by evict() for each victim, under the writer lock; keep it quick.
+// Told by the index, under its writer lock, of each block copy it stops naming (evicted, or
+// dropped to make room in a full table): free its space there. Keep it quick.
 class EvictionListener {
  public:
   virtual ~EvictionListener() = default;
-  // Host → SSD demotion: write the block to the SSD tier and return its locator, or an error to
-  // drop it instead. Only asked when the index's SSD tier is enabled.
-  virtual Result<uint64_t> demote_to_ssd(const BlockInfo& block) = 0;
-  // The block no longer occupies `tier`: free its space there.
   virtual void released(const BlockInfo& block, Tier tier) = 0;
-  // False: host blocks without an SSD copy are dropped, never handed to demote_to_ssd. The node
-  // daemon writes SSD copies outside the writer lock first (eviction_candidates), then evicts.
-  virtual bool demotes() const { return true; }
-  // The fewest uses a block needs for demote_to_ssd to take it (the SSD tier's admission filter):
-  // evict() judges a block used less as a drop, as eviction_candidates() does, rather than asking
-  // for a demotion the tier will refuse.
-  virtual uint32_t min_uses_to_demote() const { return 0; }
 };
 
 struct EvictionReport {
@@ -226,9 +216,14 @@ class BlockIndex {
   uint64_t bytes_over_watermark(Tier tier) const;
   // evict() down to the low watermark, if the tier is above its high watermark.
   Result<EvictionReport> evict_to_watermark(Tier tier, const EvictionPolicy& policy, EvictionListener* listener);
-  // What insert() uses when the index is full (default: prefix-frequency), and who it tells about the
-  // blocks it drops (their tier space must be freed). Process-local settings of this handle.
-  void set_default_policy(std::shared_ptr<const EvictionPolicy> policy);
+  // The node's eviction policy, recorded in the segment so that every process (the daemon's
+  // mover, an engine whose put finds the arena full, insert() in a full table) evicts by the one
+  // the daemon was configured with. invalid_argument for a name make_eviction_policy rejects.
+  Status record_eviction_policy(std::string_view name);
+  // The recorded policy; the default (prefix-frequency) when none was recorded.
+  std::shared_ptr<const EvictionPolicy> eviction_policy() const;
+  // Who insert() tells about the blocks it drops to make room in a full table (their tier space
+  // must be freed). A process-local setting of this handle.
   void set_eviction_listener(EvictionListener* listener);
 
   // --- Change ring, for the event log. ---

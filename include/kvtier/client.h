@@ -206,7 +206,9 @@ class Client {
   // in kvtier/paged_kv.h) so GPU copies go straight into the shared arena.
   std::span<uint8_t> host_memory() const;
 
-  // Frees at least `bytes` of a tier by `policy`, releasing the space the blocks held.
+  // Frees at least `bytes` of host memory by `policy`, dropping the blocks (or leaving them on SSD
+  // where they have a copy there) and releasing their arena space. invalid_argument for other
+  // tiers: SSD blocks are the node daemon's to evict (Admin.Evict).
   Result<EvictionReport> evict(Tier tier, uint64_t bytes, const EvictionPolicy& policy);
   // Reclaims what dead processes held (pins, reservations). The daemon runs this periodically.
   Status maintain();

@@ -19,6 +19,7 @@ Result<node::NodeTiersOptions> node_tiers_options(const config::NodeConfig& cfg)
   o.index_capacity = cfg.index_capacity;
   o.host_bytes = cfg.host_bytes;
   o.slab_bytes = cfg.host_slab_bytes;
+  o.eviction_policy = cfg.eviction_policy;
   o.ssd_enabled = cfg.ssd_enabled;
   if (cfg.ssd_enabled) {
     ssd::SsdStoreOptions& s = o.ssd;

@@ -49,24 +49,22 @@ Result<std::unique_ptr<NodeTiers>> NodeTiers::open(const NodeTiersOptions& o) {
     arena = host::HostArena::create({host_segment(o), o.host_bytes, o.slab_bytes});
   }
   if (!arena.ok()) return arena.status().with_context("opening the node's host arena");
-  auto policy = make_eviction_policy(o.eviction_policy);
-  if (!policy.ok()) return policy.status();
-
   auto impl = std::make_unique<Impl>(o, std::move(index).value(), std::move(arena).value());
-  impl->policy = *policy;
-  impl->index.set_default_policy(impl->policy);
-  impl->index.set_eviction_listener(impl->releaser.get());
-  KVTIER_RETURN_IF_ERROR(impl->index.set_tier_capacity(Tier::kHost, impl->arena->stats().data_bytes,
+  // Recorded in the segment: engines that evict (a put finding the arena full) use it too.
+  KVTIER_RETURN_IF_ERROR(impl->index.record_eviction_policy(o.eviction_policy));
+  KVTIER_RETURN_IF_ERROR(impl->index.set_tier_capacity(Tier::kHost, impl->host_store.capacity_bytes(),
                                                        o.host_high_watermark, o.host_low_watermark));
   if (o.ssd_enabled) {
     phase("recovering the SSD tier from its catalogue");
     auto store = ssd::SsdStore::open(o.ssd, o.ssd_device_factory);
     if (!store.ok()) return store.status().with_context("opening the SSD tier");
     impl->ssd = std::move(store).value();
-    KVTIER_RETURN_IF_ERROR(impl->index.set_tier_capacity(Tier::kSsd, impl->ssd->stats().capacity_bytes));
+    impl->ssd_store = std::make_unique<ssd::SsdTierStore>(*impl->ssd, o.codecs);
+    KVTIER_RETURN_IF_ERROR(impl->index.set_tier_capacity(Tier::kSsd, impl->ssd_store->capacity_bytes()));
   } else {
     KVTIER_RETURN_IF_ERROR(impl->index.set_tier_capacity(Tier::kSsd, 0));
   }
+  impl->mover = std::make_unique<TierMover>(impl->index, impl->host_store, impl->ssd_store.get(), o.admission);
   auto loads = LoadQueue::open_or_create(load_queue_segment(o), o.load_queue_capacity);
   if (!loads.ok()) return loads.status().with_context("opening the node's load queue");
   impl->loads = std::move(loads).value();
@@ -77,7 +75,7 @@ Result<std::unique_ptr<NodeTiers>> NodeTiers::open(const NodeTiersOptions& o) {
   KVTIER_RETURN_IF_ERROR(impl->reconcile());
   if (impl->ssd) {
     Impl* raw = impl.get();
-    impl->ssd->set_drop_listener([raw](const BlockKey& key) { raw->forget_ssd_block(key); });
+    impl->ssd->set_drop_listener([raw](const BlockKey& key) { raw->mover->forget_ssd_block(key); });
   }
   if (o.background) {
     Impl* raw = impl.get();
@@ -129,19 +127,19 @@ Status NodeTiers::Impl::reconcile() {
   std::vector<BlockKey> forget;
   index.for_each_block([&](const BlockInfo& b) {
     by_lo.emplace(b.key.lo, b.key);
-    if (b.in(Tier::kSsd) && !ssd->contains(b.key)) forget.push_back(b.key);
+    if (b.in(Tier::kSsd) && !ssd_store->contains(b.key, b.ssd_loc)) forget.push_back(b.key);
   });
   for (const BlockKey& k : forget) {
     if (index.drop_tier(k, Tier::kSsd).ok()) reconcile_forgotten.fetch_add(1, std::memory_order_relaxed);
   }
   struct Restore {
-    ssd::StoredBlock block;
+    tiers::TierBlock block;
     uint64_t locator;
     uint32_t depth;
   };
   std::vector<Restore> restore;
   std::unordered_map<uint64_t, size_t> restore_by_lo;
-  ssd->for_each([&](const ssd::StoredBlock& b, uint64_t locator) {
+  ssd_store->recover([&](const tiers::TierBlock& b, uint64_t locator) {
     by_lo.emplace(b.key.lo, b.key);
     auto info = index.lookup(b.key);
     if (info && info->in(Tier::kSsd)) return;
@@ -173,19 +171,6 @@ Status NodeTiers::Impl::reconcile() {
   return {};
 }
 
-// The SSD tier lost a block (reclaimed, unreadable, corrupt, write failed): the index must stop
-// offering it from SSD. A pinned entry is retried by the upkeep thread.
-void NodeTiers::Impl::forget_ssd_block(const BlockKey& key) {
-  if (ssd && ssd->contains(key)) return;  // rewritten elsewhere meanwhile
-  const Status s = index.drop_tier(key, Tier::kSsd);
-  if (s.code() == StatusCode::kFailedPrecondition) {
-    std::lock_guard lock(pending_mu);
-    pending_ssd_drops.push_back(key);
-    return;
-  }
-  if (s.ok()) ssd_drops.fetch_add(1, std::memory_order_relaxed);
-}
-
 void NodeTiers::Impl::upkeep_loop() {
   uint32_t room_seen = loads->room_requests();
   auto next_reclaim = std::chrono::steady_clock::now();
@@ -195,12 +180,7 @@ void NodeTiers::Impl::upkeep_loop() {
       if (Status s = host::maintain_index_and_arena(index, *arena); !s.ok()) spdlog::warn("upkeep: {}", s.message());
       next_reclaim = std::chrono::steady_clock::now() + std::chrono::milliseconds(options.reclaim_interval_ms);
     }
-    std::vector<BlockKey> retry;
-    {
-      std::lock_guard lock(pending_mu);
-      retry.swap(pending_ssd_drops);
-    }
-    for (const BlockKey& k : retry) forget_ssd_block(k);
+    mover->retry_ssd_drops();
     if (ssd) ssd->check_health();
     // An engine found the arena full (a size class can fill below the watermark): free a slice.
     const uint32_t room_now = loads->room_requests();
@@ -208,11 +188,13 @@ void NodeTiers::Impl::upkeep_loop() {
     // after the counter, `stopping` tells that wake-up from an engine's request (taking it for
     // one demoted a slice of the arena at every shutdown).
     if (stopping.load()) break;
-    const uint64_t asked = room_now != room_seen ? arena->stats().data_bytes / 32 : 0;
+    const bool asked = room_now != room_seen;
     room_seen = room_now;
-    if (asked > 0 || index.bytes_over_watermark(Tier::kHost) > 0) {
+    if (asked || index.bytes_over_watermark(Tier::kHost) > 0) {
       const uint64_t used_before = index.stats().tier_bytes[tier_index(Tier::kHost)];
-      if (auto r = demote(asked); !r.ok()) spdlog::warn("demotion: {}", r.status().message());
+      if (auto r = asked ? mover->make_room() : mover->demote(0); !r.ok()) {
+        spdlog::warn("demotion: {}", r.status().message());
+      }
       loads->room_made();
       // Still over and getting somewhere: engines are writing fast, keep going without a pause.
       if (index.bytes_over_watermark(Tier::kHost) > 0 &&
@@ -240,14 +222,16 @@ void NodeTiers::Impl::promote_loop(std::promise<Status> started) {
       continue;
     }
     load_requests.fetch_add(n, std::memory_order_relaxed);
-    promote({batch.data(), n});
+    mover->promote({batch.data(), n});
     loads->complete(end);
   }
   loads->stop_serving();
 }
 
-Result<size_t> NodeTiers::demote(uint64_t bytes) { return impl_->demote(bytes); }
-size_t NodeTiers::promote(std::span<const BlockKey> keys) { return impl_->promote(keys); }
+Result<size_t> NodeTiers::demote(uint64_t bytes) { return impl_->mover->demote(bytes); }
+size_t NodeTiers::promote(std::span<const BlockKey> keys) { return impl_->mover->promote(keys); }
+ClearReport NodeTiers::clear_namespace(uint16_t namespace_id) { return impl_->mover->clear_namespace(namespace_id); }
+Result<EvictionReport> NodeTiers::evict(Tier tier, uint64_t bytes) { return impl_->mover->evict(tier, bytes); }
 Status NodeTiers::flush() { return impl_->ssd ? impl_->ssd->flush() : Status(); }
 BlockIndex& NodeTiers::index() { return impl_->index; }
 ssd::SsdStore* NodeTiers::ssd() { return impl_->ssd.get(); }
@@ -260,19 +244,17 @@ NodeTiersStats NodeTiers::stats() const {
   s.host_bytes = a.data_bytes;
   s.host_used_bytes = a.used_bytes;
   if (im.ssd) s.ssd = im.ssd->stats();
-  {
-    std::lock_guard lock(impl_->demote_mu);
-    s.admission = im.admission.stats();
-  }
-  s.demoted = im.demoted.load();
-  s.demote_refused = im.demote_refused.load();
+  const TierMoverStats m = im.mover->stats();
+  s.admission = m.admission;
+  s.demoted = m.demoted;
+  s.demote_refused = m.demote_refused;
   s.load_requests = im.load_requests.load();
-  s.promoted = im.promoted.load();
-  s.promote_misses = im.promote_misses.load();
-  s.promote_failed = im.promote_failed.load();
+  s.promoted = m.promoted;
+  s.promote_misses = m.promote_misses;
+  s.promote_failed = m.promote_failed;
   s.reconcile_forgotten = im.reconcile_forgotten.load();
   s.reconcile_restored = im.reconcile_restored.load();
-  s.ssd_drops = im.ssd_drops.load();
+  s.ssd_drops = m.ssd_drops;
   return s;
 }
 

@@ -1,14 +1,13 @@
 // NodeTiers: the node daemon's side of the cache (docs/ssd.md, docs/architecture.md).
 //
 // Owns the node's shared-memory index and host arena (creating them, or attaching to those a
-// previous run left: a warm restart), the SSD tier and the load queue, and keeps them in step:
-//   - demotion: when host memory passes its high watermark, the coldest blocks the admission
-//     filter accepts are copied to SSD (outside the index's writer lock), then evicted from host;
-//   - promotion: keys engines queue for loading are read from SSD in batches straight into the
-//     arena and published in the index;
+// previous run left: a warm restart), the SSD tier, the load queue and the tier mover
+// (tier_mover.h, the only code that moves blocks between tiers), and runs them:
+//   - the upkeep thread: demotion when host memory passes its high watermark or an engine asks
+//     for room; dead writers, dead processes' pins and reservations, a deleted SSD file;
+//   - the promotion thread: keys engines queue for loading, read from SSD in batches;
 //   - reconciliation at start: the index forgets SSD blocks the SSD tier did not keep, and learns
-//     those it did (so a node whose shared memory was wiped still starts warm from SSD);
-//   - upkeep: dead writers, dead processes' pins and reservations, a deleted SSD file.
+//     those it did (so a node whose shared memory was wiped still starts warm from SSD).
 #pragma once
 
 #include <cstdint>
@@ -21,6 +20,7 @@
 
 #include "kvtier/block_index.h"
 #include "kvtier/result.h"
+#include "server/node/tier_mover.h"
 #include "tiers/ssd/admission_filter.h"
 #include "tiers/ssd/ssd_store.h"
 
@@ -59,12 +59,6 @@ struct NodeTiersStats {
   uint64_t load_requests = 0, promoted = 0, promote_misses = 0, promote_failed = 0;
   uint64_t reconcile_forgotten = 0, reconcile_restored = 0;
   uint64_t ssd_drops = 0;
-};
-
-// What clear_namespace() did.
-struct ClearReport {
-  uint64_t removed = 0;  // blocks no longer in host memory or on SSD
-  uint64_t busy = 0;     // left in place: pinned by an engine (or being loaded) at the time
 };
 
 class NodeTiers {

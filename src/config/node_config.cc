@@ -26,6 +26,7 @@ index:
 host:
   bytes: 1GiB              # host-memory tier
   slab_bytes: 32MiB        # arena slab: at least the largest block
+  eviction_policy: prefix-frequency  # prefix-frequency | prefix-aware | lru | s3fifo; engines evict by it too
 ssd:
   enabled: true
   dir: kvtier-data/ssd
@@ -183,9 +184,10 @@ void apply(const YAML::Node& root, NodeConfig& cfg) {
     if (n["capacity"]) cfg.index_capacity = get_uint(n["capacity"], "index.capacity");
   }
   if (const auto n = root["host"]) {
-    require_map(n, "host", {"bytes", "slab_bytes"});
+    require_map(n, "host", {"bytes", "slab_bytes", "eviction_policy"});
     if (n["bytes"]) cfg.host_bytes = get_bytes(n["bytes"], "host.bytes");
     if (n["slab_bytes"]) cfg.host_slab_bytes = get_bytes(n["slab_bytes"], "host.slab_bytes");
+    if (n["eviction_policy"]) cfg.eviction_policy = get_string(n["eviction_policy"], "host.eviction_policy");
   }
   if (const auto n = root["ssd"]) {
     require_map(n, "ssd",
@@ -398,7 +400,8 @@ std::string to_yaml(const NodeConfig& cfg) {
       << cfg.index_capacity << YAML::EndMap;
   out << YAML::Key << "host" << YAML::Value << YAML::BeginMap << YAML::Key << "bytes" << YAML::Value
       << format_byte_size(cfg.host_bytes) << YAML::Key << "slab_bytes" << YAML::Value
-      << format_byte_size(cfg.host_slab_bytes) << YAML::EndMap;
+      << format_byte_size(cfg.host_slab_bytes) << YAML::Key << "eviction_policy" << YAML::Value << cfg.eviction_policy
+      << YAML::EndMap;
   out << YAML::Key << "ssd" << YAML::Value << YAML::BeginMap << YAML::Key << "enabled" << YAML::Value << cfg.ssd_enabled
       << YAML::Key << "dir" << YAML::Value << cfg.ssd_dir << YAML::Key << "bytes" << YAML::Value
       << format_byte_size(cfg.ssd_bytes) << YAML::Key << "files" << YAML::Value << cfg.ssd_files << YAML::Key

@@ -24,6 +24,8 @@ struct NodeConfig {
   uint64_t index_capacity = 1 << 20;       // block entries the shared-memory index holds
   uint64_t host_bytes = 1ULL << 30;        // host-memory tier (shared-memory arena)
   uint64_t host_slab_bytes = 32ULL << 20;  // arena slab: at least the largest block; host_bytes holds ≥ 1
+  // The node's eviction policy (make_eviction_policy's names), recorded in the index for engines too.
+  std::string eviction_policy = "prefix-frequency";
 
   bool ssd_enabled = true;
   std::string ssd_dir = "kvtier-data/ssd";  // relative paths are relative to the working directory

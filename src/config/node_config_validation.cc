@@ -12,6 +12,7 @@
 #include <string>
 
 #include "config/byte_size.h"
+#include "kvtier/eviction_policy.h"
 
 namespace kvtier::config {
 namespace {
@@ -150,6 +151,9 @@ Status NodeConfig::validate() const {
   if (host_slab_bytes < (uint64_t{64} << 10) || host_slab_bytes > host_bytes) {
     return Status::invalid_argument(fmt::format("host.slab_bytes must be 64KiB..host.bytes ({}), got {}",
                                                 format_byte_size(host_bytes), format_byte_size(host_slab_bytes)));
+  }
+  if (const auto policy = make_eviction_policy(eviction_policy); !policy.ok()) {
+    return Status::invalid_argument("host.eviction_policy: " + policy.status().message());
   }
   for (size_t i = 0; i < namespaces.size(); ++i) {
     if (namespaces[i].layout.bytes_per_block() > host_slab_bytes) {

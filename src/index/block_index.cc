@@ -13,6 +13,7 @@
 #include "index/entry_image.h"
 #include "index/index_writer.h"
 #include "index/process_membership.h"
+#include "index/recorded_policy.h"
 #include "index/table_reader.h"
 
 namespace kvtier {
@@ -39,7 +40,6 @@ struct BlockLease::Owner {
 
 struct BlockIndex::Impl {
   std::shared_ptr<IndexSegment> seg;
-  std::shared_ptr<const EvictionPolicy> policy = make_default_eviction_policy();
   EvictionListener* listener = nullptr;
   std::mutex owner_mu;
   std::shared_ptr<BlockLease::Owner> owner;
@@ -264,7 +264,7 @@ void BlockIndex::for_each_block(const std::function<void(const BlockInfo&)>& fn)
 Status BlockIndex::insert(const BlockRecord& record) {
   IndexWriter writer(*impl_->seg);
   IndexWriter::Lock lock(writer);
-  return writer.insert(record, *impl_->policy, impl_->listener);
+  return writer.insert(record, *eviction_policy(), impl_->listener);
 }
 
 Status BlockIndex::set_clock(uint32_t ticks) { return impl_->seg->set_clock(ticks); }
@@ -346,8 +346,15 @@ Result<EvictionReport> BlockIndex::evict_to_watermark(Tier tier, const EvictionP
   return evict(tier, over, policy, listener);
 }
 
-void BlockIndex::set_default_policy(std::shared_ptr<const EvictionPolicy> policy) {
-  if (policy) impl_->policy = std::move(policy);
+Status BlockIndex::record_eviction_policy(std::string_view name) {
+  const uint32_t id = index::recorded_policy_id(name);
+  if (id == 0) return make_eviction_policy(name).status();  // says which names there are
+  impl_->seg->header().eviction_policy.store(id, std::memory_order_release);
+  return {};
+}
+
+std::shared_ptr<const EvictionPolicy> BlockIndex::eviction_policy() const {
+  return index::recorded_policy(impl_->seg->header().eviction_policy.load(std::memory_order_acquire));
 }
 
 void BlockIndex::set_eviction_listener(EvictionListener* listener) { impl_->listener = listener; }

@@ -1,6 +1,10 @@
 #include "kvtier/eviction_policy.h"
 
+#include <array>
+#include <iterator>
 #include <string>
+
+#include "index/recorded_policy.h"
 
 namespace kvtier {
 namespace {
@@ -64,6 +68,34 @@ std::shared_ptr<const EvictionPolicy> make_prefix_aware_policy() { return std::m
 std::shared_ptr<const EvictionPolicy> make_default_eviction_policy() {
   return std::make_shared<PrefixFrequencyPolicy>();
 }
+
+namespace index {
+namespace {
+
+// Recorded ids, in this order forever (segments outlive daemons): 0 is "none recorded".
+constexpr std::string_view kRecordedNames[] = {"", "prefix-frequency", "prefix-aware", "lru", "s3fifo"};
+
+}  // namespace
+
+uint32_t recorded_policy_id(std::string_view name) {
+  for (uint32_t id = 1; id < std::size(kRecordedNames); ++id) {
+    if (kRecordedNames[id] == name) return id;
+  }
+  return 0;
+}
+
+const std::shared_ptr<const EvictionPolicy>& recorded_policy(uint32_t id) {
+  // Policies are stateless: one instance of each serves every index handle in the process.
+  static const std::array<std::shared_ptr<const EvictionPolicy>, std::size(kRecordedNames)> policies = [] {
+    std::array<std::shared_ptr<const EvictionPolicy>, std::size(kRecordedNames)> p;
+    p[0] = make_default_eviction_policy();
+    for (size_t i = 1; i < p.size(); ++i) p[i] = *make_eviction_policy(kRecordedNames[i]);
+    return p;
+  }();
+  return policies[id < policies.size() ? id : 0];
+}
+
+}  // namespace index
 
 Result<std::shared_ptr<const EvictionPolicy>> make_eviction_policy(std::string_view name) {
   if (name == "lru") return make_lru_policy();

@@ -65,59 +65,19 @@ IndexWriter::Victim IndexWriter::sample_victim(uint8_t tiers, const EvictionPoli
   return best;
 }
 
-// What evicting a block from `tier` means: it stays cached (another tier holds it, or it can be
-// demoted to SSD), or it leaves the cache.
-EvictionAction IndexWriter::action_of(const EntryImage& img, Tier tier, EvictionListener* listener) const {
-  const uint8_t bit = tier_bit(tier);
-  const uint8_t ssd = tier_bit(Tier::kSsd);
-  const bool ssd_enabled = seg_.header().tier_capacity[tier_index(Tier::kSsd)].load(std::memory_order_relaxed) > 0;
-  const bool elsewhere = (img.tiers & ~bit) != 0;
-  const bool demotable = tier == Tier::kHost && ssd_enabled && listener != nullptr && listener->demotes() &&
-                         (img.tiers & ssd) == 0 && img.freq >= listener->min_uses_to_demote();
-  return elsewhere || demotable ? EvictionAction::kDemote : EvictionAction::kDrop;
+// What evicting a block from `tier` means: it stays cached (another tier holds it) or it leaves
+// the cache. Copies to a lower tier are the node's mover's to make before it evicts
+// (server/node/tier_mover.h): the index never writes to a tier.
+EvictionAction IndexWriter::action_of(const EntryImage& img, Tier tier) {
+  return (img.tiers & ~tier_bit(tier)) != 0 ? EvictionAction::kDemote : EvictionAction::kDrop;
 }
 
-// Evicts one chosen victim from `tier`; false if it could not go (pinned meanwhile, or the SSD
-// tier refused it and the policy forbids dropping it).
-bool IndexWriter::evict_victim(const Victim& best, Tier tier, const EvictionPolicy& policy, EvictionListener* listener,
-                               EvictionReport& report) {
+// Evicts one chosen victim from `tier`; false if it could not go (pinned meanwhile).
+bool IndexWriter::evict_victim(const Victim& best, Tier tier, EvictionListener* listener, EvictionReport& report) {
   const uint8_t bit = tier_bit(tier);
   const uint8_t ssd = tier_bit(Tier::kSsd);
-  BlockInfo info = to_block_info(best.img, best.ctl);
-  const bool elsewhere = (best.img.tiers & ~bit) != 0;
-  if (best.action == EvictionAction::kDemote && !elsewhere) {
-    Result<uint64_t> loc = listener->demote_to_ssd(info);
-    if (loc.ok()) {
-      EntryImage moved = best.img;
-      moved.tiers = static_cast<uint8_t>((moved.tiers & ~bit) | ssd);
-      moved.host_loc = 0;
-      moved.ssd_loc = *loc;
-      Mutation m;
-      m.after = counters();
-      add_tiers(m.after, bit, moved.payload_bytes, -1);
-      add_tiers(m.after, ssd, moved.payload_bytes, +1);
-      ++m.after.evictions;
-      ++m.after.demotions;
-      m.add(JournalOp::kWriteIfUnpinned, best.slot, moved);
-      m.record_change(IndexChange::Kind::kMoved, moved, best.img.tiers, moved.tiers);
-      BlockInfo ssd_copy = info;
-      ssd_copy.ssd_loc = *loc;
-      if (commit(m) == Applied::kVoidedByPin) {
-        ++report.candidates_skipped_pinned;
-        listener->released(ssd_copy, Tier::kSsd);  // pinned meanwhile: the SSD copy is not needed
-        return false;
-      }
-      listener->released(info, tier);
-      report.bytes_freed += info.payload_bytes;
-      ++report.blocks_demoted;
-      return true;
-    }
-    // The SSD tier refused (full, failing): drop instead, if the policy allows dropping it.
-    const EvictionCandidate c{seg_.now_ticks() - best.img.last_access, best.img.child_count, best.img.freq,
-                              best.img.payload_bytes};
-    if (!policy.may_evict(c, EvictionAction::kDrop)) return false;
-  }
-  if (elsewhere) {
+  const BlockInfo info = to_block_info(best.img, best.ctl);
+  if ((best.img.tiers & ~bit) != 0) {
     EntryImage kept = best.img;
     kept.tiers &= static_cast<uint8_t>(~bit);
     set_locator(kept, tier, 0);
@@ -125,9 +85,10 @@ bool IndexWriter::evict_victim(const Victim& best, Tier tier, const EvictionPoli
     m.after = counters();
     add_tiers(m.after, bit, kept.payload_bytes, -1);
     ++m.after.evictions;
-    m.add(JournalOp::kWriteIfUnpinned, best.slot, kept);
-    // Leaving host memory for a copy on SSD is a move; any other loss of one tier, a removal.
+    // Leaving host memory for a copy on SSD is a move (a demotion); any other loss of one tier, a removal.
     const bool to_ssd = tier == Tier::kHost && (kept.tiers & ssd) != 0;
+    if (to_ssd) ++m.after.demotions;
+    m.add(JournalOp::kWriteIfUnpinned, best.slot, kept);
     m.record_change(to_ssd ? IndexChange::Kind::kMoved : IndexChange::Kind::kRemoved, kept, best.img.tiers, kept.tiers);
     if (commit(m) == Applied::kVoidedByPin) {
       ++report.candidates_skipped_pinned;
@@ -148,14 +109,14 @@ bool IndexWriter::evict_victim(const Victim& best, Tier tier, const EvictionPoli
 
 Result<EvictionReport> IndexWriter::evict(Tier tier, uint64_t bytes, const EvictionPolicy& policy,
                                           EvictionListener* listener) {
-  const auto action = [&](const EntryImage& img) { return action_of(img, tier, listener); };
+  const auto action = [&](const EntryImage& img) { return action_of(img, tier); };
   EvictionReport report;
   uint64_t scanned_since_victim = 0;
   while (report.bytes_freed < bytes && scanned_since_victim < seg_.slots()) {
     const Victim best =
         sample_victim(tier_bit(tier), policy, action, scanned_since_victim, report.candidates_skipped_pinned);
     if (best.slot == kNoSlot) continue;  // nothing qualified in this sweep
-    if (evict_victim(best, tier, policy, listener, report)) scanned_since_victim = 0;
+    if (evict_victim(best, tier, listener, report)) scanned_since_victim = 0;
   }
   return report;
 }
@@ -184,11 +145,11 @@ Result<EvictionReport> IndexWriter::evict_keys(Tier tier, std::span<const BlockK
         done[i] = true;
         continue;
       }
-      v.action = action_of(v.img, tier, listener);
+      v.action = action_of(v.img, tier);
       const EvictionCandidate c{now - v.img.last_access, v.img.child_count, v.img.freq, v.img.payload_bytes};
       if (!policy.may_evict(c, v.action)) continue;  // perhaps after its children go
       done[i] = true;
-      progress = evict_victim(v, tier, policy, listener, report) || progress;
+      progress = evict_victim(v, tier, listener, report) || progress;
     }
   }
   return report;

@@ -82,9 +82,8 @@ class IndexWriter {
   Victim sample_victim(uint8_t tiers, const EvictionPolicy& policy, ActionOf action_of, uint64_t& scanned,
                        uint64_t& skipped_pinned, Skip skip = {});
 
-  EvictionAction action_of(const EntryImage& img, Tier tier, EvictionListener* listener) const;
-  bool evict_victim(const Victim& best, Tier tier, const EvictionPolicy& policy, EvictionListener* listener,
-                    EvictionReport& report);
+  static EvictionAction action_of(const EntryImage& img, Tier tier);
+  bool evict_victim(const Victim& best, Tier tier, EvictionListener* listener, EvictionReport& report);
   uint64_t find_slot(uint64_t key_hi, uint64_t key_lo) const;
   uint64_t find_slot_by_lo(uint64_t key_lo) const;
   uint64_t find_empty(uint64_t key_lo) const;

@@ -195,6 +195,9 @@ struct alignas(4096) SegmentHeader {
   // Format 2: where the ghost cells are and how many (a power of two); zero in format 1.
   uint64_t ghosts_offset;
   uint64_t ghost_slots;
+  // The node's eviction policy (index::recorded_policy_id), so every process evicts by the one the
+  // daemon was configured with; zero (and in segments made before the field existed): the default.
+  std::atomic<uint32_t> eviction_policy;
 };
 static_assert(sizeof(SegmentHeader) == 4096, "the header stays one page: format 1 segments keep their layout");
 

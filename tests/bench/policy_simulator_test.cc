@@ -86,8 +86,8 @@ TEST(PolicySimulator, AnSsdTierCatchesWhatHostMemoryLetsGo) {
   EXPECT_GT(t->demoted, 0u);
   EXPECT_GT(t->promoted, 0u) << "SSD hits are loaded back into host memory";
   EXPECT_GT(t->block_hit(), h->block_hit());
-  // The admission filter turns away blocks used once: the index drops them instead of asking the
-  // SSD tier (EvictionListener::min_uses_to_demote), so nothing is refused at the tier itself.
+  // The admission filter turns away blocks used once: the mover's victim selection judges them as
+  // drops instead of asking the SSD tier, so nothing is refused at the tier itself.
   tiered.ssd_min_accesses = 2;
   auto filtered = simulate(trace, tiered);
   ASSERT_TRUE(filtered.ok());

@@ -59,6 +59,7 @@ TEST(NodeConfigTest, BadInputGetsAClearMessageWithItsLocation) {
   expect_error("host:\n  byte: 1GiB\n", "unknown key 'host.byte' (line 2");
   expect_error("host:\n  bytes: lots\n", "'host.bytes'");
   expect_error("host:\n  bytes: 1KiB\n", "host.bytes must be at least 1MiB");
+  expect_error("host:\n  eviction_policy: mru\n", "host.eviction_policy: unknown eviction policy 'mru'");
   expect_error("index:\n  capacity: -5\n", "'index.capacity' must be a non-negative integer");
   expect_error("index:\n  capacity: 10\n", "index.capacity must be in [1024, 2^32]");
   expect_error("ssd:\n  enabled: maybe\n", "'ssd.enabled' must be true or false");

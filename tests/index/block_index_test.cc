@@ -81,6 +81,19 @@ TEST(BlockIndexTest, OpenOrCreateIsAWarmRestart) {
   EXPECT_EQ(again->match_prefix(chain).overall, 10u);
 }
 
+TEST(BlockIndexTest, TheNodesEvictionPolicyIsRecordedForEveryProcess) {
+  ScopedSegment seg("policy");
+  auto index = BlockIndex::create(seg.options(100)).value();
+  EXPECT_EQ(index.eviction_policy()->name(), kDefaultEvictionPolicy) << "none recorded: the default";
+  ASSERT_TRUE(index.record_eviction_policy("s3fifo").ok());
+  auto attached = BlockIndex::attach(seg.name);
+  ASSERT_TRUE(attached.ok()) << attached.status();
+  EXPECT_EQ(attached->eviction_policy()->name(), "s3fifo") << "another handle (an engine) sees the node's";
+  const Status bad = index.record_eviction_policy("clairvoyant");
+  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument) << bad;
+  EXPECT_EQ(attached->eviction_policy()->name(), "s3fifo") << "a refused name changes nothing";
+}
+
 TEST(BlockIndexTest, BadOptionsAndForeignSegmentsAreClearErrors) {
   ScopedSegment seg("bad");
   IndexOptions o = seg.options(1000);

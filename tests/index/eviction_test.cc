@@ -17,22 +17,10 @@ using testing_support::random_key;
 using testing_support::record;
 using testing_support::ScopedSegment;
 
-// Records what eviction asked of the tiers; refuses demotion when told to.
+// Records which tier copies eviction released.
 class RecordingListener : public EvictionListener {
  public:
-  bool refuse_demotion = false;
-  uint32_t min_uses = 0;
-  std::vector<BlockKey> demoted;
-  std::vector<BlockKey> asked;
   std::vector<std::pair<BlockKey, Tier>> released_blocks;
-
-  uint32_t min_uses_to_demote() const override { return min_uses; }
-  Result<uint64_t> demote_to_ssd(const BlockInfo& block) override {
-    asked.push_back(block.key);
-    if (refuse_demotion) return Status::resource_exhausted("ssd full");
-    demoted.push_back(block.key);
-    return 1000 + demoted.size();
-  }
   void released(const BlockInfo& block, Tier tier) override { released_blocks.emplace_back(block.key, tier); }
 };
 
@@ -100,68 +88,38 @@ TEST(EvictionTest, PinnedBlocksAreNeverEvicted) {
   EXPECT_EQ(index.stats().entries, 0u);
 }
 
-TEST(EvictionTest, HostEvictionDemotesToSsdWhenItExists) {
-  ScopedSegment seg("demote");
+TEST(EvictionTest, HostEvictionNeverWritesAnotherTier) {
+  // Copies to SSD are the node's mover's (tests/server/node/tier_mover_test.cc): the index drops
+  // host-only blocks, and a block with an SSD copy stays cached there (a move).
+  ScopedSegment seg("no-demotion");
   auto index = BlockIndex::create(seg.options(1000)).value();
   ASSERT_TRUE(index.set_tier_capacity(Tier::kSsd, 1 << 30).ok());
   std::mt19937_64 rng(4);
-  const auto chain = random_chain(rng, 6);
-  insert_chain(index, chain);
-  RecordingListener listener;
-  const uint64_t seq_before = index.stats().change_seq;
-  auto report = index.evict(Tier::kHost, 6 * 4096, *make_prefix_aware_policy(), &listener);
-  ASSERT_TRUE(report.ok());
-  EXPECT_EQ(report->blocks_demoted, 6u);  // inner blocks too: demotion keeps them reachable
-  EXPECT_EQ(listener.demoted.size(), 6u);
-  const PrefixMatch m = index.match_prefix(chain);
-  EXPECT_EQ(m.overall, 6u);
-  EXPECT_EQ(m.in(Tier::kSsd), 6u);
-  EXPECT_EQ(m.in(Tier::kHost), 0u);
-  EXPECT_GT(index.lookup(chain[0])->ssd_loc, 1000u);
-  const IndexStats s = index.stats();
-  EXPECT_EQ(s.demotions, 6u);
-  EXPECT_EQ(s.tier_bytes[tier_index(Tier::kHost)], 0u);
-  EXPECT_EQ(s.tier_bytes[tier_index(Tier::kSsd)], 6u * 4096);
-  std::vector<IndexChange> changes(16);
-  uint64_t next = 0;
-  bool lost = false;
-  ASSERT_EQ(index.read_changes(seq_before, changes, &next, &lost), 6u);
-  EXPECT_EQ(changes[0].kind, IndexChange::Kind::kMoved);
-  EXPECT_EQ(changes[0].tiers_after, tier_bit(Tier::kSsd));
-  EXPECT_TRUE(index.check_invariants().ok());
-}
-
-TEST(EvictionTest, RefusedDemotionFallsBackToDroppingLeaves) {
-  ScopedSegment seg("refuse");
-  auto index = BlockIndex::create(seg.options(1000)).value();
-  ASSERT_TRUE(index.set_tier_capacity(Tier::kSsd, 1 << 30).ok());
-  std::mt19937_64 rng(5);
-  const auto chain = random_chain(rng, 5);
-  insert_chain(index, chain);
-  RecordingListener listener;
-  listener.refuse_demotion = true;
-  auto report = index.evict(Tier::kHost, 2 * 4096, *make_prefix_aware_policy(), &listener);
-  ASSERT_TRUE(report.ok());
-  EXPECT_EQ(report->blocks_dropped, 2u);
-  EXPECT_EQ(index.match_prefix(chain).overall, 3u);
-}
-
-TEST(EvictionTest, BlocksBelowTheSsdAdmissionThresholdAreDroppedWithoutAsking) {
-  ScopedSegment seg("admission");
-  auto index = BlockIndex::create(seg.options(1000)).value();
-  ASSERT_TRUE(index.set_tier_capacity(Tier::kSsd, 1 << 30).ok());
-  std::mt19937_64 rng(6);
   const auto chain = random_chain(rng, 4);
   insert_chain(index, chain);
-  ASSERT_TRUE(index.acquire(std::span<const BlockKey>(chain.data(), 2)).ok());  // the first two: used twice
+  const BlockKey solo = random_key(rng);
+  ASSERT_TRUE(index.insert(record(solo, {0, 0})).ok());
+  ASSERT_TRUE(index.insert(record(chain[3], chain[2], Tier::kSsd, 77)).ok());
   RecordingListener listener;
-  listener.min_uses = 2;
-  auto report = index.evict(Tier::kHost, 4 * 4096, *make_prefix_aware_policy(), &listener);
+  const uint64_t seq_before = index.stats().change_seq;
+  const std::vector<BlockKey> victims{chain[3], solo};
+  auto report = index.evict_keys(Tier::kHost, victims, *make_prefix_aware_policy(), &listener);
   ASSERT_TRUE(report.ok());
-  EXPECT_EQ(report->blocks_dropped, 2u) << "the leaves used once go, judged as drops";
-  EXPECT_EQ(report->blocks_demoted, 2u) << "the blocks used twice go down to SSD";
-  EXPECT_EQ(listener.asked.size(), 2u) << "the SSD tier is asked only for blocks it would admit";
-  EXPECT_EQ(index.match_prefix(chain).in(Tier::kSsd), 2u);
+  EXPECT_EQ(report->blocks_demoted, 1u) << "the leaf with an SSD copy stays cached there";
+  EXPECT_EQ(report->blocks_dropped, 1u) << "the host-only block leaves the cache";
+  EXPECT_FALSE(index.contains(solo));
+  const PrefixMatch m = index.match_prefix(chain);
+  EXPECT_EQ(m.overall, 4u);
+  EXPECT_EQ(m.in(Tier::kHost), 3u);
+  EXPECT_EQ(index.lookup(chain[3])->ssd_loc, 77u);
+  EXPECT_EQ(index.stats().demotions, 1u);
+  std::vector<IndexChange> changes(4);
+  uint64_t next = 0;
+  bool lost = false;
+  ASSERT_EQ(index.read_changes(seq_before, changes, &next, &lost), 2u);
+  EXPECT_EQ(changes[0].kind, IndexChange::Kind::kMoved);
+  EXPECT_EQ(changes[1].kind, IndexChange::Kind::kRemoved);
+  for (const auto& [key, tier] : listener.released_blocks) EXPECT_EQ(tier, Tier::kHost);
   EXPECT_TRUE(index.check_invariants().ok());
 }
 

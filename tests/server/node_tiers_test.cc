@@ -181,6 +181,17 @@ TEST(NodeTiers, AFullArenaAsksTheDaemonForRoomInsteadOfDropping) {
   EXPECT_EQ(node.client->match(keys).overall, 150u) << "every block is still cached, in host memory or on SSD";
 }
 
+TEST(NodeTiers, EnginesSeeTheNodesConfiguredEvictionPolicy) {
+  ScratchDir dir;
+  NodeTiersOptions o = small_node(dir, "policy");
+  o.eviction_policy = "lru";
+  Node node(o);
+  EXPECT_EQ(node.client->index().eviction_policy()->name(), "lru") << "recorded in the index segment";
+  o.eviction_policy = "mru";
+  const auto refused = NodeTiers::open(o);
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << refused.status();
+}
+
 TEST(NodeTiers, StoppingDemotesNothing) {
   // Stopping wakes the upkeep thread through the room counter; a pass that was running took that
   // wake-up for an engine's request and demoted a slice of the arena at shutdown. A busy upkeep

@@ -1,0 +1,230 @@
+#include "server/node/tier_mover.h"
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+#include <unordered_set>
+
+namespace kvtier::node {
+
+TierMover::TierMover(BlockIndex& index, tiers::TierStore& host, tiers::TierStore* ssd,
+                     const ssd::AdmissionOptions& admission)
+    : index_(index), host_(host), ssd_(ssd), admission_(admission) {
+  releaser_.serve(Tier::kHost, &host_);
+  releaser_.serve(Tier::kSsd, ssd_);
+  index_.set_eviction_listener(&releaser_);
+}
+
+TierMover::~TierMover() { index_.set_eviction_listener(nullptr); }
+
+// Copies one pinned host victim into the SSD tier and records it there. An error: the SSD tier
+// refused it; false: the index did not take the record (the copy is given up).
+Result<bool> TierMover::copy_to_ssd(const BlockInfo& victim) {
+  const tiers::TierBlock block{victim.key, victim.parent_lo, victim.namespace_id, victim.payload_bytes};
+  std::span<const uint8_t> payload = host_.view(victim.host_loc, victim.payload_bytes);
+  std::vector<uint8_t> copy;
+  if (payload.empty()) {  // a host tier whose bytes are not addressable here: read them out
+    copy.resize(victim.payload_bytes);
+    tiers::TierRead read{block, victim.host_loc, copy, {}};
+    host_.read({&read, 1});
+    KVTIER_RETURN_IF_ERROR(read.status);
+    payload = copy;
+  }
+  KVTIER_ASSIGN_OR_RETURN(const uint64_t locator, ssd_->insert(block, payload));
+  const Status recorded = index_.insert(BlockRecord{victim.key, BlockKey{0, victim.parent_lo}, victim.namespace_id,
+                                                    victim.payload_bytes, Tier::kSsd, locator});
+  if (!recorded.ok()) {
+    ssd_->abandon(victim.key, locator);
+    return false;
+  }
+  (void)ssd_->commit(locator);
+  return true;
+}
+
+// Two phases, so that no SSD work happens under the index's writer lock:
+//   1. the policy's first victims are chosen (a block the admission filter would refuse and no
+//      other tier holds is judged as a drop: prefix-aware keeps inner blocks); each admitted one is
+//      pinned quietly (a pin that is not a use), copied into the SSD tier and recorded there;
+//   2. exactly those victims are evicted from host memory: the copied ones stay cached on SSD, the
+//      others are dropped where the policy allows.
+// Blocks put between the phases are never touched: a fresh leaf is not dropped for lack of a copy.
+Result<size_t> TierMover::demote(uint64_t bytes, EvictionReport* out) {
+  std::lock_guard guard(move_mu_);
+  const uint64_t want = std::max(bytes, index_.bytes_over_watermark(Tier::kHost));
+  if (want == 0) return size_t{0};
+  const auto policy = index_.eviction_policy();
+  const uint32_t min_uses = ssd_ != nullptr ? admission_.options().min_accesses : UINT32_MAX;
+  const std::vector<BlockInfo> victims = index_.eviction_candidates(Tier::kHost, want, *policy, min_uses);
+  std::vector<BlockKey> keys;
+  keys.reserve(victims.size());
+  for (const BlockInfo& v : victims) keys.push_back(v.key);
+  size_t written = 0;
+  if (ssd_ != nullptr) {
+    for (const BlockInfo& c : victims) {
+      if (c.in(Tier::kSsd) || !admission_.admit(c.frequency, c.payload_bytes)) continue;
+      auto leases = index_.acquire({&c.key, 1}, BlockIndex::AccessMode::kQuiet);
+      if (!leases.ok()) return leases.status();
+      if (leases->empty() || !leases->front().info().in(Tier::kHost)) continue;  // gone meanwhile
+      const auto copied = copy_to_ssd(leases->front().info());
+      if (copied.ok()) {
+        written += *copied ? 1 : 0;
+        continue;
+      }
+      demote_refused_.fetch_add(1, std::memory_order_relaxed);
+      // Full or failing: stop writing this pass; eviction below drops what it must.
+      if (copied.status().code() == StatusCode::kResourceExhausted ||
+          copied.status().code() == StatusCode::kUnavailable) {
+        break;
+      }
+    }
+  }
+  demoted_.fetch_add(written, std::memory_order_relaxed);
+  KVTIER_ASSIGN_OR_RETURN(const EvictionReport report, index_.evict_keys(Tier::kHost, keys, *policy, &releaser_));
+  if (out != nullptr) *out = report;
+  return written;
+}
+
+Result<size_t> TierMover::make_room() { return demote(host_.capacity_bytes() / 32); }
+
+// SSD blocks engines asked for are read in one batch straight into reserved host space (io_uring
+// into shared memory, no bounce buffer for uncompressed blocks) and then published in the index,
+// which is the moment engines can acquire them.
+size_t TierMover::promote(std::span<const BlockKey> keys) {
+  if (ssd_ == nullptr) return 0;
+  std::vector<tiers::TierRead> reads;
+  std::vector<uint64_t> host_locators;
+  std::unordered_set<BlockKey, BlockKeyHash> seen;
+  for (const BlockKey& key : keys) {
+    if (!seen.insert(key).second) continue;
+    auto info = index_.lookup(key);
+    if (!info || info->in(Tier::kHost)) continue;  // evicted meanwhile, or already up
+    if (!info->in(Tier::kSsd)) {
+      promote_misses_.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    const tiers::TierBlock block{info->key, info->parent_lo, info->namespace_id, info->payload_bytes};
+    auto space = host_.reserve(block);
+    if (!space.ok() && space.status().code() == StatusCode::kResourceExhausted) {
+      (void)demote(uint64_t{info->payload_bytes} * (keys.size() - reads.size()));
+      space = host_.reserve(block);
+    }
+    if (!space.ok()) {
+      promote_failed_.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    reads.push_back(tiers::TierRead{block, info->ssd_loc, space->bytes, {}});
+    host_locators.push_back(space->locator);
+  }
+  if (reads.empty()) return 0;
+  ssd_->read(reads);
+  size_t promoted_now = 0;
+  for (size_t i = 0; i < reads.size(); ++i) {
+    const tiers::TierBlock& b = reads[i].block;
+    bool published = false;
+    if (reads[i].status.ok()) {
+      // As in Client::commit: publish, then commit the host copy (a crash between is adopted).
+      // Once published the block is the index's: should it be evicted before the commit, the
+      // commit frees it, and nothing here may give it up again.
+      published = index_
+                      .insert(BlockRecord{b.key, BlockKey{0, b.parent_lo}, b.namespace_id, b.payload_bytes, Tier::kHost,
+                                          host_locators[i]})
+                      .ok();
+      if (published) (void)host_.commit(host_locators[i]);
+    } else if (reads[i].status.code() == StatusCode::kNotFound) {
+      promote_misses_.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (published) {
+      ++promoted_now;
+      continue;
+    }
+    host_.abandon(b.key, host_locators[i]);
+    if (!reads[i].status.ok() && reads[i].status.code() != StatusCode::kNotFound) {
+      promote_failed_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  promoted_.fetch_add(promoted_now, std::memory_order_relaxed);
+  return promoted_now;
+}
+
+Result<EvictionReport> TierMover::evict(Tier tier, uint64_t bytes) {
+  if (bytes == 0) return Status::invalid_argument("evict needs a number of bytes > 0");
+  if (tier == Tier::kHost) {
+    EvictionReport report;
+    KVTIER_ASSIGN_OR_RETURN(const size_t written, demote(bytes, &report));
+    report.blocks_demoted = written;
+    return report;
+  }
+  if (tier == Tier::kSsd) {
+    if (ssd_ == nullptr) return Status::failed_precondition("this node has no SSD tier");
+    std::lock_guard guard(move_mu_);
+    return index_.evict(Tier::kSsd, bytes, *index_.eviction_policy(), &releaser_);
+  }
+  return Status::invalid_argument(std::string("evict works on the host and SSD tiers; ") +
+                                  std::string(tier_name(tier)) + " is the engines' own");
+}
+
+ClearReport TierMover::clear_namespace(uint16_t namespace_id) {
+  std::vector<BlockKey> keys;
+  index_.for_each_block([&](const BlockInfo& b) {
+    if (b.namespace_id == namespace_id && (b.in(Tier::kHost) || b.in(Tier::kSsd))) keys.push_back(b.key);
+  });
+  // Every block goes, chain heads included: LRU vetoes nothing.
+  const auto everything = make_lru_policy();
+  const auto still_held = [&](const BlockKey& k) {
+    const auto info = index_.lookup(k);
+    return info && (info->in(Tier::kHost) || info->in(Tier::kSsd));
+  };
+  ClearReport report;
+  // Pins are often brief (a copy, a stream gRPC is finishing): a pinned block gets a few more
+  // tries before it is reported busy.
+  for (int attempt = 0; attempt < 4 && !keys.empty(); ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    {
+      std::lock_guard guard(move_mu_);  // no demotion copies a block of it meanwhile
+      (void)index_.evict_keys(Tier::kHost, keys, *everything, &releaser_);
+      if (ssd_ != nullptr) (void)index_.evict_keys(Tier::kSsd, keys, *everything, &releaser_);
+    }
+    const auto busy_from = std::partition(keys.begin(), keys.end(), [&](const BlockKey& k) { return !still_held(k); });
+    report.removed += static_cast<uint64_t>(busy_from - keys.begin());
+    keys.erase(keys.begin(), busy_from);
+  }
+  report.busy = keys.size();
+  return report;
+}
+
+void TierMover::forget_ssd_block(const BlockKey& key) {
+  if (ssd_ != nullptr && ssd_->contains(key, 0)) return;  // rewritten elsewhere meanwhile
+  const Status s = index_.drop_tier(key, Tier::kSsd);
+  if (s.code() == StatusCode::kFailedPrecondition) {
+    std::lock_guard lock(pending_mu_);
+    pending_ssd_drops_.push_back(key);
+    return;
+  }
+  if (s.ok()) ssd_drops_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void TierMover::retry_ssd_drops() {
+  std::vector<BlockKey> retry;
+  {
+    std::lock_guard lock(pending_mu_);
+    retry.swap(pending_ssd_drops_);
+  }
+  for (const BlockKey& k : retry) forget_ssd_block(k);
+}
+
+TierMoverStats TierMover::stats() const {
+  TierMoverStats s;
+  {
+    std::lock_guard guard(move_mu_);
+    s.admission = admission_.stats();
+  }
+  s.demoted = demoted_.load(std::memory_order_relaxed);
+  s.demote_refused = demote_refused_.load(std::memory_order_relaxed);
+  s.promoted = promoted_.load(std::memory_order_relaxed);
+  s.promote_misses = promote_misses_.load(std::memory_order_relaxed);
+  s.promote_failed = promote_failed_.load(std::memory_order_relaxed);
+  s.ssd_drops = ssd_drops_.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace kvtier::node
