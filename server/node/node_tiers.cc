@@ -236,6 +236,14 @@ Status NodeTiers::flush() { return impl_->ssd ? impl_->ssd->flush() : Status(); 
 BlockIndex& NodeTiers::index() { return impl_->index; }
 ssd::SsdStore* NodeTiers::ssd() { return impl_->ssd.get(); }
 
+void NodeTiers::visit_counters(tiers::CounterVisitor& v) const {
+  const Impl& im = *impl_;
+  im.host_store.visit_counters(v);
+  if (im.ssd_store) im.ssd_store->visit_counters(v);
+  im.mover->visit_counters(v);
+  v.counter("load_requests_total", "Blocks engines asked the daemon to load from SSD.", im.load_requests.load());
+}
+
 NodeTiersStats NodeTiers::stats() const {
   const Impl& im = *impl_;
   NodeTiersStats s;

@@ -227,4 +227,18 @@ TierMoverStats TierMover::stats() const {
   return s;
 }
 
+void TierMover::visit_counters(tiers::CounterVisitor& v) const {
+  const TierMoverStats s = stats();
+  v.counter("demotions_total", "Blocks copied from host memory to SSD before leaving host memory.", s.demoted);
+  v.counter("demotions_refused_total", "Copies to SSD the SSD tier refused (full or failing).", s.demote_refused);
+  v.counter("promotions_total", "Blocks loaded from SSD into host memory.", s.promoted);
+  v.counter("promotion_misses_total", "Blocks asked to load that the SSD tier no longer had.", s.promote_misses);
+  v.counter("promotion_failures_total", "Blocks asked to load that could not be (no host room, a read error).",
+            s.promote_failed);
+  v.counter("ssd_admission_refused_total", "Blocks the SSD admission filter kept off SSD.",
+            s.admission.rejected_cold + s.admission.rejected_budget);
+  v.counter("ssd_drops_total", "Blocks the SSD tier lost (reclaimed, unreadable, corrupt) that the index dropped.",
+            s.ssd_drops);
+}
+
 }  // namespace kvtier::node

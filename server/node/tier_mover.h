@@ -69,6 +69,7 @@ class TierMover {
   void retry_ssd_drops();
 
   TierMoverStats stats() const;
+  void visit_counters(tiers::CounterVisitor& visitor) const;
 
  private:
   Result<bool> copy_to_ssd(const BlockInfo& victim);

@@ -30,6 +30,21 @@ class Exposition {
   std::string out_;
 };
 
+// A tier's (or the mover's) counters as metric families of their own.
+class ExpositionVisitor final : public tiers::CounterVisitor {
+ public:
+  explicit ExpositionVisitor(Exposition& x) : x_(x) {}
+  void counter(std::string_view name, std::string_view help, uint64_t value) override {
+    x_.single(name, "counter", help, value);
+  }
+  void gauge(std::string_view name, std::string_view help, double value) override {
+    x_.single(name, "gauge", help, value);
+  }
+
+ private:
+  Exposition& x_;
+};
+
 std::string tier_label(Tier t) { return fmt::format("tier=\"{}\"", tier_name(t)); }
 
 double ratio(uint64_t part, uint64_t whole) {
@@ -38,8 +53,9 @@ double ratio(uint64_t part, uint64_t whole) {
 
 }  // namespace
 
-std::string render_metrics(const node::NodeTiersStats& t, const events::EventLogStats& e, const ServiceMetrics& m,
+std::string render_metrics(const node::NodeTiers& tiers, const events::EventLogStats& e, const ServiceMetrics& m,
                            const std::string& node_id, uint64_t epoch, const publisher::VllmPublisherStats* vllm) {
+  const node::NodeTiersStats t = tiers.stats();
   Exposition x;
   x.family("node_info", "gauge", "The node's identity; the epoch changes on every daemon start.")
       .sample("node_info", fmt::format(R"(node="{}",epoch="{}")", node_id, epoch), 1);
@@ -55,8 +71,6 @@ std::string render_metrics(const node::NodeTiersStats& t, const events::EventLog
     const size_t i = tier_index(tr);
     x.sample("tier_occupancy_ratio", tier_label(tr), ratio(t.index.tier_bytes[i], t.index.tier_capacity[i]));
   }
-  x.single("host_arena_used_bytes", "gauge", "Host arena bytes in use (committed and reserved blocks).",
-           t.host_used_bytes);
   x.single("index_entries", "gauge", "Blocks in the node's index.", t.index.entries);
   x.single("index_capacity", "gauge", "Blocks the node's index can hold.", t.index.capacity);
 
@@ -68,22 +82,8 @@ std::string render_metrics(const node::NodeTiersStats& t, const events::EventLog
   for (Tier tr : kAllTiers) x.sample("hit_ratio", tier_label(tr), ratio(m.tier_hits[tier_index(tr)].load(), asked));
 
   x.single("evictions_total", "counter", "Blocks evicted from a tier by the index.", t.index.evictions);
-  x.single("demotions_total", "counter", "Blocks copied from host memory to SSD before leaving host memory.",
-           t.demoted);
-  x.single("promotions_total", "counter", "Blocks loaded from SSD into host memory.", t.promoted);
-  x.single("promotion_misses_total", "counter", "Blocks asked to load that the SSD tier no longer had.",
-           t.promote_misses);
-  x.single("load_requests_total", "counter", "Blocks engines asked the daemon to load from SSD.", t.load_requests);
-  x.single("ssd_bytes_written_total", "counter", "Bytes written to the SSD tier.", t.ssd.bytes_written);
-  x.single("ssd_bytes_read_total", "counter", "Bytes read from the SSD tier.", t.ssd.bytes_read);
-  x.single("ssd_regions_reclaimed_total", "counter", "SSD regions reclaimed for rewriting.", t.ssd.regions_reclaimed);
-  x.single("ssd_corrupt_blocks_total", "counter", "SSD blocks that failed their checksum (dropped, never served).",
-           t.ssd.corrupt_blocks);
-  x.single("ssd_read_errors_total", "counter", "SSD read errors.", t.ssd.read_errors);
-  x.single("ssd_write_errors_total", "counter", "SSD region writes that failed.", t.ssd.write_errors);
-  x.single("ssd_full", "gauge", "1 while the SSD tier refuses blocks after running out of space.", t.ssd.full ? 1 : 0);
-  x.single("ssd_admission_refused_total", "counter", "Blocks the SSD admission filter kept off SSD.",
-           t.admission.rejected_cold + t.admission.rejected_budget);
+  ExpositionVisitor visitor(x);
+  tiers.visit_counters(visitor);
 
   x.single("bytes_served_total", "counter", "Block bytes streamed to other nodes by GetBlocks.", m.bytes_served.load());
   x.single("blocks_served_total", "counter", "Blocks streamed to other nodes by GetBlocks.", m.blocks_served.load());

@@ -11,7 +11,8 @@
 
 namespace kvtier::services {
 
-std::string render_metrics(const node::NodeTiersStats& tiers, const events::EventLogStats& events,
+// The tiers' and the mover's own counters come through their visitors (NodeTiers::visit_counters).
+std::string render_metrics(const node::NodeTiers& tiers, const events::EventLogStats& events,
                            const ServiceMetrics& services, const std::string& node_id, uint64_t epoch,
                            const publisher::VllmPublisherStats* vllm = nullptr);  // when it publishes
 

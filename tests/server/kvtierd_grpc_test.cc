@@ -573,6 +573,11 @@ TEST(KvtierdGrpc, MetricsEndpointServesPrometheusText) {
   EXPECT_NE(page.find("kvtier_request_duration_seconds_count{rpc=\"MatchPrefix\"} 1\n"), std::string::npos);
   EXPECT_NE(page.find("# TYPE kvtier_request_duration_seconds histogram"), std::string::npos);
   EXPECT_NE(page.find("kvtier_node_info{node=\"" + n.node + "\""), std::string::npos);
+  // The tiers' and the mover's own counters, through their visitors.
+  EXPECT_NE(page.find("# TYPE kvtier_host_arena_used_bytes gauge\nkvtier_host_arena_used_bytes "), std::string::npos);
+  EXPECT_NE(page.find("# TYPE kvtier_ssd_bytes_written_total counter\n"), std::string::npos);
+  EXPECT_NE(page.find("kvtier_demotions_total 0\n"), std::string::npos);
+  EXPECT_NE(page.find("kvtier_load_requests_total 0\n"), std::string::npos);
   EXPECT_NE(testing::http_get(n.metrics_port, "/nothing").find("404"), std::string::npos);
 }
 
