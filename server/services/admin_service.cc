@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include "server/services/grpc_status.h"
 #include "server/services/request_checks.h"
 
 namespace kvtier::services {
@@ -68,11 +69,7 @@ grpc::Status AdminService::Evict(grpc::ServerContext* /*context*/, const v1::Evi
   }
   if (request->bytes() == 0) return timer.done(invalid_argument("evict needs bytes > 0"));
   auto report = tiers_.evict(tier, request->bytes());
-  if (!report.ok()) {
-    const auto code = report.status().code() == StatusCode::kFailedPrecondition ? grpc::StatusCode::FAILED_PRECONDITION
-                                                                                : grpc::StatusCode::INTERNAL;
-    return timer.done({code, report.status().to_string()});
-  }
+  if (!report.ok()) return timer.done(to_grpc(report.status()));
   response->set_bytes_freed(report->bytes_freed);
   response->set_blocks_demoted(report->blocks_demoted);
   response->set_blocks_dropped(report->blocks_dropped);

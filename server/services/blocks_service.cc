@@ -8,6 +8,8 @@
 #include <optional>
 
 #include "kvtier/checksum.h"
+#include "server/services/grpc_status.h"
+#include "server/services/put_blocks_receiver.h"
 #include "server/services/request_checks.h"
 
 namespace kvtier::services {
@@ -142,7 +144,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* BlocksService::GetBlocks(grpc::Callb
   auto pins = std::make_shared<PinnedBlocks>();
   if (request.include_ssd()) {
     auto acquired = client_.acquire_or_load(keys);
-    if (!acquired.ok()) return refuse({grpc::StatusCode::UNAVAILABLE, acquired.status().to_string()});
+    if (!acquired.ok()) return refuse(to_grpc(acquired.status()));
     pins->blocks = std::move(acquired->host);
     pins->from_host = pins->blocks.size();
     if (acquired->load.size() > 0) {
@@ -154,7 +156,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* BlocksService::GetBlocks(grpc::Callb
     }
   } else {
     auto acquired = client_.acquire(keys);
-    if (!acquired.ok()) return refuse({grpc::StatusCode::UNAVAILABLE, acquired.status().to_string()});
+    if (!acquired.ok()) return refuse(to_grpc(acquired.status()));
     pins->blocks = std::move(*acquired);
     pins->from_host = pins->blocks.size();
   }
@@ -178,129 +180,13 @@ grpc::Status BlocksService::PutBlocks(grpc::ServerContext* /*context*/,
                                       grpc::ServerReader<v1::PutBlocksRequest>* reader,
                                       v1::PutBlocksResponse* response) {
   RpcTimer timer(metrics_, Rpc::kPutBlocks);
-  std::optional<NamespaceHandle> handle;
-  // The block being received: its reservation (none when it is skipped: held already, or no room).
-  struct Receiving {
-    BlockKey key;
-    uint32_t index = 0;
-    uint32_t next_offset = 0;
-    std::optional<PutReservation> reservation;
-  };
-  std::optional<Receiving> open;
-  uint32_t blocks = 0;
-  const auto fail = [&](grpc::StatusCode code, const std::string& message) {
-    return timer.done({code, fmt::format("{} (blocks before it: {} stored, {} already held, {} dropped)", message,
-                                         response->stored(), response->existed(), response->dropped())});
-  };
+  PutBlocksReceiver receiver(
+      client_, catalog_, limits_, metrics_, [this](const Namespace& ns) { return handle_for(ns); }, *response);
   v1::PutBlocksRequest msg;
   while (reader->Read(&msg)) {
-    if (!handle) {
-      if (!msg.has_namespace_()) {
-        return fail(grpc::StatusCode::INVALID_ARGUMENT, "the stream's first message must name the namespace");
-      }
-      std::optional<Namespace> ns;
-      if (grpc::Status s = resolve_namespace(catalog_, msg.namespace_(), ns); !s.ok()) {
-        return fail(s.error_code(), s.error_message());
-      }
-      auto h = handle_for(*ns);
-      if (!h.ok()) return fail(grpc::StatusCode::INTERNAL, h.status().to_string());
-      handle = *h;
-    }
-    if (!msg.has_chunk()) continue;
-    const v1::BlockChunk& c = msg.chunk();
-    const std::string& data = c.data();
-    const auto block_bytes = static_cast<uint32_t>(handle->ns.layout().bytes_per_block());
-    if (c.key().size() != BlockKey::kBytes) {
-      return fail(grpc::StatusCode::INVALID_ARGUMENT,
-                  fmt::format("a chunk's key is {} bytes; a key is {}", c.key().size(), BlockKey::kBytes));
-    }
-    const BlockKey key = BlockKey::from_bytes(reinterpret_cast<const uint8_t*>(c.key().data()));
-    if (key.lo == 0) {
-      // The index links a block to its parent by the key's low half, where 0 means "first block
-      // of a chain"; a hashed key has it with probability 2^-64, a made-up one would corrupt links.
-      return fail(grpc::StatusCode::INVALID_ARGUMENT,
-                  fmt::format("block {}: a key whose low 64 bits are 0 is reserved", key.to_hex()));
-    }
-    if (data.size() > limits_.max_chunk_bytes) {
-      return fail(grpc::StatusCode::INVALID_ARGUMENT,
-                  fmt::format("a chunk of {} bytes is over the limit of {}", data.size(), limits_.max_chunk_bytes));
-    }
-    if (xxh3_64(data.data(), data.size()) != c.chunk_xxh3()) {
-      return fail(grpc::StatusCode::DATA_LOSS,
-                  fmt::format("block {} chunk at offset {}: checksum mismatch", key.to_hex(), c.offset()));
-    }
-    if (!open) {
-      if (c.offset() != 0) {
-        return fail(grpc::StatusCode::INVALID_ARGUMENT,
-                    fmt::format("block {} starts at offset {}, not 0", key.to_hex(), c.offset()));
-      }
-      if (c.block_bytes() != block_bytes) {
-        return fail(grpc::StatusCode::INVALID_ARGUMENT,
-                    fmt::format("block {} is {} bytes; the namespace's blocks are {}", key.to_hex(), c.block_bytes(),
-                                block_bytes));
-      }
-      BlockKey parent = handle->ns.root();
-      if (!c.parent().empty()) {
-        if (c.parent().size() != BlockKey::kBytes) {
-          return fail(grpc::StatusCode::INVALID_ARGUMENT,
-                      fmt::format("block {}: parent is {} bytes; a key is {}", key.to_hex(), c.parent().size(),
-                                  BlockKey::kBytes));
-        }
-        parent = BlockKey::from_bytes(reinterpret_cast<const uint8_t*>(c.parent().data()));
-      }
-      open.emplace();
-      open->key = key;
-      open->index = blocks++;
-      auto r = client_.reserve(*handle, key, parent);
-      if (!r.ok()) {
-        if (r.status().code() != StatusCode::kResourceExhausted) {
-          return fail(grpc::StatusCode::INTERNAL, r.status().to_string());
-        }
-        response->set_dropped(response->dropped() + 1);
-      } else if (r->exists()) {
-        response->set_existed(response->existed() + 1);
-      } else {
-        open->reservation.emplace(std::move(*r));
-      }
-    } else if (key != open->key) {
-      return fail(grpc::StatusCode::INVALID_ARGUMENT, fmt::format("block {} began before block {} ended at offset {}",
-                                                                  key.to_hex(), open->key.to_hex(), open->next_offset));
-    }
-    if (c.offset() != open->next_offset || uint64_t{c.offset()} + data.size() > block_bytes) {
-      return fail(grpc::StatusCode::INVALID_ARGUMENT,
-                  fmt::format("block {}: a chunk of {} bytes at offset {} (expected offset {} of {})", key.to_hex(),
-                              data.size(), c.offset(), open->next_offset, block_bytes));
-    }
-    if (open->reservation) std::memcpy(open->reservation->data() + c.offset(), data.data(), data.size());
-    open->next_offset += static_cast<uint32_t>(data.size());
-    metrics_.bytes_received.fetch_add(data.size(), std::memory_order_relaxed);
-    if (!c.last()) continue;
-    if (open->next_offset != block_bytes) {
-      return fail(grpc::StatusCode::INVALID_ARGUMENT,
-                  fmt::format("block {} ended after {} of its {} bytes", key.to_hex(), open->next_offset, block_bytes));
-    }
-    if (open->reservation) {
-      if (c.block_xxh3() != 0 && xxh3_64(open->reservation->data(), block_bytes) != c.block_xxh3()) {
-        return fail(grpc::StatusCode::DATA_LOSS, fmt::format("block {}: checksum mismatch", key.to_hex()));
-      }
-      const Status committed = std::move(*open->reservation).commit();
-      if (committed.ok()) {
-        response->set_stored(response->stored() + 1);
-      } else if (committed.code() == StatusCode::kAlreadyExists) {
-        response->set_existed(response->existed() + 1);  // another writer published it first
-      } else {
-        return fail(grpc::StatusCode::INTERNAL, committed.to_string());
-      }
-    }
-    metrics_.blocks_received.fetch_add(1, std::memory_order_relaxed);
-    open.reset();
+    if (grpc::Status s = receiver.receive(msg); !s.ok()) return timer.done(s);
   }
-  if (open) {
-    return fail(grpc::StatusCode::INVALID_ARGUMENT, fmt::format("the stream ended inside block {} (after {} bytes)",
-                                                                open->key.to_hex(), open->next_offset));
-  }
-  if (!handle) return fail(grpc::StatusCode::INVALID_ARGUMENT, "the stream named no namespace");
-  return timer.done(grpc::Status::OK);
+  return timer.done(receiver.finish());
 }
 
 }  // namespace kvtier::services

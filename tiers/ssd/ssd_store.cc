@@ -213,121 +213,127 @@ Status SsdStore::remove(const BlockKey& key) {
 }
 
 void SsdStore::read(std::span<SsdRead> reads) {
-  Impl& im = *impl_;
-  struct Planned {
-    size_t read;
-    StoredBlock block;
-    uint8_t* target;
-    AlignedBuffer scratch;
-  };
-  std::vector<Planned> planned;
-  std::vector<std::vector<IoOp>> ops(im.devices.size());
-  std::vector<std::vector<size_t>> op_plan(im.devices.size());
-  {
-    std::lock_guard lock(im.mu);
-    for (size_t i = 0; i < reads.size(); ++i) {
-      SsdRead& rd = reads[i];
-      ++im.counters.reads;
-      auto it = im.entries.find(rd.key);
-      if (it == im.entries.end() || im.regions[it->second.block.region].state == Impl::RegionState::kReclaiming) {
-        rd.status = Status::not_found("not on SSD");
-        ++im.counters.read_misses;
-        continue;
-      }
-      const StoredBlock& b = it->second.block;
-      if (rd.out.size() < b.payload_bytes) {
-        rd.status = Status::invalid_argument(
-            fmt::format("read buffer of {} bytes for a {}-byte block", rd.out.size(), b.payload_bytes));
-        continue;
-      }
-      Impl::Region& reg = im.regions[b.region];
-      if (reg.buffer != nullptr) {  // not yet on the device: served from memory
-        const std::span<const uint8_t> src(reg.buffer + b.offset, b.stored_bytes);
-        rd.status = b.codec == Codec::kZstd ? zstd_decompress(src, rd.out.first(b.payload_bytes))
-                                            : (std::memcpy(rd.out.data(), src.data(), b.stored_bytes), Status());
-        rd.bytes = rd.status.ok() ? b.payload_bytes : 0;
-        ++it->second.hits;
-        ++im.counters.read_hits;
-        continue;
-      }
-      ++reg.readers;
-      const auto len = static_cast<uint32_t>(round_up(b.stored_bytes, kIoAlign));
-      Planned p{i, b, nullptr, nullptr};
-      const bool direct =
-          b.codec == Codec::kNone && rd.out.size() >= len && reinterpret_cast<uintptr_t>(rd.out.data()) % kIoAlign == 0;
-      if (direct) {
-        p.target = rd.out.data();
-      } else {
-        p.scratch = aligned_alloc_bytes(len);
-        p.target = p.scratch.get();
-      }
-      const uint32_t dev = im.device_of(b.region);
-      ops[dev].push_back(IoOp{IoOp::Kind::kRead, im.device_offset(b.region) + b.offset, p.target, len, 0});
-      op_plan[dev].push_back(planned.size());
-      planned.push_back(std::move(p));
+  Impl::ReadPlan plan = impl_->plan_reads(reads);
+  if (plan.planned.empty()) return;
+  impl_->run_reads(plan, reads);
+  impl_->settle_reads(plan, reads);
+}
+
+// Misses, bad buffers and blocks still in memory are answered at once; the rest become device
+// reads, straight into the caller's buffer where it is aligned and the block stored raw. Each
+// planned block's region counts a reader, so it is not reclaimed under the read.
+SsdStore::Impl::ReadPlan SsdStore::Impl::plan_reads(std::span<SsdRead> reads) {
+  ReadPlan plan;
+  plan.ops.resize(devices.size());
+  plan.op_plan.resize(devices.size());
+  std::lock_guard lock(mu);
+  for (size_t i = 0; i < reads.size(); ++i) {
+    SsdRead& rd = reads[i];
+    ++counters.reads;
+    auto it = entries.find(rd.key);
+    if (it == entries.end() || regions[it->second.block.region].state == RegionState::kReclaiming) {
+      rd.status = Status::not_found("not on SSD");
+      ++counters.read_misses;
+      continue;
     }
+    const StoredBlock& b = it->second.block;
+    if (rd.out.size() < b.payload_bytes) {
+      rd.status = Status::invalid_argument(
+          fmt::format("read buffer of {} bytes for a {}-byte block", rd.out.size(), b.payload_bytes));
+      continue;
+    }
+    Region& reg = regions[b.region];
+    if (reg.buffer != nullptr) {  // not yet on the device: served from memory
+      const std::span<const uint8_t> src(reg.buffer + b.offset, b.stored_bytes);
+      rd.status = b.codec == Codec::kZstd ? zstd_decompress(src, rd.out.first(b.payload_bytes))
+                                          : (std::memcpy(rd.out.data(), src.data(), b.stored_bytes), Status());
+      rd.bytes = rd.status.ok() ? b.payload_bytes : 0;
+      ++it->second.hits;
+      ++counters.read_hits;
+      continue;
+    }
+    ++reg.readers;
+    const auto len = static_cast<uint32_t>(round_up(b.stored_bytes, kIoAlign));
+    PlannedRead p{i, b, nullptr, nullptr, {}};
+    const bool direct =
+        b.codec == Codec::kNone && rd.out.size() >= len && reinterpret_cast<uintptr_t>(rd.out.data()) % kIoAlign == 0;
+    if (direct) {
+      p.target = rd.out.data();
+    } else {
+      p.scratch = aligned_alloc_bytes(len);
+      p.target = p.scratch.get();
+    }
+    const uint32_t dev = device_of(b.region);
+    plan.ops[dev].push_back(IoOp{IoOp::Kind::kRead, device_offset(b.region) + b.offset, p.target, len, 0});
+    plan.op_plan[dev].push_back(plan.planned.size());
+    plan.planned.push_back(std::move(p));
   }
-  if (planned.empty()) return;
-  // Each block is verified (and decompressed) as soon as its read completes, outside the lock,
-  // while the device works on the others.
-  std::vector<Status> outcome(planned.size());
+  return plan;
+}
+
+// Each block is verified (and decompressed) as soon as its read completes, outside the lock,
+// while the device works on the others.
+void SsdStore::Impl::run_reads(ReadPlan& plan, std::span<SsdRead> reads) {
   const auto verify = [&](size_t j, int32_t result) {
-    Planned& p = planned[j];
+    PlannedRead& p = plan.planned[j];
     SsdRead& rd = reads[p.read];
     if (result < 0) {
-      outcome[j] = Status::io_error(fmt::format("reading block {}: {}", rd.key.to_hex(), errno_message(-result)));
+      p.outcome = Status::io_error(fmt::format("reading block {}: {}", rd.key.to_hex(), errno_message(-result)));
     } else if (block_checksum(p.target, p.block.stored_bytes) != p.block.checksum) {
-      outcome[j] = Status::corruption(fmt::format("block {} failed its checksum on SSD", rd.key.to_hex()));
+      p.outcome = Status::corruption(fmt::format("block {} failed its checksum on SSD", rd.key.to_hex()));
     } else if (p.block.codec == Codec::kZstd) {
-      outcome[j] = zstd_decompress({p.target, p.block.stored_bytes}, rd.out.first(p.block.payload_bytes));
+      p.outcome = zstd_decompress({p.target, p.block.stored_bytes}, rd.out.first(p.block.payload_bytes));
     } else if (p.target != rd.out.data()) {
       std::memcpy(rd.out.data(), p.target, p.block.payload_bytes);
     }
   };
-  for (size_t d = 0; d < ops.size(); ++d) {
-    if (ops[d].empty()) continue;
-    std::vector<IoOp>& dev_ops = ops[d];
-    const std::vector<size_t>& plan = op_plan[d];
-    const Status s = im.devices[d]->run(dev_ops, [&](size_t k) { verify(plan[k], dev_ops[k].result); });
+  for (size_t d = 0; d < plan.ops.size(); ++d) {
+    if (plan.ops[d].empty()) continue;
+    std::vector<IoOp>& dev_ops = plan.ops[d];
+    const std::vector<size_t>& op_plan = plan.op_plan[d];
+    const Status s = devices[d]->run(dev_ops, [&](size_t k) { verify(op_plan[k], dev_ops[k].result); });
     if (!s.ok()) {
-      for (size_t k = 0; k < dev_ops.size(); ++k) verify(plan[k], -EINVAL);
+      for (size_t k = 0; k < dev_ops.size(); ++k) verify(op_plan[k], -EINVAL);
     }
   }
+}
+
+// Outcomes into the caller's batch and the counters; an unreadable or corrupt block is never
+// served and is dropped (catalogue too, and the drop listener told) so it is not tried again.
+void SsdStore::Impl::settle_reads(ReadPlan& plan, std::span<SsdRead> reads) {
   std::vector<BlockKey> dropped;
   {
-    std::lock_guard lock(im.mu);
-    for (size_t j = 0; j < planned.size(); ++j) {
-      Planned& p = planned[j];
+    std::lock_guard lock(mu);
+    for (PlannedRead& p : plan.planned) {
       SsdRead& rd = reads[p.read];
-      Impl::Region& reg = im.regions[p.block.region];
+      Region& reg = regions[p.block.region];
       --reg.readers;
-      reg.last_access = ++im.access_clock;
-      auto it = im.entries.find(rd.key);
-      const bool same = it != im.entries.end() && it->second.block.region == p.block.region &&
+      reg.last_access = ++access_clock;
+      auto it = entries.find(rd.key);
+      const bool same = it != entries.end() && it->second.block.region == p.block.region &&
                         it->second.block.region_gen == p.block.region_gen;
-      rd.status = outcome[j];
-      if (outcome[j].ok()) {
+      rd.status = p.outcome;
+      if (p.outcome.ok()) {
         rd.bytes = p.block.payload_bytes;
-        ++im.counters.read_hits;
-        im.counters.bytes_read += round_up(p.block.stored_bytes, kIoAlign);
+        ++counters.read_hits;
+        counters.bytes_read += round_up(p.block.stored_bytes, kIoAlign);
         if (same) ++it->second.hits;
         continue;
       }
-      // Unreadable or corrupt: never served, dropped so it is not tried again.
-      if (outcome[j].code() == StatusCode::kCorruption) {
-        ++im.counters.corrupt_blocks;
+      if (p.outcome.code() == StatusCode::kCorruption) {
+        ++counters.corrupt_blocks;
       } else {
-        ++im.counters.read_errors;
+        ++counters.read_errors;
       }
       if (same) {
-        im.entries.erase(it);
-        (void)im.metadata->drop_block(rd.key);
+        entries.erase(it);
+        (void)metadata->drop_block(rd.key);
         dropped.push_back(rd.key);
       }
     }
-    if (!dropped.empty()) im.changed.notify_all();
+    if (!dropped.empty()) changed.notify_all();
   }
-  im.notify(dropped);
+  notify(dropped);
 }
 
 Status SsdStore::flush() {

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <deque>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -96,6 +97,23 @@ struct SsdStore::Impl {
   // --- opening ---
   Status open_files(const DeviceFactory& factory, std::unordered_set<uint32_t>& replaced_files);
   Status recover(const std::unordered_set<uint32_t>& replaced_files);
+
+  // --- reading: plan (under mu), device reads verified as they complete, settle (under mu) ---
+  struct PlannedRead {
+    size_t read;  // index into the caller's batch
+    StoredBlock block;
+    uint8_t* target;        // the caller's buffer (direct) or scratch
+    AlignedBuffer scratch;  // when the block is compressed or the buffer unaligned
+    Status outcome;
+  };
+  struct ReadPlan {
+    std::vector<PlannedRead> planned;
+    std::vector<std::vector<IoOp>> ops;        // per device
+    std::vector<std::vector<size_t>> op_plan;  // per device: the planned read of each op
+  };
+  ReadPlan plan_reads(std::span<SsdRead> reads);
+  void run_reads(ReadPlan& plan, std::span<SsdRead> reads);
+  void settle_reads(ReadPlan& plan, std::span<SsdRead> reads);
 
   // --- under mu ---
   Status place_locked(std::unique_lock<std::mutex>& lock, const StoredBlock& proto, const uint8_t* bytes, bool may_wait,
