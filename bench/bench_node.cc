@@ -3,7 +3,13 @@
 #include <filesystem>
 #include <system_error>
 
+#include "common/node_segments.h"
+
 namespace kvtier::bench {
+
+Result<BlockIndex> BenchNode::attach_index() const {
+  return BlockIndex::attach(node_index_segment(options_.shm_prefix, options_.node_name));
+}
 
 std::unique_ptr<BenchNode> BenchNode::start(const std::string& dir, const std::string& node_name,
                                             const std::string& config_yaml, std::string* why) {

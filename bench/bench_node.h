@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "kvtier/block_index.h"
 #include "kvtier/client.h"
 #include "kvtierd_process.h"
 
@@ -26,6 +27,8 @@ class BenchNode {
   BenchNode& operator=(const BenchNode&) = delete;
 
   Client& client() { return *client_; }
+  // A writable handle of the node's index, as the daemon has (for suites that make events directly).
+  Result<BlockIndex> attach_index() const;
   pid_t daemon_pid() const { return daemon_->pid(); }
 
  private:

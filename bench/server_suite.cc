@@ -490,7 +490,12 @@ namespaces:
                    chain.size() * kBlockBytes >> 20, gets.size(), median(gets) / 1e9, median(tcps) / 1e9, bad_chunks)});
 
   uint64_t first = 0, epoch = 0;
-  if (Status s = make_events(client.index(), *admin, events, &first, &epoch); !s.ok()) {
+  auto index = bench_node->attach_index();
+  if (!index.ok()) {
+    fmt::print(stderr, "kvtier-bench server: the node's index: {}\n", index.status().to_string());
+    return 1;
+  }
+  if (Status s = make_events(*index, *admin, events, &first, &epoch); !s.ok()) {
     fmt::print(stderr, "kvtier-bench server: events: {}\n", s.to_string());
     return 1;
   }

@@ -391,7 +391,7 @@ ClientStats Client::stats() const {
   return s;
 }
 
-BlockIndex& Client::index() { return impl_->index; }
+const BlockIndex& Client::index() const { return impl_->index; }
 
 PutReservation::PutReservation(PutReservation&& other) noexcept
     : client_(std::exchange(other.client_, nullptr)),

@@ -213,7 +213,9 @@ class Client {
   // Reclaims what dead processes held (pins, reservations). The daemon runs this periodically.
   Status maintain();
   ClientStats stats() const;
-  BlockIndex& index();
+  // The node's index, to read (lookups, matches, stats, changes). Writes go through the Client's
+  // own calls (reserve/commit, hbm_stored/hbm_evicted, evict), which keep the arena in step.
+  const BlockIndex& index() const;
 
  private:
   friend class PutReservation;

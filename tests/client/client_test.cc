@@ -175,10 +175,13 @@ TEST(ClientTest, ACommittedReservationHasNoBufferLeft) {
 }
 
 TEST(ClientTest, AFullArenaEvictsByPolicyAndKeepsWorking) {
-  ScopedNode node(/*host_bytes=*/8 << 20);  // 2 slabs, 128 blocks of 64 KiB
+  // 2 slabs, 128 blocks of 64 KiB. A clock that moves one tick per chain: the newest chain is the
+  // youngest whatever the machine's load (with the monotonic clock, chains put within one tick tie).
+  ScopedNode node(/*host_bytes=*/8 << 20, /*capacity=*/4096, /*manual_clock=*/true);
   auto client = node.open();
   const NamespaceHandle ns = client->register_namespace(small_model()).value();
   for (uint32_t c = 0; c < 40; ++c) {
+    ASSERT_TRUE(node.index().set_clock(c + 1).ok());
     const auto keys = client->keys(ns, tokens(16 * 8, 100 + c));
     ASSERT_TRUE(put_chain(*client, ns, keys).ok()) << "chain " << c;
   }
@@ -299,7 +302,7 @@ TEST(ClientMultiProcessTest, LeasesOfAKilledReaderAreReclaimed) {
     return true;
   });
   ASSERT_TRUE(ready.wait());
-  EXPECT_EQ(client->index().remove(keys[3]).code(), StatusCode::kFailedPrecondition);  // leased
+  EXPECT_EQ(node.index().remove(keys[3]).code(), StatusCode::kFailedPrecondition);  // leased
   ::kill(child, SIGKILL);
   ASSERT_EQ(wait_for(child), 128 + SIGKILL);
   ASSERT_TRUE(client->maintain().ok());

@@ -37,7 +37,7 @@ std::vector<HbmBlock> hbm_blocks(const NamespaceHandle& ns, const std::vector<Bl
   return out;
 }
 
-size_t changes_of_kind(BlockIndex& index, IndexChange::Kind kind, uint8_t tier_bits_before, uint8_t after) {
+size_t changes_of_kind(const BlockIndex& index, IndexChange::Kind kind, uint8_t tier_bits_before, uint8_t after) {
   std::vector<IndexChange> buf(1024);
   uint64_t next = 0;
   bool lost = false;

@@ -11,6 +11,7 @@
 #include <functional>
 #include <thread>
 
+#include "common/node_segments.h"
 #include "daemon_process.h"
 #include "indexer_process.h"
 #include "kvtier/v1/scheduler.grpc.pb.h"
@@ -249,12 +250,14 @@ TEST_F(IndexerCluster, AStalledIndexerRecoversBySnapshot) {
   const uint64_t before = snapshots();
 
   indexer.pause();
-  // Far more events than the ring keeps (HBM records come and go), then a new chain.
+  // Far more events than the ring keeps (HBM records come and go), then a new chain. Written
+  // through a handle of the node's index of its own, as the daemon writes.
+  auto index = BlockIndex::attach(node_index_segment(testing::kDaemonShmPrefix, n0.name)).value();
   for (uint64_t i = 0; i < 6000; ++i) {
     const BlockKey k{0x7374616c6cULL, (i + 1) * 0x9e3779b97f4a7c15ULL | 1};
     // Holder 0xFF: no process slot, so no process leaving the node's index drops the record.
-    ASSERT_TRUE(n0.client->index().insert({k, BlockKey{}, 7, 4096, Tier::kHbm, (uint64_t{0xFF} << 24) | i}).ok());
-    ASSERT_TRUE(n0.client->index().remove(k).ok());
+    ASSERT_TRUE(index.insert({k, BlockKey{}, 7, 4096, Tier::kHbm, (uint64_t{0xFF} << 24) | i}).ok());
+    ASSERT_TRUE(index.remove(k).ok());
   }
   const auto b = testing::tokens(3 * 16, 55);
   testing::put_chain(*n0.client, *n0.ns, n0.client->keys(*n0.ns, b));
