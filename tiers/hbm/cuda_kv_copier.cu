@@ -17,6 +17,7 @@
 
 #include "kvtier/paged_kv.h"
 #include "tiers/hbm/chunk_copy.h"
+#include "tiers/hbm/cuda_handles.h"
 
 namespace kvtier {
 namespace {
@@ -172,13 +173,14 @@ class CudaKvCopier final : public KvCopier {
 
   ~CudaKvCopier() override {
     if (!device_checked_) return;  // init refused the device: nothing was made on it
+    // The handles free themselves; here, in order and with the copier's device current.
     DeviceScope scope(options_.device);
-    if (stream_ != nullptr) (void)cudaStreamSynchronize(stream_);
-    for (auto& [id, event] : pending_) (void)cudaEventDestroy(event);
-    for (cudaEvent_t event : free_events_) (void)cudaEventDestroy(event);
-    if (after_event_ != nullptr) (void)cudaEventDestroy(after_event_);
-    if (device_specs_ != nullptr) (void)cudaFree(device_specs_);
-    if (stream_ != nullptr) (void)cudaStreamDestroy(stream_);
+    if (stream_) (void)cudaStreamSynchronize(stream_.get());
+    pending_.clear();
+    free_events_.clear();
+    after_event_.reset();
+    device_specs_.reset();
+    stream_.reset();
     if (registered_) HostRegistry::release(options_.host_memory.data());
   }
 
@@ -216,12 +218,12 @@ class CudaKvCopier final : public KvCopier {
                          "cudaHostGetDevicePointer");
       host_device_base_ = reinterpret_cast<uint64_t>(device_view);
     }
-    KVTIER_CUDA_RETURN(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
-    KVTIER_CUDA_RETURN(cudaEventCreateWithFlags(&after_event_, cudaEventDisableTiming), "cudaEventCreate");
-    KVTIER_CUDA_RETURN(cudaMalloc(&device_specs_, specs_.size() * sizeof(hbm::ChunkSpec)), "cudaMalloc");
-    KVTIER_CUDA_RETURN(
-        cudaMemcpy(device_specs_, specs_.data(), specs_.size() * sizeof(hbm::ChunkSpec), cudaMemcpyHostToDevice),
-        "cudaMemcpy of the layout");
+    KVTIER_CUDA_RETURN(hbm::make_stream(stream_), "cudaStreamCreate");
+    KVTIER_CUDA_RETURN(hbm::make_event(after_event_), "cudaEventCreate");
+    KVTIER_CUDA_RETURN(hbm::make_device_memory(specs_.size() * sizeof(hbm::ChunkSpec), device_specs_), "cudaMalloc");
+    KVTIER_CUDA_RETURN(cudaMemcpy(device_specs_.get(), specs_.data(), specs_.size() * sizeof(hbm::ChunkSpec),
+                                  cudaMemcpyHostToDevice),
+                       "cudaMemcpy of the layout");
     return Status{};
   }
 
@@ -247,43 +249,43 @@ class CudaKvCopier final : public KvCopier {
     DeviceScope scope(options_.device);
     KVTIER_CUDA_RETURN(scope.error(), "cudaSetDevice");
     if (after_stream != 0) {
-      KVTIER_CUDA_RETURN(cudaEventRecord(after_event_, reinterpret_cast<cudaStream_t>(after_stream)),
+      KVTIER_CUDA_RETURN(cudaEventRecord(after_event_.get(), reinterpret_cast<cudaStream_t>(after_stream)),
                          "cudaEventRecord");
-      KVTIER_CUDA_RETURN(cudaStreamWaitEvent(stream_, after_event_, 0), "cudaStreamWaitEvent");
+      KVTIER_CUDA_RETURN(cudaStreamWaitEvent(stream_.get(), after_event_.get(), 0), "cudaStreamWaitEvent");
     }
     if (kernel) {
       KVTIER_RETURN_IF_ERROR(launch_kernels(blocks, *checked, offload));
     } else {
       KVTIER_RETURN_IF_ERROR(issue_memcpys(blocks, *checked, offload));
     }
-    cudaEvent_t event = nullptr;
+    hbm::CudaEvent event;
     if (free_events_.empty()) {
-      KVTIER_CUDA_RETURN(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "cudaEventCreate");
+      KVTIER_CUDA_RETURN(hbm::make_event(event), "cudaEventCreate");
     } else {
-      event = free_events_.back();
+      event = std::move(free_events_.back());
       free_events_.pop_back();
     }
-    if (const cudaError_t e = cudaEventRecord(event, stream_); e != cudaSuccess) {
-      free_events_.push_back(event);
+    if (const cudaError_t e = cudaEventRecord(event.get(), stream_.get()); e != cudaSuccess) {
+      free_events_.push_back(std::move(event));
       return cuda_error(e, "cudaEventRecord");
     }
     const KvCopyTicket ticket{next_++};
-    pending_.emplace(ticket.id, event);
+    pending_.emplace(ticket.id, std::move(event));
     return ticket;
   }
 
   Status wait(KvCopyTicket ticket) override {
-    cudaEvent_t event = nullptr;
+    hbm::CudaEvent event;
     {
       std::lock_guard lock(mu_);
       auto it = pending_.find(ticket.id);
       if (it == pending_.end()) return unknown(ticket);
-      event = it->second;
+      event = std::move(it->second);
       pending_.erase(it);
     }
-    const cudaError_t e = cudaEventSynchronize(event);
+    const cudaError_t e = cudaEventSynchronize(event.get());
     std::lock_guard lock(mu_);
-    free_events_.push_back(event);
+    free_events_.push_back(std::move(event));
     if (e != cudaSuccess) return cuda_error(e, "copy");
     return Status{};
   }
@@ -292,7 +294,7 @@ class CudaKvCopier final : public KvCopier {
     std::lock_guard lock(mu_);
     auto it = pending_.find(ticket.id);
     if (it == pending_.end()) return unknown(ticket);
-    const cudaError_t e = cudaEventQuery(it->second);
+    const cudaError_t e = cudaEventQuery(it->second.get());
     if (e == cudaErrorNotReady) return false;
     if (e != cudaSuccess) return cuda_error(e, "copy");
     return true;
@@ -302,7 +304,7 @@ class CudaKvCopier final : public KvCopier {
     std::lock_guard lock(mu_);
     auto it = pending_.find(ticket.id);
     if (it == pending_.end()) return unknown(ticket);
-    KVTIER_CUDA_RETURN(cudaStreamWaitEvent(reinterpret_cast<cudaStream_t>(stream), it->second, 0),
+    KVTIER_CUDA_RETURN(cudaStreamWaitEvent(reinterpret_cast<cudaStream_t>(stream), it->second.get(), 0),
                        "cudaStreamWaitEvent");
     return Status{};
   }
@@ -322,8 +324,8 @@ class CudaKvCopier final : public KvCopier {
         const KvBlockCopy& b = blocks[i + j];
         batch.blocks[j] = {host_device_base_ + static_cast<uint64_t>(b.host - host_begin), b.block_id, 0};
       }
-      copy_chunks<<<batch.count * range.count, kThreads, 0, stream_>>>(device_specs_, range.first, range.count, batch,
-                                                                       offload);
+      copy_chunks<<<batch.count * range.count, kThreads, 0, stream_.get()>>>(
+          static_cast<const hbm::ChunkSpec*>(device_specs_.get()), range.first, range.count, batch, offload);
       KVTIER_CUDA_RETURN(cudaGetLastError(), "copy kernel launch");
     }
     return Status{};
@@ -336,7 +338,7 @@ class CudaKvCopier final : public KvCopier {
         auto* engine = reinterpret_cast<void*>(hbm::engine_chunk(c, b.block_id));
         auto* host = reinterpret_cast<void*>(hbm::host_chunk(c, reinterpret_cast<uint64_t>(b.host)));
         KVTIER_CUDA_RETURN(cudaMemcpyAsync(offload ? host : engine, offload ? engine : host, c.bytes,
-                                           offload ? cudaMemcpyDeviceToHost : cudaMemcpyHostToDevice, stream_),
+                                           offload ? cudaMemcpyDeviceToHost : cudaMemcpyHostToDevice, stream_.get()),
                            "cudaMemcpyAsync");
       }
     }
@@ -348,13 +350,13 @@ class CudaKvCopier final : public KvCopier {
   bool device_checked_ = false;  // options_.device exists: the destructor may select it
   bool registered_ = false;
   uint64_t host_device_base_ = 0;
-  cudaStream_t stream_ = nullptr;
-  cudaEvent_t after_event_ = nullptr;
-  hbm::ChunkSpec* device_specs_ = nullptr;
+  hbm::CudaStream stream_;
+  hbm::CudaEvent after_event_;
+  hbm::DeviceMemory device_specs_;  // the layout's chunk specs, for the kernel
   std::mutex mu_;
   uint64_t next_ = 1;
-  std::unordered_map<uint64_t, cudaEvent_t> pending_;
-  std::vector<cudaEvent_t> free_events_;
+  std::unordered_map<uint64_t, hbm::CudaEvent> pending_;
+  std::vector<hbm::CudaEvent> free_events_;
 };
 
 }  // namespace
