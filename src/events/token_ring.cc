@@ -7,6 +7,7 @@
 #include <iterator>
 
 #include "common/shared_segment.h"
+#include "common/versioned_segment.h"
 #include "kvtier/checksum.h"
 
 namespace kvtier {
@@ -63,6 +64,10 @@ uint32_t slot_bytes_for(uint32_t max_tokens) {
   return static_cast<uint32_t>(round_up(sizeof(Slot) + (uint64_t{max_tokens} + 1) / 2 * 8, 64));
 }
 
+constexpr SegmentFormat kFormat{"token ring", kMagic, kVersion, kVersion, sizeof(Header)};
+// The daemon creates the ring when it starts publishing; a client attaching meanwhile waits this long.
+constexpr auto kCreatorWait = std::chrono::seconds(1);
+
 Header& header_of(const SharedSegment& seg) { return *static_cast<Header*>(seg.address()); }
 
 Slot& slot_of(const SharedSegment& seg, uint64_t ticket) {
@@ -82,16 +87,13 @@ TokenRing::Geometry TokenRing::geometry() const {
 }
 
 Result<std::unique_ptr<TokenRing>> TokenRing::attach(const std::string& name) {
-  auto seg = SharedSegment::attach(name);
-  if (!seg.ok()) return seg.status();
-  const auto* h = static_cast<const Header*>((*seg)->address());
-  if ((*seg)->size() < sizeof(Header) ||
-      std::atomic_ref<const uint64_t>(h->magic).load(std::memory_order_acquire) != kMagic || h->version != kVersion ||
-      h->records == 0 || (h->records & (h->records - 1)) != 0 || h->slot_bytes != slot_bytes_for(h->max_tokens) ||
-      (*seg)->size() < round_up(sizeof(Header), 64) + uint64_t{h->records} * h->slot_bytes) {
-    return Status::version_mismatch(fmt::format("token ring {} has another format", name));
+  KVTIER_ASSIGN_OR_RETURN(AttachedSegment attached, attach_segment(name, kFormat, kCreatorWait));
+  const auto* h = static_cast<const Header*>(attached.segment->address());
+  if (h->records == 0 || (h->records & (h->records - 1)) != 0 || h->slot_bytes != slot_bytes_for(h->max_tokens) ||
+      attached.segment->size() < round_up(sizeof(Header), 64) + uint64_t{h->records} * h->slot_bytes) {
+    return Status::corruption(fmt::format("token ring '{}' geometry does not add up", name));
   }
-  return std::unique_ptr<TokenRing>(new TokenRing(std::move(seg).value()));
+  return std::unique_ptr<TokenRing>(new TokenRing(std::move(attached.segment)));
 }
 
 Result<std::unique_ptr<TokenRing>> TokenRing::open_or_create(const std::string& name, Geometry g) {
@@ -115,14 +117,13 @@ Result<std::unique_ptr<TokenRing>> TokenRing::open_or_create(const std::string& 
     KVTIER_RETURN_IF_ERROR(destroy(name));
   }
   const uint32_t slot_bytes = slot_bytes_for(g.max_tokens);
-  auto seg = SharedSegment::create(name, round_up(sizeof(Header), 64) + uint64_t{g.records} * slot_bytes);
+  auto seg = create_segment(name, round_up(sizeof(Header), 64) + uint64_t{g.records} * slot_bytes, kFormat);
   if (!seg.ok()) return seg.status();
   auto* h = static_cast<Header*>((*seg)->address());
-  h->version = kVersion;
   h->records = g.records;
   h->max_tokens = g.max_tokens;
   h->slot_bytes = slot_bytes;
-  std::atomic_ref<uint64_t>(h->magic).store(kMagic, std::memory_order_release);  // published last
+  publish_segment(**seg, kFormat);
   return std::unique_ptr<TokenRing>(new TokenRing(std::move(seg).value()));
 }
 

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "common/robust_mutex.h"
+#include "common/versioned_segment.h"
 
 namespace kvtier::index {
 
@@ -21,6 +22,11 @@ namespace {
 
 // How long an attach waits for a creator in progress (create_if_missing in another process).
 constexpr auto kCreatorWait = std::chrono::seconds(5);
+
+constexpr SegmentFormat kIndexFormat{"index segment", kSegmentMagic, kOldestReadableFormatVersion,
+                                     kSegmentFormatVersion, sizeof(SegmentHeader)};
+static_assert(offsetof(SegmentHeader, magic) == offsetof(SegmentPreamble, magic) &&
+              offsetof(SegmentHeader, format_version) == offsetof(SegmentPreamble, format_version));
 
 struct Geometry {
   uint64_t slots, process_table_offset, journal_offset, ring_offset, tags_offset, table_offset, ghosts_offset,
@@ -86,15 +92,14 @@ Result<std::unique_ptr<IndexSegment>> IndexSegment::create(const IndexOptions& o
   const uint64_t ghost_slots = std::bit_ceil(options.capacity * kGhostSlotsPerEntry);
   const Geometry g = plan(options.capacity, options.change_ring_records, ghost_slots);
   std::unique_ptr<IndexSegment> seg(new IndexSegment());
-  auto shared = SharedSegment::create(options.segment_name, g.total_bytes);
+  auto shared = create_segment(options.segment_name, g.total_bytes, kIndexFormat);
   if (!shared.ok()) return shared.status();
   seg->mapping_ = std::move(shared).value();
 
   // A fresh tmpfs object reads as zeros, which is every field's initial value; construct the
   // parts that need more than zeros.
   auto* h = new (seg->mapping_->address()) SegmentHeader();
-  h->magic = kSegmentMagic;
-  h->format_version = kSegmentFormatVersion;
+  h->format_version = kSegmentFormatVersion;  // the magic is published last (versioned_segment.h)
   h->entry_bytes = sizeof(IndexEntry);
   h->header_bytes = sizeof(SegmentHeader);
   h->max_processes = kMaxProcesses;
@@ -127,7 +132,8 @@ Result<std::unique_ptr<IndexSegment>> IndexSegment::create(const IndexOptions& o
   seg->bind_parts();
   for (uint32_t i = 0; i < kMaxProcesses; ++i) new (&seg->process(i)) ProcessSlot();
   new (seg->journal_) Journal();
-  h->ready.store(1, std::memory_order_release);
+  h->ready.store(1, std::memory_order_release);  // what builds before the shared protocol wait for
+  publish_segment(*seg->mapping_, kIndexFormat);
   return seg;
 }
 
@@ -135,32 +141,22 @@ Result<std::unique_ptr<IndexSegment>> IndexSegment::attach(std::string_view name
   KVTIER_RETURN_IF_ERROR(validate_name(name));
   std::unique_ptr<IndexSegment> seg(new IndexSegment());
   // A process creating the node right now (create_if_missing) has the object before its header.
-  auto shared = SharedSegment::attach_created(name, sizeof(SegmentHeader), kCreatorWait);
-  if (!shared.ok()) return shared.status();
-  seg->mapping_ = std::move(shared).value();
+  auto attached = attach_segment(name, kIndexFormat, kCreatorWait);
+  if (!attached.ok()) return attached.status();
+  seg->mapping_ = std::move(attached->segment);
   const uint64_t size = seg->mapping_->size();
   const auto mismatch = [&](std::string what) {
     return Status::version_mismatch(fmt::format("index segment '{}' {}", name, what));
   };
-  if (size < sizeof(SegmentHeader)) return mismatch(fmt::format("is {} bytes, smaller than a header", size));
   const auto* h = static_cast<const SegmentHeader*>(seg->mapping_->address());
-  if (h->magic != kSegmentMagic) return mismatch("is not a kvtier index (bad magic)");
-  if (h->format_version < kOldestReadableFormatVersion || h->format_version > kSegmentFormatVersion) {
-    return mismatch(fmt::format("has format version {}, this build reads {} to {}", h->format_version,
-                                kOldestReadableFormatVersion, kSegmentFormatVersion));
-  }
   if (h->entry_bytes != sizeof(IndexEntry) || h->header_bytes != sizeof(SegmentHeader) ||
       h->max_processes != kMaxProcesses) {
     return mismatch(fmt::format("has a different layout (entry {} B, header {} B, {} processes)", h->entry_bytes,
                                 h->header_bytes, h->max_processes));
   }
-  // A creator still initialising finishes in microseconds; one that died mid-way never will.
-  const auto deadline = std::chrono::steady_clock::now() + kCreatorWait;
-  while (h->ready.load(std::memory_order_acquire) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return Status::unavailable(fmt::format("index segment '{}' was never finished by its creator", name));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // A segment an older build made published its magic first and `ready` last.
+  if (h->ready.load(std::memory_order_acquire) == 0) {
+    return Status::unavailable(fmt::format("index segment '{}' was never finished by its creator", name));
   }
   const uint64_t ghost_slots = h->format_version >= 2 ? h->ghost_slots : 0;
   const Geometry g = plan(h->capacity, h->ring_records, ghost_slots);

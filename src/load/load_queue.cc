@@ -11,6 +11,7 @@
 
 #include "common/robust_mutex.h"
 #include "common/shared_segment.h"
+#include "common/versioned_segment.h"
 
 namespace kvtier {
 namespace {
@@ -48,6 +49,14 @@ struct LoadQueue::Header {
   std::atomic<uint64_t> handled;  // keys before this ring position are handled
 };
 
+namespace {
+
+constexpr SegmentFormat kFormat{"load queue", kMagic, kVersion, kVersion, sizeof(LoadQueue::Header)};
+// The daemon creates the queue at start; a client attaching meanwhile waits this long for it.
+constexpr auto kCreatorWait = std::chrono::seconds(1);
+
+}  // namespace
+
 LoadQueue::LoadQueue(std::unique_ptr<SharedSegment> seg) : seg_(std::move(seg)) {}
 LoadQueue::~LoadQueue() { stop_serving(); }
 
@@ -57,28 +66,29 @@ BlockKey* LoadQueue::ring() const {
 }
 
 Result<std::unique_ptr<LoadQueue>> LoadQueue::attach(const std::string& name) {
-  auto seg = SharedSegment::attach(name);
-  if (!seg.ok()) return seg.status();
-  const auto* h = static_cast<const Header*>((*seg)->address());
-  if ((*seg)->size() < sizeof(Header) || h->magic != kMagic || h->version != kVersion ||
-      (*seg)->size() < round_up(sizeof(Header), 64) + uint64_t{h->capacity} * sizeof(BlockKey)) {
-    return Status::version_mismatch(fmt::format("load queue {} has another format", name));
+  KVTIER_ASSIGN_OR_RETURN(AttachedSegment attached, attach_segment(name, kFormat, kCreatorWait));
+  const auto* h = static_cast<const Header*>(attached.segment->address());
+  if (attached.segment->size() < round_up(sizeof(Header), 64) + uint64_t{h->capacity} * sizeof(BlockKey)) {
+    return Status::corruption(fmt::format("load queue '{}' is smaller than its {} keys", name, h->capacity));
   }
-  return std::unique_ptr<LoadQueue>(new LoadQueue(std::move(seg).value()));
+  return std::unique_ptr<LoadQueue>(new LoadQueue(std::move(attached.segment)));
 }
 
 Result<std::unique_ptr<LoadQueue>> LoadQueue::open_or_create(const std::string& name, uint32_t capacity) {
   if (capacity == 0) return Status::invalid_argument("load queue capacity must be positive");
   auto attached = attach(name);
-  if (attached.ok() || attached.status().code() != StatusCode::kNotFound) return attached;
-  auto seg = SharedSegment::create(name, round_up(sizeof(Header), 64) + uint64_t{capacity} * sizeof(BlockKey));
+  if (attached.status().code() == StatusCode::kUnavailable) {
+    KVTIER_RETURN_IF_ERROR(destroy(name));  // its creator died before publishing it: nothing in it
+  } else if (attached.ok() || attached.status().code() != StatusCode::kNotFound) {
+    return attached;
+  }
+  auto seg = create_segment(name, round_up(sizeof(Header), 64) + uint64_t{capacity} * sizeof(BlockKey), kFormat);
   if (!seg.ok()) return seg.status();
   auto* h = static_cast<Header*>((*seg)->address());
   KVTIER_RETURN_IF_ERROR(init_robust_mutex(&h->lock));
   KVTIER_RETURN_IF_ERROR(init_robust_mutex(&h->serving));
   h->capacity = capacity;
-  h->version = kVersion;
-  std::atomic_ref<uint64_t>(h->magic).store(kMagic, std::memory_order_release);  // published last
+  publish_segment(**seg, kFormat);
   return std::unique_ptr<LoadQueue>(new LoadQueue(std::move(seg).value()));
 }
 

@@ -66,8 +66,9 @@ class LoadQueue {
   // Tells clients waiting for room that a demotion pass finished.
   void room_made();
 
+  struct Header;  // the segment's layout (load_queue.cc)
+
  private:
-  struct Header;
   LoadQueue(std::unique_ptr<SharedSegment> seg);
   Header& header() const;
   BlockKey* ring() const;

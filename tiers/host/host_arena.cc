@@ -10,10 +10,16 @@
 
 #include "common/robust_mutex.h"
 #include "common/shared_segment.h"
+#include "common/versioned_segment.h"
 
 namespace kvtier::host {
 
 namespace {
+
+constexpr SegmentFormat kArenaFormat{"host arena", kArenaMagic, kArenaFormatVersion, kArenaFormatVersion,
+                                     sizeof(ArenaHeader)};
+static_assert(offsetof(ArenaHeader, magic) == offsetof(SegmentPreamble, magic) &&
+              offsetof(ArenaHeader, format_version) == offsetof(SegmentPreamble, format_version));
 
 struct Geometry {
   uint64_t slabs, units_per_slab, slab_table_offset, state_offset, checksum_offset, data_offset, total_bytes;
@@ -68,15 +74,14 @@ Result<std::unique_ptr<HostArena>> HostArena::create(const ArenaOptions& o) {
   if (g.slabs * g.units_per_slab > UINT32_MAX) {
     return Status::invalid_argument("arena too large: block locators must fit in 32 bits");
   }
-  auto segment = SharedSegment::create(o.segment_name, g.total_bytes);
+  auto segment = create_segment(o.segment_name, g.total_bytes, kArenaFormat);
   if (!segment.ok()) return segment.status();
   std::unique_ptr<HostArena> a(new HostArena());
   a->name_ = o.segment_name;
   a->segment_ = std::move(segment).value();
   auto* base = static_cast<uint8_t*>(a->segment_->address());
   auto* h = new (base) ArenaHeader();
-  h->magic = kArenaMagic;
-  h->format_version = kArenaFormatVersion;
+  h->format_version = kArenaFormatVersion;  // the magic is published last (versioned_segment.h)
   h->header_bytes = sizeof(ArenaHeader);
   h->total_bytes = g.total_bytes;
   h->data_bytes = g.slabs * o.slab_bytes;
@@ -97,7 +102,8 @@ Result<std::unique_ptr<HostArena>> HostArena::create(const ArenaOptions& o) {
   a->checksums_ = reinterpret_cast<std::atomic<uint64_t>*>(base + g.checksum_offset);
   a->data_ = base + g.data_offset;
   for (uint64_t s = 0; s < g.slabs; ++s) new (&a->slabs_[s]) SlabInfo{{kFreeSlab}, 0, {0}};
-  h->ready.store(1, std::memory_order_release);
+  h->ready.store(1, std::memory_order_release);  // what builds before the shared protocol wait for
+  publish_segment(*a->segment_, kArenaFormat);
   return a;
 }
 
@@ -105,24 +111,19 @@ Result<std::unique_ptr<HostArena>> HostArena::attach(std::string_view name) {
   // A process creating the node right now (create_if_missing) has the object before its header,
   // and reserves its pages (posix_fallocate: a while for gigabytes) before it is ready.
   constexpr auto kCreatorWait = std::chrono::seconds(5);
-  auto segment = SharedSegment::attach_created(name, sizeof(ArenaHeader), kCreatorWait);
-  if (!segment.ok()) return segment.status();
-  const uint64_t size = (*segment)->size();
-  auto* base = static_cast<uint8_t*>((*segment)->address());
+  auto attached = attach_segment(name, kArenaFormat, kCreatorWait);
+  if (!attached.ok()) return attached.status();
+  std::unique_ptr<SharedSegment> segment = std::move(attached->segment);
+  const uint64_t size = segment->size();
+  auto* base = static_cast<uint8_t*>(segment->address());
   const auto* h = reinterpret_cast<const ArenaHeader*>(base);
-  const auto mismatch = [&](const std::string& what) {
-    return Status::version_mismatch(fmt::format("host arena '{}' {}", name, what));
-  };
-  if (size < sizeof(ArenaHeader) || h->magic != kArenaMagic) return mismatch("is not a kvtier host arena");
-  if (h->format_version != kArenaFormatVersion || h->header_bytes != sizeof(ArenaHeader)) {
-    return mismatch(fmt::format("has format version {}, this build reads {}", h->format_version, kArenaFormatVersion));
+  if (h->header_bytes != sizeof(ArenaHeader)) {
+    return Status::version_mismatch(fmt::format("host arena '{}' has a {}-byte header, this build's is {}", name,
+                                                h->header_bytes, sizeof(ArenaHeader)));
   }
-  const auto deadline = std::chrono::steady_clock::now() + kCreatorWait;
-  while (h->ready.load(std::memory_order_acquire) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return Status::unavailable(fmt::format("host arena '{}' was never finished by its creator", name));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // A segment an older build made published its magic first and `ready` last.
+  if (h->ready.load(std::memory_order_acquire) == 0) {
+    return Status::unavailable(fmt::format("host arena '{}' was never finished by its creator", name));
   }
   const Geometry g = plan(h->data_bytes, h->slab_bytes);
   if (g.total_bytes != size || g.data_offset != h->data_offset || g.state_offset != h->state_offset) {
@@ -130,7 +131,7 @@ Result<std::unique_ptr<HostArena>> HostArena::attach(std::string_view name) {
   }
   std::unique_ptr<HostArena> a(new HostArena());
   a->name_ = std::string(name);
-  a->segment_ = std::move(segment).value();
+  a->segment_ = std::move(segment);
   a->header_ = reinterpret_cast<ArenaHeader*>(base);
   a->slabs_ = reinterpret_cast<SlabInfo*>(base + h->slab_table_offset);
   a->states_ = reinterpret_cast<std::atomic<uint32_t>*>(base + h->state_offset);
