@@ -34,10 +34,12 @@ Result<std::unique_ptr<host::HostArena>> open_arena(const ClientOptions& o) {
 
 }  // namespace
 
-struct Client::Impl {
+namespace detail {
+
+struct ClientState {
   ClientOptions options;
   BlockIndex index;
-  std::unique_ptr<host::HostArena> arena;
+  std::shared_ptr<host::HostArena> arena;  // shared with every lease of `index` (tie_to_leases)
   host::HostTierStore host_store;
   tiers::TierReleaser releaser;  // frees the arena space of blocks this process evicts
   std::atomic<uint64_t> puts{0}, put_exists{0}, gets{0}, evictions_for_room{0}, sealed{0}, corrupt_dropped{0},
@@ -82,13 +84,16 @@ struct Client::Impl {
     return tokens_owned.get();
   }
 
-  Impl(ClientOptions o, BlockIndex ix, std::unique_ptr<host::HostArena> a)
+  ClientState(ClientOptions o, BlockIndex ix, std::unique_ptr<host::HostArena> a)
       : options(std::move(o)), index(std::move(ix)), arena(std::move(a)), host_store(*arena, index) {
     releaser.serve(Tier::kHost, &host_store);
+    index.tie_to_leases(arena);  // block views read the arena: it stays mapped while any lease lives
   }
 };
 
-Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+}  // namespace detail
+
+Client::Client(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::~Client() = default;
 
 Result<std::unique_ptr<Client>> Client::open(const ClientOptions& o) {
@@ -106,7 +111,7 @@ Result<std::unique_ptr<Client>> Client::open(const ClientOptions& o) {
   if (!index.ok()) return index.status().with_context("opening the node's index");
   auto arena = open_arena(o);
   if (!arena.ok()) return arena.status().with_context("opening the node's host arena");
-  auto impl = std::make_unique<Impl>(o, std::move(index).value(), std::move(arena).value());
+  auto impl = std::make_shared<Impl>(o, std::move(index).value(), std::move(arena).value());
   if (impl->index.stats().tier_capacity[tier_index(Tier::kHost)] == 0) {
     KVTIER_RETURN_IF_ERROR(impl->index.set_tier_capacity(Tier::kHost, impl->arena->stats().data_bytes));
   }
@@ -169,7 +174,7 @@ Result<std::vector<HostBlock>> Client::acquire(std::span<const BlockKey> keys) {
 
 Result<BlockLoad> Client::load(std::span<const BlockKey> keys) {
   BlockLoad load;
-  load.client_ = this;
+  load.state_ = impl_;
   // The cached prefix: every block resident somewhere. Those in SSD only are to be loaded.
   for (const BlockKey& key : keys) {
     auto info = impl_->index.lookup(key);
@@ -203,16 +208,16 @@ Result<Acquisition> Client::acquire_or_load(std::span<const BlockKey> keys) {
 }
 
 bool BlockLoad::done() const {
-  if (client_ == nullptr || keys_.empty()) return true;
-  auto queue = client_->impl_->load_queue();
+  if (state_ == nullptr || keys_.empty()) return true;
+  auto queue = state_->load_queue();
   // A daemon that went away will never finish it: nothing more is on its way.
   return !queue.ok() || (*queue)->handled_through() >= ticket_;
 }
 
 size_t BlockLoad::wait(std::chrono::milliseconds timeout) {
-  if (client_ != nullptr && !keys_.empty()) {
+  if (state_ != nullptr && !keys_.empty()) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
-    auto queue = client_->impl_->load_queue();
+    auto queue = state_->load_queue();
     while (!done() && queue.ok()) {
       const uint32_t seen = (*queue)->completions();
       if (done()) break;
@@ -224,7 +229,7 @@ size_t BlockLoad::wait(std::chrono::milliseconds timeout) {
   }
   size_t in_host = 0;
   for (const BlockKey& key : keys_) {
-    auto info = client_ ? client_->impl_->index.lookup(key) : std::nullopt;
+    auto info = state_ ? state_->index.lookup(key) : std::nullopt;
     if (info && info->in(Tier::kHost)) ++in_host;
   }
   return in_host;
@@ -277,7 +282,7 @@ Result<PutReservation> Client::reserve(const NamespaceHandle& ns, const BlockKey
     loc = impl_->arena->reserve(ns.size_class, *owner);
   }
   if (!loc.ok()) return loc.status();
-  r.client_ = this;
+  r.state_ = impl_;
   r.record_ = BlockRecord{key, parent, ns.id, static_cast<uint32_t>(bytes), Tier::kHost, *loc};
   r.owner_ = *owner;
   r.data_ = impl_->arena->data(*loc);
@@ -300,25 +305,27 @@ Status Client::put(const NamespaceHandle& ns, const BlockKey& key, const BlockKe
 
 // Publish in the index first, then commit in the arena: a process killed between the two leaves
 // a reservation the index references, which maintain() adopts instead of freeing.
-Status Client::commit(PutReservation& r) {
+Status Client::commit(Impl& impl, PutReservation& r) {
   const auto loc = static_cast<uint32_t>(r.record_.locator);
-  Status published = impl_->index.insert(r.record_);
+  Status published = impl.index.insert(r.record_);
   if (published.code() == StatusCode::kAlreadyExists) {  // another process put it first
-    (void)impl_->arena->release(loc);
-    impl_->put_exists.fetch_add(1, std::memory_order_relaxed);
+    (void)impl.arena->release(loc);
+    impl.put_exists.fetch_add(1, std::memory_order_relaxed);
     return {};
   }
   if (!published.ok()) {
-    (void)impl_->arena->release(loc);
+    (void)impl.arena->release(loc);
     return published;
   }
   index::crash_point("client-published");
-  KVTIER_RETURN_IF_ERROR(impl_->arena->commit(loc, r.owner_));
-  impl_->puts.fetch_add(1, std::memory_order_relaxed);
+  KVTIER_RETURN_IF_ERROR(impl.arena->commit(loc, r.owner_));
+  impl.puts.fetch_add(1, std::memory_order_relaxed);
   return {};
 }
 
-void Client::abandon(PutReservation& r) { (void)impl_->arena->release(static_cast<uint32_t>(r.record_.locator)); }
+void Client::abandon(Impl& impl, PutReservation& r) {
+  (void)impl.arena->release(static_cast<uint32_t>(r.record_.locator));
+}
 
 Result<size_t> Client::hbm_stored(const NamespaceHandle& ns, std::span<const HbmBlock> blocks) {
   auto tag = impl_->index.owner_tag();  // joins the process table: the records are this process's
@@ -394,7 +401,7 @@ ClientStats Client::stats() const {
 const BlockIndex& Client::index() const { return impl_->index; }
 
 PutReservation::PutReservation(PutReservation&& other) noexcept
-    : client_(std::exchange(other.client_, nullptr)),
+    : state_(std::move(other.state_)),
       record_(other.record_),
       owner_(other.owner_),
       data_(other.data_),
@@ -403,7 +410,7 @@ PutReservation::PutReservation(PutReservation&& other) noexcept
 PutReservation& PutReservation::operator=(PutReservation&& other) noexcept {
   if (this != &other) {
     abandon();
-    client_ = std::exchange(other.client_, nullptr);
+    state_ = std::move(other.state_);
     record_ = other.record_;
     owner_ = other.owner_;
     data_ = other.data_;
@@ -415,15 +422,15 @@ PutReservation& PutReservation::operator=(PutReservation&& other) noexcept {
 PutReservation::~PutReservation() { abandon(); }
 
 void PutReservation::abandon() {
-  if (client_ != nullptr) std::exchange(client_, nullptr)->abandon(*this);
+  if (const auto state = std::exchange(state_, nullptr)) Client::abandon(*state, *this);
 }
 
 Status PutReservation::commit() && {
   data_ = nullptr;  // the block is the readers' from here on
   size_ = 0;
-  if (client_ == nullptr) return {};  // the block existed already, or this was committed
-  Client* c = std::exchange(client_, nullptr);
-  return c->commit(*this);
+  const auto state = std::exchange(state_, nullptr);
+  if (state == nullptr) return {};  // the block existed already, or this was committed
+  return Client::commit(*state, *this);
 }
 
 }  // namespace kvtier

@@ -175,6 +175,9 @@ class BlockIndex {
   static constexpr uint32_t owner_slot(uint32_t owner_tag) { return owner_tag & 63; }
   // Whether the process with that tag is still registered (a dead one is, until maintain()).
   bool owner_alive(uint32_t owner_tag) const;
+  // Keeps `keep_alive` alive as long as any lease of this handle lives, even past the handle: the
+  // Client ties its arena mapping to the leases behind the block views it hands out.
+  void tie_to_leases(std::shared_ptr<const void> keep_alive);
   // Calls fn for every resident block (a lock-free scan: a block resident throughout is seen;
   // one added or removed meanwhile may or may not be).
   void for_each_block(const std::function<void(const BlockInfo&)>& fn) const;

@@ -59,7 +59,14 @@ struct HbmBlock {
   uint32_t block_id = 0;
 };
 
-// A host-resident block, readable in place while this object lives (it holds a lease).
+namespace detail {
+// A Client's state: the index and arena mappings. Block views, reservations and loads share it,
+// so each stays valid (and its bytes mapped) after the Client that made it is gone.
+struct ClientState;
+}  // namespace detail
+
+// A host-resident block, readable in place while this object lives (it holds a lease, and the
+// lease keeps the arena mapped even after the Client is destroyed).
 class HostBlock {
  public:
   HostBlock(HostBlock&&) noexcept = default;
@@ -89,7 +96,7 @@ class PutReservation {
   PutReservation& operator=(const PutReservation&) = delete;
   ~PutReservation();
 
-  bool exists() const { return client_ == nullptr; }
+  bool exists() const { return state_ == nullptr; }
   uint8_t* data() { return data_; }
   size_t size() const { return size_; }
   // Publishes the block: afterwards every process sees it. Consumes the reservation (call it on
@@ -100,7 +107,7 @@ class PutReservation {
   friend class Client;
   PutReservation() = default;
   void abandon();
-  Client* client_ = nullptr;  // null: nothing reserved (the block already existed, or consumed)
+  std::shared_ptr<detail::ClientState> state_;  // null: nothing reserved (the block existed, or consumed)
   BlockRecord record_;
   uint32_t owner_ = 0;
   uint8_t* data_ = nullptr;
@@ -125,7 +132,7 @@ class BlockLoad {
 
  private:
   friend class Client;
-  Client* client_ = nullptr;
+  std::shared_ptr<detail::ClientState> state_;
   std::vector<BlockKey> keys_;
   uint64_t ticket_ = 0;  // handled once the load queue's handled_through() reaches it
 };
@@ -220,11 +227,11 @@ class Client {
  private:
   friend class PutReservation;
   friend class BlockLoad;
-  struct Impl;
-  explicit Client(std::unique_ptr<Impl> impl);
-  Status commit(PutReservation& r);
-  void abandon(PutReservation& r);
-  std::unique_ptr<Impl> impl_;
+  using Impl = detail::ClientState;
+  explicit Client(std::shared_ptr<Impl> impl);
+  static Status commit(Impl& impl, PutReservation& r);
+  static void abandon(Impl& impl, PutReservation& r);
+  std::shared_ptr<Impl> impl_;
 };
 
 }  // namespace kvtier

@@ -27,6 +27,7 @@ using index::ProbeOutcome;
 // this process holds per block (the bit is set while the count is positive). Leases share it,
 // so it lives until the last lease is gone.
 struct BlockLease::Owner {
+  std::shared_ptr<const void> tied;  // kept alive with the leases (BlockIndex::tie_to_leases); goes last
   std::shared_ptr<IndexSegment> seg;
   std::unique_ptr<index::ProcessMembership> membership;
   std::mutex mu;
@@ -43,6 +44,7 @@ struct BlockIndex::Impl {
   EvictionListener* listener = nullptr;
   std::mutex owner_mu;
   std::shared_ptr<BlockLease::Owner> owner;
+  std::shared_ptr<const void> tied;
   mutable std::atomic<uint64_t> probes{0};
 
   Result<std::shared_ptr<BlockLease::Owner>> pin_owner();
@@ -109,6 +111,7 @@ Result<std::shared_ptr<BlockLease::Owner>> BlockIndex::Impl::pin_owner() {
   auto joined = index::ProcessMembership::join(seg);
   if (!joined.ok()) return joined.status();
   auto fresh = std::make_shared<BlockLease::Owner>();
+  fresh->tied = tied;
   fresh->seg = seg;
   fresh->membership = std::move(joined).value();
   owner = fresh;  // in a forked child the inherited owner is dropped here without touching its slot
@@ -344,6 +347,12 @@ Result<EvictionReport> BlockIndex::evict_to_watermark(Tier tier, const EvictionP
   const uint64_t over = bytes_over_watermark(tier);
   if (over == 0) return EvictionReport{};
   return evict(tier, over, policy, listener);
+}
+
+void BlockIndex::tie_to_leases(std::shared_ptr<const void> keep_alive) {
+  std::lock_guard<std::mutex> g(impl_->owner_mu);
+  impl_->tied = keep_alive;
+  if (impl_->owner) impl_->owner->tied = std::move(keep_alive);
 }
 
 Status BlockIndex::record_eviction_policy(std::string_view name) {

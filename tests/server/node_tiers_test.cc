@@ -156,8 +156,10 @@ TEST(NodeTiers, ClientsLoadSsdBlocksThroughTheDaemonThreads) {
   EXPECT_EQ(got->host.size(), before.in(Tier::kHost));
   EXPECT_EQ(got->load.size(), ssd_only) << "every SSD-only block of the chain is on its way";
   got->host.clear();
+  node.client.reset();  // the load outlives the Client that asked for it
   EXPECT_GT(got->load.wait(std::chrono::seconds(10)), 0u);
   EXPECT_TRUE(got->load.done()) << "the daemon handled the request";
+  node.client = Client::open(client_of(node.options)).value();
   // Every block was read back in; with watermarks this low, some may be demoted again already.
   EXPECT_GE(node.tiers->stats().promoted, ssd_only);
   // The load may push the tier over its watermark again, and the daemon may demote any block of
