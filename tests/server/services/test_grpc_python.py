@@ -12,7 +12,7 @@ import tempfile
 import pytest
 
 sys.path.insert(0, os.environ["KVTIER_PYTHON_STUBS"])
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "support"))
 import grpc  # noqa: E402
 import xxhash  # noqa: E402
 from loopback import free_port  # noqa: E402

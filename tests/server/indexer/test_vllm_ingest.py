@@ -17,8 +17,8 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.environ["KVTIER_PYTHON_STUBS"])
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "keys"))
-sys.path.insert(0, os.path.join(HERE, "..", "support"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "keys"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "support"))
 import grpc  # noqa: E402
 import profile_reference  # noqa: E402
 from loopback import free_port  # noqa: E402
