@@ -69,11 +69,12 @@ Status to_status(const rocksdb::Status& s, std::string_view what) {
 }  // namespace
 
 Result<std::unique_ptr<SsdMetadata>> SsdMetadata::open(const std::string& dir, bool start_empty_if_unreadable,
-                                                       bool sync_writes) {
+                                                       bool sync_writes, rocksdb::Env* env) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::io_error(fmt::format("creating SSD metadata directory {}: {}", dir, ec.message()));
   rocksdb::Options options;
+  if (env != nullptr) options.env = env;
   options.create_if_missing = true;
   options.paranoid_checks = true;
   options.max_open_files = 64;

@@ -22,7 +22,8 @@
 
 namespace rocksdb {
 class DB;
-}
+class Env;
+}  // namespace rocksdb
 
 namespace kvtier::ssd {
 
@@ -49,8 +50,9 @@ class SsdMetadata {
  public:
   // Opens (creating) the database in `dir`. An unreadable database is a clear error, or, with
   // `start_empty_if_unreadable`, is destroyed and recreated empty (the SSD tier's data is a cache).
+  // `env`: RocksDB's file access (null: the default); tests pass one that can lose unsynced writes.
   static Result<std::unique_ptr<SsdMetadata>> open(const std::string& dir, bool start_empty_if_unreadable,
-                                                   bool sync_writes);
+                                                   bool sync_writes, rocksdb::Env* env = nullptr);
   ~SsdMetadata();
 
   // Layout and file identities.

@@ -46,7 +46,8 @@ Result<std::unique_ptr<SsdStore>> SsdStore::open(const SsdStoreOptions& options,
   KVTIER_RETURN_IF_ERROR(options.validate());
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  auto meta = SsdMetadata::open(options.metadata_dir, options.start_empty_if_unreadable, options.sync_writes);
+  auto meta = SsdMetadata::open(options.metadata_dir, options.start_empty_if_unreadable, options.sync_writes,
+                                options.metadata_env);
   if (!meta.ok()) return meta.status();
   impl->metadata = std::move(meta).value();
   std::unordered_set<uint32_t> replaced;

@@ -23,6 +23,10 @@
 #include "tiers/ssd/device.h"
 #include "tiers/ssd/ssd_metadata.h"
 
+namespace rocksdb {
+class Env;
+}  // namespace rocksdb
+
 namespace kvtier::ssd {
 
 // Each file starts with its identity block, padded so regions start on 1 MiB boundaries; region r
@@ -53,6 +57,9 @@ struct SsdStoreOptions {
   uint32_t flush_after_ms = 1000;    // a partly filled region is written after this long without a new block
   uint32_t full_backoff_ms = 10000;  // after ENOSPC, how long the tier admits nothing
   uint32_t insert_wait_ms = 2000;    // how long insert() waits for the writer before refusing
+  // RocksDB's file access for the catalogue (null: the default). Tests pass one that loses the
+  // writes not yet synced, as a power cut does. Not owned; outlives the store.
+  rocksdb::Env* metadata_env = nullptr;
 
   Status validate() const;
 };

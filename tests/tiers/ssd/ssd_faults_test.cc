@@ -11,6 +11,7 @@
 
 #include "fault_injecting_device.h"
 #include "ssd_test_support.h"
+#include "unsynced_dropping_fs.h"
 
 namespace kvtier::ssd {
 namespace {
@@ -201,6 +202,59 @@ TEST(SsdCrash, SigkillUnderWriteLoadRestartsWithEveryFlushedBlock) {
   EXPECT_EQ(verified, durable) << "every block of a committed region comes back intact";
   // Whatever else was recovered is also intact (a region may commit after the last report).
   (*store)->for_each([&](const StoredBlock& b, uint64_t) { EXPECT_EQ(b.payload_bytes, kBlock); });
+}
+
+}  // namespace
+}  // namespace kvtier::ssd
+
+namespace kvtier::ssd {
+namespace {
+
+// A power cut: the catalogue's writes not yet synced are lost (the region data, written with
+// O_DIRECT, is on the device). With sync_writes every block of a flushed region survives; without
+// it the tier may come back with fewer blocks, never with a block it cannot serve whole.
+TEST(SsdPowerLoss, DroppingUnsyncedCatalogueWritesLosesNothingSynced) {
+  for (const bool sync_writes : {true, false}) {
+    SCOPED_TRACE(sync_writes ? "sync_writes" : "no sync_writes");
+    ScratchDir dir;
+    auto fs = std::make_shared<testing::UnsyncedDroppingFs>();
+    const std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+    SsdStoreOptions o = small_store(dir);
+    o.sync_writes = sync_writes;
+    o.metadata_env = env.get();
+    constexpr uint64_t kFlushed = 40, kLater = 10;
+    {
+      auto store = SsdStore::open(o).value();
+      for (uint64_t i = 0; i < kFlushed; ++i) {
+        const auto bytes = block_bytes(test_key(i), kBlock);
+        ASSERT_TRUE(store->insert({test_key(i), 0, 1}, bytes, Codec::kNone).ok());
+      }
+      ASSERT_TRUE(store->flush().ok());  // durable, if sync_writes says so
+      for (uint64_t i = kFlushed; i < kFlushed + kLater; ++i) {
+        const auto bytes = block_bytes(test_key(i), kBlock);
+        ASSERT_TRUE(store->insert({test_key(i), 0, 1}, bytes, Codec::kNone).ok());
+      }
+    }  // the destructor writes the region being filled
+    fs->drop_unsynced();
+    EXPECT_GT(fs->files_cut(), 0u);
+
+    o.metadata_env = nullptr;
+    FaultyStore check(o);  // opening succeeds (it expects so)
+    ASSERT_NE(check.store, nullptr);
+    uint64_t recovered = 0;
+    for (uint64_t i = 0; i < kFlushed + kLater; ++i) {
+      if (!check.store->contains(test_key(i))) {
+        EXPECT_FALSE(sync_writes && i < kFlushed) << "block " << i << " of a flushed region was lost";
+        continue;
+      }
+      ++recovered;
+      EXPECT_TRUE(check.read(i).ok()) << "block " << i << " is served whole or not at all";
+    }
+    EXPECT_EQ(check.store->stats().corrupt_blocks, 0u);
+    if (sync_writes) {
+      EXPECT_GE(recovered, kFlushed);
+    }
+  }
 }
 
 }  // namespace
