@@ -5,6 +5,7 @@
 
 #include <array>
 
+#include "index/index_mechanics.h"
 #include "kvtier/block_index.h"
 #include "tiers/tier_store.h"
 

@@ -12,6 +12,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "index/index_mechanics.h"
 #include "kvtier/block_index.h"
 #include "kvtier/eviction_policy.h"
 #include "server/node/tier_mover.h"
@@ -142,7 +143,7 @@ Result<SimulationResult> simulate(std::span<const TraceRequest> trace, const Sim
     ++out.requests;
     out.block_refs += keys.size();
     out.input_tokens += r.input_length;
-    KVTIER_RETURN_IF_ERROR(index.set_clock(++now));
+    KVTIER_RETURN_IF_ERROR(index::IndexMechanics::set_clock(index, ++now));
     const PrefixMatch m = index.match_prefix(keys);
     const size_t in_host = m.in(Tier::kHost);
     for (size_t i = 0; i < m.overall; ++i) {
@@ -155,7 +156,7 @@ Result<SimulationResult> simulate(std::span<const TraceRequest> trace, const Sim
     auto leases = index.acquire(keys);
     if (!leases.ok()) return leases.status();
     for (size_t i = in_host; i < keys.size(); ++i) {
-      KVTIER_RETURN_IF_ERROR(index.set_clock(++now));
+      KVTIER_RETURN_IF_ERROR(index::IndexMechanics::set_clock(index, ++now));
       auto space = host.reserve({keys[i], 0, 0, kTraceBlockTokens});
       if (!space.ok()) return space.status();
       const BlockRecord rec{keys[i], i == 0 ? kRoot : keys[i - 1], 0, kTraceBlockTokens, Tier::kHost, space->locator};

@@ -10,6 +10,7 @@
 #include "common/shared_segment.h"
 #include "events/token_ring.h"
 #include "index/crash_points.h"
+#include "index/index_mechanics.h"
 #include "kvtier/checksum.h"
 #include "load/load_queue.h"
 #include "tiers/hbm/hbm_residency.h"
@@ -87,7 +88,8 @@ struct ClientState {
   ClientState(ClientOptions o, BlockIndex ix, std::unique_ptr<host::HostArena> a)
       : options(std::move(o)), index(std::move(ix)), arena(std::move(a)), host_store(*arena, index) {
     releaser.serve(Tier::kHost, &host_store);
-    index.tie_to_leases(arena);  // block views read the arena: it stays mapped while any lease lives
+    index::IndexMechanics::tie_to_leases(index,
+                                         arena);  // block views read the arena: it stays mapped while any lease lives
   }
 };
 
@@ -115,7 +117,7 @@ Result<std::unique_ptr<Client>> Client::open(const ClientOptions& o) {
   if (impl->index.stats().tier_capacity[tier_index(Tier::kHost)] == 0) {
     KVTIER_RETURN_IF_ERROR(impl->index.set_tier_capacity(Tier::kHost, impl->arena->stats().data_bytes));
   }
-  impl->index.set_eviction_listener(&impl->releaser);
+  index::IndexMechanics::set_eviction_listener(impl->index, &impl->releaser);
   if (o.huge_pages) (void)impl->arena->advise_huge_pages();  // best effort by design
   if (!o.engine_id.empty()) (void)impl->token_ring();        // names this engine to a publishing node
   return std::unique_ptr<Client>(new Client(std::move(impl)));
@@ -277,7 +279,8 @@ Result<PutReservation> Client::reserve(const NamespaceHandle& ns, const BlockKey
   }
   if (!loc.ok() && loc.status().code() == StatusCode::kResourceExhausted) {
     // Still full (or no daemon serves the node): drop by the node's policy and retry once.
-    auto freed = impl_->index.evict(Tier::kHost, 4 * bytes, *impl_->index.eviction_policy(), &impl_->releaser);
+    auto freed = index::IndexMechanics::evict(impl_->index, Tier::kHost, 4 * bytes, *impl_->index.eviction_policy(),
+                                              &impl_->releaser);
     if (freed.ok() && freed->bytes_freed > 0) impl_->evictions_for_room.fetch_add(1, std::memory_order_relaxed);
     loc = impl_->arena->reserve(ns.size_class, *owner);
   }
@@ -372,7 +375,7 @@ Result<EvictionReport> Client::evict(Tier tier, uint64_t bytes, const EvictionPo
     return Status::invalid_argument(fmt::format(
         "an engine frees host memory only; {} blocks are the node daemon's to evict (Admin.Evict)", tier_name(tier)));
   }
-  return impl_->index.evict(tier, bytes, policy, &impl_->releaser);
+  return index::IndexMechanics::evict(impl_->index, tier, bytes, policy, &impl_->releaser);
 }
 
 Status Client::maintain() {

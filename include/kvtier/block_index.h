@@ -32,8 +32,8 @@ struct IndexOptions {
   uint64_t capacity = 1 << 20;             // live blocks at most; fixed at creation
   std::string node_name;                   // recorded in the header; at most 63 bytes
   uint64_t change_ring_records = 1 << 16;  // residency changes kept for the event log
-  // Time moves only when set_clock() says so (replaying a trace faster than it happened, as the
-  // policy study does); otherwise it is the monotonic clock. Fixed at creation.
+  // Time moves only when the index's owner sets it (replaying a trace faster than it happened, as
+  // the policy study does, or a test); otherwise it is the monotonic clock. Fixed at creation.
   bool manual_clock = false;
 };
 
@@ -75,19 +75,6 @@ struct PrefixMatch {
   size_t in(Tier t) const { return per_tier[tier_index(t)]; }
 };
 
-// One residency change, as the index records it for the event log.
-struct IndexChange {
-  enum class Kind : uint8_t { kStored = 1, kRemoved = 2, kMoved = 3 };
-  uint64_t seq = 0;  // gap-free within one index segment
-  Kind kind = Kind::kStored;
-  BlockKey key;
-  uint64_t parent_lo = 0;
-  uint16_t namespace_id = 0;
-  uint32_t payload_bytes = 0;
-  uint8_t tiers_before = 0;
-  uint8_t tiers_after = 0;
-};
-
 struct IndexStats {
   uint64_t capacity = 0, slots = 0, segment_bytes = 0;
   uint64_t entries = 0;
@@ -100,6 +87,9 @@ struct IndexStats {
 };
 
 class BlockIndex;
+namespace index {
+struct IndexMechanics;  // the node's and the client library's own operations (src/index/index_mechanics.h)
+}  // namespace index
 
 // A pin on one block, held by this process until the lease is destroyed or released. While any
 // lease on a block exists the block is never evicted, removed or moved out of a tier.
@@ -123,14 +113,6 @@ class BlockLease {
   BlockLease(std::shared_ptr<Owner> owner, const BlockInfo& info) : owner_(std::move(owner)), info_(info) {}
   std::shared_ptr<Owner> owner_;
   BlockInfo info_;
-};
-
-// Told by the index, under its writer lock, of each block copy it stops naming (evicted, or
-// dropped to make room in a full table): free its space there. Keep it quick.
-class EvictionListener {
- public:
-  virtual ~EvictionListener() = default;
-  virtual void released(const BlockInfo& block, Tier tier) = 0;
 };
 
 struct EvictionReport {
@@ -175,9 +157,6 @@ class BlockIndex {
   static constexpr uint32_t owner_slot(uint32_t owner_tag) { return owner_tag & 63; }
   // Whether the process with that tag is still registered (a dead one is, until maintain()).
   bool owner_alive(uint32_t owner_tag) const;
-  // Keeps `keep_alive` alive as long as any lease of this handle lives, even past the handle: the
-  // Client ties its arena mapping to the leases behind the block views it hands out.
-  void tie_to_leases(std::shared_ptr<const void> keep_alive);
   // Calls fn for every resident block (a lock-free scan: a block resident throughout is seen;
   // one added or removed meanwhile may or may not be).
   void for_each_block(const std::function<void(const BlockInfo&)>& fn) const;
@@ -186,7 +165,7 @@ class BlockIndex {
   // Records that the block is resident in record.tier (adding the block if it is new). A block
   // already resident in that tier with that locator is a cheap no-op; with another locator it
   // is already_exists (first writer wins: the caller frees its copy). When the index is full,
-  // evicts by the default policy first (prefix-frequency unless set otherwise).
+  // first drops one block by the node's recorded policy (eviction_policy()).
   Status insert(const BlockRecord& record);
   // Drops one tier; the block leaves the index when no tier remains. failed_precondition if pinned.
   Status drop_tier(const BlockKey& key, Tier tier);
@@ -201,46 +180,19 @@ class BlockIndex {
   // Bytes a tier may hold, and the watermarks (fractions) that start and stop eviction.
   Status set_tier_capacity(Tier tier, uint64_t bytes, double high_watermark = 0.95, double low_watermark = 0.90);
   bool above_high_watermark(Tier tier) const;
-  // Frees at least `bytes` of `tier` (or all it can). Host victims are demoted to SSD when the
-  // SSD tier has a capacity set and the listener accepts them; otherwise they are dropped.
-  Result<EvictionReport> evict(Tier tier, uint64_t bytes, const EvictionPolicy& policy, EvictionListener* listener);
-  // evict() for exactly these blocks (each if resident in `tier`, unpinned and allowed by the
-  // policy): how the node daemon evicts the blocks it has just copied to SSD, and no others.
-  Result<EvictionReport> evict_keys(Tier tier, std::span<const BlockKey> keys, const EvictionPolicy& policy,
-                                    EvictionListener* listener);
-  // The blocks evict() would take first from `tier` (up to `bytes` of them, unpinned), changing
-  // nothing but the eviction clock. A block used fewer than `min_frequency_to_demote` times and
-  // cached nowhere else is judged as a drop (the SSD admission filter would refuse it), any
-  // other as a demotion. The node daemon writes SSD copies of these outside the writer lock, then
-  // evicts them (evict_keys): demotion I/O never holds the lock.
-  std::vector<BlockInfo> eviction_candidates(Tier tier, uint64_t bytes, const EvictionPolicy& policy,
-                                             uint32_t min_frequency_to_demote = 0);
   // Bytes above the tier's low watermark (0 when it is not above its high watermark).
   uint64_t bytes_over_watermark(Tier tier) const;
-  // evict() down to the low watermark, if the tier is above its high watermark.
-  Result<EvictionReport> evict_to_watermark(Tier tier, const EvictionPolicy& policy, EvictionListener* listener);
   // The node's eviction policy, recorded in the segment so that every process (the daemon's
   // mover, an engine whose put finds the arena full, insert() in a full table) evicts by the one
   // the daemon was configured with. invalid_argument for a name make_eviction_policy rejects.
   Status record_eviction_policy(std::string_view name);
   // The recorded policy; the default (prefix-frequency) when none was recorded.
   std::shared_ptr<const EvictionPolicy> eviction_policy() const;
-  // Who insert() tells about the blocks it drops to make room in a full table (their tier space
-  // must be freed). A process-local setting of this handle.
-  void set_eviction_listener(EvictionListener* listener);
-
-  // --- Change ring, for the event log. ---
-  // Copies changes with seq ≥ from_seq into out; returns how many. *next_seq is where to read
-  // next; *lost is set when changes before the first returned one were overwritten (resync).
-  size_t read_changes(uint64_t from_seq, std::span<IndexChange> out, uint64_t* next_seq, bool* lost) const;
 
   // --- Upkeep. ---
   // Recovers a dead writer (if any) and reclaims the pins of dead processes. The daemon calls it
   // periodically; any process may.
   Status maintain();
-  // Sets the time of an index created with manual_clock, in ticks (what ages are measured in);
-  // it should only grow. failed_precondition on an index that follows the monotonic clock.
-  Status set_clock(uint32_t ticks);
   // Full scan of the structural invariants (probe chains, counters, versions, child counts).
   Status check_invariants() const;
   IndexStats stats() const;
@@ -249,6 +201,7 @@ class BlockIndex {
   std::string node_name() const;
 
  private:
+  friend struct index::IndexMechanics;
   struct Impl;
   explicit BlockIndex(std::shared_ptr<Impl> impl);
   std::shared_ptr<Impl> impl_;

@@ -1,4 +1,5 @@
 #include "server/node/tier_mover.h"
+#include "index/index_mechanics.h"
 
 #include <algorithm>
 #include <chrono>
@@ -12,10 +13,10 @@ TierMover::TierMover(BlockIndex& index, tiers::TierStore& host, tiers::TierStore
     : index_(index), host_(host), ssd_(ssd), admission_(admission) {
   releaser_.serve(Tier::kHost, &host_);
   releaser_.serve(Tier::kSsd, ssd_);
-  index_.set_eviction_listener(&releaser_);
+  index::IndexMechanics::set_eviction_listener(index_, &releaser_);
 }
 
-TierMover::~TierMover() { index_.set_eviction_listener(nullptr); }
+TierMover::~TierMover() { index::IndexMechanics::set_eviction_listener(index_, nullptr); }
 
 // Copies one pinned host victim into the SSD tier and records it there. An error: the SSD tier
 // refused it; false: the index did not take the record (the copy is given up).
@@ -54,7 +55,8 @@ Result<size_t> TierMover::demote(uint64_t bytes, EvictionReport* out) {
   if (want == 0) return size_t{0};
   const auto policy = index_.eviction_policy();
   const uint32_t min_uses = ssd_ != nullptr ? admission_.options().min_accesses : UINT32_MAX;
-  const std::vector<BlockInfo> victims = index_.eviction_candidates(Tier::kHost, want, *policy, min_uses);
+  const std::vector<BlockInfo> victims =
+      index::IndexMechanics::eviction_candidates(index_, Tier::kHost, want, *policy, min_uses);
   std::vector<BlockKey> keys;
   keys.reserve(victims.size());
   for (const BlockInfo& v : victims) keys.push_back(v.key);
@@ -79,7 +81,8 @@ Result<size_t> TierMover::demote(uint64_t bytes, EvictionReport* out) {
     }
   }
   demoted_.fetch_add(written, std::memory_order_relaxed);
-  KVTIER_ASSIGN_OR_RETURN(const EvictionReport report, index_.evict_keys(Tier::kHost, keys, *policy, &releaser_));
+  KVTIER_ASSIGN_OR_RETURN(const EvictionReport report,
+                          index::IndexMechanics::evict_keys(index_, Tier::kHost, keys, *policy, &releaser_));
   if (out != nullptr) *out = report;
   return written;
 }
@@ -157,7 +160,7 @@ Result<EvictionReport> TierMover::evict(Tier tier, uint64_t bytes) {
   if (tier == Tier::kSsd) {
     if (ssd_ == nullptr) return Status::failed_precondition("this node has no SSD tier");
     std::lock_guard guard(move_mu_);
-    return index_.evict(Tier::kSsd, bytes, *index_.eviction_policy(), &releaser_);
+    return index::IndexMechanics::evict(index_, Tier::kSsd, bytes, *index_.eviction_policy(), &releaser_);
   }
   return Status::invalid_argument(std::string("evict works on the host and SSD tiers; ") +
                                   std::string(tier_name(tier)) + " is the engines' own");
@@ -181,8 +184,8 @@ ClearReport TierMover::clear_namespace(uint16_t namespace_id) {
     if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(25));
     {
       std::lock_guard guard(move_mu_);  // no demotion copies a block of it meanwhile
-      (void)index_.evict_keys(Tier::kHost, keys, *everything, &releaser_);
-      if (ssd_ != nullptr) (void)index_.evict_keys(Tier::kSsd, keys, *everything, &releaser_);
+      (void)index::IndexMechanics::evict_keys(index_, Tier::kHost, keys, *everything, &releaser_);
+      if (ssd_ != nullptr) (void)index::IndexMechanics::evict_keys(index_, Tier::kSsd, keys, *everything, &releaser_);
     }
     const auto busy_from = std::partition(keys.begin(), keys.end(), [&](const BlockKey& k) { return !still_held(k); });
     report.removed += static_cast<uint64_t>(busy_from - keys.begin());

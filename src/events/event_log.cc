@@ -1,4 +1,5 @@
 #include "events/event_log.h"
+#include "index/index_mechanics.h"
 
 #include <algorithm>
 #include <random>
@@ -33,7 +34,7 @@ size_t EventLog::poll() {
   for (;;) {
     uint64_t next = 0;
     bool lost = false;
-    const size_t n = index_.read_changes(index_cursor_, batch, &next, &lost);
+    const size_t n = index::IndexMechanics::read_changes(index_, index_cursor_, batch, &next, &lost);
     const uint64_t ts = now_us();
     {
       std::lock_guard lock(mu_);

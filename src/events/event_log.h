@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "index/index_mechanics.h"
 #include "kvtier/block_index.h"
 
 namespace kvtier::events {

@@ -11,6 +11,7 @@
 
 #include "common/process_id.h"
 #include "index/entry_image.h"
+#include "index/index_mechanics.h"
 #include "index/index_writer.h"
 #include "index/process_membership.h"
 #include "index/recorded_policy.h"
@@ -18,6 +19,7 @@
 
 namespace kvtier {
 
+using index::IndexMechanics;
 using index::IndexSegment;
 using index::IndexWriter;
 using index::Probe;
@@ -27,7 +29,8 @@ using index::ProbeOutcome;
 // this process holds per block (the bit is set while the count is positive). Leases share it,
 // so it lives until the last lease is gone.
 struct BlockLease::Owner {
-  std::shared_ptr<const void> tied;  // kept alive with the leases (BlockIndex::tie_to_leases); goes last
+  std::shared_ptr<const void>
+      tied;  // kept alive with the leases (BlockIndex::IndexMechanics::tie_to_leases); goes last
   std::shared_ptr<IndexSegment> seg;
   std::unique_ptr<index::ProcessMembership> membership;
   std::mutex mu;
@@ -270,7 +273,7 @@ Status BlockIndex::insert(const BlockRecord& record) {
   return writer.insert(record, *eviction_policy(), impl_->listener);
 }
 
-Status BlockIndex::set_clock(uint32_t ticks) { return impl_->seg->set_clock(ticks); }
+Status IndexMechanics::set_clock(BlockIndex& index, uint32_t ticks) { return index.impl_->seg->set_clock(ticks); }
 
 Status BlockIndex::drop_tier(const BlockKey& key, Tier tier) {
   IndexWriter writer(*impl_->seg);
@@ -311,23 +314,24 @@ bool BlockIndex::above_high_watermark(Tier tier) const {
   return cap > 0 && used * 1000 > cap * h.tier_high_permille[i].load(std::memory_order_relaxed);
 }
 
-Result<EvictionReport> BlockIndex::evict(Tier tier, uint64_t bytes, const EvictionPolicy& policy,
-                                         EvictionListener* listener) {
-  IndexWriter writer(*impl_->seg);
+Result<EvictionReport> IndexMechanics::evict(BlockIndex& index, Tier tier, uint64_t bytes, const EvictionPolicy& policy,
+                                             EvictionListener* listener) {
+  IndexWriter writer(*index.impl_->seg);
   IndexWriter::Lock lock(writer);
   return writer.evict(tier, bytes, policy, listener);
 }
 
-Result<EvictionReport> BlockIndex::evict_keys(Tier tier, std::span<const BlockKey> keys, const EvictionPolicy& policy,
-                                              EvictionListener* listener) {
-  IndexWriter writer(*impl_->seg);
+Result<EvictionReport> IndexMechanics::evict_keys(BlockIndex& index, Tier tier, std::span<const BlockKey> keys,
+                                                  const EvictionPolicy& policy, EvictionListener* listener) {
+  IndexWriter writer(*index.impl_->seg);
   IndexWriter::Lock lock(writer);
   return writer.evict_keys(tier, keys, policy, listener);
 }
 
-std::vector<BlockInfo> BlockIndex::eviction_candidates(Tier tier, uint64_t bytes, const EvictionPolicy& policy,
-                                                       uint32_t min_frequency_to_demote) {
-  IndexWriter writer(*impl_->seg);
+std::vector<BlockInfo> IndexMechanics::eviction_candidates(BlockIndex& index, Tier tier, uint64_t bytes,
+                                                           const EvictionPolicy& policy,
+                                                           uint32_t min_frequency_to_demote) {
+  IndexWriter writer(*index.impl_->seg);
   IndexWriter::Lock lock(writer);
   return writer.eviction_candidates(tier, bytes, policy, min_frequency_to_demote);
 }
@@ -342,17 +346,18 @@ uint64_t BlockIndex::bytes_over_watermark(Tier tier) const {
   return used > target ? used - target : 0;
 }
 
-Result<EvictionReport> BlockIndex::evict_to_watermark(Tier tier, const EvictionPolicy& policy,
-                                                      EvictionListener* listener) {
-  const uint64_t over = bytes_over_watermark(tier);
+Result<EvictionReport> IndexMechanics::evict_to_watermark(BlockIndex& index, Tier tier, const EvictionPolicy& policy,
+                                                          EvictionListener* listener) {
+  const uint64_t over = index.bytes_over_watermark(tier);
   if (over == 0) return EvictionReport{};
-  return evict(tier, over, policy, listener);
+  return evict(index, tier, over, policy, listener);
 }
 
-void BlockIndex::tie_to_leases(std::shared_ptr<const void> keep_alive) {
-  std::lock_guard<std::mutex> g(impl_->owner_mu);
-  impl_->tied = keep_alive;
-  if (impl_->owner) impl_->owner->tied = std::move(keep_alive);
+void IndexMechanics::tie_to_leases(BlockIndex& index, std::shared_ptr<const void> keep_alive) {
+  BlockIndex::Impl& im = *index.impl_;
+  std::lock_guard<std::mutex> g(im.owner_mu);
+  im.tied = keep_alive;
+  if (im.owner) im.owner->tied = std::move(keep_alive);
 }
 
 Status BlockIndex::record_eviction_policy(std::string_view name) {
@@ -366,10 +371,13 @@ std::shared_ptr<const EvictionPolicy> BlockIndex::eviction_policy() const {
   return index::recorded_policy(impl_->seg->header().eviction_policy.load(std::memory_order_acquire));
 }
 
-void BlockIndex::set_eviction_listener(EvictionListener* listener) { impl_->listener = listener; }
+void IndexMechanics::set_eviction_listener(BlockIndex& index, EvictionListener* listener) {
+  index.impl_->listener = listener;
+}
 
-size_t BlockIndex::read_changes(uint64_t from_seq, std::span<IndexChange> out, uint64_t* next_seq, bool* lost) const {
-  const IndexSegment& seg = *impl_->seg;
+size_t IndexMechanics::read_changes(const BlockIndex& index, uint64_t from_seq, std::span<IndexChange> out,
+                                    uint64_t* next_seq, bool* lost) {
+  const IndexSegment& seg = *index.impl_->seg;
   const uint64_t head = seg.header().ring_head.load(std::memory_order_acquire);
   const uint64_t oldest = head > seg.ring_records() ? head - seg.ring_records() : 0;
   bool gap = from_seq < oldest;

@@ -8,6 +8,7 @@
 #include <span>
 #include <vector>
 
+#include "index/index_mechanics.h"
 #include "index/index_segment.h"
 #include "kvtier/block_index.h"
 #include "kvtier/eviction_policy.h"

@@ -12,6 +12,7 @@
 #include "../index/process_harness.h"
 #include "client_test_support.h"
 #include "index/crash_points.h"
+#include "index/index_mechanics.h"
 #include "tiers/host/host_arena.h"
 
 namespace kvtier {
@@ -207,7 +208,7 @@ TEST(ClientTest, AFullArenaEvictsByPolicyAndKeepsWorking) {
   auto client = node.open();
   const NamespaceHandle ns = client->register_namespace(small_model()).value();
   for (uint32_t c = 0; c < 40; ++c) {
-    ASSERT_TRUE(node.index().set_clock(c + 1).ok());
+    ASSERT_TRUE(index::IndexMechanics::set_clock(node.index(), c + 1).ok());
     const auto keys = client->keys(ns, tokens(16 * 8, 100 + c));
     ASSERT_TRUE(put_chain(*client, ns, keys).ok()) << "chain " << c;
   }

@@ -10,6 +10,7 @@
 
 #include "../index/process_harness.h"
 #include "client_test_support.h"
+#include "index/index_mechanics.h"
 #include "kvtier/client.h"
 
 namespace kvtier {
@@ -41,7 +42,7 @@ size_t changes_of_kind(const BlockIndex& index, IndexChange::Kind kind, uint8_t 
   std::vector<IndexChange> buf(1024);
   uint64_t next = 0;
   bool lost = false;
-  const size_t n = index.read_changes(0, buf, &next, &lost);
+  const size_t n = index::IndexMechanics::read_changes(index, 0, buf, &next, &lost);
   EXPECT_FALSE(lost);
   size_t count = 0;
   for (size_t i = 0; i < n; ++i) {

@@ -7,6 +7,7 @@
 #include <random>
 #include <unordered_map>
 
+#include "index/index_mechanics.h"
 #include "index_test_support.h"
 
 namespace kvtier {
@@ -46,17 +47,17 @@ TEST(BlockIndexTest, AManualClockMovesOnlyWhenSet) {
   ASSERT_TRUE(index.ok()) << index.status();
   std::mt19937_64 rng(2);
   const BlockKey a = random_key(rng), b = random_key(rng);
-  ASSERT_TRUE(index->set_clock(100).ok());
+  ASSERT_TRUE(index::IndexMechanics::set_clock(*index, 100).ok());
   ASSERT_TRUE(index->insert(record(a, {0, 0})).ok());
-  ASSERT_TRUE(index->set_clock(250).ok());
+  ASSERT_TRUE(index::IndexMechanics::set_clock(*index, 250).ok());
   ASSERT_TRUE(index->insert(record(b, {0, 0})).ok());
   EXPECT_EQ(index->lookup(a)->last_access, 100u);
   EXPECT_EQ(index->lookup(b)->last_access, 250u);
-  ASSERT_TRUE(index->set_clock(400).ok());
+  ASSERT_TRUE(index::IndexMechanics::set_clock(*index, 400).ok());
   EXPECT_EQ(index->acquire(std::vector<BlockKey>{a})->size(), 1u);
   EXPECT_EQ(index->lookup(a)->last_access, 400u) << "an acquire is a use at the index's time";
   // Eviction ages by it: b (used at 250) goes before a (used at 400) under LRU.
-  auto r = index->evict(Tier::kHost, 1, *make_lru_policy(), nullptr);
+  auto r = index::IndexMechanics::evict(*index, Tier::kHost, 1, *make_lru_policy(), nullptr);
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(index->contains(a));
   EXPECT_FALSE(index->contains(b));
@@ -64,7 +65,7 @@ TEST(BlockIndexTest, AManualClockMovesOnlyWhenSet) {
   ScopedSegment real("realclock");
   auto monotonic = BlockIndex::create(real.options(100));
   ASSERT_TRUE(monotonic.ok());
-  EXPECT_EQ(monotonic->set_clock(5).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(index::IndexMechanics::set_clock(*monotonic, 5).code(), StatusCode::kFailedPrecondition);
 }
 
 TEST(BlockIndexTest, OpenOrCreateIsAWarmRestart) {
@@ -301,7 +302,7 @@ TEST(BlockIndexTest, ChangeRingIsGapFreeAndReportsLoss) {
   std::vector<IndexChange> out(100);
   uint64_t next = 0;
   bool lost = true;
-  const size_t n = index.read_changes(0, out, &next, &lost);
+  const size_t n = index::IndexMechanics::read_changes(index, 0, out, &next, &lost);
   ASSERT_EQ(n, 42u);
   EXPECT_FALSE(lost);
   EXPECT_EQ(next, 42u);
@@ -314,7 +315,7 @@ TEST(BlockIndexTest, ChangeRingIsGapFreeAndReportsLoss) {
   EXPECT_EQ(out[41].key, chain[39]);
   // Fall more than a ring behind: told so, and given what is still there.
   insert_chain(index, random_chain(rng, 100));
-  const size_t m = index.read_changes(10, out, &next, &lost);
+  const size_t m = index::IndexMechanics::read_changes(index, 10, out, &next, &lost);
   EXPECT_TRUE(lost);
   EXPECT_EQ(m, 64u);
   EXPECT_EQ(out[0].seq, 142u - 64);

@@ -8,6 +8,7 @@
 
 #include <random>
 
+#include "index/index_mechanics.h"
 #include "index/segment_layout.h"
 #include "index_test_support.h"
 #include "kvtier/block_index.h"
@@ -37,7 +38,7 @@ TEST(EvictedUses, ABlockThatComesBackStartsWithTheUsesItHad) {
 
   // Evicted (by policy), removed and dropped from its last tier: each path remembers.
   const std::vector<BlockKey> both{returning, one_off};
-  ASSERT_TRUE(index.evict_keys(Tier::kHost, both, *make_lru_policy(), nullptr).ok());
+  ASSERT_TRUE(index::IndexMechanics::evict_keys(index, Tier::kHost, both, *make_lru_policy(), nullptr).ok());
   EXPECT_FALSE(index.contains(returning));
   ASSERT_TRUE(index.insert(record(returning, {0, 0})).ok());
   ASSERT_TRUE(index.insert(record(one_off, {0, 0})).ok());

@@ -5,6 +5,7 @@
 #include <set>
 #include <thread>
 
+#include "index/index_mechanics.h"
 #include "index_test_support.h"
 #include "kvtier/block_index.h"
 
@@ -36,7 +37,7 @@ TEST(EvictionTest, PrefixAwareShrinksChainsFromTheTail) {
   age_a_little();
   // The head is the oldest-touched block; LRU would take it first and strand the tail.
   RecordingListener listener;
-  auto report = index.evict(Tier::kHost, 3 * 4096, *make_prefix_aware_policy(), &listener);
+  auto report = index::IndexMechanics::evict(index, Tier::kHost, 3 * 4096, *make_prefix_aware_policy(), &listener);
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_EQ(report->blocks_dropped, 3u);
   EXPECT_EQ(index.match_prefix(chain).overall, 7u);  // the prefix survives intact
@@ -56,7 +57,7 @@ TEST(EvictionTest, LruTakesTheLeastRecentlyUsed) {
   insert_chain(index, new_chain);
   age_a_little();
   index.acquire({&old_chain[0], 1}).value();  // touch one old block (lease dropped at once)
-  auto report = index.evict(Tier::kHost, 3 * 4096, *make_lru_policy(), nullptr);
+  auto report = index::IndexMechanics::evict(index, Tier::kHost, 3 * 4096, *make_lru_policy(), nullptr);
   ASSERT_TRUE(report.ok());
   EXPECT_EQ(report->blocks_dropped, 3u);
   EXPECT_TRUE(index.contains(old_chain[0]));  // recently acquired
@@ -77,13 +78,13 @@ TEST(EvictionTest, PinnedBlocksAreNeverEvicted) {
   }
   std::vector<BlockLease> held;
   for (int i = 0; i < 20; i += 2) held.push_back(std::move(index.acquire({&keys[i], 1}).value()[0]));
-  auto report = index.evict(Tier::kHost, UINT64_MAX, *make_lru_policy(), nullptr);
+  auto report = index::IndexMechanics::evict(index, Tier::kHost, UINT64_MAX, *make_lru_policy(), nullptr);
   ASSERT_TRUE(report.ok());
   EXPECT_EQ(report->blocks_dropped, 10u);
   EXPECT_GT(report->candidates_skipped_pinned, 0u);
   for (int i = 0; i < 20; ++i) EXPECT_EQ(index.contains(keys[i]), i % 2 == 0) << i;
   held.clear();
-  report = index.evict(Tier::kHost, UINT64_MAX, *make_lru_policy(), nullptr);
+  report = index::IndexMechanics::evict(index, Tier::kHost, UINT64_MAX, *make_lru_policy(), nullptr);
   EXPECT_EQ(report->blocks_dropped, 10u);
   EXPECT_EQ(index.stats().entries, 0u);
 }
@@ -103,7 +104,7 @@ TEST(EvictionTest, HostEvictionNeverWritesAnotherTier) {
   RecordingListener listener;
   const uint64_t seq_before = index.stats().change_seq;
   const std::vector<BlockKey> victims{chain[3], solo};
-  auto report = index.evict_keys(Tier::kHost, victims, *make_prefix_aware_policy(), &listener);
+  auto report = index::IndexMechanics::evict_keys(index, Tier::kHost, victims, *make_prefix_aware_policy(), &listener);
   ASSERT_TRUE(report.ok());
   EXPECT_EQ(report->blocks_demoted, 1u) << "the leaf with an SSD copy stays cached there";
   EXPECT_EQ(report->blocks_dropped, 1u) << "the host-only block leaves the cache";
@@ -116,7 +117,7 @@ TEST(EvictionTest, HostEvictionNeverWritesAnotherTier) {
   std::vector<IndexChange> changes(4);
   uint64_t next = 0;
   bool lost = false;
-  ASSERT_EQ(index.read_changes(seq_before, changes, &next, &lost), 2u);
+  ASSERT_EQ(index::IndexMechanics::read_changes(index, seq_before, changes, &next, &lost), 2u);
   EXPECT_EQ(changes[0].kind, IndexChange::Kind::kMoved);
   EXPECT_EQ(changes[1].kind, IndexChange::Kind::kRemoved);
   for (const auto& [key, tier] : listener.released_blocks) EXPECT_EQ(tier, Tier::kHost);
@@ -131,7 +132,7 @@ TEST(EvictionTest, AFullIndexMakesRoomByPolicyOrRefuses) {
   insert_chain(index, chain);
   ASSERT_EQ(index.stats().entries, 16u);
   RecordingListener listener;
-  index.set_eviction_listener(&listener);
+  index::IndexMechanics::set_eviction_listener(index, &listener);
   const BlockKey extra = random_key(rng);
   ASSERT_TRUE(index.insert(record(extra, {0, 0})).ok());
   EXPECT_EQ(index.stats().entries, 16u);
@@ -157,11 +158,12 @@ TEST(EvictionTest, WatermarksDriveEviction) {
   std::mt19937_64 rng(7);
   for (int c = 0; c < 19; ++c) insert_chain(index, random_chain(rng, 5));  // 95 blocks
   EXPECT_TRUE(index.above_high_watermark(Tier::kHost));
-  auto report = index.evict_to_watermark(Tier::kHost, *make_prefix_aware_policy(), nullptr);
+  auto report = index::IndexMechanics::evict_to_watermark(index, Tier::kHost, *make_prefix_aware_policy(), nullptr);
   ASSERT_TRUE(report.ok());
   EXPECT_FALSE(index.above_high_watermark(Tier::kHost));
   EXPECT_LE(index.stats().tier_bytes[tier_index(Tier::kHost)], 50u * 4096);
-  EXPECT_EQ(index.evict_to_watermark(Tier::kHost, *make_lru_policy(), nullptr)->blocks_dropped, 0u);
+  EXPECT_EQ(index::IndexMechanics::evict_to_watermark(index, Tier::kHost, *make_lru_policy(), nullptr)->blocks_dropped,
+            0u);
 }
 
 TEST(EvictionTest, TheDefaultKeepsBlocksUsedAgainOverOneOffsAndNeverStrandsAChain) {
@@ -205,26 +207,26 @@ TEST(EvictionTest, RecentHostCopiesOfSsdBlocksAreKeptForAGracePeriod) {
   auto index = BlockIndex::create(o).value();
   std::mt19937_64 rng(7);
   const BlockKey promoted = random_key(rng), plain = random_key(rng);
-  ASSERT_TRUE(index.set_clock(10).ok());
+  ASSERT_TRUE(index::IndexMechanics::set_clock(index, 10).ok());
   ASSERT_TRUE(index.insert(record(promoted, {0, 0}, Tier::kSsd, 77)).ok());
   ASSERT_TRUE(index.insert(record(promoted, {0, 0}, Tier::kHost, 1)).ok());  // brought up at 10
-  ASSERT_TRUE(index.set_clock(20).ok());
+  ASSERT_TRUE(index::IndexMechanics::set_clock(index, 20).ok());
   ASSERT_TRUE(index.insert(record(plain, {0, 0}, Tier::kHost, 2)).ok());
   // LRU alone would take the promoted copy (older); within its grace the plain block goes.
-  ASSERT_TRUE(index.set_clock(500).ok());
-  auto r = index.evict(Tier::kHost, 1, *make_lru_policy(), nullptr);
+  ASSERT_TRUE(index::IndexMechanics::set_clock(index, 500).ok());
+  auto r = index::IndexMechanics::evict(index, Tier::kHost, 1, *make_lru_policy(), nullptr);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->blocks_dropped, 1u);
   EXPECT_FALSE(index.contains(plain));
   ASSERT_TRUE(index.lookup(promoted)->in(Tier::kHost));
   // With nothing else to take, host eviction frees nothing rather than the fresh copy.
-  r = index.evict(Tier::kHost, 1, *make_lru_policy(), nullptr);
+  r = index::IndexMechanics::evict(index, Tier::kHost, 1, *make_lru_policy(), nullptr);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->bytes_freed, 0u);
   EXPECT_TRUE(index.lookup(promoted)->in(Tier::kHost));
   // Past the grace it goes like any copy; the block stays cached on SSD.
-  ASSERT_TRUE(index.set_clock(10 + 2048).ok());
-  r = index.evict(Tier::kHost, 1, *make_lru_policy(), nullptr);
+  ASSERT_TRUE(index::IndexMechanics::set_clock(index, 10 + 2048).ok());
+  r = index::IndexMechanics::evict(index, Tier::kHost, 1, *make_lru_policy(), nullptr);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->bytes_freed, 4096u);
   const auto info = index.lookup(promoted);

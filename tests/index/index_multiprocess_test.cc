@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "index/crash_points.h"
+#include "index/index_mechanics.h"
 #include "index_test_support.h"
 #include "kvtier/block_index.h"
 #include "process_harness.h"
@@ -108,7 +109,7 @@ void churn(BlockIndex& ix, std::vector<BlockKey>& universe, std::mt19937_64& rng
         (void)leases;
         break;
       }
-      case 7: (void)ix.evict(Tier::kSsd, 2048, *make_prefix_aware_policy(), nullptr); break;
+      case 7: (void)index::IndexMechanics::evict(ix, Tier::kSsd, 2048, *make_prefix_aware_policy(), nullptr); break;
     }
   }
 }

@@ -10,6 +10,7 @@
 #include <random>
 #include <thread>
 
+#include "index/index_mechanics.h"
 #include "index/index_test_support.h"
 #include "tiers/host/host_arena.h"
 #include "tiers/host/host_tier_store.h"
@@ -128,7 +129,7 @@ TEST(TierMover, DemotionCopiesTheBytesToSsdThenLeavesHostMemory) {
   std::vector<IndexChange> changes(32);
   uint64_t next = 0;
   bool lost = false;
-  const size_t n = f.index.read_changes(seq_before, changes, &next, &lost);
+  const size_t n = index::IndexMechanics::read_changes(f.index, seq_before, changes, &next, &lost);
   ASSERT_EQ(n, 12u);
   EXPECT_EQ(changes[n - 1].kind, IndexChange::Kind::kMoved);
   EXPECT_EQ(changes[n - 1].tiers_after, tier_bit(Tier::kSsd));

@@ -1,0 +1,76 @@
+// The index's own mechanics: eviction with a listener that frees tier space, the two-phase
+// demotion's victims and evictions, the change ring the event log reads, the manual clock. The
+// node daemon (its tier mover), the client library, the event log, the policy study and tests use
+// them; they are not part of the public face (include/kvtier/block_index.h), so an engine cannot
+// evict or move blocks behind the node's back.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "kvtier/block_index.h"
+
+namespace kvtier {
+
+// One residency change, as the index records it for the event log.
+struct IndexChange {
+  enum class Kind : uint8_t { kStored = 1, kRemoved = 2, kMoved = 3 };
+  uint64_t seq = 0;  // gap-free within one index segment
+  Kind kind = Kind::kStored;
+  BlockKey key;
+  uint64_t parent_lo = 0;
+  uint16_t namespace_id = 0;
+  uint32_t payload_bytes = 0;
+  uint8_t tiers_before = 0;
+  uint8_t tiers_after = 0;
+};
+
+// Told by the index, under its writer lock, of each block copy it stops naming (evicted, or
+// dropped to make room in a full table): free its space there. Keep it quick.
+class EvictionListener {
+ public:
+  virtual ~EvictionListener() = default;
+  virtual void released(const BlockInfo& block, Tier tier) = 0;
+};
+
+namespace index {
+
+struct IndexMechanics {
+  // Frees at least `bytes` of `tier` (or all it can): a block cached in another tier only loses
+  // this one, any other is dropped where the policy allows; `listener` frees what each held.
+  static Result<EvictionReport> evict(BlockIndex& index, Tier tier, uint64_t bytes, const EvictionPolicy& policy,
+                                      EvictionListener* listener);
+  // evict() for exactly these blocks (each if resident in `tier`, unpinned and allowed by the
+  // policy), in rounds so a listed parent goes once its listed children have: how the tier mover
+  // evicts the victims it has just copied to SSD, and no others.
+  static Result<EvictionReport> evict_keys(BlockIndex& index, Tier tier, std::span<const BlockKey> keys,
+                                           const EvictionPolicy& policy, EvictionListener* listener);
+  // The blocks evict() would take first from `tier` (up to `bytes` of them, unpinned), changing
+  // nothing but the eviction clock. A block used fewer than `min_frequency_to_demote` times and
+  // cached nowhere else is judged as a drop (the SSD admission filter would refuse it), any other
+  // as a demotion. The mover copies these to SSD outside the writer lock, then evicts them.
+  static std::vector<BlockInfo> eviction_candidates(BlockIndex& index, Tier tier, uint64_t bytes,
+                                                    const EvictionPolicy& policy, uint32_t min_frequency_to_demote = 0);
+  // evict() down to the low watermark, if the tier is above its high watermark.
+  static Result<EvictionReport> evict_to_watermark(BlockIndex& index, Tier tier, const EvictionPolicy& policy,
+                                                   EvictionListener* listener);
+  // Who insert() tells about the blocks it drops to make room in a full table (their tier space
+  // must be freed). A process-local setting of this handle.
+  static void set_eviction_listener(BlockIndex& index, EvictionListener* listener);
+  // Keeps `keep_alive` alive as long as any lease of this handle lives, even past the handle: the
+  // Client ties its arena mapping to the leases behind the block views it hands out.
+  static void tie_to_leases(BlockIndex& index, std::shared_ptr<const void> keep_alive);
+  // Copies changes with seq >= from_seq into out; returns how many. *next_seq is where to read
+  // next; *lost is set when changes before the first returned one were overwritten (resync).
+  static size_t read_changes(const BlockIndex& index, uint64_t from_seq, std::span<IndexChange> out, uint64_t* next_seq,
+                             bool* lost);
+  // Sets the time of an index created with manual_clock, in ticks (what ages are measured in); it
+  // should only grow. failed_precondition on an index that follows the monotonic clock.
+  static Status set_clock(BlockIndex& index, uint32_t ticks);
+};
+
+}  // namespace index
+}  // namespace kvtier
