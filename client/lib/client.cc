@@ -333,7 +333,8 @@ void Client::abandon(Impl& impl, PutReservation& r) {
 Result<size_t> Client::hbm_stored(const NamespaceHandle& ns, std::span<const HbmBlock> blocks) {
   auto tag = impl_->index.owner_tag();  // joins the process table: the records are this process's
   if (!tag.ok()) return tag.status();
-  return hbm::record_stored(impl_->index, BlockIndex::owner_slot(*tag), ns, blocks);
+  return hbm::record_stored(impl_->index, BlockIndex::owner_slot(*tag), ns.id,
+                            static_cast<uint32_t>(ns.ns.bytes_per_block()), blocks);
 }
 
 Result<size_t> Client::hbm_evicted(std::span<const HbmBlock> blocks) {

@@ -14,6 +14,7 @@
 
 #include "kvtier/block_index.h"
 #include "kvtier/block_key.h"
+#include "kvtier/hbm_block.h"
 #include "kvtier/namespace.h"
 #include "kvtier/prefix_chain.h"
 #include "kvtier/result.h"
@@ -49,14 +50,6 @@ struct NamespaceHandle {
   Namespace ns;
   uint16_t id = 0;
   uint8_t size_class = 0;
-};
-
-// A block an engine holds in its GPU memory: its key, its predecessor (ns.ns.root() for a chain's
-// first block) and the engine's own id for it (below 2^24), which names the copy in the index.
-struct HbmBlock {
-  BlockKey key;
-  BlockKey parent;
-  uint32_t block_id = 0;
 };
 
 namespace detail {

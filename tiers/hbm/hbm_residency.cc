@@ -15,7 +15,7 @@ Status check_block_id(const HbmBlock& b) {
 
 }  // namespace
 
-Result<size_t> record_stored(BlockIndex& index, uint32_t process_slot, const NamespaceHandle& ns,
+Result<size_t> record_stored(BlockIndex& index, uint32_t process_slot, uint16_t namespace_id, uint32_t payload_bytes,
                              std::span<const HbmBlock> blocks) {
   for (const HbmBlock& b : blocks) KVTIER_RETURN_IF_ERROR(check_block_id(b));  // all or nothing
   size_t recorded = 0;
@@ -23,8 +23,8 @@ Result<size_t> record_stored(BlockIndex& index, uint32_t process_slot, const Nam
     BlockRecord rec;
     rec.key = b.key;
     rec.parent = b.parent;
-    rec.namespace_id = ns.id;
-    rec.payload_bytes = static_cast<uint32_t>(ns.ns.bytes_per_block());
+    rec.namespace_id = namespace_id;
+    rec.payload_bytes = payload_bytes;
     rec.tier = Tier::kHbm;
     rec.locator = locator(process_slot, b.block_id);
     const Status s = index.insert(rec);

@@ -10,7 +10,7 @@
 #include <span>
 
 #include "kvtier/block_index.h"
-#include "kvtier/client.h"
+#include "kvtier/hbm_block.h"
 
 namespace kvtier::hbm {
 
@@ -21,10 +21,10 @@ constexpr uint64_t locator(uint32_t process_slot, uint32_t block_id) {
   return (uint64_t{process_slot} << 24) | block_id;
 }
 
-// Records the blocks as held in HBM by `process_slot`. A block another engine already holds in
-// HBM keeps that holder (the node has it in HBM either way) and is not counted. Returns the
-// blocks recorded for this holder.
-Result<size_t> record_stored(BlockIndex& index, uint32_t process_slot, const NamespaceHandle& ns,
+// Records the blocks, of namespace `namespace_id` and `payload_bytes` each, as held in HBM by
+// `process_slot`. A block another engine already holds in HBM keeps that holder (the node has it
+// in HBM either way) and is not counted. Returns the blocks recorded for this holder.
+Result<size_t> record_stored(BlockIndex& index, uint32_t process_slot, uint16_t namespace_id, uint32_t payload_bytes,
                              std::span<const HbmBlock> blocks);
 // Drops the HBM records this holder has for the blocks; others' records stay. Returns how many
 // were dropped.
