@@ -3,9 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <chrono>
-#include <unordered_map>
 
 #include "common/node_segments.h"
 #include "events/token_ring.h"
@@ -72,7 +70,7 @@ Result<std::unique_ptr<NodeTiers>> NodeTiers::open(const NodeTiersOptions& o) {
   phase("reclaiming what dead processes held");
   KVTIER_RETURN_IF_ERROR(host::maintain_index_and_arena(impl->index, *impl->arena));
   phase("reconciling the index with the SSD tier");
-  KVTIER_RETURN_IF_ERROR(impl->reconcile());
+  impl->mover->reconcile();
   if (impl->ssd) {
     Impl* raw = impl.get();
     impl->ssd->set_drop_listener([raw](const BlockKey& key) { raw->mover->forget_ssd_block(key); });
@@ -108,67 +106,6 @@ NodeTiers::~NodeTiers() {
     (void)impl_->ssd->flush();
     impl_->ssd->set_drop_listener({});
   }
-}
-
-// The index survives a daemon restart in shared memory, the SSD tier in its catalogue; either may
-// know blocks the other lost. SSD is the truth for SSD residency.
-Status NodeTiers::Impl::reconcile() {
-  if (!ssd) {
-    std::vector<BlockKey> on_ssd;
-    index.for_each_block([&](const BlockInfo& b) {
-      if (b.in(Tier::kSsd)) on_ssd.push_back(b.key);
-    });
-    for (const BlockKey& k : on_ssd) {
-      if (index.drop_tier(k, Tier::kSsd).ok()) reconcile_forgotten.fetch_add(1, std::memory_order_relaxed);
-    }
-    return {};
-  }
-  std::unordered_map<uint64_t, BlockKey> by_lo;  // parents are recorded by their low half
-  std::vector<BlockKey> forget;
-  index.for_each_block([&](const BlockInfo& b) {
-    by_lo.emplace(b.key.lo, b.key);
-    if (b.in(Tier::kSsd) && !ssd_store->contains(b.key, b.ssd_loc)) forget.push_back(b.key);
-  });
-  for (const BlockKey& k : forget) {
-    if (index.drop_tier(k, Tier::kSsd).ok()) reconcile_forgotten.fetch_add(1, std::memory_order_relaxed);
-  }
-  struct Restore {
-    tiers::TierBlock block;
-    uint64_t locator;
-    uint32_t depth;
-  };
-  std::vector<Restore> restore;
-  std::unordered_map<uint64_t, size_t> restore_by_lo;
-  ssd_store->recover([&](const tiers::TierBlock& b, uint64_t locator) {
-    by_lo.emplace(b.key.lo, b.key);
-    auto info = index.lookup(b.key);
-    if (info && info->in(Tier::kSsd)) return;
-    restore_by_lo.emplace(b.key.lo, restore.size());
-    restore.push_back({b, locator, 0});
-  });
-  // Parents before children, so the index counts each block's cached children.
-  for (Restore& r : restore) {
-    uint64_t lo = r.block.parent_lo;
-    for (uint32_t hops = 0; hops < 1u << 16; ++hops) {
-      auto it = restore_by_lo.find(lo);
-      if (it == restore_by_lo.end()) break;
-      ++r.depth;
-      lo = restore[it->second].block.parent_lo;
-    }
-  }
-  std::sort(restore.begin(), restore.end(), [](const Restore& a, const Restore& b) { return a.depth < b.depth; });
-  size_t done = 0;
-  for (const Restore& r : restore) {
-    auto parent = by_lo.find(r.block.parent_lo);
-    const BlockKey parent_key = parent != by_lo.end() ? parent->second : BlockKey{0, r.block.parent_lo};
-    const Status s = index.insert(
-        BlockRecord{r.block.key, parent_key, r.block.namespace_id, r.block.payload_bytes, Tier::kSsd, r.locator});
-    if (s.ok()) reconcile_restored.fetch_add(1, std::memory_order_relaxed);
-    if (++done % 100000 == 0) spdlog::info("recovery: {}/{} SSD blocks back in the index", done, restore.size());
-  }
-  spdlog::info("recovery: SSD tier holds {} blocks; {} restored to the index, {} forgotten by it", ssd->stats().blocks,
-               reconcile_restored.load(), reconcile_forgotten.load());
-  return {};
 }
 
 void NodeTiers::Impl::upkeep_loop() {
@@ -260,8 +197,8 @@ NodeTiersStats NodeTiers::stats() const {
   s.promoted = m.promoted;
   s.promote_misses = m.promote_misses;
   s.promote_failed = m.promote_failed;
-  s.reconcile_forgotten = im.reconcile_forgotten.load();
-  s.reconcile_restored = im.reconcile_restored.load();
+  s.reconcile_forgotten = m.reconcile_forgotten;
+  s.reconcile_restored = m.reconcile_restored;
   s.ssd_drops = m.ssd_drops;
   return s;
 }

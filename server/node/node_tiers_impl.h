@@ -29,12 +29,11 @@ struct NodeTiers::Impl {
   std::atomic<bool> stopping{false};
   std::thread upkeep_thread, promote_thread;  // the upkeep thread sleeps on the load queue's room futex
 
-  std::atomic<uint64_t> load_requests{0}, reconcile_forgotten{0}, reconcile_restored{0};
+  std::atomic<uint64_t> load_requests{0};
 
   Impl(NodeTiersOptions o, BlockIndex ix, std::unique_ptr<host::HostArena> a)
       : options(std::move(o)), index(std::move(ix)), arena(std::move(a)), host_store(*arena, index) {}
 
-  Status reconcile();
   void upkeep_loop();
   void promote_loop(std::promise<Status> started);
 };

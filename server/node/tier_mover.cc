@@ -1,9 +1,12 @@
 #include "server/node/tier_mover.h"
 #include "index/index_mechanics.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <chrono>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace kvtier::node {
@@ -195,6 +198,68 @@ ClearReport TierMover::clear_namespace(uint16_t namespace_id) {
   return report;
 }
 
+// The index survives a daemon restart in shared memory, the SSD tier in its catalogue; either may
+// know blocks the other lost. SSD is the truth for SSD residency.
+void TierMover::reconcile() {
+  if (ssd_ == nullptr) {
+    std::vector<BlockKey> on_ssd;
+    index_.for_each_block([&](const BlockInfo& b) {
+      if (b.in(Tier::kSsd)) on_ssd.push_back(b.key);
+    });
+    for (const BlockKey& k : on_ssd) {
+      if (index_.drop_tier(k, Tier::kSsd).ok()) reconcile_forgotten_.fetch_add(1, std::memory_order_relaxed);
+    }
+    return;
+  }
+  std::unordered_map<uint64_t, BlockKey> by_lo;  // parents are recorded by their low half
+  std::vector<BlockKey> forget;
+  index_.for_each_block([&](const BlockInfo& b) {
+    by_lo.emplace(b.key.lo, b.key);
+    if (b.in(Tier::kSsd) && !ssd_->contains(b.key, b.ssd_loc)) forget.push_back(b.key);
+  });
+  for (const BlockKey& k : forget) {
+    if (index_.drop_tier(k, Tier::kSsd).ok()) reconcile_forgotten_.fetch_add(1, std::memory_order_relaxed);
+  }
+  struct Restore {
+    tiers::TierBlock block;
+    uint64_t locator;
+    uint32_t depth;
+  };
+  std::vector<Restore> restore;
+  std::unordered_map<uint64_t, size_t> restore_by_lo;
+  size_t recovered = 0;
+  ssd_->recover([&](const tiers::TierBlock& b, uint64_t locator) {
+    ++recovered;
+    by_lo.emplace(b.key.lo, b.key);
+    auto info = index_.lookup(b.key);
+    if (info && info->in(Tier::kSsd)) return;
+    restore_by_lo.emplace(b.key.lo, restore.size());
+    restore.push_back({b, locator, 0});
+  });
+  // Parents before children, so the index counts each block's cached children.
+  for (Restore& r : restore) {
+    uint64_t lo = r.block.parent_lo;
+    for (uint32_t hops = 0; hops < 1u << 16; ++hops) {
+      auto it = restore_by_lo.find(lo);
+      if (it == restore_by_lo.end()) break;
+      ++r.depth;
+      lo = restore[it->second].block.parent_lo;
+    }
+  }
+  std::sort(restore.begin(), restore.end(), [](const Restore& a, const Restore& b) { return a.depth < b.depth; });
+  size_t done = 0;
+  for (const Restore& r : restore) {
+    auto parent = by_lo.find(r.block.parent_lo);
+    const BlockKey parent_key = parent != by_lo.end() ? parent->second : BlockKey{0, r.block.parent_lo};
+    const Status s = index_.insert(
+        BlockRecord{r.block.key, parent_key, r.block.namespace_id, r.block.payload_bytes, Tier::kSsd, r.locator});
+    if (s.ok()) reconcile_restored_.fetch_add(1, std::memory_order_relaxed);
+    if (++done % 100000 == 0) spdlog::info("recovery: {}/{} SSD blocks back in the index", done, restore.size());
+  }
+  spdlog::info("recovery: SSD tier holds {} blocks; {} restored to the index, {} forgotten by it", recovered,
+               reconcile_restored_.load(), reconcile_forgotten_.load());
+}
+
 void TierMover::forget_ssd_block(const BlockKey& key) {
   if (ssd_ != nullptr && ssd_->contains(key, 0)) return;  // rewritten elsewhere meanwhile
   const Status s = index_.drop_tier(key, Tier::kSsd);
@@ -227,6 +292,8 @@ TierMoverStats TierMover::stats() const {
   s.promote_misses = promote_misses_.load(std::memory_order_relaxed);
   s.promote_failed = promote_failed_.load(std::memory_order_relaxed);
   s.ssd_drops = ssd_drops_.load(std::memory_order_relaxed);
+  s.reconcile_forgotten = reconcile_forgotten_.load(std::memory_order_relaxed);
+  s.reconcile_restored = reconcile_restored_.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -8,7 +8,8 @@
 //     host memory (the copied ones stay cached on SSD, the others are dropped);
 //   - promotion: SSD blocks read in one batch straight into reserved host space, then published;
 //   - room requests from engines whose put found the arena full;
-//   - drops: blocks an operator evicts or clears, and blocks the SSD tier lost.
+//   - drops: blocks an operator evicts or clears, and blocks the SSD tier lost;
+//   - reconciliation at start of the index with what the SSD tier kept.
 // It works through TierStore alone, so the policy study drives this same code over simulated
 // tiers. Thread-safe: passes that move blocks take one lock; promotion runs beside them.
 #pragma once
@@ -32,7 +33,8 @@ struct TierMoverStats {
   uint64_t demoted = 0;         // blocks copied to SSD on their way out of host memory
   uint64_t demote_refused = 0;  // copies the SSD tier refused (full, failing)
   uint64_t promoted = 0, promote_misses = 0, promote_failed = 0;
-  uint64_t ssd_drops = 0;  // blocks the SSD tier lost, dropped from the index
+  uint64_t ssd_drops = 0;                                    // blocks the SSD tier lost, dropped from the index
+  uint64_t reconcile_forgotten = 0, reconcile_restored = 0;  // at start (reconcile)
 };
 
 // What clear_namespace() did.
@@ -63,6 +65,11 @@ class TierMover {
   // Removes the namespace's blocks from host memory and SSD; pinned ones are retried briefly,
   // then left and counted as busy.
   ClearReport clear_namespace(uint16_t namespace_id);
+  // At start: the index (shared memory) and the SSD tier (its catalogue) each survive a restart
+  // and either may know blocks the other lost. SSD is the truth for SSD residency: the index
+  // forgets SSD blocks the tier did not keep and learns those it did, parents first (so a node
+  // whose shared memory was wiped still starts warm from SSD).
+  void reconcile();
   // The SSD tier lost the block: the index stops offering it from SSD (retried later while pinned).
   void forget_ssd_block(const BlockKey& key);
   // Retries the drops that found their block pinned.
@@ -86,7 +93,7 @@ class TierMover {
   std::vector<BlockKey> pending_ssd_drops_;  // the SSD tier lost them, but the index had them pinned
 
   std::atomic<uint64_t> demoted_{0}, demote_refused_{0}, promoted_{0}, promote_misses_{0}, promote_failed_{0},
-      ssd_drops_{0};
+      ssd_drops_{0}, reconcile_forgotten_{0}, reconcile_restored_{0};
 };
 
 }  // namespace kvtier::node
