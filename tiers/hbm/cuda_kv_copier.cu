@@ -221,9 +221,9 @@ class CudaKvCopier final : public KvCopier {
     KVTIER_CUDA_RETURN(hbm::make_stream(stream_), "cudaStreamCreate");
     KVTIER_CUDA_RETURN(hbm::make_event(after_event_), "cudaEventCreate");
     KVTIER_CUDA_RETURN(hbm::make_device_memory(specs_.size() * sizeof(hbm::ChunkSpec), device_specs_), "cudaMalloc");
-    KVTIER_CUDA_RETURN(cudaMemcpy(device_specs_.get(), specs_.data(), specs_.size() * sizeof(hbm::ChunkSpec),
-                                  cudaMemcpyHostToDevice),
-                       "cudaMemcpy of the layout");
+    KVTIER_CUDA_RETURN(
+        cudaMemcpy(device_specs_.get(), specs_.data(), specs_.size() * sizeof(hbm::ChunkSpec), cudaMemcpyHostToDevice),
+        "cudaMemcpy of the layout");
     return Status{};
   }
 
