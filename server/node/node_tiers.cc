@@ -54,7 +54,9 @@ Result<std::unique_ptr<NodeTiers>> NodeTiers::open(const NodeTiersOptions& o) {
                                                        o.host_high_watermark, o.host_low_watermark));
   if (o.ssd_enabled) {
     phase("recovering the SSD tier from its catalogue");
-    auto store = ssd::SsdStore::open(o.ssd, o.ssd_device_factory);
+    ssd::SsdStoreOptions ssd_options = o.ssd;
+    if (ssd_options.clock == nullptr) ssd_options.clock = o.clock;
+    auto store = ssd::SsdStore::open(ssd_options, o.ssd_device_factory);
     if (!store.ok()) return store.status().with_context("opening the SSD tier");
     impl->ssd = std::move(store).value();
     impl->ssd_store = std::make_unique<ssd::SsdTierStore>(*impl->ssd, o.codecs);
@@ -62,7 +64,7 @@ Result<std::unique_ptr<NodeTiers>> NodeTiers::open(const NodeTiersOptions& o) {
   } else {
     KVTIER_RETURN_IF_ERROR(impl->index.set_tier_capacity(Tier::kSsd, 0));
   }
-  impl->mover = std::make_unique<TierMover>(impl->index, impl->host_store, impl->ssd_store.get(), o.admission);
+  impl->mover = std::make_unique<TierMover>(impl->index, impl->host_store, impl->ssd_store.get(), o.admission, o.clock);
   auto loads = LoadQueue::open_or_create(load_queue_segment(o), o.load_queue_capacity);
   if (!loads.ok()) return loads.status().with_context("opening the node's load queue");
   impl->loads = std::move(loads).value();
@@ -110,12 +112,13 @@ NodeTiers::~NodeTiers() {
 
 void NodeTiers::Impl::upkeep_loop() {
   uint32_t room_seen = loads->room_requests();
-  auto next_reclaim = std::chrono::steady_clock::now();
+  const Clock& clock = clock_or_steady(options.clock);
+  auto next_reclaim = clock.now();
   while (!stopping.load()) {
     // Reclaiming scans the arena under its allocation lock: every few hundred ms, not every pass.
-    if (std::chrono::steady_clock::now() >= next_reclaim) {
+    if (clock.now() >= next_reclaim) {
       if (Status s = host::maintain_index_and_arena(index, *arena); !s.ok()) spdlog::warn("upkeep: {}", s.message());
-      next_reclaim = std::chrono::steady_clock::now() + std::chrono::milliseconds(options.reclaim_interval_ms);
+      next_reclaim = clock.now() + std::chrono::milliseconds(options.reclaim_interval_ms);
     }
     mover->retry_ssd_drops();
     if (ssd) ssd->check_health();

@@ -40,6 +40,9 @@ struct NodeTiersOptions {
   ssd::DeviceFactory ssd_device_factory;  // tests inject faults here
   ssd::AdmissionOptions admission;
   std::unordered_map<uint16_t, ssd::Codec> codecs;  // per namespace id; absent: stored as is
+  // The time the node's decisions read (the SSD tier's backoff and idle flush, the admission
+  // filter's write budget, the upkeep's reclaim cadence); null: the steady clock. Not owned.
+  const Clock* clock = nullptr;
 
   bool background = true;              // run the upkeep and promotion threads (tests drive the passes by hand)
   uint32_t upkeep_interval_ms = 10;    // demotion checks (and whenever an engine asks for room)

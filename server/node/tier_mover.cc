@@ -12,8 +12,8 @@
 namespace kvtier::node {
 
 TierMover::TierMover(BlockIndex& index, tiers::TierStore& host, tiers::TierStore* ssd,
-                     const ssd::AdmissionOptions& admission)
-    : index_(index), host_(host), ssd_(ssd), admission_(admission) {
+                     const ssd::AdmissionOptions& admission, const Clock* clock)
+    : index_(index), host_(host), ssd_(ssd), clock_(clock_or_steady(clock)), admission_(admission) {
   releaser_.serve(Tier::kHost, &host_);
   releaser_.serve(Tier::kSsd, ssd_);
   index::IndexMechanics::set_eviction_listener(index_, &releaser_);
@@ -66,7 +66,7 @@ Result<size_t> TierMover::demote(uint64_t bytes, EvictionReport* out) {
   size_t written = 0;
   if (ssd_ != nullptr) {
     for (const BlockInfo& c : victims) {
-      if (c.in(Tier::kSsd) || !admission_.admit(c.frequency, c.payload_bytes)) continue;
+      if (c.in(Tier::kSsd) || !admission_.admit(c.frequency, c.payload_bytes, clock_.now())) continue;
       auto leases = index_.acquire({&c.key, 1}, BlockIndex::AccessMode::kQuiet);
       if (!leases.ok()) return leases.status();
       if (leases->empty() || !leases->front().info().in(Tier::kHost)) continue;  // gone meanwhile

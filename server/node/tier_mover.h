@@ -21,6 +21,7 @@
 #include <span>
 #include <vector>
 
+#include "common/clock.h"
 #include "kvtier/block_index.h"
 #include "tiers/ssd/admission_filter.h"
 #include "tiers/tier_releaser.h"
@@ -47,7 +48,9 @@ class TierMover {
  public:
   // `ssd` null: no SSD tier; host victims are dropped. Registers itself with the index as the
   // process's releaser of host and SSD copies. The index, stores and mover live together.
-  TierMover(BlockIndex& index, tiers::TierStore& host, tiers::TierStore* ssd, const ssd::AdmissionOptions& admission);
+  // `clock` (null: the steady clock) is what the admission filter's write budget is judged by.
+  TierMover(BlockIndex& index, tiers::TierStore& host, tiers::TierStore* ssd, const ssd::AdmissionOptions& admission,
+            const Clock* clock = nullptr);
   ~TierMover();
   TierMover(const TierMover&) = delete;
   TierMover& operator=(const TierMover&) = delete;
@@ -85,6 +88,7 @@ class TierMover {
   tiers::TierStore& host_;
   tiers::TierStore* ssd_;
   tiers::TierReleaser releaser_;
+  const Clock& clock_;
 
   mutable std::mutex move_mu_;  // one demotion or clearing pass at a time
   ssd::AdmissionFilter admission_;

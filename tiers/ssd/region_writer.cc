@@ -14,7 +14,7 @@ void SsdStore::Impl::writer_loop() {
   std::unique_lock lock(mu);
   while (true) {
     const bool idle_flush = filling != kNoRegion && regions[filling].used > 0 &&
-                            Clock::now() - last_insert >= std::chrono::milliseconds(options.flush_after_ms);
+                            now() - last_insert >= std::chrono::milliseconds(options.flush_after_ms);
     if (idle_flush) queue_filling_locked();
     if (!write_queue.empty()) {
       stream_writes(lock, device_of(write_queue.front()));
@@ -133,7 +133,7 @@ void SsdStore::Impl::settle_region(std::unique_lock<std::mutex>& lock, uint32_t 
     free_regions.push_back(r);
     if (err == ENOSPC) {
       ++counters.enospc_events;
-      full_until = Clock::now() + std::chrono::milliseconds(options.full_backoff_ms);
+      full_until = now() + std::chrono::milliseconds(options.full_backoff_ms);
       spdlog::error("ssd: {}; admitting no blocks for {} ms", written.message(), options.full_backoff_ms);
     } else {
       spdlog::error("ssd: {}", written.message());

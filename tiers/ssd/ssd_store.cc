@@ -145,7 +145,7 @@ Status SsdStore::Impl::place_locked(std::unique_lock<std::mutex>& lock, const St
   r.used += aligned;
   r.keys.push_back(b.key);
   entries[b.key] = Entry{b, 0};
-  last_insert = Clock::now();
+  last_insert = now();
   *locator = locator_of(b);
   return {};
 }
@@ -178,7 +178,7 @@ Result<uint64_t> SsdStore::insert(const SsdBlockMeta& meta, std::span<const uint
     ++c.inserts_refused;
     return Status::unavailable("an SSD file was deleted underneath; the tier admits nothing until restarted");
   }
-  if (Clock::now() < impl_->full_until) {
+  if (impl_->now() < impl_->full_until) {
     ++c.inserts_refused;
     return Status::resource_exhausted("the SSD tier's disk is full (ENOSPC); admitting nothing for now");
   }
@@ -390,7 +390,7 @@ SsdStats SsdStore::stats() const {
     const DeviceStats ds = d->stats();
     s.short_reads += ds.short_transfers;
   }
-  s.full = Clock::now() < im.full_until;
+  s.full = im.now() < im.full_until;
   s.file_deleted = im.file_deleted;
   return s;
 }

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "kvtier/block_key.h"
 #include "kvtier/result.h"
 #include "tiers/ssd/block_codec.h"
@@ -60,6 +61,9 @@ struct SsdStoreOptions {
   // RocksDB's file access for the catalogue (null: the default). Tests pass one that loses the
   // writes not yet synced, as a power cut does. Not owned; outlives the store.
   rocksdb::Env* metadata_env = nullptr;
+  // The time the full-disk backoff and the idle flush are judged by (null: the steady clock).
+  // Not owned; outlives the store.
+  const kvtier::Clock* clock = nullptr;
 
   Status validate() const;
 };

@@ -89,6 +89,7 @@ struct SsdStore::Impl {
   SsdStats counters;  // the event counters; the gauges are computed in stats()
   std::thread writer;
 
+  Clock::time_point now() const { return clock_or_steady(options.clock).now(); }
   uint32_t device_of(uint32_t region) const { return region % static_cast<uint32_t>(devices.size()); }
   uint64_t device_offset(uint32_t region) const {
     return kFileHeaderBytes + (region / devices.size()) * options.region_bytes;

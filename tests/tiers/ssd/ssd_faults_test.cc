@@ -82,14 +82,20 @@ TEST(SsdFaults, EnospcStopsAdmittingReportsItAndKeepsServing) {
 TEST(SsdFaults, EnospcBackoffEndsAndTheTierAdmitsAgain) {
   ScratchDir dir;
   SsdStoreOptions o = small_store(dir);
-  o.full_backoff_ms = 50;
+  ManualClock clock;  // the backoff ends when the test says, not after a sleep
+  o.clock = &clock;
+  o.full_backoff_ms = 10000;
   FaultyStore fs(o);
   fs.faults->write_errno = ENOSPC;
   ASSERT_TRUE(fs.insert(0).ok());
   ASSERT_TRUE(fs.store->flush().ok());
   EXPECT_TRUE(fs.store->stats().full);
   fs.faults->write_errno = 0;
-  std::this_thread::sleep_for(std::chrono::milliseconds(80));
+  EXPECT_EQ(fs.insert(1).code(), StatusCode::kResourceExhausted) << "within the backoff";
+  clock.advance(std::chrono::milliseconds(9000));
+  EXPECT_TRUE(fs.store->stats().full);
+  clock.advance(std::chrono::milliseconds(1001));
+  EXPECT_FALSE(fs.store->stats().full);
   ASSERT_TRUE(fs.insert(1).ok());
   ASSERT_TRUE(fs.store->flush().ok());
   EXPECT_TRUE(fs.read(1).ok());
