@@ -88,8 +88,7 @@ grpc::Status PutBlocksReceiver::begin_block(const v1::BlockChunk& c, const Block
     }
     parent = BlockKey::from_bytes(reinterpret_cast<const uint8_t*>(c.parent().data()));
   }
-  open_.emplace();
-  open_->key = key;
+  open_ = Receiving{key, 0, std::nullopt};
   auto r = client_.reserve(*handle_, key, parent);
   if (!r.ok()) {
     if (r.status().code() != StatusCode::kResourceExhausted) {

@@ -45,15 +45,16 @@ __device__ void copy_bytes(uint8_t* dst, const uint8_t* src, uint64_t bytes) {
     auto* d = reinterpret_cast<int4*>(dst);
     const auto* s = reinterpret_cast<const int4*>(src);
     const uint64_t n = bytes / 16;
+    const uint64_t t = kThreads;  // strides in 64 bits: indexes may pass 2^32 vectors
     uint64_t i = threadIdx.x;
-    for (; i + 3 * kThreads < n; i += 4 * kThreads) {
-      const int4 a = s[i], b = s[i + kThreads], c = s[i + 2 * kThreads], e = s[i + 3 * kThreads];
+    for (; i + 3 * t < n; i += 4 * t) {
+      const int4 a = s[i], b = s[i + t], c = s[i + 2 * t], e = s[i + 3 * t];
       d[i] = a;
-      d[i + kThreads] = b;
-      d[i + 2 * kThreads] = c;
-      d[i + 3 * kThreads] = e;
+      d[i + t] = b;
+      d[i + 2 * t] = c;
+      d[i + 3 * t] = e;
     }
-    for (; i < n; i += kThreads) d[i] = s[i];
+    for (; i < n; i += t) d[i] = s[i];
   } else {
     for (uint64_t i = threadIdx.x; i < bytes; i += kThreads) dst[i] = src[i];
   }
