@@ -25,15 +25,8 @@ TierMover::~TierMover() { index::IndexMechanics::set_eviction_listener(index_, n
 // refused it; false: the index did not take the record (the copy is given up).
 Result<bool> TierMover::copy_to_ssd(const BlockInfo& victim) {
   const tiers::TierBlock block{victim.key, victim.parent_lo, victim.namespace_id, victim.payload_bytes};
-  std::span<const uint8_t> payload = host_.view(victim.host_loc, victim.payload_bytes);
-  std::vector<uint8_t> copy;
-  if (payload.empty()) {  // a host tier whose bytes are not addressable here: read them out
-    copy.resize(victim.payload_bytes);
-    tiers::TierRead read{block, victim.host_loc, copy, {}};
-    host_.read({&read, 1});
-    KVTIER_RETURN_IF_ERROR(read.status);
-    payload = copy;
-  }
+  // Host bytes are addressable (the arena is mapped here): the SSD tier copies them in place.
+  const std::span<const uint8_t> payload = host_.view(victim.host_loc, victim.payload_bytes);
   KVTIER_ASSIGN_OR_RETURN(const uint64_t locator, ssd_->insert(block, payload));
   const Status recorded = index_.insert(BlockRecord{victim.key, BlockKey{0, victim.parent_lo}, victim.namespace_id,
                                                     victim.payload_bytes, Tier::kSsd, locator});
