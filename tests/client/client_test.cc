@@ -333,6 +333,8 @@ TEST(ClientMultiProcessTest, LeasesOfAKilledReaderAreReclaimed) {
   ::kill(child, SIGKILL);
   ASSERT_EQ(wait_for(child), 128 + SIGKILL);
   ASSERT_TRUE(client->maintain().ok());
+  EXPECT_EQ(client->evict(Tier::kSsd, 1, *make_lru_policy()).status().code(), StatusCode::kInvalidArgument)
+      << "SSD blocks are the daemon's to evict";
   auto freed = client->evict(Tier::kHost, UINT64_MAX, *make_prefix_aware_policy());
   ASSERT_TRUE(freed.ok());
   EXPECT_EQ(freed->blocks_dropped, 4u);

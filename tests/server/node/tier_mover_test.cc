@@ -226,6 +226,7 @@ TEST(TierMover, TheNodesRecordedPolicyChoosesTheVictims) {
   const auto chain = random_chain(rng, 3);
   for (const std::string policy : {"lru", "prefix-frequency"}) {
     Fixture f(1, /*with_ssd=*/false);
+    EXPECT_EQ(f.mover->evict(Tier::kSsd, 1).status().code(), StatusCode::kFailedPrecondition) << "no SSD tier";
     ASSERT_TRUE(f.index.record_eviction_policy(policy).ok());
     f.put(chain, /*age=*/true);
     EvictionReport report;
