@@ -23,14 +23,14 @@ inline uint64_t locator_in(const BlockInfo& b, Tier tier) {
 
 class TierReleaser final : public EvictionListener {
  public:
-  // Frees copies in `store`'s tier through it from now on (null: that tier is not this process's).
-  void serve(Tier tier, TierStore* store) { stores_[tier_index(tier)] = store; }
+  // Frees copies in `records`' tier through it from now on (null: that tier is not this process's).
+  void serve(Tier tier, TierRecords* records) { tiers_[tier_index(tier)] = records; }
   void released(const BlockInfo& block, Tier tier) override {
-    if (TierStore* s = stores_[tier_index(tier)]; s != nullptr) s->remove(block.key, locator_in(block, tier));
+    if (TierRecords* t = tiers_[tier_index(tier)]; t != nullptr) t->remove(block.key, locator_in(block, tier));
   }
 
  private:
-  std::array<TierStore*, kNumTiers> stores_{};
+  std::array<TierRecords*, kNumTiers> tiers_{};
 };
 
 }  // namespace kvtier::tiers

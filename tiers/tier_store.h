@@ -1,4 +1,6 @@
-// TierStore: what every tier that holds block bytes offers the node's mover (server/node/tier_mover.h).
+// The tier seam. TierRecords: what every tier offers, whether kvtier holds its bytes or not (the
+// HBM tier's bytes are the engines'; tiers/hbm/hbm_tier_records.h). TierStore: what a tier whose
+// bytes kvtier holds (host memory, SSD) offers the node's mover (server/node/tier_mover.h).
 //
 // The index records where a block lives (a tier bit and an opaque locator per tier); a TierStore
 // keeps the bytes behind that locator. The mover is the only code that moves blocks between
@@ -52,15 +54,23 @@ class CounterVisitor {
   virtual void gauge(std::string_view name, std::string_view help, double value) = 0;
 };
 
-class TierStore {
+class TierRecords {
  public:
-  virtual ~TierStore() = default;
+  virtual ~TierRecords() = default;
 
   virtual Tier tier() const = 0;
-  // Bytes of payload the tier can hold (what the index's watermarks are fractions of).
+  // Bytes of payload the tier can hold (what the index's watermarks are fractions of); 0 where the
+  // node does not limit it (HBM: the engines size their own caches).
   virtual uint64_t capacity_bytes() const = 0;
   // Whether the tier still holds the block (an index record may outlive a lost copy).
   virtual bool contains(const BlockKey& key, uint64_t locator) const = 0;
+  // The index no longer names the copy at `locator` (evicted, dropped, cleared): free what it held.
+  virtual void remove(const BlockKey& key, uint64_t locator) = 0;
+  virtual void visit_counters(CounterVisitor& visitor) const = 0;
+};
+
+class TierStore : public TierRecords {
+ public:
 
   // Space for the block, to fill in place before commit(); failed_precondition where the tier
   // cannot be written in place (SSD: use insert()). resource_exhausted when full.
@@ -77,13 +87,10 @@ class TierStore {
   virtual std::span<const uint8_t> view(uint64_t locator, uint32_t payload_bytes) const = 0;
   // Reads a batch of blocks (concurrently where the tier can).
   virtual void read(std::span<TierRead> reads) = 0;
-  // The index no longer names the copy: free its space.
-  virtual void remove(const BlockKey& key, uint64_t locator) = 0;
   // Returns once every committed block is durable where the tier can make it so.
   virtual Status flush() = 0;
   // Calls fn for every block the tier kept across a restart, with its locator.
   virtual void recover(const std::function<void(const TierBlock&, uint64_t locator)>& fn) const = 0;
-  virtual void visit_counters(CounterVisitor& visitor) const = 0;
 };
 
 }  // namespace kvtier::tiers

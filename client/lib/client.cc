@@ -13,7 +13,7 @@
 #include "index/index_mechanics.h"
 #include "kvtier/checksum.h"
 #include "load/load_queue.h"
-#include "tiers/hbm/hbm_residency.h"
+#include "tiers/hbm/hbm_tier_records.h"
 #include "tiers/host/host_arena.h"
 #include "tiers/host/host_tier_store.h"
 #include "tiers/host/index_binding.h"
@@ -42,7 +42,8 @@ struct ClientState {
   BlockIndex index;
   std::shared_ptr<host::HostArena> arena;  // shared with every lease of `index` (tie_to_leases)
   host::HostTierStore host_store;
-  tiers::TierReleaser releaser;  // frees the arena space of blocks this process evicts
+  hbm::HbmTierRecords hbm_records;  // the engine's HBM copies, as the index records them
+  tiers::TierReleaser releaser;     // frees the arena space of blocks this process evicts
   std::atomic<uint64_t> puts{0}, put_exists{0}, gets{0}, evictions_for_room{0}, sealed{0}, corrupt_dropped{0},
       loads_requested{0}, room_waits{0}, tokens_recorded{0};
   std::mutex loads_mu;
@@ -86,8 +87,9 @@ struct ClientState {
   }
 
   ClientState(ClientOptions o, BlockIndex ix, std::unique_ptr<host::HostArena> a)
-      : options(std::move(o)), index(std::move(ix)), arena(std::move(a)), host_store(*arena, index) {
+      : options(std::move(o)), index(std::move(ix)), arena(std::move(a)), host_store(*arena, index), hbm_records(index) {
     releaser.serve(Tier::kHost, &host_store);
+    releaser.serve(Tier::kHbm, &hbm_records);
     index::IndexMechanics::tie_to_leases(index,
                                          arena);  // block views read the arena: it stays mapped while any lease lives
   }
@@ -333,14 +335,14 @@ void Client::abandon(Impl& impl, PutReservation& r) {
 Result<size_t> Client::hbm_stored(const NamespaceHandle& ns, std::span<const HbmBlock> blocks) {
   auto tag = impl_->index.owner_tag();  // joins the process table: the records are this process's
   if (!tag.ok()) return tag.status();
-  return hbm::record_stored(impl_->index, BlockIndex::owner_slot(*tag), ns.id,
-                            static_cast<uint32_t>(ns.ns.bytes_per_block()), blocks);
+  return impl_->hbm_records.record_stored(BlockIndex::owner_slot(*tag), ns.id,
+                                         static_cast<uint32_t>(ns.ns.bytes_per_block()), blocks);
 }
 
 Result<size_t> Client::hbm_evicted(std::span<const HbmBlock> blocks) {
   auto tag = impl_->index.owner_tag();
   if (!tag.ok()) return tag.status();
-  return hbm::record_evicted(impl_->index, BlockIndex::owner_slot(*tag), blocks);
+  return impl_->hbm_records.record_evicted(BlockIndex::owner_slot(*tag), blocks);
 }
 
 Result<size_t> Client::seal(std::span<const BlockKey> keys) {
@@ -396,6 +398,10 @@ ClientStats Client::stats() const {
   s.evictions_for_room = impl_->evictions_for_room.load(std::memory_order_relaxed);
   s.sealed = impl_->sealed.load(std::memory_order_relaxed);
   s.corrupt_dropped = impl_->corrupt_dropped.load(std::memory_order_relaxed);
+  const hbm::HbmRecordStats h = impl_->hbm_records.stats();
+  s.hbm_recorded = h.recorded;
+  s.hbm_withdrawn = h.evicted;
+  s.hbm_dropped = h.dropped;
   s.loads_requested = impl_->loads_requested.load(std::memory_order_relaxed);
   s.room_waits = impl_->room_waits.load(std::memory_order_relaxed);
   s.tokens_recorded = impl_->tokens_recorded.load(std::memory_order_relaxed);

@@ -158,6 +158,9 @@ py::dict stats_dict(const ClientStats& s) {
   d["loads_requested"] = s.loads_requested;
   d["room_waits"] = s.room_waits;
   d["processes_reclaimed"] = s.index.processes_reclaimed;
+  d["hbm_recorded"] = s.hbm_recorded;
+  d["hbm_withdrawn"] = s.hbm_withdrawn;
+  d["hbm_dropped"] = s.hbm_dropped;
   return d;
 }
 

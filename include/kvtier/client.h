@@ -145,6 +145,9 @@ struct ClientStats {
   uint64_t loads_requested = 0;  // blocks asked of the node daemon
   uint64_t room_waits = 0;       // puts that found the arena full and got room from the daemon
   uint64_t tokens_recorded = 0;  // blocks whose token ids went to the node's vLLM event publisher
+  // HBM records (hbm_stored/hbm_evicted): recorded for this process, withdrawn by hbm_evicted, and
+  // dropped by this process's index writes while the engine may still hold the copy.
+  uint64_t hbm_recorded = 0, hbm_withdrawn = 0, hbm_dropped = 0;
 };
 
 class Client {

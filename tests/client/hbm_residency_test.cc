@@ -12,6 +12,7 @@
 #include "client_test_support.h"
 #include "index/index_mechanics.h"
 #include "kvtier/client.h"
+#include "tiers/hbm/hbm_tier_records.h"
 
 namespace kvtier {
 namespace {
@@ -78,6 +79,53 @@ TEST(HbmResidencyTest, StoredBlocksMatchInHbmAndEvictedOnesLeave) {
   wrong.block_id = 7;
   EXPECT_EQ(client->hbm_evicted(std::span(&wrong, 1)).value(), 0U);
   EXPECT_TRUE(client->index().contains(keys[3]));
+  EXPECT_TRUE(client->index().check_invariants().ok());
+}
+
+// The HBM records are the HBM tier behind the tier seam (TierRecords): it holds a copy while the
+// index names that holder's locator, and the node does not size the tier.
+TEST(HbmResidencyTest, TheRecordsAreTheHbmTierBehindTheTierSeam) {
+  ScopedNode node(/*host_bytes=*/16 << 20);
+  auto client = node.open();
+  const NamespaceHandle ns = client->register_namespace(small_model()).value();
+  const auto keys = chain(*client, ns, 3, 5);
+  hbm::HbmTierRecords records(node.index());
+  const tiers::TierRecords& tier = records;
+  EXPECT_EQ(tier.tier(), Tier::kHbm);
+  EXPECT_EQ(tier.capacity_bytes(), 0U);
+  ASSERT_EQ(records.record_stored(/*process_slot=*/7, ns.id, 4096, hbm_blocks(ns, keys, 40)).value(), 3U);
+  EXPECT_TRUE(tier.contains(keys[1], hbm::locator(7, 41)));
+  EXPECT_FALSE(tier.contains(keys[1], hbm::locator(7, 40)));  // another block id: not this copy
+  EXPECT_FALSE(tier.contains(keys[1], hbm::locator(6, 41)));  // another holder
+  // Another process's engine reporting the same blocks keeps the first holder.
+  hbm::HbmTierRecords other(node.index());
+  EXPECT_EQ(other.record_stored(/*process_slot=*/8, ns.id, 4096, hbm_blocks(ns, keys, 0)).value(), 0U);
+  EXPECT_EQ(other.stats().held_elsewhere, 3U);
+  ASSERT_EQ(records.record_evicted(7, hbm_blocks(ns, keys, 40)).value(), 3U);
+  EXPECT_FALSE(tier.contains(keys[1], hbm::locator(7, 41)));
+  const hbm::HbmRecordStats s = records.stats();
+  EXPECT_EQ(s.recorded, 3U);
+  EXPECT_EQ(s.evicted, 3U);
+  EXPECT_EQ(s.dropped, 0U);
+}
+
+// A full index makes room by dropping blocks from every tier; the HBM records it drops are counted
+// in the client's stats (the engine may still hold the copies, which the node no longer offers).
+TEST(HbmResidencyTest, RecordsAFullIndexDropsAreCounted) {
+  constexpr uint64_t kCapacity = 64;
+  ScopedNode node(/*host_bytes=*/16 << 20, kCapacity);
+  auto client = node.open();
+  const NamespaceHandle ns = client->register_namespace(small_model()).value();
+  const uint64_t capacity = client->index().stats().capacity;
+  uint64_t stored = 0;
+  for (uint32_t i = 0; stored < capacity + 8; ++i) {  // one-block chains: each droppable on its own
+    const auto keys = chain(*client, ns, 1, 100 + i);
+    stored += client->hbm_stored(ns, hbm_blocks(ns, keys, i)).value();
+  }
+  const ClientStats s = client->stats();
+  EXPECT_EQ(s.hbm_recorded, stored);
+  EXPECT_GE(s.hbm_dropped, 8U);
+  EXPECT_EQ(s.hbm_recorded - s.hbm_dropped, s.index.tier_entries[tier_index(Tier::kHbm)]);
   EXPECT_TRUE(client->index().check_invariants().ok());
 }
 

@@ -152,6 +152,8 @@ def test_hbm_residency(node):
     assert (m.overall, m.hbm, m.host) == (3, 3, 0)
     assert c.hbm_evicted(blocks[2:]) == 1
     assert c.match(keys).hbm == 2
+    stats = c.stats()
+    assert (stats["hbm_recorded"], stats["hbm_withdrawn"], stats["hbm_dropped"]) == (3, 1, 0)
     with pytest.raises(kvtier.Error, match="exceeds"):
         c.hbm_stored(ns, [(keys[2], keys[1], 1 << 24)])
     with pytest.raises(ValueError, match="block_id"):
