@@ -53,7 +53,8 @@ FollowerStatus NodeFollower::status() const {
   FollowerStatus s = status_;
   if (down_since_) {
     s.down_ms = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - *down_since_).count());
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock_or_steady(options_.clock).now() - *down_since_)
+            .count());
   }
   return s;
 }
@@ -77,7 +78,7 @@ void NodeFollower::mark_down() {
   bool expired = false;
   {
     std::lock_guard lock(mu_);
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = clock_or_steady(options_.clock).now();
     if (!down_since_) {
       down_since_ = now;
       if (slot_) {

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "cluster/cluster_index.h"
+#include "common/clock.h"
 
 namespace kvtier::indexer {
 
@@ -27,6 +28,7 @@ struct FollowerOptions {
   std::chrono::milliseconds grace{30000};  // how long an unreachable node's blocks are kept
   std::chrono::milliseconds max_backoff{2000};
   uint32_t max_batch_events = 0;  // per Subscribe batch; 0: the node's default
+  const Clock* clock = nullptr;   // what the grace period is judged by (null: the steady clock)
 };
 
 enum class FollowerState : uint8_t { kConnecting = 1, kSyncing = 2, kFollowing = 3, kDown = 4 };
@@ -73,7 +75,7 @@ class NodeFollower {
   FollowerStatus status_;
   std::optional<cluster::NodeSlot> slot_;
   grpc::ClientContext* call_ = nullptr;  // the open call, cancelled by stop()
-  std::optional<std::chrono::steady_clock::time_point> down_since_;
+  std::optional<Clock::time_point> down_since_;
   std::atomic<bool> stopping_{false};
   std::thread thread_;
 };

@@ -40,8 +40,9 @@ std::optional<Published> parse_frames(const std::vector<zmq::message_t>& frames,
 
 }  // namespace
 
-VllmEngineFollower::VllmEngineFollower(cluster::ClusterIndex& index, VllmEngine engine, uint64_t key_space)
-    : index_(index), engine_(std::move(engine)), key_space_(key_space) {
+VllmEngineFollower::VllmEngineFollower(cluster::ClusterIndex& index, VllmEngine engine, uint64_t key_space,
+                                       const Clock* clock)
+    : index_(index), engine_(std::move(engine)), key_space_(key_space), clock_(clock_or_steady(clock)) {
   status_.name = engine_.name;
   status_.endpoint = engine_.endpoint;
   slot_ = index_.add_node(engine_.name).value();  // the config names at most a few thousand engines
@@ -56,7 +57,7 @@ VllmEngineFollower::~VllmEngineFollower() {
 VllmFollowerStatus VllmEngineFollower::status() const {
   std::lock_guard lock(mu_);
   VllmFollowerStatus s = status_;
-  s.receiving = last_batch_ && std::chrono::steady_clock::now() - *last_batch_ < std::chrono::seconds(10);
+  s.receiving = last_batch_ && clock_.now() - *last_batch_ < std::chrono::seconds(10);
   return s;
 }
 
@@ -79,7 +80,7 @@ void VllmEngineFollower::run() {
     std::lock_guard lock(mu_);
     ++status_.batches;
     status_.next_seq = seq + 1;
-    last_batch_ = std::chrono::steady_clock::now();
+    last_batch_ = clock_.now();
     if (!batch.ok()) {
       ++status_.malformed;
       spdlog::debug("indexer: vLLM engine {} batch {}: {}", engine_.name, seq, batch.status().to_string());

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "cluster/cluster_index.h"
+#include "common/clock.h"
 #include "server/indexer/indexer_config.h"
 
 namespace kvtier::indexer {
@@ -41,7 +42,9 @@ struct VllmFollowerStatus {
 
 class VllmEngineFollower {
  public:
-  VllmEngineFollower(cluster::ClusterIndex& index, VllmEngine engine, uint64_t key_space);
+  // `clock` (null: the steady clock) judges whether batches are still arriving.
+  VllmEngineFollower(cluster::ClusterIndex& index, VllmEngine engine, uint64_t key_space,
+                     const Clock* clock = nullptr);
   ~VllmEngineFollower();
   VllmEngineFollower(const VllmEngineFollower&) = delete;
   VllmEngineFollower& operator=(const VllmEngineFollower&) = delete;
@@ -57,7 +60,8 @@ class VllmEngineFollower {
   cluster::NodeSlot slot_ = 0;
   mutable std::mutex mu_;
   VllmFollowerStatus status_;
-  std::optional<std::chrono::steady_clock::time_point> last_batch_;
+  const Clock& clock_;
+  std::optional<Clock::time_point> last_batch_;
   std::atomic<bool> stopping_{false};
   std::thread thread_;
 };

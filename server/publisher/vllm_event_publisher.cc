@@ -102,7 +102,7 @@ struct VllmEventPublisher::Impl {
   uint64_t seq = 0;
   uint64_t cursor = 0;  // next event-log seq
   uint64_t token_cursor = 0;
-  std::deque<std::pair<uint64_t, std::chrono::steady_clock::time_point>> pending_tickets;
+  std::deque<std::pair<uint64_t, Clock::time_point>> pending_tickets;
   std::unordered_map<BlockKey, std::vector<TokenId>> tokens;  // recorded, not yet sent
   std::deque<std::pair<uint64_t, BlockKey>> token_order;      // (ticket, key), oldest first
   struct Sent {
@@ -141,7 +141,7 @@ struct VllmEventPublisher::Impl {
   // a client writes the record before it commits the block, so the block's record is complete.
   void drain_tokens() {
     if (!ring) return;
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = clock_or_steady(options.clock).now();
     uint64_t lost = 0;
     TokenRecord rec;
     for (size_t n = pending_tickets.size(); n > 0; --n) {

@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/clock.h"
 #include "events/event_log.h"
 #include "events/token_ring.h"
 #include "kvtier/block_index.h"
@@ -52,6 +53,8 @@ struct VllmPublisherOptions {
   // Where a clean stop writes what the stream had told consumers, for the next start to withdraw
   // what is gone meanwhile; empty: nowhere.
   std::string state_file;
+  // How long a token record still being written is waited for (null: the steady clock).
+  const Clock* clock = nullptr;
 };
 
 struct VllmPublisherStats {
