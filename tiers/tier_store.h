@@ -18,6 +18,7 @@
 #include <span>
 #include <string_view>
 
+#include "common/counter_visitor.h"
 #include "kvtier/block_key.h"
 #include "kvtier/result.h"
 #include "kvtier/tier.h"
@@ -45,14 +46,8 @@ struct TierRead {
   Status status;           // not_found: not in this tier (a miss); other errors: dropped, a miss
 };
 
-// Receives a tier's counters, named as the metrics exposition names them (without the
-// "kvtier_<tier>_" prefix). Counters only grow; gauges are levels.
-class CounterVisitor {
- public:
-  virtual ~CounterVisitor() = default;
-  virtual void counter(std::string_view name, std::string_view help, uint64_t value) = 0;
-  virtual void gauge(std::string_view name, std::string_view help, double value) = 0;
-};
+// A tier's counters go to the node's CounterVisitor (src/common/counter_visitor.h).
+using kvtier::CounterVisitor;
 
 class TierRecords {
  public:
@@ -71,7 +66,6 @@ class TierRecords {
 
 class TierStore : public TierRecords {
  public:
-
   // Space for the block, to fill in place before commit(); failed_precondition where the tier
   // cannot be written in place (SSD: use insert()). resource_exhausted when full.
   virtual Result<TierSpace> reserve(const TierBlock& block) = 0;

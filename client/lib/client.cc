@@ -87,7 +87,11 @@ struct ClientState {
   }
 
   ClientState(ClientOptions o, BlockIndex ix, std::unique_ptr<host::HostArena> a)
-      : options(std::move(o)), index(std::move(ix)), arena(std::move(a)), host_store(*arena, index), hbm_records(index) {
+      : options(std::move(o)),
+        index(std::move(ix)),
+        arena(std::move(a)),
+        host_store(*arena, index),
+        hbm_records(index) {
     releaser.serve(Tier::kHost, &host_store);
     releaser.serve(Tier::kHbm, &hbm_records);
     index::IndexMechanics::tie_to_leases(index,
@@ -336,7 +340,7 @@ Result<size_t> Client::hbm_stored(const NamespaceHandle& ns, std::span<const Hbm
   auto tag = impl_->index.owner_tag();  // joins the process table: the records are this process's
   if (!tag.ok()) return tag.status();
   return impl_->hbm_records.record_stored(BlockIndex::owner_slot(*tag), ns.id,
-                                         static_cast<uint32_t>(ns.ns.bytes_per_block()), blocks);
+                                          static_cast<uint32_t>(ns.ns.bytes_per_block()), blocks);
 }
 
 Result<size_t> Client::hbm_evicted(std::span<const HbmBlock> blocks) {

@@ -43,8 +43,7 @@ struct VllmFollowerStatus {
 class VllmEngineFollower {
  public:
   // `clock` (null: the steady clock) judges whether batches are still arriving.
-  VllmEngineFollower(cluster::ClusterIndex& index, VllmEngine engine, uint64_t key_space,
-                     const Clock* clock = nullptr);
+  VllmEngineFollower(cluster::ClusterIndex& index, VllmEngine engine, uint64_t key_space, const Clock* clock = nullptr);
   ~VllmEngineFollower();
   VllmEngineFollower(const VllmEngineFollower&) = delete;
   VllmEngineFollower& operator=(const VllmEngineFollower&) = delete;

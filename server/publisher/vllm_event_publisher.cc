@@ -594,4 +594,26 @@ VllmPublisherStats VllmEventPublisher::stats() const {
   return impl_->stats;
 }
 
+void VllmEventPublisher::visit_counters(CounterVisitor& v) const {
+  const VllmPublisherStats s = stats();
+  v.counter("vllm_messages_total", "Messages the vLLM-format publisher sent (one per pod per batch).", s.messages);
+  v.counter("vllm_events_total", "vLLM events in those messages.", s.events);
+  const std::array<LabelledCount, 3> blocks = {{{R"(event="stored",tokens="yes")", s.with_tokens},
+                                                {R"(event="stored",tokens="no")", s.without_tokens},
+                                                {R"(event="removed",tokens="no")", s.blocks_removed}}};
+  v.counters("vllm_blocks_total", "Block hashes published, by event and whether token ids went with them.", blocks);
+  v.counter("vllm_tokens_lost_total",
+            "Token records overwritten or torn before the publisher read them (raise events.vllm.token_ring).",
+            s.tokens_lost);
+  v.counter("vllm_unknown_namespace_total",
+            "Node events of namespaces the daemon's configuration does not name (not published).", s.unknown_namespace);
+  v.counter("vllm_snapshots_total", "Times the publisher announced every resident block again (start, lost events).",
+            s.snapshots);
+  v.counter("vllm_withdrawn_total",
+            "Block removals the publisher computed itself: blocks gone across a restart or lost events, and the "
+            "node's blocks under the topic of an engine that left.",
+            s.withdrawn);
+  v.counter("vllm_replay_requests_total", "Requests answered on the replay socket.", s.replay_requests);
+}
+
 }  // namespace kvtier::publisher

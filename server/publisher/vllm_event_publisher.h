@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/counter_visitor.h"
 #include "events/event_log.h"
 #include "events/token_ring.h"
 #include "kvtier/block_index.h"
@@ -85,6 +86,7 @@ class VllmEventPublisher {
   VllmEventPublisher& operator=(const VllmEventPublisher&) = delete;
 
   VllmPublisherStats stats() const;
+  void visit_counters(CounterVisitor& visitor) const;  // named vllm_* in /metrics
 
  private:
   struct Impl;  // the publishing thread's state (vllm_event_publisher.cc)

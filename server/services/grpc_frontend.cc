@@ -85,10 +85,7 @@ Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(node::NodeTiers& tiers
 }
 
 std::string GrpcFrontend::render_metrics() const {
-  std::optional<publisher::VllmPublisherStats> vllm;
-  if (vllm_publisher_) vllm = vllm_publisher_->stats();
-  return services::render_metrics(tiers_, log_.stats(), metrics_, log_.node_id(), log_.epoch(),
-                                  vllm ? &*vllm : nullptr);
+  return services::render_metrics(tiers_, log_, metrics_, vllm_publisher_.get());
 }
 
 GrpcFrontend::~GrpcFrontend() {

@@ -11,9 +11,9 @@
 
 namespace kvtier::services {
 
-// The tiers' and the mover's own counters come through their visitors (NodeTiers::visit_counters).
-std::string render_metrics(const node::NodeTiers& tiers, const events::EventLogStats& events,
-                           const ServiceMetrics& services, const std::string& node_id, uint64_t epoch,
-                           const publisher::VllmPublisherStats* vllm = nullptr);  // when it publishes
+// Every component's counters come through its visitor (CounterVisitor): the index's, the tiers'
+// and the mover's (NodeTiers::visit_counters), the services', the event log's and the publisher's.
+std::string render_metrics(const node::NodeTiers& tiers, const events::EventLog& events, const ServiceMetrics& services,
+                           const publisher::VllmEventPublisher* vllm = nullptr);  // when it publishes
 
 }  // namespace kvtier::services

@@ -1,5 +1,10 @@
 #include "server/services/service_metrics.h"
 
+#include <fmt/format.h>
+
+#include <string>
+#include <vector>
+
 namespace kvtier::services {
 
 std::string_view rpc_name(Rpc rpc) {
@@ -15,6 +20,41 @@ std::string_view rpc_name(Rpc rpc) {
     case Rpc::kEvict: return "Evict";
   }
   return "unknown";
+}
+
+void ServiceMetrics::visit_counters(CounterVisitor& v) const {
+  constexpr auto kRelaxed = std::memory_order_relaxed;
+  v.counter("blocks_asked_total", "Blocks asked by MatchPrefix and GetBlocks requests.", blocks_asked.load(kRelaxed));
+  std::array<std::string, kNumTiers> tier_labels;
+  std::array<LabelledCount, kNumTiers> hits;
+  for (Tier t : kAllTiers) {
+    const size_t i = tier_index(t);
+    tier_labels[i] = fmt::format("tier=\"{}\"", tier_name(t));
+    hits[i] = {tier_labels[i], tier_hits[i].load(kRelaxed)};
+  }
+  v.counters("tier_hits_total", "Blocks of asked chains found, as part of the matched prefix, per tier.", hits);
+  v.counter("bytes_served_total", "Block bytes streamed to other nodes by GetBlocks.", bytes_served.load(kRelaxed));
+  v.counter("blocks_served_total", "Blocks streamed to other nodes by GetBlocks.", blocks_served.load(kRelaxed));
+  v.counter("bytes_received_total", "Block bytes received by PutBlocks.", bytes_received.load(kRelaxed));
+  v.counter("blocks_received_total", "Blocks received whole by PutBlocks.", blocks_received.load(kRelaxed));
+  v.counter("events_sent_total", "Events streamed to subscribers (all of them together).", events_sent.load(kRelaxed));
+  v.counter("event_resyncs_total", "Resync markers sent to subscribers that fell behind.", resyncs_sent.load(kRelaxed));
+  v.gauge("event_subscribers", "Open Subscribe streams.", static_cast<double>(subscribers.load(kRelaxed)));
+
+  constexpr std::array<std::string_view, 3> kOutcomes = {"ok", "invalid", "failed"};
+  std::vector<std::string> labels;
+  std::vector<LabelledCount> requests;
+  labels.reserve(kNumRpcs * kOutcomes.size());
+  requests.reserve(labels.capacity());
+  for (size_t r = 0; r < kNumRpcs; ++r) {
+    const RpcCounters& c = rpcs[r];
+    const std::array<uint64_t, 3> counts = {c.ok.load(kRelaxed), c.invalid.load(kRelaxed), c.failed.load(kRelaxed)};
+    for (size_t o = 0; o < kOutcomes.size(); ++o) {
+      labels.push_back(fmt::format(R"(rpc="{}",outcome="{}")", rpc_name(static_cast<Rpc>(r)), kOutcomes[o]));
+      requests.push_back({labels.back(), counts[o]});  // reserved: no reallocation moves the strings
+    }
+  }
+  v.counters("requests_total", "gRPC requests by method and outcome (ok, invalid, failed).", requests);
 }
 
 }  // namespace kvtier::services

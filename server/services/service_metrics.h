@@ -11,6 +11,7 @@
 
 #include <grpcpp/support/status.h>
 
+#include "common/counter_visitor.h"
 #include "kvtier/tier.h"
 
 namespace kvtier::services {
@@ -67,6 +68,8 @@ struct ServiceMetrics {
 
   RpcCounters& of(Rpc rpc) { return rpcs[static_cast<size_t>(rpc)]; }
   const RpcCounters& of(Rpc rpc) const { return rpcs[static_cast<size_t>(rpc)]; }
+  // Every counter but the latency histograms (which only the exposition format has a shape for).
+  void visit_counters(CounterVisitor& visitor) const;
 };
 
 // Times one call and counts its outcome when it ends (RAII: every return path is counted).

@@ -116,4 +116,10 @@ EventLogStats EventLog::stats() const {
   return s;
 }
 
+void EventLog::visit_counters(CounterVisitor& v) const {
+  const EventLogStats s = stats();
+  v.counter("events_total", "Residency events logged in this epoch.", s.events);
+  v.gauge("event_next_seq", "The sequence number the next event gets.", static_cast<double>(s.next_seq));
+}
+
 }  // namespace kvtier::events

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "common/counter_visitor.h"
 #include "index/index_mechanics.h"
 #include "kvtier/block_index.h"
 
@@ -80,6 +81,7 @@ class EventLog {
   const std::string& node_id() const { return options_.node_id; }
   uint64_t next_seq() const;
   EventLogStats stats() const;
+  void visit_counters(CounterVisitor& visitor) const;
 
  private:
   BlockIndex& index_;

@@ -26,10 +26,10 @@ constexpr uint64_t locator(uint32_t process_slot, uint32_t block_id) {
 }
 
 struct HbmRecordStats {
-  uint64_t recorded = 0;       // blocks recorded as held in HBM by this process's engine
+  uint64_t recorded = 0;        // blocks recorded as held in HBM by this process's engine
   uint64_t held_elsewhere = 0;  // reported stored, but another engine on the node already held them
-  uint64_t evicted = 0;        // records the engine withdrew (it evicted the copies)
-  uint64_t dropped = 0;        // records the index dropped while the engine may still hold the copy
+  uint64_t evicted = 0;         // records the engine withdrew (it evicted the copies)
+  uint64_t dropped = 0;         // records the index dropped while the engine may still hold the copy
 };
 
 class HbmTierRecords final : public tiers::TierRecords {

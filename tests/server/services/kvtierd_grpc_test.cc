@@ -12,6 +12,7 @@
 #include <xxhash.h>
 
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -578,6 +579,15 @@ TEST(KvtierdGrpc, MetricsEndpointServesPrometheusText) {
   EXPECT_NE(page.find("# TYPE kvtier_ssd_bytes_written_total counter\n"), std::string::npos);
   EXPECT_NE(page.find("kvtier_demotions_total 0\n"), std::string::npos);
   EXPECT_NE(page.find("kvtier_load_requests_total 0\n"), std::string::npos);
+  EXPECT_NE(page.find("kvtier_events_total "), std::string::npos);
+  // Families come from many components' visitors: each is declared once.
+  std::set<std::string> families;
+  for (size_t at = page.find("# TYPE "); at != std::string::npos; at = page.find("# TYPE ", at + 1)) {
+    const size_t name_at = at + 7;
+    const std::string name = page.substr(name_at, page.find(' ', name_at) - name_at);
+    EXPECT_TRUE(families.insert(name).second) << "family declared twice: " << name;
+  }
+  EXPECT_GE(families.size(), 40U);
   EXPECT_NE(testing::http_get(n.metrics_port, "/nothing").find("404"), std::string::npos);
 }
 
