@@ -1,7 +1,9 @@
 // Clock: the steady time the node's time-based decisions read (an SSD tier's backoff after a full
 // disk and its idle-region flush, the admission filter's write budget, the daemon's upkeep
-// cadence), taken from the options so a test can move time itself instead of sleeping. Bounded
-// waits on condition variables and futexes keep the real clock: they are waits, not decisions.
+// cadence, the indexer's grace period for an unreachable node, the vLLM publisher's patience for a
+// token record), taken from the options so a test can move time itself instead of sleeping.
+// Bounded waits on condition variables and futexes, latency timers, gRPC deadlines and wall-clock
+// timestamps keep the real clocks: they are waits and measurements, not decisions.
 #pragma once
 
 #include <atomic>
