@@ -18,8 +18,17 @@ if(KVTIER_SANITIZE STREQUAL "address")
   set(_kvtier_san -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
 elseif(KVTIER_SANITIZE STREQUAL "thread")
   set(_kvtier_san -fsanitize=thread -fno-omit-frame-pointer)
+elseif(KVTIER_SANITIZE STREQUAL "fuzz")
+  # libFuzzer's coverage instrumentation on every object, ASan+UBSan as in `address`; the fuzz
+  # targets themselves link -fsanitize=fuzzer (tests/fuzz). clang only.
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "KVTIER_SANITIZE=fuzz needs clang (the `fuzz` preset uses clang++-14)")
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+                      -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
 elseif(NOT KVTIER_SANITIZE STREQUAL "")
-  message(FATAL_ERROR "KVTIER_SANITIZE must be '', 'address' or 'thread', not '${KVTIER_SANITIZE}'")
+  message(FATAL_ERROR "KVTIER_SANITIZE must be '', 'address', 'thread' or 'fuzz', not '${KVTIER_SANITIZE}'")
 endif()
 if(_kvtier_san)
   # Applied globally so every object, including test mains, carries the instrumentation.

@@ -166,10 +166,18 @@ bool holds_prefix(std::string_view spec_kind) {
          spec_kind == "sink_full_attention";
 }
 
+// vLLM's batches nest five deep at most (batch, events, event, hashes or token ids, a hash's bytes).
+constexpr size_t kMaxDepth = 16;
+
 Result<VllmEventBatch> decode_vllm_batch(std::span<const uint8_t> payload) {
+  // msgpack-c allocates a container's declared size before reading its elements: a 5-byte header
+  // claiming 2^32 entries would ask for tens of GB. Every element takes at least a byte (a map
+  // entry two), so no honest payload declares more than that; deeper nesting than vLLM's is refused.
+  const size_t n = payload.size();
+  const msgpack::unpack_limit limits(/*array=*/n, /*map=*/n / 2, /*str=*/n, /*bin=*/n, /*ext=*/n, /*depth=*/kMaxDepth);
   msgpack::object_handle handle;
   try {
-    handle = msgpack::unpack(reinterpret_cast<const char*>(payload.data()), payload.size());
+    handle = msgpack::unpack(reinterpret_cast<const char*>(payload.data()), n, nullptr, nullptr, limits);
   } catch (const std::exception& e) {
     return Status::invalid_argument(fmt::format("not a msgpack value ({} bytes): {}", payload.size(), e.what()));
   }
