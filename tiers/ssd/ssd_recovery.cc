@@ -11,6 +11,20 @@
 #include "tiers/ssd/ssd_store_impl.h"
 
 namespace kvtier::ssd {
+namespace {
+
+// Whether a catalogue entry read back from disk describes a block this store could have written:
+// a known codec, stored bytes that are the payload (raw) or some bytes (zstd), an aligned offset and
+// the whole block inside its region. Reads trust these fields (buffer sizes, copies), so an entry
+// damaged on disk is dropped here rather than read.
+bool entry_is_sound(const StoredBlock& b, uint64_t region_bytes) {
+  const bool sizes = (b.codec == Codec::kNone && b.stored_bytes == b.payload_bytes) ||
+                     (b.codec == Codec::kZstd && b.payload_bytes > 0);
+  return sizes && b.stored_bytes > 0 && b.offset % kIoAlign == 0 &&
+         uint64_t{b.offset} + round_up(b.stored_bytes, kIoAlign) <= region_bytes;
+}
+
+}  // namespace
 
 Status SsdStore::Impl::open_files(const DeviceFactory& factory, std::unordered_set<uint32_t>& replaced_files) {
   const auto nfiles = static_cast<uint64_t>(options.files.size());
@@ -81,8 +95,7 @@ Status SsdStore::Impl::recover(const std::unordered_set<uint32_t>& replaced_file
       },
       [&](const StoredBlock& b) {
         const bool valid = b.region < regions.size() && regions[b.region].state == RegionState::kSealed &&
-                           regions[b.region].gen == b.region_gen && b.stored_bytes > 0 &&
-                           b.offset + round_up(b.stored_bytes, kIoAlign) <= options.region_bytes;
+                           regions[b.region].gen == b.region_gen && entry_is_sound(b, options.region_bytes);
         if (!valid) {
           stale.push_back(b.key);
           return;

@@ -5,10 +5,13 @@
 
 #include <chrono>
 #include <cstring>
+#include <functional>
+#include <map>
 #include <set>
 #include <thread>
 
 #include "ssd_test_support.h"
+#include "tiers/ssd/ssd_metadata.h"
 #include "tiers/ssd/ssd_store.h"
 
 namespace kvtier::ssd {
@@ -198,6 +201,43 @@ TEST(SsdStore, CorruptBytesOnDiskAreDroppedNeverServed) {
   store.reset();
   store = open_store(o);
   EXPECT_FALSE(store->contains(test_key(5))) << "the dropped block's record is gone too";
+}
+
+// A catalogue entry damaged on disk (its sizes, codec or place no longer describe a block the
+// store wrote) is dropped at recovery, never read: reads size their buffers and copies by it.
+TEST(SsdStore, CatalogueEntriesThatDescribeNoBlockAreDroppedAtRecovery) {
+  ScratchDir dir;
+  SsdStoreOptions o = small_store(dir);
+  {
+    auto store = open_store(o);
+    insert_blocks(*store, 0, 16);
+    ASSERT_TRUE(store->flush().ok());
+  }
+  {
+    auto meta = SsdMetadata::open(o.metadata_dir, /*start_empty_if_unreadable=*/false, /*sync_writes=*/true);
+    ASSERT_TRUE(meta.ok()) << meta.status().to_string();
+    std::map<uint32_t, SealedRegion> regions;
+    std::map<uint64_t, StoredBlock> blocks;  // by the key's low half (distinct for test keys)
+    ASSERT_TRUE((*meta)
+                    ->scan([&](const SealedRegion& r) { regions[r.region] = r; },
+                           [&](const StoredBlock& b) { blocks[b.key.lo] = b; })
+                    .ok());
+    const auto damage = [&](uint64_t i, const std::function<void(StoredBlock&)>& how) {
+      StoredBlock b = blocks.at(test_key(i).lo);
+      how(b);
+      ASSERT_TRUE((*meta)->commit_region(regions.at(b.region), {&b, 1}).ok());
+    };
+    damage(1, [](StoredBlock& b) { b.payload_bytes *= 4; });             // raw, but longer than stored
+    damage(2, [](StoredBlock& b) { b.codec = static_cast<Codec>(7); });  // no such codec
+    damage(3, [](StoredBlock& b) { b.offset += 512; });                  // not aligned
+    damage(4, [&](StoredBlock& b) { b.offset = static_cast<uint32_t>(o.region_bytes - kIoAlign); });  // past the region
+  }
+  auto store = open_store(o);
+  const SsdStats s = store->stats();
+  EXPECT_EQ(s.recovered_blocks, 12u);
+  EXPECT_EQ(s.recovery_dropped_records, 4u);
+  for (uint64_t i = 1; i <= 4; ++i) EXPECT_EQ(read_and_verify(*store, i).code(), StatusCode::kNotFound) << i;
+  for (uint64_t i : {0, 5, 15}) EXPECT_TRUE(read_and_verify(*store, i).ok()) << i;
 }
 
 TEST(SsdStore, UnreadableCatalogueIsAClearErrorOrStartsEmptyWhenAsked) {
