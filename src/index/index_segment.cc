@@ -159,10 +159,15 @@ Result<std::unique_ptr<IndexSegment>> IndexSegment::attach(std::string_view name
     return Status::unavailable(fmt::format("index segment '{}' was never finished by its creator", name));
   }
   const uint64_t ghost_slots = h->format_version >= 2 ? h->ghost_slots : 0;
-  const Geometry g = plan(h->capacity, h->ring_records, ghost_slots);
-  if (h->total_bytes != size || g.total_bytes != size || g.slots != h->slots || g.tags_offset != h->tags_offset ||
-      g.table_offset != h->table_offset || (ghost_slots & (ghost_slots - 1)) != 0 ||
-      (ghost_slots != 0 && g.ghosts_offset != h->ghosts_offset)) {
+  // Every part the process binds is where the header's sizes put it, inside the mapping. The sizes
+  // are bounded first (each entry, record and cell takes at least a byte), so a damaged header
+  // cannot make the arithmetic wrap round to the mapping's size.
+  const bool bounded = h->capacity <= size && h->ring_records <= size && ghost_slots <= size;
+  const Geometry g = bounded ? plan(h->capacity, h->ring_records, ghost_slots) : Geometry{};
+  if (!bounded || h->total_bytes != size || g.total_bytes != size || g.slots != h->slots ||
+      g.process_table_offset != h->process_table_offset || g.journal_offset != h->journal_offset ||
+      g.ring_offset != h->ring_offset || g.tags_offset != h->tags_offset || g.table_offset != h->table_offset ||
+      (ghost_slots & (ghost_slots - 1)) != 0 || (ghost_slots != 0 && g.ghosts_offset != h->ghosts_offset)) {
     return Status::corruption(fmt::format("index segment '{}' geometry does not add up (size {}, header says {})", name,
                                           size, h->total_bytes));
   }
