@@ -125,8 +125,15 @@ Result<std::unique_ptr<HostArena>> HostArena::attach(std::string_view name) {
   if (h->ready.load(std::memory_order_acquire) == 0) {
     return Status::unavailable(fmt::format("host arena '{}' was never finished by its creator", name));
   }
-  const Geometry g = plan(h->data_bytes, h->slab_bytes);
-  if (g.total_bytes != size || g.data_offset != h->data_offset || g.state_offset != h->state_offset) {
+  // Every part the process binds is where the header's sizes put it, inside the mapping; the sizes
+  // are bounded first, so a damaged header can neither divide by zero nor wrap the arithmetic.
+  const bool bounded =
+      h->slab_bytes >= kUnitBytes && h->slab_bytes % kUnitBytes == 0 && h->slab_bytes <= size && h->data_bytes <= size;
+  const Geometry g = bounded ? plan(h->data_bytes, h->slab_bytes) : Geometry{};
+  if (!bounded || g.total_bytes != size || h->total_bytes != size || g.slabs != h->slabs ||
+      g.units_per_slab != h->units_per_slab || g.slab_table_offset != h->slab_table_offset ||
+      g.state_offset != h->state_offset || g.checksum_offset != h->checksum_offset || g.data_offset != h->data_offset ||
+      g.slabs * g.units_per_slab > UINT32_MAX) {
     return Status::corruption(fmt::format("host arena '{}' geometry does not add up", name));
   }
   std::unique_ptr<HostArena> a(new HostArena());
