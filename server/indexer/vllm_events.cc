@@ -166,7 +166,8 @@ bool holds_prefix(std::string_view spec_kind) {
          spec_kind == "sink_full_attention";
 }
 
-// vLLM's batches nest five deep at most (batch, events, event, hashes or token ids, a hash's bytes).
+// vLLM 0.32's batches nest about seven deep (batch, events, event, extra_keys, a block's tuple of
+// anything, a value inside it, its bytes); 16 leaves room for what a later version adds.
 constexpr size_t kMaxDepth = 16;
 
 Result<VllmEventBatch> decode_vllm_batch(std::span<const uint8_t> payload) {

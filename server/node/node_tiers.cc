@@ -7,6 +7,7 @@
 
 #include "common/node_segments.h"
 #include "events/token_ring.h"
+#include "index/index_counters.h"
 #include "server/node/node_tiers_impl.h"
 
 namespace kvtier::node {
@@ -178,6 +179,7 @@ ssd::SsdStore* NodeTiers::ssd() { return impl_->ssd.get(); }
 
 void NodeTiers::visit_counters(tiers::CounterVisitor& v) const {
   const Impl& im = *impl_;
+  index::visit_counters(im.index.stats(), v);
   im.host_store.visit_counters(v);
   if (im.ssd_store) im.ssd_store->visit_counters(v);
   im.mover->visit_counters(v);

@@ -92,7 +92,7 @@ class NodeTiers {
   // Writes the SSD region being filled; returns once every SSD block so far is durable.
   Status flush();
   NodeTiersStats stats() const;
-  // The tiers' and the mover's counters, named as /metrics names them (docs/operations.md).
+  // The index's, the tiers' and the mover's counters, named as /metrics names them (docs/operations.md).
   void visit_counters(tiers::CounterVisitor& visitor) const;
   BlockIndex& index();
   ssd::SsdStore* ssd();  // null when the SSD tier is disabled

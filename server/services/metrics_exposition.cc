@@ -4,8 +4,6 @@
 
 #include <iterator>
 
-#include "index/index_counters.h"
-
 namespace kvtier::services {
 namespace {
 
@@ -86,14 +84,13 @@ std::string render_metrics(const node::NodeTiers& tiers, const events::EventLog&
   x.family("node_info", "gauge", "The node's identity; the epoch changes on every daemon start.")
       .sample("node_info", fmt::format(R"(node="{}",epoch="{}")", events.node_id(), events.epoch()), 1);
   ExpositionVisitor visitor(x);
-  index::visit_counters(tiers.stats().index, visitor);
-  tiers.visit_counters(visitor);
+  tiers.visit_counters(visitor);  // the index's, the tiers' and the mover's
   m.visit_counters(visitor);
   // Derived from two counters, for dashboards without PromQL at hand.
   const uint64_t asked = m.blocks_asked.load(std::memory_order_relaxed);
   x.family("hit_ratio", "gauge", "tier_hits_total / blocks_asked_total since the daemon started, per tier.");
   for (Tier tr : kAllTiers) {
-    x.sample("hit_ratio", fmt::format("tier=\"{}\"", tier_name(tr)), ratio(m.tier_hits[tier_index(tr)].load(), asked));
+    x.sample("hit_ratio", tier_label(tr), ratio(m.tier_hits[tier_index(tr)].load(), asked));
   }
   events.visit_counters(visitor);
   latency_histograms(x, m);

@@ -25,13 +25,8 @@ std::string_view rpc_name(Rpc rpc) {
 void ServiceMetrics::visit_counters(CounterVisitor& v) const {
   constexpr auto kRelaxed = std::memory_order_relaxed;
   v.counter("blocks_asked_total", "Blocks asked by MatchPrefix and GetBlocks requests.", blocks_asked.load(kRelaxed));
-  std::array<std::string, kNumTiers> tier_labels;
   std::array<LabelledCount, kNumTiers> hits;
-  for (Tier t : kAllTiers) {
-    const size_t i = tier_index(t);
-    tier_labels[i] = fmt::format("tier=\"{}\"", tier_name(t));
-    hits[i] = {tier_labels[i], tier_hits[i].load(kRelaxed)};
-  }
+  for (Tier t : kAllTiers) hits[tier_index(t)] = {tier_label(t), tier_hits[tier_index(t)].load(kRelaxed)};
   v.counters("tier_hits_total", "Blocks of asked chains found, as part of the matched prefix, per tier.", hits);
   v.counter("bytes_served_total", "Block bytes streamed to other nodes by GetBlocks.", bytes_served.load(kRelaxed));
   v.counter("blocks_served_total", "Blocks streamed to other nodes by GetBlocks.", blocks_served.load(kRelaxed));

@@ -8,6 +8,8 @@
 #include <span>
 #include <string_view>
 
+#include "kvtier/tier.h"
+
 namespace kvtier {
 
 // One sample of a family whose samples are told apart by labels, written as the exposition writes
@@ -20,6 +22,16 @@ struct LabelledLevel {
   std::string_view labels;
   double value = 0;
 };
+
+// The label of a per-tier sample: `tier="host"`.
+constexpr std::string_view tier_label(Tier t) {
+  switch (t) {
+    case Tier::kHbm: return R"(tier="hbm")";
+    case Tier::kHost: return R"(tier="host")";
+    case Tier::kSsd: return R"(tier="ssd")";
+  }
+  return R"(tier="unknown")";
+}
 
 class CounterVisitor {
  public:

@@ -1,7 +1,6 @@
 #include "index/index_counters.h"
 
 #include <array>
-#include <string>
 
 namespace kvtier::index {
 namespace {
@@ -13,11 +12,11 @@ double ratio(uint64_t part, uint64_t whole) {
 }  // namespace
 
 void visit_counters(const IndexStats& s, CounterVisitor& v) {
-  std::array<std::string, kNumTiers> labels;
-  for (Tier t : kAllTiers) labels[tier_index(t)] = std::string("tier=\"") + std::string(tier_name(t)) + "\"";
   const auto per_tier = [&](std::string_view name, std::string_view help, auto value_of) {
     std::array<LabelledLevel, kNumTiers> samples;
-    for (size_t i = 0; i < kNumTiers; ++i) samples[i] = {labels[i], static_cast<double>(value_of(i))};
+    for (Tier t : kAllTiers) {
+      samples[tier_index(t)] = {tier_label(t), static_cast<double>(value_of(tier_index(t)))};
+    }
     v.gauges(name, help, samples);
   };
   per_tier("tier_blocks", "Blocks resident per tier.", [&](size_t i) { return s.tier_entries[i]; });
