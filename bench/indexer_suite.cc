@@ -291,7 +291,9 @@ int run_indexer_suite(const SuiteOptions& opt) {
   indexer::FollowerSet no_followers(index, {});
   const std::vector<std::unique_ptr<indexer::VllmEngineFollower>> no_engines;
   const services::NamespaceCatalog no_namespaces({});
-  indexer::SchedulerService service(index, no_followers, no_engines, no_namespaces, {}, cluster::TierWeights{}, {});
+  const auto open_access = security::AccessPolicy::open({}).value();  // the default: every caller holds every role
+  indexer::SchedulerService service(index, no_followers, no_engines, no_namespaces, {}, cluster::TierWeights{}, {},
+                                    *open_access);
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);

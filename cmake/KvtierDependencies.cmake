@@ -7,7 +7,7 @@ find_package(Threads REQUIRED)
 # Hashing: XXH3-128 names every block (docs/keys.md).
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash>=0.8)
 # SHA-256 for vLLM's sha256_cbor key profile (kvtier/key_profile.h).
-find_package(OpenSSL 3 REQUIRED COMPONENTS Crypto)
+find_package(OpenSSL 3 REQUIRED COMPONENTS Crypto SSL)
 # Compression for the SSD tier.
 find_package(zstd CONFIG REQUIRED)
 # SSD tier I/O.

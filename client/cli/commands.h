@@ -20,5 +20,8 @@ Runner add_stats_command(CLI::App& app);
 Runner add_match_command(CLI::App& app);
 Runner add_events_command(CLI::App& app);
 Runner add_snapshot_command(CLI::App& app);
+// `kvtier health --address A`: exit 0 when a kvtierd or kvtier-indexer port serves: the probe
+// Kubernetes runs when the port speaks TLS (kubelet's own gRPC probe cannot).
+Runner add_health_command(CLI::App& app);
 
 }  // namespace kvtier::cli

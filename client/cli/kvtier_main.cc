@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   const auto run_match = kvtier::cli::add_match_command(app);
   const auto run_events = kvtier::cli::add_events_command(app);
   const auto run_snapshot = kvtier::cli::add_snapshot_command(app);
+  const auto run_health = kvtier::cli::add_health_command(app);
 
   CLI11_PARSE(app, argc, argv);
   if (app.got_subcommand("demo")) return run_demo();
@@ -27,5 +28,6 @@ int main(int argc, char** argv) {
   if (app.got_subcommand("match")) return run_match();
   if (app.got_subcommand("events")) return run_events();
   if (app.got_subcommand("snapshot")) return run_snapshot();
+  if (app.got_subcommand("health")) return run_health();
   return 2;
 }

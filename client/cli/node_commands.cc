@@ -1,6 +1,7 @@
 // `kvtier stats|match|events|snapshot`: a running node's view over its gRPC services, the same
 // calls a scheduler or an operator's tooling makes (docs/api.md).
 #include <fmt/format.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <csignal>
@@ -14,21 +15,52 @@
 #include "kvtier/v1/admin.grpc.pb.h"
 #include "kvtier/v1/events.grpc.pb.h"
 #include "kvtier/v1/locality.grpc.pb.h"
+#include "server/security/client_credentials.h"
 
 namespace kvtier::cli {
 namespace {
 
 constexpr const char* kDefaultAddress = "127.0.0.1:50551";
 
-std::shared_ptr<grpc::Channel> connect(const std::string& address) {
-  return grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
-}
+// A node's address and how to reach it: plaintext, TLS, mutual TLS, a bearer token. Flags, or
+// KVTIER_CLI_* environment variables so a shell can set them once.
+struct NodeConnection {
+  std::string address = kDefaultAddress;
+  config::ClientSecurity settings;
+  std::shared_ptr<const security::ClientCredentials> credentials;
+  std::shared_ptr<grpc::Channel> channel;
 
-std::unique_ptr<grpc::ClientContext> context(int timeout_s) {
-  auto c = std::make_unique<grpc::ClientContext>();
-  if (timeout_s > 0) c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_s));
-  return c;
-}
+  void add_options(CLI::App* cmd) {
+    cmd->add_option("-a,--address", address, "the node's gRPC address")->capture_default_str();
+    cmd->add_option("--tls-ca", settings.ca_file, "TLS: the CA certificates the node's certificate chains to")
+        ->envname("KVTIER_CLI_TLS_CA");
+    cmd->add_option("--tls-cert", settings.cert_file, "mutual TLS: this client's certificate chain")
+        ->envname("KVTIER_CLI_TLS_CERT");
+    cmd->add_option("--tls-key", settings.key_file, "mutual TLS: this client's private key")
+        ->envname("KVTIER_CLI_TLS_KEY");
+    cmd->add_option("--tls-server-name", settings.server_name, "the name the node's certificate carries")
+        ->envname("KVTIER_CLI_TLS_SERVER_NAME");
+    cmd->add_option("--token-file", settings.token_file, "a file holding a bearer token for the node's roles")
+        ->envname("KVTIER_CLI_TOKEN_FILE");
+  }
+  // Prints what is wrong with the settings and returns false.
+  bool open() {
+    auto c = security::ClientCredentials::open(settings);
+    if (!c.ok()) {
+      fmt::print(stderr, "kvtier: {}\n", c.status().to_string());
+      return false;
+    }
+    credentials = std::move(c).value();
+    channel = credentials->channel(address);
+    return true;
+  }
+  std::unique_ptr<grpc::ClientContext> context(int timeout_s) const {
+    auto c = std::make_unique<grpc::ClientContext>();
+    if (timeout_s > 0) c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_s));
+    credentials->authorize(*c);
+    return c;
+  }
+};
 
 int rpc_failed(const std::string& what, const std::string& address, const grpc::Status& s) {
   fmt::print(stderr, "kvtier: {} on {} failed: {} ({})\n", what, address, s.error_message(),
@@ -87,14 +119,15 @@ volatile std::sig_atomic_t g_interrupted = 0;
 
 Runner add_stats_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("stats", "A node's statistics per tier (Admin.GetStats)");
-  auto address = std::make_shared<std::string>(kDefaultAddress);
-  cmd->add_option("-a,--address", *address, "the node's gRPC address")->capture_default_str();
-  return [address] {
-    auto stub = v1::Admin::NewStub(connect(*address));
+  auto node = std::make_shared<NodeConnection>();
+  node->add_options(cmd);
+  return [node] {
+    if (!node->open()) return 2;
+    auto stub = v1::Admin::NewStub(node->channel);
     v1::GetStatsResponse s;
-    auto c = context(10);
+    auto c = node->context(10);
     const grpc::Status st = stub->GetStats(c.get(), v1::GetStatsRequest(), &s);
-    if (!st.ok()) return rpc_failed("GetStats", *address, st);
+    if (!st.ok()) return rpc_failed("GetStats", node->address, st);
     fmt::print("node {} · pid {} · epoch {} · up {} s\n", s.node_id(), s.pid(), s.epoch(), s.uptime_s());
     fmt::print("{:<6} {:>10} {:>14} {:>14} {:>10} {:>10}\n", "tier", "blocks", "bytes", "capacity", "hits",
                "hit ratio");
@@ -120,11 +153,12 @@ Runner add_match_command(CLI::App& app) {
   auto* cmd =
       app.add_subcommand("match", "How long a prefix of a prompt a node holds, per tier (Locality.MatchPrefix)");
   struct Args {
-    std::string address = kDefaultAddress, model, adapter, salt, tokens, tokens_file;
+    NodeConnection node;
+    std::string model, adapter, salt, tokens, tokens_file;
     std::vector<std::string> keys;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("-a,--address", a->address, "the node's gRPC address")->capture_default_str();
+  a->node.add_options(cmd);
   cmd->add_option("--model", a->model, "namespace: model id (with --tokens)");
   cmd->add_option("--adapter", a->adapter, "namespace: adapter id");
   cmd->add_option("--salt", a->salt, "namespace: cache salt");
@@ -162,11 +196,12 @@ Runner add_match_command(CLI::App& app) {
       req.mutable_namespace_()->set_adapter_id(a->adapter);
       req.mutable_namespace_()->set_cache_salt(a->salt);
     }
-    auto stub = v1::Locality::NewStub(connect(a->address));
+    if (!a->node.open()) return 2;
+    auto stub = v1::Locality::NewStub(a->node.channel);
     v1::MatchPrefixResponse r;
-    auto c = context(10);
+    auto c = a->node.context(10);
     const grpc::Status st = stub->MatchPrefix(c.get(), req, &r);
-    if (!st.ok()) return rpc_failed("MatchPrefix", a->address, st);
+    if (!st.ok()) return rpc_failed("MatchPrefix", a->node.address, st);
     fmt::print("matched {} of {} blocks", r.matched_blocks(), r.blocks_asked());
     if (r.block_tokens() > 0) fmt::print(" ({} of {} tokens)", r.matched_blocks() * r.block_tokens(), tokens.size());
     fmt::print("\n");
@@ -178,28 +213,30 @@ Runner add_match_command(CLI::App& app) {
 Runner add_events_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("events", "A node's residency events (Events.Subscribe)");
   struct Args {
-    std::string address = kDefaultAddress;
+    NodeConnection node;
     bool follow = false;
     uint64_t limit = 0;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("-a,--address", a->address, "the node's gRPC address")->capture_default_str();
+  a->node.add_options(cmd);
   cmd->add_flag("-f,--follow", a->follow, "keep streaming new events until interrupted");
   cmd->add_option("-n,--limit", a->limit, "stop after this many events (0: no limit)");
   return [a] {
-    auto channel = connect(a->address);
+    if (!a->node.open()) return 2;
+    auto channel = a->node.channel;
     // Start from the oldest event the node still keeps; without --follow, stop at the newest
     // one there was when we asked.
     v1::GetStatsResponse stats;
     {
-      auto c = context(10);
+      auto c = a->node.context(10);
       const grpc::Status st = v1::Admin::NewStub(channel)->GetStats(c.get(), v1::GetStatsRequest(), &stats);
-      if (!st.ok()) return rpc_failed("GetStats", a->address, st);
+      if (!st.ok()) return rpc_failed("GetStats", a->node.address, st);
     }
     v1::SubscribeRequest req;
     req.set_epoch(stats.epoch());
     req.set_from_seq(stats.events_oldest_seq());
     grpc::ClientContext c;
+    a->node.credentials->authorize(c);
     auto stream = v1::Events::NewStub(channel)->Subscribe(&c, req);
     g_interrupted = 0;
     std::signal(SIGINT, [](int) { g_interrupted = 1; });
@@ -240,17 +277,18 @@ Runner add_events_command(CLI::App& app) {
 Runner add_snapshot_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("snapshot", "Every block a node holds, per tier (Events.Snapshot)");
   struct Args {
-    std::string address = kDefaultAddress;
+    NodeConnection node;
     bool keys = false;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("-a,--address", a->address, "the node's gRPC address")->capture_default_str();
+  a->node.add_options(cmd);
   cmd->add_flag("--keys", a->keys, "list the keys, not only the counts");
   return [a] {
     v1::SnapshotResponse snap;
-    auto c = context(60);
-    const grpc::Status st = v1::Events::NewStub(connect(a->address))->Snapshot(c.get(), v1::SnapshotRequest(), &snap);
-    if (!st.ok()) return rpc_failed("Snapshot", a->address, st);
+    if (!a->node.open()) return 2;
+    auto c = a->node.context(60);
+    const grpc::Status st = v1::Events::NewStub(a->node.channel)->Snapshot(c.get(), v1::SnapshotRequest(), &snap);
+    if (!st.ok()) return rpc_failed("Snapshot", a->node.address, st);
     fmt::print("node {} · epoch {} · as of seq {}\n", snap.node_id(), snap.epoch(), snap.as_of_seq());
     for (const auto& t : snap.tiers()) {
       fmt::print("{:<5} {} blocks\n", tier_label(t.tier()), t.keys_size());
@@ -259,6 +297,47 @@ Runner add_snapshot_command(CLI::App& app) {
       }
     }
     return 0;
+  };
+}
+
+Runner add_health_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "health", "Whether a kvtierd or kvtier-indexer port serves (grpc.health.v1.Health/Check); exit 0 if so");
+  struct Args {
+    NodeConnection node;
+    int timeout_s = 5;
+  };
+  auto a = std::make_shared<Args>();
+  a->node.add_options(cmd);
+  cmd->add_option("--timeout-s", a->timeout_s, "how long to wait for the answer")->capture_default_str();
+  return [a] {
+    if (!a->node.open()) return 2;
+    // The standard health service, called by its method name: HealthCheckRequest{service: ""}
+    // has no bytes, and HealthCheckResponse{status: SERVING} is field 1 = 1.
+    grpc::GenericStub stub(a->node.channel);
+    grpc::CompletionQueue cq;
+    auto c = a->node.context(a->timeout_s);
+    grpc::Slice empty(std::string{});
+    const grpc::ByteBuffer request(&empty, 1);
+    grpc::ByteBuffer response;
+    grpc::Status status;
+    auto call = stub.PrepareUnaryCall(c.get(), "/grpc.health.v1.Health/Check", request, &cq);
+    call->StartCall();
+    call->Finish(&response, &status, reinterpret_cast<void*>(1));
+    void* tag = nullptr;
+    bool ok = false;
+    (void)cq.Next(&tag, &ok);
+    cq.Shutdown();
+    while (cq.Next(&tag, &ok)) {
+    }
+    if (!status.ok()) return rpc_failed("Health.Check", a->node.address, status);
+    std::vector<grpc::Slice> slices;
+    (void)response.Dump(&slices);
+    std::string bytes;
+    for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    const bool serving = bytes == std::string("\x08\x01", 2);
+    fmt::print("{}\n", serving ? "SERVING" : "NOT_SERVING");
+    return serving ? 0 : 1;
   };
 }
 

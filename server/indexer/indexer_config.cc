@@ -55,7 +55,12 @@ void apply(const YAML::Node& root, IndexerConfig& c) {
   if (root.IsNull()) return;
   only_keys(root, "",
             {"grpc_address", "nodes", "nodes_file", "nodes_dns", "namespaces_config", "grace_ms", "weights",
-             "engine_namespaces", "vllm_engines"});
+             "engine_namespaces", "vllm_engines", "allow_insecure", "tls", "access", "node_client"});
+  if (Status s = config::apply_server_security(root, "", c.security); !s.ok()) throw BadConfig{s.message()};
+  if (const auto n = root["node_client"]) {
+    if (Status s = config::apply_client_security(n, "node_client", c.node_client); !s.ok())
+      throw BadConfig{s.message()};
+  }
   if (root["grpc_address"]) c.grpc_address = text(root["grpc_address"], "grpc_address");
   if (const auto n = root["nodes"]) {
     if (!n.IsSequence()) throw BadConfig{fmt::format("'nodes' must be a list of addresses{}", where(n))};
@@ -135,6 +140,8 @@ uint64_t EngineNamespace::key_space() const {
 
 Status IndexerConfig::validate() const {
   KVTIER_RETURN_IF_ERROR(weights.validate());
+  KVTIER_RETURN_IF_ERROR(security.validate(grpc_address, ""));
+  KVTIER_RETURN_IF_ERROR(node_client.validate("node_client"));
   std::set<std::string> models;
   for (const EngineNamespace& e : engine_namespaces) {
     if (e.model_id.empty()) return Status::invalid_argument("an engine namespace needs a model_id");

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cluster/node_scoring.h"
+#include "config/grpc_security_config.h"
 #include "kvtier/key_profile.h"
 #include "kvtier/result.h"
 
@@ -48,6 +49,8 @@ struct IndexerConfig {
   cluster::TierWeights weights;
   std::vector<EngineNamespace> engine_namespaces;
   std::vector<VllmEngine> vllm_engines;
+  config::ServerSecurity security;     // allow_insecure, tls, access: the indexer's own port
+  config::ClientSecurity node_client;  // how the followers reach the kvtierd nodes
 
   // Weights in range; engines name a known engine namespace and have unique names; something to follow.
   Status validate() const;

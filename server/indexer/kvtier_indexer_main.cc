@@ -24,6 +24,9 @@
 #include "server/indexer/scheduler_service.h"
 #include "server/indexer/vllm_engine_follower.h"
 #include "server/kvtierd/daemon_log.h"
+#include "server/security/access_policy.h"
+#include "server/security/client_credentials.h"
+#include "server/security/server_tls.h"
 
 namespace {
 
@@ -96,6 +99,12 @@ int serve(const CLI::App& app, const IndexerFlags& flags) {
   if (flags.check) {
     // Nothing is resolved or contacted: a deployment's test renders the config without a cluster.
     fmt::print("grpc       {}\n", opt.grpc_address);
+    fmt::print(
+        "security   {} · {} grants · nodes reached {}{}\n",
+        opt.security.tls.enabled() ? (opt.security.tls.client_ca_file.empty() ? "TLS" : "mutual TLS") : "plaintext",
+        opt.security.grants.size(),
+        opt.node_client.tls() ? (opt.node_client.cert_file.empty() ? "with TLS" : "with mutual TLS") : "in plaintext",
+        opt.node_client.token_file.empty() ? "" : " and a bearer token");
     fmt::print("nodes      {} listed, nodes file '{}', {} DNS names, {} vLLM engines\n", opt.nodes.size(),
                opt.nodes_file, opt.nodes_dns.size(), opt.vllm_engines.size());
     fmt::print("namespaces {} (from '{}'), {} engine namespaces\n", namespaces.size(), opt.namespaces_config,
@@ -145,8 +154,25 @@ int serve(const CLI::App& app, const IndexerFlags& flags) {
 
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);  // as kvtierd: see grpc_frontend.cc
   kvtier::cluster::ClusterIndex index;
+  auto access = kvtier::security::AccessPolicy::open(opt.security);
+  if (!access.ok()) {
+    spdlog::error("kvtier-indexer: {}", access.status().to_string());
+    return 2;
+  }
+  auto listening = kvtier::security::listening_credentials(opt.security, opt.grpc_address);
+  if (!listening.ok()) {
+    spdlog::error("kvtier-indexer: {}", listening.status().to_string());
+    return 2;
+  }
+  for (const std::string& w : listening->warnings) spdlog::warn("kvtier-indexer: {}", w);
+  auto node_credentials = kvtier::security::ClientCredentials::open(opt.node_client);
+  if (!node_credentials.ok()) {
+    spdlog::error("kvtier-indexer: node_client: {}", node_credentials.status().to_string());
+    return 2;
+  }
   kvtier::indexer::FollowerOptions fo;
   fo.grace = std::chrono::milliseconds(opt.grace_ms);
+  fo.credentials = *node_credentials;
   kvtier::indexer::FollowerSet followers(index, fo);
   followers.reconcile(*first);
   const kvtier::services::NamespaceCatalog catalog(namespaces);
@@ -158,13 +184,14 @@ int serve(const CLI::App& app, const IndexerFlags& flags) {
     spdlog::info("kvtier-indexer: following vLLM engine {} at {} (replay {}), model {}", e.name, e.endpoint,
                  e.replay_endpoint.empty() ? "none" : e.replay_endpoint, e.model_id);
   }
-  kvtier::indexer::SchedulerService scheduler(index, followers, engines, catalog, opt.engine_namespaces, weights, {});
+  kvtier::indexer::SchedulerService scheduler(index, followers, engines, catalog, opt.engine_namespaces, weights, {},
+                                              **access);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   kvtier::indexer::configure_scheduler_server(builder);
   int port = 0;
-  builder.AddListeningPort(opt.grpc_address, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(opt.grpc_address, listening->credentials, &port);
   builder.RegisterService(&scheduler);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
@@ -172,6 +199,9 @@ int serve(const CLI::App& app, const IndexerFlags& flags) {
                   opt.grpc_address);
     return 1;
   }
+  spdlog::info(
+      "kvtier-indexer: gRPC {}; nodes reached {}", listening->description,
+      opt.node_client.tls() ? (opt.node_client.cert_file.empty() ? "with TLS" : "with mutual TLS") : "in plaintext");
   spdlog::info(
       "kvtier-indexer: serving on {} (pid {}), following {} nodes{} and {} vLLM engines; {} namespaces, {} "
       "engine namespaces; weights hbm {} host {} ssd {} remote {}; grace {} ms",

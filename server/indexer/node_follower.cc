@@ -30,7 +30,9 @@ NodeFollower::NodeFollower(cluster::ClusterIndex& index, FollowerOptions options
   args.SetMaxReceiveMessageSize(256 << 20);  // a snapshot of a large node
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(options_.max_backoff.count()));
-  channel_ = grpc::CreateCustomChannel(options_.address, grpc::InsecureChannelCredentials(), args);
+  channel_ = options_.credentials
+                 ? options_.credentials->channel(options_.address, args)
+                 : grpc::CreateCustomChannel(options_.address, grpc::InsecureChannelCredentials(), args);
   status_.address = options_.address;
   thread_ = std::thread([this] { run(); });
 }
@@ -120,6 +122,7 @@ NodeFollower::Outcome NodeFollower::load_snapshot() {
   auto stub = v1::Events::NewStub(channel_);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + kSnapshotDeadline);
+  if (options_.credentials) options_.credentials->authorize(ctx);
   {
     std::lock_guard lock(mu_);
     if (stopping_) return Outcome::kStopped;
@@ -180,6 +183,7 @@ NodeFollower::Outcome NodeFollower::load_snapshot() {
 NodeFollower::Outcome NodeFollower::follow() {
   auto stub = v1::Events::NewStub(channel_);
   grpc::ClientContext ctx;
+  if (options_.credentials) options_.credentials->authorize(ctx);
   v1::SubscribeRequest req;
   cluster::NodeSlot slot = 0;
   {

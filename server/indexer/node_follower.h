@@ -20,6 +20,7 @@
 
 #include "cluster/cluster_index.h"
 #include "common/clock.h"
+#include "server/security/client_credentials.h"
 
 namespace kvtier::indexer {
 
@@ -29,6 +30,8 @@ struct FollowerOptions {
   std::chrono::milliseconds max_backoff{2000};
   uint32_t max_batch_events = 0;  // per Subscribe batch; 0: the node's default
   const Clock* clock = nullptr;   // what the grace period is judged by (null: the steady clock)
+  // TLS, a client certificate, a bearer token for the node's read role; null: plaintext.
+  std::shared_ptr<const security::ClientCredentials> credentials;
 };
 
 enum class FollowerState : uint8_t { kConnecting = 1, kSyncing = 2, kFollowing = 3, kDown = 4 };

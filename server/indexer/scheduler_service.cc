@@ -20,8 +20,9 @@ void configure_scheduler_server(grpc::ServerBuilder& builder) {
 
 using services::invalid_argument;
 
-grpc::Status SchedulerService::ScoreNodes(grpc::ServerContext* /*context*/, const v1::ScoreNodesRequest* request,
+grpc::Status SchedulerService::ScoreNodes(grpc::ServerContext* context, const v1::ScoreNodesRequest* request,
                                           v1::ScoreNodesResponse* response) {
+  if (auto s = access_.check(*context, config::Role::kRead, "ScoreNodes"); !s.ok()) return s;
   const bool by_tokens = request->token_ids_size() > 0;
   const bool by_keys = !request->packed_keys().empty();
   if (by_tokens == by_keys) return invalid_argument("give the prompt as token_ids (with a namespace) or packed_keys");
@@ -123,8 +124,9 @@ grpc::Status SchedulerService::ScoreNodes(grpc::ServerContext* /*context*/, cons
   return grpc::Status::OK;
 }
 
-grpc::Status SchedulerService::ListNodes(grpc::ServerContext* /*context*/, const v1::ListNodesRequest* /*request*/,
+grpc::Status SchedulerService::ListNodes(grpc::ServerContext* context, const v1::ListNodesRequest* /*request*/,
                                          v1::ListNodesResponse* response) {
+  if (auto s = access_.check(*context, config::Role::kRead, "ListNodes"); !s.ok()) return s;
   for (const FollowerStatus& f : followers_.status()) {
     v1::FollowedNode* n = response->add_nodes();
     n->set_address(f.address);

@@ -9,6 +9,7 @@
 #include "server/indexer/follower_set.h"
 #include "server/indexer/indexer_config.h"
 #include "server/indexer/vllm_engine_follower.h"
+#include "server/security/access_policy.h"
 #include "server/services/namespace_catalog.h"
 
 namespace kvtier::indexer {
@@ -24,14 +25,15 @@ class SchedulerService final : public v1::Scheduler::Service {
   SchedulerService(const cluster::ClusterIndex& index, const FollowerSet& followers,
                    const std::vector<std::unique_ptr<VllmEngineFollower>>& engines,
                    const services::NamespaceCatalog& catalog, std::vector<EngineNamespace> engine_namespaces,
-                   cluster::TierWeights weights, SchedulerLimits limits)
+                   cluster::TierWeights weights, SchedulerLimits limits, const security::AccessPolicy& access)
       : index_(index),
         followers_(followers),
         engines_(engines),
         catalog_(catalog),
         engine_namespaces_(std::move(engine_namespaces)),
         weights_(weights),
-        limits_(limits) {}
+        limits_(limits),
+        access_(access) {}
 
   grpc::Status ScoreNodes(grpc::ServerContext* context, const v1::ScoreNodesRequest* request,
                           v1::ScoreNodesResponse* response) override;
@@ -46,6 +48,7 @@ class SchedulerService final : public v1::Scheduler::Service {
   const std::vector<EngineNamespace> engine_namespaces_;
   const cluster::TierWeights weights_;
   const SchedulerLimits limits_;
+  const security::AccessPolicy& access_;  // both methods need the read role
 };
 
 // The server options kvtier-indexer serves the Scheduler service with (kvtier-bench uses the

@@ -39,6 +39,16 @@ std::vector<std::string> summary(const kvtier::config::NodeConfig& cfg) {
   lines.push_back(fmt::format("grpc       {} · metrics {} · event ring {} · drain {} ms", cfg.grpc_address,
                               cfg.metrics_address.empty() ? "(none)" : cfg.metrics_address, cfg.event_ring,
                               cfg.drain_ms));
+  const kvtier::config::ServerSecurity& sec = cfg.security;
+  lines.push_back(fmt::format("security   {} · {}",
+                              !sec.tls.enabled() ? (sec.allow_insecure ? "plaintext (allow_insecure)" : "plaintext")
+                              : sec.tls.client_ca_file.empty()
+                                  ? "TLS"
+                                  : (sec.tls.require_client_cert ? "mutual TLS" : "TLS, optional client certificates"),
+                              sec.grants.empty() && !sec.default_roles
+                                  ? std::string("every caller may read, write and administer")
+                                  : fmt::format("{} grants, every caller: {}", sec.grants.size(),
+                                                kvtier::config::role_list(sec.roles_of_everyone()))));
   for (const auto& spec : cfg.namespaces) {
     auto ns = kvtier::Namespace::create(spec);  // validated already; create() only adds the root
     lines.push_back(fmt::format("namespace  {}{}{} · {} per block · root {}", spec.model_id,
@@ -150,13 +160,20 @@ int serve(const kvtier::config::NodeConfig& cfg, bool ssd_start_empty, unsigned 
   fo.limits = {cfg.max_tokens, cfg.max_keys, cfg.max_batch, cfg.max_batch_events,
                static_cast<uint32_t>(cfg.max_chunk_bytes)};
   fo.grace = std::chrono::milliseconds(cfg.drain_ms);
+  fo.security = cfg.security;
   for (const auto& spec : cfg.namespaces) fo.namespaces.push_back(kvtier::Namespace::create(spec).value());  // valid
   auto frontend = kvtier::services::GrpcFrontend::start(**tiers, std::move(fo));
   if (!frontend.ok()) {
     spdlog::error("kvtierd: {}", frontend.status().to_string());
     return 1;
   }
+  for (const std::string& w : (*frontend)->transport_warnings()) spdlog::warn("kvtierd: {}", w);
   const auto st = (*tiers)->stats();
+  spdlog::info("kvtierd: gRPC {}; roles: {}", (*frontend)->transport(),
+               (*frontend)->access().open_to_everyone()
+                   ? std::string("every caller holds read, write and admin")
+                   : fmt::format("{} grants, every caller holds {}", (*frontend)->access().grants(),
+                                 kvtier::config::role_list(cfg.security.roles_of_everyone())));
   spdlog::info(
       "kvtierd: serving node {} (pid {}) on {}, epoch {}; recovered {} SSD blocks, {} restored to the index, {} "
       "forgotten; metrics on {}",

@@ -7,9 +7,10 @@
 #include "server/services/request_checks.h"
 
 namespace kvtier::services {
-grpc::Status AdminService::GetStats(grpc::ServerContext* /*context*/, const v1::GetStatsRequest* /*request*/,
+grpc::Status AdminService::GetStats(grpc::ServerContext* context, const v1::GetStatsRequest* /*request*/,
                                     v1::GetStatsResponse* r) {
   RpcTimer timer(metrics_, Rpc::kGetStats);
+  if (auto s = access_.check(*context, config::Role::kRead, "GetStats"); !s.ok()) return timer.done(s);
   const node::NodeTiersStats s = tiers_.stats();
   const events::EventLogStats e = log_.stats();
   r->set_node_id(log_.node_id());
@@ -46,9 +47,10 @@ grpc::Status AdminService::GetStats(grpc::ServerContext* /*context*/, const v1::
   return timer.done(grpc::Status::OK);
 }
 
-grpc::Status AdminService::ClearNamespace(grpc::ServerContext* /*context*/, const v1::ClearNamespaceRequest* request,
+grpc::Status AdminService::ClearNamespace(grpc::ServerContext* context, const v1::ClearNamespaceRequest* request,
                                           v1::ClearNamespaceResponse* response) {
   RpcTimer timer(metrics_, Rpc::kClearNamespace);
+  if (auto s = access_.check(*context, config::Role::kAdmin, "ClearNamespace"); !s.ok()) return timer.done(s);
   if (!request->has_namespace_()) return timer.done(invalid_argument("ClearNamespace needs a namespace"));
   std::optional<Namespace> ns;
   if (grpc::Status s = resolve_namespace(catalog_, request->namespace_(), ns); !s.ok()) return timer.done(s);
@@ -58,9 +60,10 @@ grpc::Status AdminService::ClearNamespace(grpc::ServerContext* /*context*/, cons
   return timer.done(grpc::Status::OK);
 }
 
-grpc::Status AdminService::Evict(grpc::ServerContext* /*context*/, const v1::EvictRequest* request,
+grpc::Status AdminService::Evict(grpc::ServerContext* context, const v1::EvictRequest* request,
                                  v1::EvictResponse* response) {
   RpcTimer timer(metrics_, Rpc::kEvict);
+  if (auto s = access_.check(*context, config::Role::kAdmin, "Evict"); !s.ok()) return timer.done(s);
   Tier tier;
   switch (request->tier()) {
     case v1::TIER_HOST: tier = Tier::kHost; break;

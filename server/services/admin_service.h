@@ -8,6 +8,7 @@
 #include "events/event_log.h"
 #include "kvtier/v1/admin.grpc.pb.h"
 #include "server/node/node_tiers.h"
+#include "server/security/access_policy.h"
 #include "server/services/namespace_catalog.h"
 #include "server/services/service_metrics.h"
 
@@ -16,8 +17,8 @@ namespace kvtier::services {
 class AdminService final : public kvtier::v1::Admin::Service {
  public:
   AdminService(node::NodeTiers& tiers, const events::EventLog& log, const NamespaceCatalog& catalog,
-               ServiceMetrics& metrics)
-      : tiers_(tiers), log_(log), catalog_(catalog), metrics_(metrics) {}
+               ServiceMetrics& metrics, const security::AccessPolicy& access)
+      : tiers_(tiers), log_(log), catalog_(catalog), metrics_(metrics), access_(access) {}
 
   grpc::Status GetStats(grpc::ServerContext* context, const v1::GetStatsRequest* request,
                         v1::GetStatsResponse* response) override;
@@ -31,6 +32,7 @@ class AdminService final : public kvtier::v1::Admin::Service {
   const events::EventLog& log_;
   const NamespaceCatalog& catalog_;
   ServiceMetrics& metrics_;
+  const security::AccessPolicy& access_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

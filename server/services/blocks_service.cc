@@ -122,12 +122,13 @@ class ChunkWriter final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
 }  // namespace
 
-grpc::ServerWriteReactor<grpc::ByteBuffer>* BlocksService::GetBlocks(grpc::CallbackServerContext* /*context*/,
+grpc::ServerWriteReactor<grpc::ByteBuffer>* BlocksService::GetBlocks(grpc::CallbackServerContext* context,
                                                                      const grpc::ByteBuffer* raw) {
   const auto refuse = [&](const grpc::Status& status) {
     RpcTimer(metrics_, Rpc::kGetBlocks).done(status);
     return new FinishedWriter(status);
   };
+  if (auto s = access_.check(*context, config::Role::kRead, "GetBlocks"); !s.ok()) return refuse(s);
   v1::GetBlocksRequest request;
   grpc::ByteBuffer copy(*raw);  // Deserialize consumes its buffer; this copies references only
   if (!grpc::SerializationTraits<v1::GetBlocksRequest>::Deserialize(&copy, &request).ok()) {
@@ -176,10 +177,11 @@ Result<NamespaceHandle> BlocksService::handle_for(const Namespace& ns) {
   return h;
 }
 
-grpc::Status BlocksService::PutBlocks(grpc::ServerContext* /*context*/,
-                                      grpc::ServerReader<v1::PutBlocksRequest>* reader,
+grpc::Status BlocksService::PutBlocks(grpc::ServerContext* context, grpc::ServerReader<v1::PutBlocksRequest>* reader,
                                       v1::PutBlocksResponse* response) {
   RpcTimer timer(metrics_, Rpc::kPutBlocks);
+  // Refused before a byte of the stream is read: nothing of an unauthorized writer's reaches the arena.
+  if (auto s = access_.check(*context, config::Role::kWrite, "PutBlocks"); !s.ok()) return timer.done(s);
   PutBlocksReceiver receiver(
       client_, catalog_, limits_, metrics_, [this](const Namespace& ns) { return handle_for(ns); }, *response);
   v1::PutBlocksRequest msg;

@@ -12,6 +12,7 @@
 
 #include "kvtier/client.h"
 #include "kvtier/v1/blocks.grpc.pb.h"
+#include "server/security/access_policy.h"
 #include "server/services/namespace_catalog.h"
 #include "server/services/service_metrics.h"
 
@@ -25,8 +26,9 @@ class BlocksService final : public BlocksServiceBase {
   static constexpr uint32_t kDefaultLoadTimeoutMs = 1000;
 
   // `client` is the daemon's own client of its node (the same index and arena engines use).
-  BlocksService(Client& client, const NamespaceCatalog& catalog, RequestLimits limits, ServiceMetrics& metrics)
-      : client_(client), catalog_(catalog), limits_(limits), metrics_(metrics) {}
+  BlocksService(Client& client, const NamespaceCatalog& catalog, RequestLimits limits, ServiceMetrics& metrics,
+                const security::AccessPolicy& access)
+      : client_(client), catalog_(catalog), limits_(limits), metrics_(metrics), access_(access) {}
 
   grpc::ServerWriteReactor<grpc::ByteBuffer>* GetBlocks(grpc::CallbackServerContext* context,
                                                         const grpc::ByteBuffer* request) override;
@@ -40,6 +42,7 @@ class BlocksService final : public BlocksServiceBase {
   const NamespaceCatalog& catalog_;
   RequestLimits limits_;
   ServiceMetrics& metrics_;
+  const security::AccessPolicy& access_;
   std::mutex handles_mu_;
   std::map<uint16_t, NamespaceHandle> handles_;  // registered on first use
 };

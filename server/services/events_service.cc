@@ -24,6 +24,7 @@ void to_proto(const events::Event& e, v1::Event* out) {
 grpc::Status EventsService::Subscribe(grpc::ServerContext* context, const v1::SubscribeRequest* request,
                                       grpc::ServerWriter<v1::EventBatch>* writer) {
   RpcTimer timer(metrics_, Rpc::kSubscribe);
+  if (auto s = access_.check(*context, config::Role::kRead, "Subscribe"); !s.ok()) return timer.done(s);
   metrics_.subscribers.fetch_add(1);
   struct Leaving {
     std::atomic<int64_t>& n;
@@ -66,9 +67,10 @@ grpc::Status EventsService::Subscribe(grpc::ServerContext* context, const v1::Su
   return timer.done(grpc::Status::OK);
 }
 
-grpc::Status EventsService::Snapshot(grpc::ServerContext* /*context*/, const v1::SnapshotRequest* /*request*/,
+grpc::Status EventsService::Snapshot(grpc::ServerContext* context, const v1::SnapshotRequest* /*request*/,
                                      v1::SnapshotResponse* response) {
   RpcTimer timer(metrics_, Rpc::kSnapshot);
+  if (auto s = access_.check(*context, config::Role::kRead, "Snapshot"); !s.ok()) return timer.done(s);
   const events::Snapshot snap = log_.snapshot();
   response->set_node_id(log_.node_id());
   response->set_epoch(snap.epoch);

@@ -3,6 +3,7 @@
 
 #include "events/event_log.h"
 #include "kvtier/v1/events.grpc.pb.h"
+#include "server/security/access_policy.h"
 #include "server/services/namespace_catalog.h"
 #include "server/services/service_metrics.h"
 
@@ -10,8 +11,9 @@ namespace kvtier::services {
 
 class EventsService final : public kvtier::v1::Events::Service {
  public:
-  EventsService(const events::EventLog& log, RequestLimits limits, ServiceMetrics& metrics)
-      : log_(log), limits_(limits), metrics_(metrics) {}
+  EventsService(const events::EventLog& log, RequestLimits limits, ServiceMetrics& metrics,
+                const security::AccessPolicy& access)
+      : log_(log), limits_(limits), metrics_(metrics), access_(access) {}
 
   // Streams from the asked position; a position the log no longer has (or another epoch's) gets
   // one batch with resync = true, then the stream goes on from the log's current end. A stalled
@@ -25,6 +27,7 @@ class EventsService final : public kvtier::v1::Events::Service {
   const events::EventLog& log_;
   RequestLimits limits_;
   ServiceMetrics& metrics_;
+  const security::AccessPolicy& access_;
 };
 
 }  // namespace kvtier::services

@@ -11,16 +11,19 @@
 
 namespace kvtier::services {
 
-GrpcFrontend::GrpcFrontend(node::NodeTiers& tiers, FrontendOptions options, std::unique_ptr<Client> client)
+GrpcFrontend::GrpcFrontend(node::NodeTiers& tiers, FrontendOptions options, std::unique_ptr<Client> client,
+                           std::unique_ptr<security::AccessPolicy> access, security::ListeningCredentials listening)
     : tiers_(tiers),
       options_(std::move(options)),
       catalog_(options_.namespaces),
       log_(tiers.index(), {options_.node_id, options_.event_ring}),
       client_(std::move(client)),
-      locality_(tiers.index(), catalog_, options_.limits, metrics_),
-      events_(log_, options_.limits, metrics_),
-      blocks_(*client_, catalog_, options_.limits, metrics_),
-      admin_(tiers, log_, catalog_, metrics_) {}
+      access_(std::move(access)),
+      listening_(std::move(listening)),
+      locality_(tiers.index(), catalog_, options_.limits, metrics_, *access_),
+      events_(log_, options_.limits, metrics_, *access_),
+      blocks_(*client_, catalog_, options_.limits, metrics_, *access_),
+      admin_(tiers, log_, catalog_, metrics_, *access_) {}
 
 Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(node::NodeTiers& tiers, FrontendOptions options) {
   ClientOptions co;
@@ -28,7 +31,12 @@ Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(node::NodeTiers& tiers
   co.shm_prefix = options.shm_prefix;
   auto client = Client::open(co);
   if (!client.ok()) return client.status().with_context("the daemon's own client of the node");
-  std::unique_ptr<GrpcFrontend> f(new GrpcFrontend(tiers, std::move(options), std::move(client).value()));
+  auto access = security::AccessPolicy::open(options.security);
+  if (!access.ok()) return access.status();
+  auto listening = security::listening_credentials(options.security, options.address);
+  if (!listening.ok()) return listening.status();
+  std::unique_ptr<GrpcFrontend> f(new GrpcFrontend(tiers, std::move(options), std::move(client).value(),
+                                                   std::move(access).value(), std::move(listening).value()));
   // Debian builds Abseil without NDEBUG, which leaves absl::Mutex's deadlock detection on: a
   // graph update on every gRPC lock, several percent of each call. gRPC's locking is not ours
   // to debug in production.
@@ -46,7 +54,7 @@ Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(node::NodeTiers& tiers
   // A PutBlocks chunk may be as large as the limit, plus its few header bytes.
   builder.SetMaxReceiveMessageSize(static_cast<int>(f->options_.limits.max_chunk_bytes + (64U << 10)));
   int bound_port = 0;
-  builder.AddListeningPort(f->options_.address, grpc::InsecureServerCredentials(), &bound_port);
+  builder.AddListeningPort(f->options_.address, f->listening_.credentials, &bound_port);
   // One completion queue (and thread) per core: each answers its requests where they arrive.
   f->locality_.register_with(builder, static_cast<int>(std::max(2U, std::thread::hardware_concurrency())));
   builder.RegisterService(&f->events_);
@@ -85,7 +93,7 @@ Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(node::NodeTiers& tiers
 }
 
 std::string GrpcFrontend::render_metrics() const {
-  return services::render_metrics(tiers_, log_, metrics_, vllm_publisher_.get());
+  return services::render_metrics(tiers_, log_, metrics_, *access_, vllm_publisher_.get());
 }
 
 GrpcFrontend::~GrpcFrontend() {

@@ -18,6 +18,8 @@
 #include "kvtier/result.h"
 #include "server/node/node_tiers.h"
 #include "server/publisher/vllm_event_publisher.h"
+#include "server/security/access_policy.h"
+#include "server/security/server_tls.h"
 #include "server/services/admin_service.h"
 #include "server/services/blocks_service.h"
 #include "server/services/events_service.h"
@@ -39,6 +41,7 @@ struct FrontendOptions {
   std::vector<Namespace> namespaces;
   uint32_t event_ring = 1U << 18;
   RequestLimits limits;
+  config::ServerSecurity security;        // TLS, mutual TLS and roles on `address`
   std::chrono::milliseconds grace{2000};  // for running requests at shutdown
   // Publishes the node's events in vLLM's format too (its token ring is then created; without
   // it a ring a previous run left is removed, so clients stop recording tokens).
@@ -57,9 +60,14 @@ class GrpcFrontend {
   // The Prometheus text GET /metrics answers with.
   std::string render_metrics() const;
   int metrics_port() const { return metrics_http_ ? metrics_http_->port() : 0; }
+  // How the port is protected, for the start-up log, and what the log should warn of.
+  const std::string& transport() const { return listening_.description; }
+  const std::vector<std::string>& transport_warnings() const { return listening_.warnings; }
+  const security::AccessPolicy& access() const { return *access_; }
 
  private:
-  GrpcFrontend(node::NodeTiers& tiers, FrontendOptions options, std::unique_ptr<Client> client);
+  GrpcFrontend(node::NodeTiers& tiers, FrontendOptions options, std::unique_ptr<Client> client,
+               std::unique_ptr<security::AccessPolicy> access, security::ListeningCredentials listening);
 
   node::NodeTiers& tiers_;
   FrontendOptions options_;
@@ -67,6 +75,8 @@ class GrpcFrontend {
   ServiceMetrics metrics_;
   events::EventLog log_;
   std::unique_ptr<Client> client_;  // outlives the server: payload slices gRPC holds pin blocks through it
+  std::unique_ptr<security::AccessPolicy> access_;  // every service checks the caller's role with it
+  security::ListeningCredentials listening_;
   LocalityService locality_;
   EventsService events_;
   BlocksService blocks_;

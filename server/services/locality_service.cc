@@ -95,7 +95,9 @@ class UnaryCall final : public PendingCall {
     if (service_.accepting()) new UnaryCall(service_, cq_);  // the next request finds a slot waiting
     RpcTimer timer(service_.metrics(), Method::kRpc);
     finishing_ = true;
-    responder_.Finish(response_, timer.done(Method::answer(service_, request_, &response_)), this);
+    grpc::Status status = service_.access().check(ctx_, config::Role::kRead, rpc_name(Method::kRpc));
+    if (status.ok()) status = Method::answer(service_, request_, &response_);
+    responder_.Finish(response_, timer.done(std::move(status)), this);
   }
 
  private:

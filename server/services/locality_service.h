@@ -17,6 +17,7 @@
 
 #include "kvtier/block_index.h"
 #include "kvtier/v1/locality.grpc.pb.h"
+#include "server/security/access_policy.h"
 #include "server/services/namespace_catalog.h"
 #include "server/services/service_metrics.h"
 
@@ -25,8 +26,8 @@ namespace kvtier::services {
 class LocalityService {
  public:
   LocalityService(const BlockIndex& index, const NamespaceCatalog& catalog, RequestLimits limits,
-                  ServiceMetrics& metrics)
-      : index_(index), catalog_(catalog), limits_(limits), metrics_(metrics) {}
+                  ServiceMetrics& metrics, const security::AccessPolicy& access)
+      : index_(index), catalog_(catalog), limits_(limits), metrics_(metrics), access_(access) {}
   ~LocalityService() { stop(); }
   LocalityService(const LocalityService&) = delete;
   LocalityService& operator=(const LocalityService&) = delete;
@@ -47,12 +48,14 @@ class LocalityService {
 
   v1::Locality::AsyncService& service() { return service_; }
   ServiceMetrics& metrics() const { return metrics_; }
+  const security::AccessPolicy& access() const { return access_; }
 
  private:
   const BlockIndex& index_;
   const NamespaceCatalog& catalog_;
   RequestLimits limits_;
   ServiceMetrics& metrics_;
+  const security::AccessPolicy& access_;
   v1::Locality::AsyncService service_;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;
   std::vector<std::thread> threads_;

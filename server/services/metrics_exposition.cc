@@ -79,13 +79,14 @@ void latency_histograms(Exposition& x, const ServiceMetrics& m) {
 }  // namespace
 
 std::string render_metrics(const node::NodeTiers& tiers, const events::EventLog& events, const ServiceMetrics& m,
-                           const publisher::VllmEventPublisher* vllm) {
+                           const security::AccessPolicy& access, const publisher::VllmEventPublisher* vllm) {
   Exposition x;
   x.family("node_info", "gauge", "The node's identity; the epoch changes on every daemon start.")
       .sample("node_info", fmt::format(R"(node="{}",epoch="{}")", events.node_id(), events.epoch()), 1);
   ExpositionVisitor visitor(x);
   tiers.visit_counters(visitor);  // the index's, the tiers' and the mover's
   m.visit_counters(visitor);
+  access.visit_counters(visitor);
   // Derived from two counters, for dashboards without PromQL at hand.
   const uint64_t asked = m.blocks_asked.load(std::memory_order_relaxed);
   x.family("hit_ratio", "gauge", "tier_hits_total / blocks_asked_total since the daemon started, per tier.");

@@ -7,13 +7,16 @@
 #include "events/event_log.h"
 #include "server/node/node_tiers.h"
 #include "server/publisher/vllm_event_publisher.h"
+#include "server/security/access_policy.h"
 #include "server/services/service_metrics.h"
 
 namespace kvtier::services {
 
 // Every component's counters come through its visitor (CounterVisitor): the index's, the tiers'
-// and the mover's (NodeTiers::visit_counters), the services', the event log's and the publisher's.
+// and the mover's (NodeTiers::visit_counters), the services', the access policy's, the event
+// log's and the publisher's.
 std::string render_metrics(const node::NodeTiers& tiers, const events::EventLog& events, const ServiceMetrics& services,
+                           const security::AccessPolicy& access,
                            const publisher::VllmEventPublisher* vllm = nullptr);  // when it publishes
 
 }  // namespace kvtier::services

@@ -36,20 +36,21 @@ void ServiceMetrics::visit_counters(CounterVisitor& v) const {
   v.counter("event_resyncs_total", "Resync markers sent to subscribers that fell behind.", resyncs_sent.load(kRelaxed));
   v.gauge("event_subscribers", "Open Subscribe streams.", static_cast<double>(subscribers.load(kRelaxed)));
 
-  constexpr std::array<std::string_view, 3> kOutcomes = {"ok", "invalid", "failed"};
+  constexpr std::array<std::string_view, 4> kOutcomes = {"ok", "invalid", "denied", "failed"};
   std::vector<std::string> labels;
   std::vector<LabelledCount> requests;
   labels.reserve(kNumRpcs * kOutcomes.size());
   requests.reserve(labels.capacity());
   for (size_t r = 0; r < kNumRpcs; ++r) {
     const RpcCounters& c = rpcs[r];
-    const std::array<uint64_t, 3> counts = {c.ok.load(kRelaxed), c.invalid.load(kRelaxed), c.failed.load(kRelaxed)};
+    const std::array<uint64_t, 4> counts = {c.ok.load(kRelaxed), c.invalid.load(kRelaxed), c.denied.load(kRelaxed),
+                                            c.failed.load(kRelaxed)};
     for (size_t o = 0; o < kOutcomes.size(); ++o) {
       labels.push_back(fmt::format(R"(rpc="{}",outcome="{}")", rpc_name(static_cast<Rpc>(r)), kOutcomes[o]));
       requests.push_back({labels.back(), counts[o]});  // reserved: no reallocation moves the strings
     }
   }
-  v.counters("requests_total", "gRPC requests by method and outcome (ok, invalid, failed).", requests);
+  v.counters("requests_total", "gRPC requests by method and outcome (ok, invalid, denied, failed).", requests);
 }
 
 }  // namespace kvtier::services

@@ -53,7 +53,7 @@ inline constexpr size_t kNumRpcs = 9;
 std::string_view rpc_name(Rpc rpc);  // "MatchPrefix", ...
 
 struct RpcCounters {
-  std::atomic<uint64_t> ok{0}, invalid{0}, failed{0};
+  std::atomic<uint64_t> ok{0}, invalid{0}, denied{0}, failed{0};  // denied: PERMISSION_DENIED or UNAUTHENTICATED
   LatencyHistogram latency;  // unary calls: the whole call; streams: until the stream ends
 };
 
@@ -82,13 +82,19 @@ class RpcTimer {
     counters_.latency.record(std::chrono::steady_clock::now() - start_);
     (outcome_ == 0   ? counters_.ok
      : outcome_ == 1 ? counters_.invalid
+     : outcome_ == 2 ? counters_.denied
                      : counters_.failed)
         .fetch_add(1, std::memory_order_relaxed);
   }
-  // The outcome from the call's status: INVALID_ARGUMENT counts as invalid, other errors as
-  // failed. Returns the status unchanged, so handlers can `return timer.done(status)`.
+  // The outcome from the call's status: INVALID_ARGUMENT counts as invalid, a refusal for want of
+  // a role as denied, other errors as failed. Returns the status unchanged, so handlers can
+  // `return timer.done(status)`.
   grpc::Status done(grpc::Status status) {
-    outcome_ = status.ok() ? 0 : status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? 1 : 2;
+    const grpc::StatusCode code = status.error_code();
+    outcome_ = status.ok()                                                                                ? 0
+               : code == grpc::StatusCode::INVALID_ARGUMENT                                               ? 1
+               : code == grpc::StatusCode::PERMISSION_DENIED || code == grpc::StatusCode::UNAUTHENTICATED ? 2
+                                                                                                          : 3;
     return status;
   }
 

@@ -47,6 +47,16 @@ server:
   grpc_address: 127.0.0.1:50551
   metrics_address: 127.0.0.1:9464   # Prometheus text at /metrics; "" to serve none
   drain_ms: 2000           # SIGTERM: running requests get this long to finish
+  allow_insecure: false    # plaintext gRPC on a non-loopback address (only behind a mesh or NetworkPolicy)
+  tls:                     # TLS on the gRPC port (docs/operations.md, "Security")
+    cert_file: ""          # PEM certificate chain and key, e.g. cert-manager's tls.crt and tls.key
+    key_file: ""
+    client_ca_file: ""     # mutual TLS: clients present a certificate these CAs signed
+    require_client_cert: true  # false: clients without a certificate come in too (bearer tokens)
+    reload_s: 60           # the files are re-read this often when they change (rotation)
+  access:                  # roles: read, write (PutBlocks), admin (ClearNamespace, Evict)
+    grants: []             # {identity: <SAN URI or DNS name> | token_file: <path>, roles: [...]}
+    # default_roles: [read]  # roles of every caller; unset: all without grants, none with
   limits:                  # per request; larger ones get INVALID_ARGUMENT
     max_tokens: 1048576    # token ids in one MatchPrefix
     max_keys: 65536        # keys in one MatchPrefix or GetBlocks
@@ -216,7 +226,9 @@ void apply(const YAML::Node& root, NodeConfig& cfg) {
     }
   }
   if (const auto n = root["server"]) {
-    require_map(n, "server", {"grpc_address", "metrics_address", "drain_ms", "limits"});
+    require_map(n, "server",
+                {"grpc_address", "metrics_address", "drain_ms", "limits", "allow_insecure", "tls", "access"});
+    if (Status s = apply_server_security(n, "server", cfg.security); !s.ok()) throw ConfigError(s.message());
     if (n["grpc_address"]) cfg.grpc_address = get_string(n["grpc_address"], "server.grpc_address");
     if (n["metrics_address"]) cfg.metrics_address = get_string(n["metrics_address"], "server.metrics_address");
     if (n["drain_ms"]) cfg.drain_ms = get_u32(n["drain_ms"], "server.drain_ms");
@@ -286,7 +298,7 @@ void collect_paths(const YAML::Node& node, const std::string& prefix, std::vecto
     path += key;
     if (item.second.IsMap()) {
       collect_paths(item.second, path, out);
-    } else {
+    } else if (!item.second.IsSequence()) {  // lists (access grants) are set in files only
       out.push_back(path);
     }
   }
@@ -415,11 +427,13 @@ std::string to_yaml(const NodeConfig& cfg) {
       << YAML::Key << "start_empty_if_unreadable" << YAML::Value << cfg.ssd_start_empty_if_unreadable << YAML::EndMap;
   out << YAML::Key << "server" << YAML::Value << YAML::BeginMap << YAML::Key << "grpc_address" << YAML::Value
       << cfg.grpc_address << YAML::Key << "metrics_address" << YAML::Value << YAML::DoubleQuoted << cfg.metrics_address
-      << YAML::Key << "drain_ms" << YAML::Value << cfg.drain_ms << YAML::Key << "limits" << YAML::Value
-      << YAML::BeginMap << YAML::Key << "max_tokens" << YAML::Value << cfg.max_tokens << YAML::Key << "max_keys"
-      << YAML::Value << cfg.max_keys << YAML::Key << "max_batch" << YAML::Value << cfg.max_batch << YAML::Key
-      << "max_batch_events" << YAML::Value << cfg.max_batch_events << YAML::Key << "max_chunk_bytes" << YAML::Value
-      << format_byte_size(cfg.max_chunk_bytes) << YAML::EndMap << YAML::EndMap;
+      << YAML::Key << "drain_ms" << YAML::Value << cfg.drain_ms;
+  emit_server_security(out, cfg.security);
+  out << YAML::Key << "limits" << YAML::Value << YAML::BeginMap << YAML::Key << "max_tokens" << YAML::Value
+      << cfg.max_tokens << YAML::Key << "max_keys" << YAML::Value << cfg.max_keys << YAML::Key << "max_batch"
+      << YAML::Value << cfg.max_batch << YAML::Key << "max_batch_events" << YAML::Value << cfg.max_batch_events
+      << YAML::Key << "max_chunk_bytes" << YAML::Value << format_byte_size(cfg.max_chunk_bytes) << YAML::EndMap
+      << YAML::EndMap;
   out << YAML::Key << "events" << YAML::Value << YAML::BeginMap << YAML::Key << "ring" << YAML::Value << cfg.event_ring
       << YAML::Key << "vllm" << YAML::Value << YAML::BeginMap << YAML::Key << "enabled" << YAML::Value
       << cfg.vllm_events_enabled << YAML::Key << "endpoint" << YAML::Value << YAML::DoubleQuoted

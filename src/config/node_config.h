@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config/grpc_security_config.h"
 #include "kvtier/namespace.h"
 #include "kvtier/result.h"
 
@@ -45,6 +46,7 @@ struct NodeConfig {
   std::string grpc_address = "127.0.0.1:50551";
   std::string metrics_address = "127.0.0.1:9464";  // Prometheus /metrics; empty: not served
   uint32_t drain_ms = 2000;                        // SIGTERM: how long running requests may finish
+  ServerSecurity security;                         // TLS, mutual TLS and roles on the gRPC port
   // What one request may ask for; larger requests get INVALID_ARGUMENT.
   uint32_t max_tokens = 1 << 20;          // token ids in one MatchPrefix
   uint32_t max_keys = 1 << 16;            // keys in one MatchPrefix or GetBlocks

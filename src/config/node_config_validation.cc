@@ -196,6 +196,7 @@ Status NodeConfig::validate() const {
   }
   KVTIER_RETURN_IF_ERROR(validate_address("server.grpc_address", grpc_address));
   if (!metrics_address.empty()) KVTIER_RETURN_IF_ERROR(validate_address("server.metrics_address", metrics_address));
+  KVTIER_RETURN_IF_ERROR(security.validate(grpc_address, "server."));
   if (drain_ms > 600000)
     return Status::invalid_argument(fmt::format("server.drain_ms must be at most 600000, got {}", drain_ms));
   const auto in_range = [](std::string_view name, uint64_t v, uint64_t lo, uint64_t hi) -> Status {

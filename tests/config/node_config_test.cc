@@ -205,5 +205,77 @@ TEST(NodeConfigTest, EverySettingHasItsOwnEnvironmentVariable) {
   }
 }
 
+TEST(NodeConfigSecurityTest, TlsAndGrantsParseValidateAndRoundTrip) {
+  const auto cfg = parse_node_config(R"(
+server:
+  grpc_address: 0.0.0.0:50551
+  tls: {cert_file: /t/tls.crt, key_file: /t/tls.key, client_ca_file: /t/ca.crt, require_client_cert: false, reload_s: 5}
+  access:
+    default_roles: [read]
+    grants:
+      - {identity: "spiffe://c/ns/a/sa/writer", roles: [read, write]}
+      - {token_file: /s/admin, roles: [admin]}
+)",
+                                     "secure");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_TRUE(cfg->validate().ok()) << cfg->validate();
+  const ServerSecurity& s = cfg->security;
+  EXPECT_TRUE(s.tls.enabled());
+  EXPECT_FALSE(s.tls.require_client_cert);
+  EXPECT_EQ(s.tls.reload_s, 5u);
+  ASSERT_EQ(s.grants.size(), 2u);
+  EXPECT_EQ(s.grants[0].roles, static_cast<RoleSet>(Role::kRead) | static_cast<RoleSet>(Role::kWrite));
+  EXPECT_EQ(s.grants[1].token_file, "/s/admin");
+  EXPECT_EQ(s.roles_of_everyone(), static_cast<RoleSet>(Role::kRead));
+  const auto again = parse_node_config(to_yaml(*cfg), "round trip");
+  ASSERT_TRUE(again.ok()) << again.status() << "\n" << to_yaml(*cfg);
+  EXPECT_EQ(to_yaml(*again), to_yaml(*cfg));
+  EXPECT_EQ(again->security.grants.size(), 2u);
+  EXPECT_EQ(again->security.default_roles, s.default_roles);
+}
+
+TEST(NodeConfigSecurityTest, TheDefaultIsOpenOnLoopbackAndGrantsCloseIt) {
+  const auto cfg = parse_node_config("", "empty");
+  ASSERT_TRUE(cfg.ok());
+  EXPECT_FALSE(cfg->security.tls.enabled());
+  EXPECT_EQ(cfg->security.roles_of_everyone(), kAllRoles);
+  const auto granted = parse_node_config("server: {access: {grants: [{token_file: /t, roles: [read]}]}}", "granted");
+  ASSERT_TRUE(granted.ok()) << granted.status();
+  EXPECT_EQ(granted->security.roles_of_everyone(), 0);
+  EXPECT_TRUE(granted->validate().ok());
+}
+
+TEST(NodeConfigSecurityTest, UnsafeOrIncoherentSettingsAreRefusedWithTheirName) {
+  const auto refused = [](const std::string& yaml, const std::string& says) {
+    auto cfg = parse_node_config(yaml, "f");
+    const Status s = cfg.ok() ? cfg->validate() : cfg.status();
+    EXPECT_FALSE(s.ok()) << yaml;
+    EXPECT_NE(s.message().find(says), std::string::npos) << s.message();
+  };
+  refused("server: {grpc_address: \"0.0.0.0:1\"}", "server.allow_insecure: true");
+  refused("server: {grpc_address: \"10.0.0.5:1\"}", "reachable from other machines but has no TLS");
+  refused("server: {grpc_address: \"[::]:1\"}", "has no TLS");
+  refused("server: {tls: {cert_file: /a}}", "server.tls needs both cert_file and key_file");
+  refused("server: {tls: {client_ca_file: /a}}", "needs server.tls.cert_file");
+  refused("server: {tls: {cert_file: /a, key_file: /b, reload_s: 0}}", "reload_s must be 1..86400");
+  refused("server: {access: {grants: [{identity: x, roles: [read]}]}}", "needs server.tls.client_ca_file");
+  refused("server: {access: {grants: [{token_file: /a, identity: x, roles: [read]}]}}", "exactly one of");
+  refused("server: {access: {grants: [{token_file: /a, roles: []}]}}", "grants no roles");
+  refused("server: {access: {grants: [{token_file: /a, roles: [root]}]}}", "unknown role 'root'");
+  refused("server: {access: {grants: [{token_file: /a}]}}", "server.access.grants[0].roles' is required");
+  refused("server: {access: {grants: [{token_file: /a, roles: [read]}, {token_file: /a, roles: [write]}]}}",
+          "granted twice");
+  refused("server: {tls: {cert: /a}}", "unknown key 'server.tls.cert'");
+  EXPECT_TRUE(is_loopback_address("127.0.0.1:1"));
+  EXPECT_TRUE(is_loopback_address("[::1]:1"));
+  EXPECT_TRUE(is_loopback_address("localhost:1"));
+  EXPECT_TRUE(is_loopback_address("unix:/run/kvtier.sock"));
+  EXPECT_FALSE(is_loopback_address("0.0.0.0:1"));
+  EXPECT_FALSE(is_loopback_address("kvtierd.kvtier.svc:1"));
+  auto insecure = parse_node_config("server: {grpc_address: \"0.0.0.0:1\", allow_insecure: true}", "f");
+  ASSERT_TRUE(insecure.ok());
+  EXPECT_TRUE(insecure->validate().ok());
+}
+
 }  // namespace
 }  // namespace kvtier::config

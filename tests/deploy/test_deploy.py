@@ -13,7 +13,7 @@ import yaml
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("KVTIER_BIN_DIR", os.path.join(ROOT, "build", "bin"))
 KUSTOMIZE = os.path.join(ROOT, "deploy", "kustomize")
-OVERLAYS = ["base", "overlays/dev", "overlays/production", "overlays/hostipc"]
+OVERLAYS = ["base", "overlays/dev", "overlays/production", "overlays/hostipc", "overlays/networkpolicy-only"]
 ENGINE_EXAMPLE = "examples/vllm-engine"
 
 GIB = 1 << 30
@@ -171,10 +171,24 @@ def service_port(svc, name):
 
 
 def probe_ports(c):
+    """The port each probe asks: kubelet's own gRPC probe, or `kvtier health -a 127.0.0.1:PORT` run
+    in the pod where the port speaks TLS."""
     for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
         probe = c.get(kind)
         if probe and "grpc" in probe:
             yield kind, probe["grpc"]["port"]
+        elif probe and "exec" in probe:
+            command = probe["exec"]["command"]
+            assert command[:2] == ["/usr/local/bin/kvtier", "health"], command
+            yield kind, port_of(command[command.index("-a") + 1])
+
+
+def probe_flags(c):
+    """The TLS flags of each exec probe's `kvtier health`, as a dict."""
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        command = c.get(kind, {}).get("exec", {}).get("command")
+        if command:
+            yield kind, {command[i]: command[i + 1] for i in range(2, len(command) - 1) if command[i].startswith("--")}
 
 
 def test_ports_agree_across_objects(rendered):
@@ -322,3 +336,77 @@ def test_runtime_packages_are_debian_packages_of_the_built_binaries():
     assert not any(p.endswith("-dev") for p in packages), packages
     status = subprocess.run(["dpkg-query", "-W", "-f=${Status}\\n", *packages], capture_output=True, text=True)
     assert status.returncode == 0 and all(s == "install ok installed" for s in status.stdout.split("\n") if s)
+
+
+def secret_of(pod_spec, c, path):
+    vol = mount_for(pod_spec, c, path)
+    assert vol is not None and "secret" in vol, f"{path} is not on a Secret volume"
+    return vol["secret"]["secretName"]
+
+
+def certificate_for(objs, secret):
+    found = [o for o in objs if o["kind"] == "Certificate" and o["spec"]["secretName"] == secret]
+    assert len(found) == 1, f"no cert-manager Certificate writes the Secret {secret}"
+    return found[0]["spec"]
+
+
+def test_tls_files_come_from_certificates_that_name_what_clients_check(rendered):
+    """With TLS, every file a config names is in a Secret that a Certificate writes; the names
+    clients check (probes' --tls-server-name, the indexer's node_client.server_name) are in its
+    dnsNames; every identity granted a role is some Certificate's URI. Without TLS, allow_insecure
+    is set and the NetworkPolicies stand guard."""
+    objs = rendered.objs
+    ipod = rendered.indexer["spec"]["template"]["spec"]
+    idx = container(ipod, "kvtier-indexer")
+    uris = {u for o in objs if o["kind"] == "Certificate" for u in o["spec"].get("uris", [])}
+    parts = ((rendered.config["server"], rendered.pod, rendered.kvtierd),
+             (rendered.indexer_config, ipod, idx))
+    for cfg, spec, c in parts:
+        tls = cfg.get("tls", {})
+        if not tls.get("cert_file"):
+            assert cfg.get("allow_insecure") is True
+            assert not any(o["kind"] in ("Certificate", "Issuer") for o in objs), "certificates nobody mounts"
+            assert all("grpc" in c[k] for k in ("startupProbe", "readinessProbe", "livenessProbe"))
+            continue
+        secret = secret_of(spec, c, tls["cert_file"])
+        for key in ("key_file", "client_ca_file"):
+            assert secret_of(spec, c, tls[key]) == secret
+        cert = certificate_for(objs, secret)
+        assert "server auth" in cert["usages"]
+        for kind, flags in probe_flags(c):
+            assert flags["--tls-server-name"] in cert["dnsNames"], kind
+            for flag, key in (("--tls-ca", "client_ca_file"), ("--tls-cert", "cert_file"), ("--tls-key", "key_file")):
+                assert flags[flag] == tls[key], f"{kind} {flag}"
+            assert "client auth" in cert["usages"], "the probe presents the pod's own certificate"
+        for grant in cfg.get("access", {}).get("grants", []):
+            if "identity" in grant:
+                assert grant["identity"] in uris, f"no Certificate carries {grant['identity']}"
+    node_client = rendered.indexer_config.get("node_client")
+    if rendered.config["server"].get("tls", {}).get("cert_file"):
+        assert node_client, "kvtierd speaks TLS: the indexer's followers need node_client"
+        assert secret_of(ipod, idx, node_client["cert_file"]) == secret_of(ipod, idx, node_client["ca_file"])
+        node_cert = certificate_for(objs, secret_of(rendered.pod, rendered.kvtierd,
+                                                    rendered.config["server"]["tls"]["cert_file"]))
+        assert node_client["server_name"] in node_cert["dnsNames"]
+        assert rendered.indexer_config["nodes_dns"][0].rsplit(":", 1)[0] in node_cert["dnsNames"]
+        follower = certificate_for(objs, secret_of(ipod, idx, node_client["cert_file"]))
+        granted = {g["identity"]: g["roles"] for g in rendered.config["server"]["access"]["grants"] if "identity" in g}
+        assert "client auth" in follower["usages"]
+        assert any("read" in granted.get(u, []) for u in follower["uris"]), "the indexer may not read the nodes"
+    else:
+        assert not node_client or not node_client.get("ca_file")
+
+
+def test_network_policies_admit_only_the_served_ports(rendered):
+    """kvtierd's and the indexer's pods are selected by an ingress NetworkPolicy that opens exactly
+    their named container ports (and nothing on other ports)."""
+    policies = [o for o in rendered.objs if o["kind"] == "NetworkPolicy"]
+    for workload, c in ((rendered.ds, rendered.kvtierd),
+                        (rendered.indexer, container(rendered.indexer["spec"]["template"]["spec"], "kvtier-indexer"))):
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        mine = [p for p in policies if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()]
+        assert len(mine) == 1, f"{workload['metadata']['name']}: {len(mine)} NetworkPolicies"
+        spec = mine[0]["spec"]
+        assert spec["policyTypes"] == ["Ingress"]
+        opened = {p["port"] for rule in spec["ingress"] for p in rule["ports"]}
+        assert opened == {p["name"] for p in c["ports"]}, f"{workload['metadata']['name']}: {opened}"

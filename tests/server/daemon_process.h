@@ -18,6 +18,7 @@ struct Daemon {
   FILE* out = nullptr;
 
   std::string serving_line;  // "kvtierd: serving node ... epoch ..."
+  std::string start_log;     // what it printed before that line
 
   // Starts kvtierd and waits for its "serving" line.
   static Daemon start(const std::string& config) {
@@ -27,6 +28,7 @@ struct Daemon {
     d.pid = ::fork();
     if (d.pid == 0) {
       ::dup2(fds[1], STDOUT_FILENO);
+      ::dup2(fds[1], STDERR_FILENO);  // a refused configuration is said on stderr
       ::close(fds[0]);
       ::execl(KVTIER_BIN_DIR "/kvtierd", "kvtierd", "--config", config.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);
@@ -38,6 +40,7 @@ struct Daemon {
     while (std::fgets(line, sizeof(line), d.out) != nullptr) {
       if (std::strstr(line, "serving node") != nullptr) {
         d.serving_line = line;
+        d.start_log = said;
         return d;
       }
       said += line;

@@ -2,6 +2,7 @@
 
 Every kvtier.v1 RPC is called here against the real daemon: Locality, Events, Blocks, Admin, and
 the standard health service."""
+import contextlib
 import os
 import shutil
 import signal
@@ -25,33 +26,22 @@ MODEL = "py-test/model"
 BLOCK_BYTES = 16 * 2 * 8 * 64 * 2 * 2  # block_tokens × layers × kv heads × head dim × K,V × bf16
 
 
-@pytest.fixture
-def node():
-    path = tempfile.mkdtemp(prefix="kvtierd-py-", dir=os.getcwd())
-    name = f"py{os.getpid()}"
-    address = f"127.0.0.1:{free_port()}"
+@contextlib.contextmanager
+def running_kvtierd(path, name, sections):
+    """kvtierd on `sections` (its tiers and server section), until the block ends; its segments
+    and `path` are removed afterwards."""
     config = os.path.join(path, "node.yaml")
     with open(config, "w") as f:
-        f.write(f"""
-node: {{name: {name}, shm_prefix: kvtiertest}}
-index: {{capacity: 4096}}
-host: {{bytes: 16MiB, slab_bytes: 4MiB}}
-ssd: {{dir: {path}/ssd, bytes: 64MiB, region_bytes: 4MiB, admission: {{min_accesses: 1}}}}
-server: {{grpc_address: "{address}", metrics_address: "127.0.0.1:{free_port()}"}}
-namespaces:
-  - model_id: {MODEL}
-    layout: {{dtype: bf16, block_tokens: 16, num_layers: 2, num_kv_heads: 8, head_dim: 64, kv_planes: 2}}
-""")
+        f.write(f"node: {{name: {name}, shm_prefix: kvtiertest}}\n{sections}\nnamespaces:\n  - model_id: {MODEL}\n"
+                "    layout: {dtype: bf16, block_tokens: 16, num_layers: 2, num_kv_heads: 8, head_dim: 64, kv_planes: 2}\n")
     daemon = subprocess.Popen([os.path.join(BIN, "kvtierd"), "--config", config], stdout=subprocess.PIPE, text=True)
-    line = daemon.stdout.readline()
-    while line and "serving node" not in line:
-        line = daemon.stdout.readline()
-    assert "serving node" in line
-    channel = grpc.insecure_channel(address)
     try:
-        yield name, channel
+        line = daemon.stdout.readline()
+        while line and "serving node" not in line:
+            line = daemon.stdout.readline()
+        assert "serving node" in line
+        yield
     finally:
-        channel.close()
         daemon.send_signal(signal.SIGTERM)
         daemon.communicate(timeout=60)
         for part in ("index", "host", "loads"):
@@ -60,6 +50,20 @@ namespaces:
             except FileNotFoundError:
                 pass
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def node():
+    path = tempfile.mkdtemp(prefix="kvtierd-py-", dir=os.getcwd())
+    name = f"py{os.getpid()}"
+    address = f"127.0.0.1:{free_port()}"
+    sections = f"""index: {{capacity: 4096}}
+host: {{bytes: 16MiB, slab_bytes: 4MiB}}
+ssd: {{dir: {path}/ssd, bytes: 64MiB, region_bytes: 4MiB, admission: {{min_accesses: 1}}}}
+server: {{grpc_address: "{address}", metrics_address: "127.0.0.1:{free_port()}"}}"""
+    with running_kvtierd(path, name, sections):
+        with grpc.insecure_channel(address) as channel:
+            yield name, channel
 
 
 def test_match_prefix_from_python(node):
@@ -199,3 +203,62 @@ def test_standard_health_check(node):
     # is the status, SERVING = 1.
     check = channel.unary_unary("/grpc.health.v1.Health/Check")
     assert check(b"", timeout=10) == b"\x08\x01"
+
+
+@pytest.fixture
+def secure_node():
+    """kvtierd with TLS that verifies client certificates when presented, a certificate identity
+    granted read and a bearer token granted read and write (certificates made by kvtier-test-pki)."""
+    path = tempfile.mkdtemp(prefix="kvtierd-py-tls-", dir=os.getcwd())
+    subprocess.run([os.path.join(BIN, "kvtier-test-pki"), path], check=True)
+    token = os.path.join(path, "writer-token")
+    with open(token, "w") as f:
+        f.write("py-wr1ter\n")
+    address = f"127.0.0.1:{free_port()}"
+    sections = f"""index: {{capacity: 4096}}
+host: {{bytes: 16MiB, slab_bytes: 4MiB}}
+ssd: {{enabled: false}}
+server:
+  grpc_address: "{address}"
+  metrics_address: "127.0.0.1:{free_port()}"
+  tls: {{cert_file: {path}/server.crt, key_file: {path}/server.key, client_ca_file: {path}/ca.crt,
+        require_client_cert: false}}
+  access:
+    grants:
+      - {{identity: "spiffe://kvtier.test/reader", roles: [read]}}
+      - {{token_file: {token}, roles: [read, write]}}"""
+    with running_kvtierd(path, f"pytls{os.getpid()}", sections):
+        yield address, path, token
+
+
+def test_tls_certificates_and_tokens_from_python(secure_node):
+    from kvtier.grpc_channel import node_channel
+    address, pki, token = secure_node
+    match = locality_pb2.MatchPrefixRequest(namespace=common_pb2.NamespaceRef(model_id=MODEL), token_ids=list(range(64)))
+    evict = admin_pb2.EvictRequest(tier=common_pb2.TIER_HOST, bytes=1)
+
+    with node_channel(address, ca_file=f"{pki}/ca.crt", cert_file=f"{pki}/reader.crt",
+                      key_file=f"{pki}/reader.key") as reader:
+        assert locality_pb2_grpc.LocalityStub(reader).MatchPrefix(match, timeout=10).blocks_asked == 4
+        with pytest.raises(grpc.RpcError) as refused:
+            admin_pb2_grpc.AdminStub(reader).Evict(evict, timeout=10)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+    with node_channel(address, ca_file=f"{pki}/ca.crt", token_file=token) as writer:
+        assert admin_pb2_grpc.AdminStub(writer).GetStats(admin_pb2.GetStatsRequest(), timeout=10).node_id
+
+    wrong = os.path.join(pki, "wrong-token")
+    with open(wrong, "w") as f:
+        f.write("py-wr1ter-not")
+    with node_channel(address, ca_file=f"{pki}/ca.crt", token_file=wrong) as stranger:
+        with pytest.raises(grpc.RpcError) as refused:
+            locality_pb2_grpc.LocalityStub(stranger).MatchPrefix(match, timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+    for channel in (grpc.insecure_channel(address),
+                    node_channel(address, ca_file=f"{pki}/other-ca.crt"),
+                    node_channel(address, ca_file=f"{pki}/ca.crt", cert_file=f"{pki}/expired.crt",
+                                 key_file=f"{pki}/expired.key")):
+        with channel, pytest.raises(grpc.RpcError) as refused:
+            locality_pb2_grpc.LocalityStub(channel).MatchPrefix(match, timeout=5)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
