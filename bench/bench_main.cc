@@ -78,7 +78,19 @@ int main(int argc, char** argv) {
   rc->add_option("--host-gb-per-s", replay.host_gb_per_s, "TTFT model: host memory to GPU")->capture_default_str();
   rc->add_option("--ssd-gb-per-s", replay.ssd_gb_per_s, "TTFT model: SSD to GPU")->capture_default_str();
   rc->add_flag("--json", replay.json, "End with one JSON line of the figures");
+  kvtier::bench::SoakCommandOptions soak;
+  auto* sc = app.add_subcommand("soak", "kvtierd under mixed load with SIGKILLed clients, watched for leaks");
+  sc->add_option("--minutes", soak.minutes, "How long (at least 20 s)")->capture_default_str();
+  sc->add_flag("--json", soak.json, "End with one JSON line of the figures");
+  kvtier::bench::SoakEngineOptions engine;
+  auto* se = app.add_subcommand("soak-engine", "(started by soak) an engine process putting and acquiring");
+  se->group("");  // not for people
+  se->add_option("--node", engine.node)->required();
+  se->add_option("--parent", engine.parent)->required();
+  se->add_option("--seed", engine.seed);
   CLI11_PARSE(app, argc, argv);
+  if (sc->parsed()) return kvtier::bench::run_soak_command(soak);
+  if (se->parsed()) return kvtier::bench::run_soak_engine(engine);
   if (rc->parsed()) return kvtier::bench::run_replay_command(replay);
   if (wl->parsed()) return kvtier::bench::run_workload_command(workload);
   if (pc->parsed()) return kvtier::bench::run_policy_command(policy);

@@ -70,4 +70,18 @@ struct ReplayCommandOptions {
 };
 int run_replay_command(const ReplayCommandOptions& options);
 
+// Not a suite: kvtierd under mixed load for a while, watched for leaks (docs/benchmarks.md, "Soak").
+struct SoakCommandOptions {
+  double minutes = 1;
+  bool json = false;
+};
+int run_soak_command(const SoakCommandOptions& options);
+// The soak's engine processes (`kvtier-bench soak-engine`, started by the soak, killed by it).
+struct SoakEngineOptions {
+  std::string node;
+  int parent = 0;  // the soak's pid: names its counters
+  uint32_t seed = 1;
+};
+int run_soak_engine(const SoakEngineOptions& options);
+
 }  // namespace kvtier::bench

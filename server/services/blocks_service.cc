@@ -134,14 +134,10 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* BlocksService::GetBlocks(grpc::Callb
   if (!grpc::SerializationTraits<v1::GetBlocksRequest>::Deserialize(&copy, &request).ok()) {
     return refuse(invalid_argument("the request is not a GetBlocksRequest"));
   }
-  const uint32_t chunk_bytes =
-      request.chunk_bytes() == 0 ? std::min(kDefaultChunkBytes, limits_.max_chunk_bytes) : request.chunk_bytes();
-  if (chunk_bytes < 4096 || chunk_bytes > limits_.max_chunk_bytes) {
-    return refuse(
-        invalid_argument(fmt::format("chunk_bytes {} is outside 4096..{}", chunk_bytes, limits_.max_chunk_bytes)));
-  }
-  std::vector<BlockKey> keys;
-  if (grpc::Status s = parse_keys(request.keys(), limits_.max_keys, keys); !s.ok()) return refuse(s);
+  GetBlocksAsk ask;
+  if (grpc::Status s = check_get_blocks(request, limits_, ask); !s.ok()) return refuse(s);
+  const std::vector<BlockKey>& keys = ask.keys;
+  const uint32_t chunk_bytes = ask.chunk_bytes;
   auto pins = std::make_shared<PinnedBlocks>();
   if (request.include_ssd()) {
     auto acquired = client_.acquire_or_load(keys);

@@ -22,7 +22,6 @@ using BlocksServiceBase = v1::Blocks::WithRawCallbackMethod_GetBlocks<v1::Blocks
 
 class BlocksService final : public BlocksServiceBase {
  public:
-  static constexpr uint32_t kDefaultChunkBytes = 1U << 20;
   static constexpr uint32_t kDefaultLoadTimeoutMs = 1000;
 
   // `client` is the daemon's own client of its node (the same index and arena engines use).

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace kvtier::services {
 
 grpc::Status resolve_namespace(const NamespaceCatalog& catalog, const v1::NamespaceRef& ref,
@@ -29,6 +31,15 @@ grpc::Status parse_keys(const google::protobuf::RepeatedPtrField<std::string>& k
     out.push_back(BlockKey::from_bytes(reinterpret_cast<const uint8_t*>(k.data())));
   }
   return grpc::Status::OK;
+}
+
+grpc::Status check_get_blocks(const v1::GetBlocksRequest& request, const RequestLimits& limits, GetBlocksAsk& out) {
+  out.chunk_bytes =
+      request.chunk_bytes() == 0 ? std::min(kDefaultChunkBytes, limits.max_chunk_bytes) : request.chunk_bytes();
+  if (out.chunk_bytes < 4096 || out.chunk_bytes > limits.max_chunk_bytes) {
+    return invalid_argument(fmt::format("chunk_bytes {} is outside 4096..{}", out.chunk_bytes, limits.max_chunk_bytes));
+  }
+  return parse_keys(request.keys(), limits.max_keys, out.keys);
 }
 
 }  // namespace kvtier::services

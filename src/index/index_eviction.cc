@@ -18,7 +18,10 @@ constexpr uint64_t kSample = 16;  // candidates compared per victim
 // A host copy of an SSD-resident block that was brought up or used this recently is passed over
 // (≈ 2 s in 1/1024 s ticks): the daemon promotes blocks because an engine is about to acquire them,
 // and such a copy, which costs nothing to drop (the SSD keeps the block), would otherwise be the
-// first victim of the next upkeep whenever it is a chain's leaf.
+// first victim of the next upkeep whenever it is a chain's leaf. A preference, not a rule: when a
+// whole sweep finds nothing else (every host block is such a copy, and in use: a working set
+// larger than the host tier), they are taken too, or the tier could never make room
+// (kvtier-bench soak found the host tier full, promotions failing and puts refused for good).
 constexpr uint32_t kRecentHostCopyGraceTicks = 2048;
 
 }  // namespace
@@ -37,7 +40,8 @@ struct IndexWriter::Victim {
 // over recent host copies of SSD-resident blocks (kRecentHostCopyGraceTicks).
 template <typename ActionOf, typename Skip>
 IndexWriter::Victim IndexWriter::sample_victim(uint8_t tiers, const EvictionPolicy& policy, ActionOf action_of,
-                                               uint64_t& scanned, uint64_t& skipped_pinned, Skip skip) {
+                                               uint64_t& scanned, uint64_t& skipped_pinned, Skip skip,
+                                               bool spare_recent_copies) {
   SegmentHeader& h = seg_.header();
   const uint32_t now = seg_.now_ticks();
   Victim best;
@@ -45,7 +49,7 @@ IndexWriter::Victim IndexWriter::sample_victim(uint8_t tiers, const EvictionPoli
   for (uint64_t sampled = 0; sampled < kSample && scanned < seg_.slots(); hand = seg_.next(hand), ++scanned) {
     const EntryImage img = image(hand);
     if ((img.tiers & tiers) == 0 || skip(hand)) continue;
-    if (tiers == tier_bit(Tier::kHost) && (img.tiers & tier_bit(Tier::kSsd)) != 0 &&
+    if (spare_recent_copies && tiers == tier_bit(Tier::kHost) && (img.tiers & tier_bit(Tier::kSsd)) != 0 &&
         now - img.last_access < kRecentHostCopyGraceTicks) {
       continue;
     }
@@ -112,9 +116,15 @@ Result<EvictionReport> IndexWriter::evict(Tier tier, uint64_t bytes, const Evict
   const auto action = [&](const EntryImage& img) { return action_of(img, tier); };
   EvictionReport report;
   uint64_t scanned_since_victim = 0;
-  while (report.bytes_freed < bytes && scanned_since_victim < seg_.slots()) {
-    const Victim best =
-        sample_victim(tier_bit(tier), policy, action, scanned_since_victim, report.candidates_skipped_pinned);
+  bool spare_recent = true;
+  while (report.bytes_freed < bytes) {
+    if (scanned_since_victim >= seg_.slots()) {
+      if (!spare_recent) break;  // the whole table, twice: nothing can go
+      spare_recent = false;      // a sweep found nothing but recent copies: take them too
+      scanned_since_victim = 0;
+    }
+    const Victim best = sample_victim(tier_bit(tier), policy, action, scanned_since_victim,
+                                      report.candidates_skipped_pinned, NoSkip{}, spare_recent);
     if (best.slot == kNoSlot) continue;  // nothing qualified in this sweep
     if (evict_victim(best, tier, listener, report)) scanned_since_victim = 0;
   }
@@ -168,9 +178,16 @@ std::vector<BlockInfo> IndexWriter::eviction_candidates(Tier tier, uint64_t byte
   std::unordered_set<uint64_t> taken;
   const auto skip = [&](uint64_t slot) { return taken.contains(slot); };
   uint64_t total = 0, scanned_since_victim = 0, skipped_pinned = 0;
+  bool spare_recent = true;
   // As evict() does, but nothing leaves: already chosen slots are passed over instead.
-  while (total < bytes && scanned_since_victim < seg_.slots()) {
-    const Victim best = sample_victim(tier_bit(tier), policy, demote, scanned_since_victim, skipped_pinned, skip);
+  while (total < bytes) {
+    if (scanned_since_victim >= seg_.slots()) {
+      if (!spare_recent) break;
+      spare_recent = false;
+      scanned_since_victim = 0;
+    }
+    const Victim best =
+        sample_victim(tier_bit(tier), policy, demote, scanned_since_victim, skipped_pinned, skip, spare_recent);
     if (best.slot == kNoSlot) continue;
     taken.insert(best.slot);
     out.push_back(to_block_info(best.img, best.ctl));

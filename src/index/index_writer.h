@@ -81,7 +81,7 @@ class IndexWriter {
   };
   template <typename ActionOf, typename Skip = NoSkip>
   Victim sample_victim(uint8_t tiers, const EvictionPolicy& policy, ActionOf action_of, uint64_t& scanned,
-                       uint64_t& skipped_pinned, Skip skip = {});
+                       uint64_t& skipped_pinned, Skip skip = {}, bool spare_recent_copies = true);
 
   static EvictionAction action_of(const EntryImage& img, Tier tier);
   bool evict_victim(const Victim& best, Tier tier, EvictionListener* listener, EvictionReport& report);
