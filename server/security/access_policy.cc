@@ -27,7 +27,7 @@ Result<std::unique_ptr<AccessPolicy>> AccessPolicy::open(const config::ServerSec
   p->everyone_ = security.roles_of_everyone();
   auto tokens = std::make_shared<Tokens>();
   for (const config::AccessGrant& g : security.grants) {
-    if (!g.identity.empty()) p->identities_[g.identity] |= g.roles;
+    if (!g.identity.empty()) p->identities_.emplace_back(g.identity, g.roles);  // validated: each once
     if (g.token_file.empty()) continue;
     auto file = SecretFile::open(g.token_file);
     if (!file.ok()) return file.status().with_context("access grant");
@@ -100,7 +100,9 @@ grpc::Status AccessPolicy::check(const grpc::ServerContextBase& context, config:
   config::RoleSet roles = everyone_;
   if (config::has_role(roles, role)) return grpc::Status::OK;
 
-  std::string caller = "an anonymous caller";
+  // Who the refusal names; nothing is built unless the call is refused.
+  std::string_view caller = "an anonymous caller";
+  std::shared_ptr<const grpc::AuthContext> auth;
   const auto& metadata = context.client_metadata();
   if (auto it = metadata.find("authorization"); it != metadata.end()) {
     const std::string_view value(it->second.data(), it->second.size());
@@ -113,26 +115,28 @@ grpc::Status AccessPolicy::check(const grpc::ServerContextBase& context, config:
     caller = "this token";
   }
   if (!config::has_role(roles, role) && !identities_.empty()) {
-    const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+    auth = context.auth_context();
     if (auth && auth->IsPeerAuthenticated()) {
       for (const char* property : {GRPC_PEER_URI_PROPERTY_NAME, GRPC_PEER_DNS_PROPERTY_NAME}) {
         for (const grpc::string_ref& name : auth->FindPropertyValues(property)) {
-          const std::string id(name.data(), name.size());
-          if (auto g = identities_.find(id); g != identities_.end()) {
-            roles |= g->second;
-            caller = id;
+          const std::string_view id(name.data(), name.size());
+          for (const auto& [identity, granted] : identities_) {
+            if (identity != id) continue;
+            roles |= granted;
+            caller = identity;
           }
         }
-      }
-      if (caller == "an anonymous caller") {
-        const auto names = auth->GetPeerIdentity();
-        if (!names.empty()) caller = "certificate " + std::string(names.front().data(), names.front().size());
       }
     }
   }
   if (config::has_role(roles, role)) return grpc::Status::OK;
+  std::string named(caller);
+  if (caller == "an anonymous caller" && auth && auth->IsPeerAuthenticated()) {
+    const auto names = auth->GetPeerIdentity();  // a verified certificate no grant names
+    if (!names.empty()) named = "certificate " + std::string(names.front().data(), names.front().size());
+  }
   return refuse(grpc::StatusCode::PERMISSION_DENIED, role,
-                fmt::format("{} needs the {} role; {} holds: {}", method, config::role_name(role), caller,
+                fmt::format("{} needs the {} role; {} holds: {}", method, config::role_name(role), named,
                             config::role_list(roles)));
 }
 
