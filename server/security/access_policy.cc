@@ -35,7 +35,7 @@ Result<std::unique_ptr<AccessPolicy>> AccessPolicy::open(const config::ServerSec
     p->files_.emplace_back(std::move(file).value(), g.roles);
   }
   p->token_count_ = tokens->size();
-  p->tokens_.store(std::move(tokens));
+  p->tokens_ = std::move(tokens);
   if (!p->files_.empty()) {
     AccessPolicy* raw = p.get();
     p->watcher_ = std::thread([raw] {
@@ -74,12 +74,19 @@ void AccessPolicy::refresh_tokens() {
   if (!changed) return;
   auto tokens = std::make_shared<Tokens>();
   for (const auto& [file, roles] : files_) tokens->push_back({file.value(), roles});
-  tokens_.store(std::move(tokens));
+  {
+    std::unique_lock publish(tokens_mutex_);
+    tokens_ = std::move(tokens);
+  }
   token_reloads_.fetch_add(1, std::memory_order_relaxed);
 }
 
 std::optional<config::RoleSet> AccessPolicy::token_roles(std::string_view presented) const {
-  const std::shared_ptr<const Tokens> tokens = tokens_.load();
+  std::shared_ptr<const Tokens> tokens;
+  {
+    std::shared_lock lock(tokens_mutex_);
+    tokens = tokens_;
+  }
   std::optional<config::RoleSet> roles;
   for (const Token& t : *tokens) {
     // Every token is compared whatever matched before, each in constant time.

@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -67,7 +68,10 @@ class AccessPolicy {
   // A few identities: compared as they are, without building a string per call.
   std::vector<std::pair<std::string, config::RoleSet>> identities_;
   size_t token_count_ = 0;
-  std::atomic<std::shared_ptr<const Tokens>> tokens_;
+  // The token list, replaced whole when a file changes. A reader-writer lock, not
+  // std::atomic<std::shared_ptr>: libstdc++ 12 builds that on a lock bit ThreadSanitizer cannot see.
+  mutable std::shared_mutex tokens_mutex_;
+  std::shared_ptr<const Tokens> tokens_;
 
   std::mutex files_mutex_;  // the files and their grants: the watcher and refresh_tokens()
   std::vector<std::pair<SecretFile, config::RoleSet>> files_;
