@@ -20,14 +20,17 @@ namespace kvtier::bench {
 namespace {
 
 std::string binary_dir() {
-  char path[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
-  if (n <= 0) return ".";
-  std::string p(path, static_cast<size_t>(n));
-  return p.substr(0, p.rfind('/'));
+  const std::string p = own_executable();
+  return p.empty() ? std::string(".") : p.substr(0, p.rfind('/'));
 }
 
 }  // namespace
+
+std::string own_executable() {
+  char path[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
+  return n > 0 ? std::string(path, static_cast<size_t>(n)) : std::string();
+}
 
 int free_loopback_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -26,6 +26,10 @@ class KvtierdProcess {
   pid_t pid_;
 };
 
+// The running binary's path ("" if /proc cannot say): kvtierd is looked for beside it, and the
+// soak starts its engine processes from it.
+std::string own_executable();
+
 // A free TCP port on 127.0.0.1 (bound and released: another process could take it meanwhile).
 int free_loopback_port();
 

@@ -293,12 +293,6 @@ pid_t start_engine(const std::string& self, const std::string& node, pid_t paren
   return pid;
 }
 
-std::string self_path() {
-  char path[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
-  return n > 0 ? std::string(path, static_cast<size_t>(n)) : std::string();
-}
-
 }  // namespace
 
 int run_soak_engine(const SoakEngineOptions& options) {
@@ -397,7 +391,7 @@ namespaces:
 
   Client& client = bench_node->client();
   const NamespaceHandle ns = client.register_namespace(soak_model()).value();
-  const std::string self = self_path();
+  const std::string self = own_executable();
   std::vector<pid_t> engines;
   engines.reserve(kEngines);
   uint32_t seed = 100;
