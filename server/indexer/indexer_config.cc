@@ -54,14 +54,15 @@ double real(const YAML::Node& n, std::string_view path) {
 void apply(const YAML::Node& root, IndexerConfig& c) {
   if (root.IsNull()) return;
   only_keys(root, "",
-            {"grpc_address", "nodes", "nodes_file", "nodes_dns", "namespaces_config", "grace_ms", "weights",
-             "engine_namespaces", "vllm_engines", "allow_insecure", "tls", "access", "node_client"});
+            {"grpc_address", "metrics_address", "nodes", "nodes_file", "nodes_dns", "namespaces_config", "grace_ms",
+             "weights", "engine_namespaces", "vllm_engines", "allow_insecure", "tls", "access", "node_client"});
   if (Status s = config::apply_server_security(root, "", c.security); !s.ok()) throw BadConfig{s.message()};
   if (const auto n = root["node_client"]) {
     if (Status s = config::apply_client_security(n, "node_client", c.node_client); !s.ok())
       throw BadConfig{s.message()};
   }
   if (root["grpc_address"]) c.grpc_address = text(root["grpc_address"], "grpc_address");
+  if (root["metrics_address"]) c.metrics_address = text(root["metrics_address"], "metrics_address");
   if (const auto n = root["nodes"]) {
     if (!n.IsSequence()) throw BadConfig{fmt::format("'nodes' must be a list of addresses{}", where(n))};
     for (size_t i = 0; i < n.size(); ++i) c.nodes.push_back(text(n[i], fmt::format("nodes[{}]", i)));

@@ -39,6 +39,9 @@ struct VllmEngine {
 
 struct IndexerConfig {
   std::string grpc_address = "127.0.0.1:50560";
+  // Prometheus text at /metrics (plain HTTP, like kvtierd's); "" serves none, the default, since
+  // a fixed port would collide when several indexers share a host (tests, a laptop).
+  std::string metrics_address;
   std::vector<std::string> nodes;
   std::string nodes_file;
   // name:port entries resolved every few seconds, every address a node: in Kubernetes a headless

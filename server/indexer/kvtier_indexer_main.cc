@@ -21,12 +21,15 @@
 #include "config/node_config.h"
 #include "server/indexer/follower_set.h"
 #include "server/indexer/indexer_config.h"
+#include "server/indexer/indexer_metrics.h"
 #include "server/indexer/scheduler_service.h"
 #include "server/indexer/vllm_engine_follower.h"
 #include "server/kvtierd/daemon_log.h"
 #include "server/security/access_policy.h"
 #include "server/security/client_credentials.h"
 #include "server/security/server_tls.h"
+#include "server/services/metrics_exposition.h"
+#include "server/services/metrics_http_server.h"
 
 namespace {
 
@@ -34,6 +37,7 @@ namespace {
 struct IndexerFlags {
   std::string config;
   std::string grpc_address;
+  std::string metrics_address;
   std::vector<std::string> nodes;
   std::string nodes_file;
   std::vector<std::string> nodes_dns;
@@ -70,6 +74,7 @@ int serve(const CLI::App& app, const IndexerFlags& flags) {
     opt = std::move(loaded).value();
   }
   if (app.count("--grpc-address") > 0) opt.grpc_address = flags.grpc_address;
+  if (app.count("--metrics-address") > 0) opt.metrics_address = flags.metrics_address;
   opt.nodes.insert(opt.nodes.end(), flags.nodes.begin(), flags.nodes.end());
   if (app.count("--nodes-file") > 0) opt.nodes_file = flags.nodes_file;
   opt.nodes_dns.insert(opt.nodes_dns.end(), flags.nodes_dns.begin(), flags.nodes_dns.end());
@@ -98,7 +103,8 @@ int serve(const CLI::App& app, const IndexerFlags& flags) {
   }
   if (flags.check) {
     // Nothing is resolved or contacted: a deployment's test renders the config without a cluster.
-    fmt::print("grpc       {}\n", opt.grpc_address);
+    fmt::print("grpc       {} · metrics {}\n", opt.grpc_address,
+               opt.metrics_address.empty() ? "(none)" : opt.metrics_address);
     fmt::print(
         "security   {} · {} grants · nodes reached {}{}\n",
         opt.security.tls.enabled() ? (opt.security.tls.client_ca_file.empty() ? "TLS" : "mutual TLS") : "plaintext",
@@ -199,6 +205,22 @@ int serve(const CLI::App& app, const IndexerFlags& flags) {
                   opt.grpc_address);
     return 1;
   }
+  std::unique_ptr<kvtier::services::MetricsHttpServer> metrics;
+  if (!opt.metrics_address.empty()) {
+    auto started = kvtier::services::MetricsHttpServer::start(opt.metrics_address, [&] {
+      return kvtier::services::render_counters([&](kvtier::CounterVisitor& v) {
+        kvtier::indexer::visit_indexer_counters(v, index, followers, engines);
+        scheduler.visit_counters(v);
+        (*access)->visit_counters(v);
+      });
+    });
+    if (!started.ok()) {
+      spdlog::error("kvtier-indexer: metrics: {}", started.status().to_string());
+      return 1;
+    }
+    metrics = std::move(started).value();
+    spdlog::info("kvtier-indexer: metrics on http://{}/metrics", opt.metrics_address);
+  }
   spdlog::info(
       "kvtier-indexer: gRPC {}; nodes reached {}", listening->description,
       opt.node_client.tls() ? (opt.node_client.cert_file.empty() ? "with TLS" : "with mutual TLS") : "in plaintext");
@@ -236,6 +258,7 @@ int serve(const CLI::App& app, const IndexerFlags& flags) {
   }
   spdlog::info("kvtier-indexer: {} received; stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  metrics.reset();  // it reads the followers and engines
   engines.clear();
   return 0;
 }
@@ -247,6 +270,8 @@ int main(int argc, char** argv) {
   IndexerFlags flags;
   app.add_option("--config", flags.config, "YAML configuration (docs/scheduler.md); the flags below override it");
   app.add_option("--grpc-address", flags.grpc_address, "Where to serve kvtier.v1.Scheduler (default 127.0.0.1:50560)");
+  app.add_option("--metrics-address", flags.metrics_address,
+                 "Where to serve Prometheus text at /metrics, host:port (default: none)");
   app.add_option("--node", flags.nodes, "A kvtierd node's gRPC address to follow (repeatable)");
   app.add_option("--nodes-file", flags.nodes_file, "File of node addresses, one per line; re-read when it changes");
   app.add_option("--nodes-dns", flags.nodes_dns,

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <map>
 
 #include "kvtier/key_profile.h"
@@ -22,6 +23,23 @@ using services::invalid_argument;
 
 grpc::Status SchedulerService::ScoreNodes(grpc::ServerContext* context, const v1::ScoreNodesRequest* request,
                                           v1::ScoreNodesResponse* response) {
+  services::RpcTimer timer(score_nodes_);
+  return timer.done(score_nodes(context, request, response));
+}
+
+grpc::Status SchedulerService::ListNodes(grpc::ServerContext* context, const v1::ListNodesRequest* request,
+                                         v1::ListNodesResponse* response) {
+  services::RpcTimer timer(list_nodes_);
+  return timer.done(list_nodes(context, request, response));
+}
+
+void SchedulerService::visit_counters(CounterVisitor& visitor) const {
+  const std::array<services::NamedRpcCounters, 2> rpcs = {{{"ScoreNodes", &score_nodes_}, {"ListNodes", &list_nodes_}}};
+  services::visit_request_counters(visitor, rpcs);
+}
+
+grpc::Status SchedulerService::score_nodes(grpc::ServerContext* context, const v1::ScoreNodesRequest* request,
+                                           v1::ScoreNodesResponse* response) {
   if (auto s = access_.check(*context, config::Role::kRead, "ScoreNodes"); !s.ok()) return s;
   const bool by_tokens = request->token_ids_size() > 0;
   const bool by_keys = !request->packed_keys().empty();
@@ -124,8 +142,8 @@ grpc::Status SchedulerService::ScoreNodes(grpc::ServerContext* context, const v1
   return grpc::Status::OK;
 }
 
-grpc::Status SchedulerService::ListNodes(grpc::ServerContext* context, const v1::ListNodesRequest* /*request*/,
-                                         v1::ListNodesResponse* response) {
+grpc::Status SchedulerService::list_nodes(grpc::ServerContext* context, const v1::ListNodesRequest* /*request*/,
+                                          v1::ListNodesResponse* response) {
   if (auto s = access_.check(*context, config::Role::kRead, "ListNodes"); !s.ok()) return s;
   for (const FollowerStatus& f : followers_.status()) {
     v1::FollowedNode* n = response->add_nodes();

@@ -11,6 +11,7 @@
 #include "server/indexer/vllm_engine_follower.h"
 #include "server/security/access_policy.h"
 #include "server/services/namespace_catalog.h"
+#include "server/services/service_metrics.h"
 
 namespace kvtier::indexer {
 
@@ -39,8 +40,15 @@ class SchedulerService final : public v1::Scheduler::Service {
                           v1::ScoreNodesResponse* response) override;
   grpc::Status ListNodes(grpc::ServerContext* context, const v1::ListNodesRequest* request,
                          v1::ListNodesResponse* response) override;
+  // requests_total{rpc, outcome} for both methods (kvtier-indexer's /metrics).
+  void visit_counters(CounterVisitor& visitor) const;
 
  private:
+  grpc::Status score_nodes(grpc::ServerContext* context, const v1::ScoreNodesRequest* request,
+                           v1::ScoreNodesResponse* response);
+  grpc::Status list_nodes(grpc::ServerContext* context, const v1::ListNodesRequest* request,
+                          v1::ListNodesResponse* response);
+
   const cluster::ClusterIndex& index_;
   const FollowerSet& followers_;
   const std::vector<std::unique_ptr<VllmEngineFollower>>& engines_;
@@ -49,6 +57,7 @@ class SchedulerService final : public v1::Scheduler::Service {
   const cluster::TierWeights weights_;
   const SchedulerLimits limits_;
   const security::AccessPolicy& access_;  // both methods need the read role
+  services::RpcCounters score_nodes_, list_nodes_;
 };
 
 // The server options kvtier-indexer serves the Scheduler service with (kvtier-bench uses the

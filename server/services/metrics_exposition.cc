@@ -82,7 +82,7 @@ std::string render_metrics(const node::NodeTiers& tiers, const events::EventLog&
                            const security::AccessPolicy& access, const publisher::VllmEventPublisher* vllm) {
   Exposition x;
   x.family("node_info", "gauge", "The node's identity; the epoch changes on every daemon start.")
-      .sample("node_info", fmt::format(R"(node="{}",epoch="{}")", events.node_id(), events.epoch()), 1);
+      .sample("node_info", fmt::format(R"(node="{}",epoch="{}")", label_value(events.node_id()), events.epoch()), 1);
   ExpositionVisitor visitor(x);
   tiers.visit_counters(visitor);  // the index's, the tiers' and the mover's
   m.visit_counters(visitor);
@@ -97,6 +97,29 @@ std::string render_metrics(const node::NodeTiers& tiers, const events::EventLog&
   latency_histograms(x, m);
   if (vllm != nullptr) vllm->visit_counters(visitor);
   return x.take();
+}
+
+std::string render_counters(const std::function<void(CounterVisitor&)>& visit) {
+  Exposition x;
+  ExpositionVisitor visitor(x);
+  visit(visitor);
+  return x.take();
+}
+
+std::string label_value(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (const char c : value) {
+    if (c == '\\' || c == '"') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
 }
 
 }  // namespace kvtier::services

@@ -2,7 +2,9 @@
 // meanings are listed in docs/operations.md.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <string_view>
 
 #include "events/event_log.h"
 #include "server/node/node_tiers.h"
@@ -18,5 +20,13 @@ namespace kvtier::services {
 std::string render_metrics(const node::NodeTiers& tiers, const events::EventLog& events, const ServiceMetrics& services,
                            const security::AccessPolicy& access,
                            const publisher::VllmEventPublisher* vllm = nullptr);  // when it publishes
+
+// Counters of any process as Prometheus text: `visit` tells each of its components' counters to
+// the visitor it is given (kvtier-indexer's /metrics).
+std::string render_counters(const std::function<void(CounterVisitor&)>& visit);
+
+// A label value as the exposition format needs it (backslash, double quote and newline escaped):
+// for values that come from outside, such as node names.
+std::string label_value(std::string_view value);
 
 }  // namespace kvtier::services

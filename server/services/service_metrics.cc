@@ -36,17 +36,24 @@ void ServiceMetrics::visit_counters(CounterVisitor& v) const {
   v.counter("event_resyncs_total", "Resync markers sent to subscribers that fell behind.", resyncs_sent.load(kRelaxed));
   v.gauge("event_subscribers", "Open Subscribe streams.", static_cast<double>(subscribers.load(kRelaxed)));
 
+  std::array<NamedRpcCounters, kNumRpcs> named;
+  for (size_t r = 0; r < kNumRpcs; ++r) named[r] = {rpc_name(static_cast<Rpc>(r)), &rpcs[r]};
+  visit_request_counters(v, named);
+}
+
+void visit_request_counters(CounterVisitor& v, std::span<const NamedRpcCounters> rpcs) {
+  constexpr auto kRelaxed = std::memory_order_relaxed;
   constexpr std::array<std::string_view, 4> kOutcomes = {"ok", "invalid", "denied", "failed"};
   std::vector<std::string> labels;
   std::vector<LabelledCount> requests;
-  labels.reserve(kNumRpcs * kOutcomes.size());
+  labels.reserve(rpcs.size() * kOutcomes.size());
   requests.reserve(labels.capacity());
-  for (size_t r = 0; r < kNumRpcs; ++r) {
-    const RpcCounters& c = rpcs[r];
+  for (const NamedRpcCounters& r : rpcs) {
+    const RpcCounters& c = *r.counters;
     const std::array<uint64_t, 4> counts = {c.ok.load(kRelaxed), c.invalid.load(kRelaxed), c.denied.load(kRelaxed),
                                             c.failed.load(kRelaxed)};
     for (size_t o = 0; o < kOutcomes.size(); ++o) {
-      labels.push_back(fmt::format(R"(rpc="{}",outcome="{}")", rpc_name(static_cast<Rpc>(r)), kOutcomes[o]));
+      labels.push_back(fmt::format(R"(rpc="{}",outcome="{}")", r.rpc, kOutcomes[o]));
       requests.push_back({labels.back(), counts[o]});  // reserved: no reallocation moves the strings
     }
   }

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 #include <grpcpp/support/status.h>
@@ -57,6 +58,13 @@ struct RpcCounters {
   LatencyHistogram latency;  // unary calls: the whole call; streams: until the stream ends
 };
 
+// requests_total{rpc, outcome} for a service's methods (the node's, kvtier-indexer's Scheduler).
+struct NamedRpcCounters {
+  std::string_view rpc;
+  const RpcCounters* counters = nullptr;
+};
+void visit_request_counters(CounterVisitor& visitor, std::span<const NamedRpcCounters> rpcs);
+
 struct ServiceMetrics {
   std::array<RpcCounters, kNumRpcs> rpcs;
   // Locality and block requests: blocks asked, and blocks of the matched prefix found per tier.
@@ -75,7 +83,8 @@ struct ServiceMetrics {
 // Times one call and counts its outcome when it ends (RAII: every return path is counted).
 class RpcTimer {
  public:
-  RpcTimer(ServiceMetrics& metrics, Rpc rpc) : counters_(metrics.of(rpc)), start_(std::chrono::steady_clock::now()) {}
+  RpcTimer(ServiceMetrics& metrics, Rpc rpc) : RpcTimer(metrics.of(rpc)) {}
+  explicit RpcTimer(RpcCounters& counters) : counters_(counters), start_(std::chrono::steady_clock::now()) {}
   RpcTimer(const RpcTimer&) = delete;
   RpcTimer& operator=(const RpcTimer&) = delete;
   ~RpcTimer() {

@@ -214,7 +214,7 @@ def test_ports_agree_across_objects(rendered):
             assert named_port(c, name) == port_of(vllm[key])
             assert service_port(local, name)["targetPort"] == name
     # The PodMonitor scrapes the metrics port of these pods.
-    pm = one(rendered.objs, "PodMonitor")
+    pm = one(rendered.objs, "PodMonitor", "kvtierd")
     assert pm["spec"]["selector"]["matchLabels"].items() <= rendered.ds["spec"]["template"]["metadata"]["labels"].items()
     assert [e["port"] for e in pm["spec"]["podMetricsEndpoints"]] == ["metrics"]
     # The indexer follows the headless Service on the daemon's gRPC port, and serves on its own.
@@ -226,6 +226,11 @@ def test_ports_agree_across_objects(rendered):
     assert set(dict(probe_ports(idx)).values()) == {iport}
     isvc = one(rendered.objs, "Service", "kvtier-indexer")
     assert service_port(isvc, "grpc")["targetPort"] in ("grpc", iport)
+    # Its own /metrics, scraped by its own PodMonitor.
+    assert named_port(idx, "metrics") == port_of(ic["metrics_address"])
+    ipm = one(rendered.objs, "PodMonitor", "kvtier-indexer")
+    assert ipm["spec"]["selector"]["matchLabels"].items() <= rendered.indexer["spec"]["template"]["metadata"]["labels"].items()
+    assert [e["port"] for e in ipm["spec"]["podMetricsEndpoints"]] == ["metrics"]
 
 
 def test_memory_is_sized_from_the_tiers(rendered):

@@ -68,7 +68,9 @@ bool SsdStore::Impl::reclaim_one(std::unique_lock<std::mutex>& lock) {
 
   std::unordered_set<BlockKey, BlockKeyHash> reinserted;
   for (size_t i = 0; i < hot.size() && read_ok; ++i) {
-    if (ops[i].result < 0 || block_checksum(hot_bytes[i].get(), hot[i].stored_bytes) != hot[i].checksum) continue;
+    if (ops[i].result < 0 ||
+        stored_block_checksum(hot[i].key, hot_bytes[i].get(), hot[i].stored_bytes) != hot[i].checksum)
+      continue;
     uint64_t locator = 0;
     if (!place_locked(lock, hot[i], hot_bytes[i].get(), /*may_wait=*/false, &locator).ok()) break;
     reinserted.insert(hot[i].key);

@@ -36,7 +36,7 @@ struct StoredBlock {
   uint32_t region_gen = 0;
   uint32_t offset = 0;        // within the region, kIoAlign-aligned
   uint32_t stored_bytes = 0;  // on the device (compressed or not)
-  uint64_t checksum = 0;      // XXH3-64 of the stored bytes
+  uint64_t checksum = 0;      // stored_block_checksum: XXH3-64 of the stored bytes, bound to the key
   Codec codec = Codec::kNone;
 };
 

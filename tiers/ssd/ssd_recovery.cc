@@ -14,12 +14,13 @@ namespace kvtier::ssd {
 namespace {
 
 // Whether a catalogue entry read back from disk describes a block this store could have written:
-// a known codec, stored bytes that are the payload (raw) or some bytes (zstd), an aligned offset and
-// the whole block inside its region. Reads trust these fields (buffer sizes, copies), so an entry
-// damaged on disk is dropped here rather than read.
+// a known codec, stored bytes that are the payload (raw) or some bytes (zstd), a payload no larger
+// than a region (insert's rule), an aligned offset and the whole block inside its region. Reads and
+// the node trust these fields (buffer sizes, copies, the index's block sizes), so an entry damaged on
+// disk is dropped here rather than read. Whether the bytes are the key's is the checksum's question.
 bool entry_is_sound(const StoredBlock& b, uint64_t region_bytes) {
   const bool sizes = (b.codec == Codec::kNone && b.stored_bytes == b.payload_bytes) ||
-                     (b.codec == Codec::kZstd && b.payload_bytes > 0);
+                     (b.codec == Codec::kZstd && b.payload_bytes > 0 && b.payload_bytes <= region_bytes);
   return sizes && b.stored_bytes > 0 && b.offset % kIoAlign == 0 &&
          uint64_t{b.offset} + round_up(b.stored_bytes, kIoAlign) <= region_bytes;
 }

@@ -151,7 +151,12 @@ Status SsdStore::Impl::place_locked(std::unique_lock<std::mutex>& lock, const St
 }
 
 Result<uint64_t> SsdStore::insert(const SsdBlockMeta& meta, std::span<const uint8_t> payload, Codec codec) {
-  if (payload.empty() || payload.size() > UINT32_MAX) return Status::invalid_argument("SSD block size out of range");
+  // A block's payload fits a region even when it would be stored compressed (compressed bytes are
+  // only kept when fewer), so recovery can bound every catalogue entry's payload by the region size.
+  if (payload.empty() || payload.size() > impl_->options.region_bytes) {
+    return Status::invalid_argument(
+        fmt::format("a {}-byte block does not fit a {}-byte SSD region", payload.size(), impl_->options.region_bytes));
+  }
   StoredBlock b;
   b.key = meta.key;
   b.parent_lo = meta.parent_lo;
@@ -165,11 +170,7 @@ Result<uint64_t> SsdStore::insert(const SsdBlockMeta& meta, std::span<const uint
     stored = compressed.data();
   }
   b.stored_bytes = b.codec == Codec::kZstd ? static_cast<uint32_t>(compressed.size()) : b.payload_bytes;
-  if (round_up(b.stored_bytes, kIoAlign) > impl_->options.region_bytes) {
-    return Status::invalid_argument(
-        fmt::format("a {}-byte block does not fit a {}-byte SSD region", b.stored_bytes, impl_->options.region_bytes));
-  }
-  b.checksum = block_checksum(stored, b.stored_bytes);
+  b.checksum = stored_block_checksum(b.key, stored, b.stored_bytes);
 
   std::unique_lock lock(impl_->mu);
   SsdStats& c = impl_->counters;
@@ -280,7 +281,7 @@ void SsdStore::Impl::run_reads(ReadPlan& plan, std::span<SsdRead> reads) {
     SsdRead& rd = reads[p.read];
     if (result < 0) {
       p.outcome = Status::io_error(fmt::format("reading block {}: {}", rd.key.to_hex(), errno_message(-result)));
-    } else if (block_checksum(p.target, p.block.stored_bytes) != p.block.checksum) {
+    } else if (stored_block_checksum(p.block.key, p.target, p.block.stored_bytes) != p.block.checksum) {
       p.outcome = Status::corruption(fmt::format("block {} failed its checksum on SSD", rd.key.to_hex()));
     } else if (p.block.codec == Codec::kZstd) {
       p.outcome = zstd_decompress({p.target, p.block.stored_bytes}, rd.out.first(p.block.payload_bytes));

@@ -3,10 +3,11 @@
 // Blocks are appended to large regions (tens of MiB) filled in memory and written by a
 // background writer with io_uring and O_DIRECT in big sequential writes; whole regions are
 // reclaimed (FIFO or LRU of regions), rewriting the blocks read since they were written. Each
-// block carries an XXH3-64 checksum of its stored bytes, verified on every read: a block that
-// fails it, or that the device cannot read, is dropped and counted, never served. The catalogue
-// lives in RocksDB (SsdMetadata) and is written only after a region's data is on the device, so
-// a restart, even after SIGKILL, finds every block of every written region, and nothing else.
+// block carries an XXH3-64 checksum of its stored bytes, bound to its key, verified on every
+// read: a block that fails it, or that the device cannot read, is dropped and counted, never
+// served. The catalogue lives in RocksDB (SsdMetadata) and is written only after a region's data
+// is on the device, so a restart, even after SIGKILL, finds every block of every written region,
+// and nothing else.
 #pragma once
 
 #include <chrono>

@@ -23,7 +23,8 @@ using Clock = std::chrono::steady_clock;
 inline constexpr uint32_t kNoRegion = UINT32_MAX;
 inline constexpr uint64_t kFileHeaderBytes = kSsdFileHeaderBytes;
 inline constexpr char kFileMagic[8] = {'K', 'V', 'T', 'S', 'S', 'D', '0', '1'};
-inline constexpr uint32_t kFormatVersion = 1;
+// 2: block checksums bind the key (stored_block_checksum); a catalogue of version 1 is cleared.
+inline constexpr uint32_t kFormatVersion = 2;
 
 struct AlignedFree {
   void operator()(uint8_t* p) const { std::free(p); }
@@ -34,6 +35,16 @@ inline AlignedBuffer aligned_alloc_bytes(size_t bytes) {
   void* p = nullptr;
   if (posix_memalign(&p, kIoAlign, std::max<size_t>(bytes, kIoAlign)) != 0) return nullptr;
   return AlignedBuffer(static_cast<uint8_t*>(p));
+}
+
+// The checksum a catalogue entry records for a block: XXH3-64 of its stored bytes mixed with a
+// hash of its key, so that an entry naming key A but carrying another block's place and checksum
+// (a damaged or mixed-up catalogue) fails its check instead of serving that block's bytes as A's.
+// Never 0. Costs one 16-byte hash beyond the bytes' own.
+inline uint64_t stored_block_checksum(const BlockKey& key, const uint8_t* bytes, size_t size) {
+  const auto key_bytes = key.to_bytes();
+  const uint64_t sum = xxh3_64(bytes, size) ^ xxh3_64(key_bytes.data(), key_bytes.size());
+  return sum != 0 ? sum : 1;
 }
 
 // The index's SSD locator: region (24 bits), generation (16), offset in kIoAlign units (24).

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 import pytest
 
@@ -41,10 +42,12 @@ def cluster():
     a, b = VllmPublisher(), VllmPublisher()
     workdir = tempfile.mkdtemp(prefix="kvtier-vllm-", dir=os.getcwd())
     address = f"127.0.0.1:{free_port()}"
+    metrics = f"127.0.0.1:{free_port()}"
     config = os.path.join(workdir, "indexer.yaml")
     with open(config, "w") as f:
         f.write(f"""
 grpc_address: "{address}"
+metrics_address: "{metrics}"
 engine_namespaces:
   - {{model_id: {MODEL}, key_profile: vllm_sha256_cbor, hash_seed: "{SEED}", block_tokens: 16,
       lora_paths: {{sql-lora: /models/sql-lora}}}}
@@ -60,7 +63,7 @@ vllm_engines:
     a.wait_for_subscriber()
     b.wait_for_subscriber()
     try:
-        yield a, b, scheduler_pb2_grpc.SchedulerStub(channel), log
+        yield a, b, scheduler_pb2_grpc.SchedulerStub(channel), log, f"http://{metrics}/metrics"
     finally:
         channel.close()
         proc.send_signal(signal.SIGTERM)
@@ -81,6 +84,18 @@ def engines(stub):
     return {n.node: n for n in stub.ListNodes(scheduler_pb2.ListNodesRequest(), timeout=10).nodes}
 
 
+def metrics(url):
+    """The indexer's /metrics as {sample name with labels: value}."""
+    with urllib.request.urlopen(url, timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
 def eventually(check, timeout=15.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -91,7 +106,7 @@ def eventually(check, timeout=15.0):
 
 
 def test_both_encodings_feed_scores_with_the_engines_own_hashes(cluster):
-    a, b, stub, log = cluster
+    a, b, stub, log, _ = cluster
     tokens, digests, wire = chain(1, 4)
     # Engine A: tagged arrays, int hashes, GPU. Engine B: maps, byte digests, CPU, a map batch.
     a.publish([stored(wire, None, tokens, medium="GPU")])
@@ -123,7 +138,7 @@ def test_salted_and_adapter_prompts_score_by_vllms_tagged_extra_keys(cluster):
     # vLLM 0.32 hashes ("cache_salt", salt) into a chain's first block and ("lora", name, path)
     # into every block of an adapter's request: the indexer computes the same from the request's
     # salt, its adapter and the adapter's path in lora_paths.
-    a, _, stub, log = cluster
+    a, _, stub, log, _ = cluster
     tokens = [7000 + i for i in range(48)]
 
     def wire(**extra):
@@ -152,7 +167,7 @@ def test_salted_and_adapter_prompts_score_by_vllms_tagged_extra_keys(cluster):
 
 
 def test_bad_input_is_counted_and_skipped_never_fatal(cluster):
-    a, _, stub, log = cluster
+    a, _, stub, log, metrics_url = cluster
     tokens, _, wire = chain(2, 2)
     a.publish_payload(b"\xc1\xc1 not msgpack")                          # malformed msgpack
     a.publish_payload(a.payload([stored(wire, None, tokens)])[:-7])     # truncated payload
@@ -162,10 +177,18 @@ def test_bad_input_is_counted_and_skipped_never_fatal(cluster):
     e = engines(stub)["vllm-a"]
     assert e.unknown_events == 1
     assert e.malformed >= 4  # two bad payloads, the bad frames, the bad event
+    # The same counts on the indexer's /metrics, for a Prometheus alert rather than a ListNodes call.
+    m = metrics(metrics_url)
+    assert m['kvtier_indexer_engine_malformed_total{engine="vllm-a"}'] == e.malformed
+    assert m['kvtier_indexer_engine_events_total{engine="vllm-a"}'] == e.events
+    assert m['kvtier_indexer_engine_receiving{engine="vllm-a"}'] == 1
+    assert m['kvtier_requests_total{rpc="ScoreNodes",outcome="ok"}'] >= 1
+    assert m['kvtier_requests_total{rpc="ListNodes",outcome="ok"}'] == 1
+    assert m["kvtier_indexer_keys"] >= 2
 
 
 def test_a_gap_is_filled_from_the_replay_socket(cluster):
-    a, _, stub, log = cluster
+    a, _, stub, log, _ = cluster
     t1, _, w1 = chain(3, 2)
     t2, _, w2 = chain(4, 3)
     a.publish([stored(w1, None, t1)])
@@ -178,7 +201,7 @@ def test_a_gap_is_filled_from_the_replay_socket(cluster):
 
 
 def test_an_engine_restart_drops_what_it_reported_before(cluster):
-    a, _, stub, log = cluster
+    a, _, stub, log, _ = cluster
     old_tokens, _, old = chain(5, 3)
     new_tokens, _, new = chain(6, 2)
     a.publish([stored(old, None, old_tokens)])

@@ -352,7 +352,9 @@ TEST(GrpcSecurity, TheIndexerFollowsAMutualTlsNodeAndServesSchedulersOverTls) {
   ASSERT_TRUE(Caller(n, "ca", "writer").put_block(7).ok());
   const std::string address = "127.0.0.1:" + std::to_string(testing::free_port());
   const std::string scheduler_token = n.file("scheduler-token", "sch3duler");
+  const int metrics_port = testing::free_port();
   std::ofstream(n.dir / "indexer.yaml") << "grpc_address: \"" << address << "\"\nnodes: [\"" << n.address << "\"]\n"
+                                        << "metrics_address: \"127.0.0.1:" << metrics_port << "\"\n"
                                         << "tls: {cert_file: " << n.pki.crt("server")
                                         << ", key_file: " << n.pki.key("server") << "}\n"
                                         << "access: {grants: [{token_file: " << scheduler_token
@@ -392,6 +394,18 @@ TEST(GrpcSecurity, TheIndexerFollowsAMutualTlsNodeAndServesSchedulersOverTls) {
                 ->ListNodes(&plain, v1::ListNodesRequest(), &ignored)
                 .error_code(),
             grpc::StatusCode::UNAVAILABLE);
+
+  // The indexer's /metrics counts the refusal and shows the node it follows.
+  EXPECT_EQ(metric_line(metrics_port, "kvtier_access_refused_total{role=\"read\",code=\"permission_denied\"}"),
+            "kvtier_access_refused_total{role=\"read\",code=\"permission_denied\"} 1");
+  EXPECT_EQ(metric_line(metrics_port, "kvtier_requests_total{rpc=\"ListNodes\",outcome=\"denied\"}"),
+            "kvtier_requests_total{rpc=\"ListNodes\",outcome=\"denied\"} 1");
+  EXPECT_EQ(metric_line(metrics_port, "kvtier_indexer_followed_nodes{state=\"following\"}"),
+            "kvtier_indexer_followed_nodes{state=\"following\"} 1");
+  const std::string node_labels = "{node=\"" + n.node + "\",address=\"" + n.address + "\"}";
+  EXPECT_EQ(metric_line(metrics_port, "kvtier_indexer_node_following" + node_labels),
+            "kvtier_indexer_node_following" + node_labels + " 1");
+  EXPECT_EQ(metric_line(metrics_port, "kvtier_indexer_keys"), "kvtier_indexer_keys 1");
 }
 
 }  // namespace

@@ -240,6 +240,41 @@ TEST(SsdStore, CatalogueEntriesThatDescribeNoBlockAreDroppedAtRecovery) {
   for (uint64_t i : {0, 5, 15}) EXPECT_TRUE(read_and_verify(*store, i).ok()) << i;
 }
 
+// An entry that names one key but carries another block's place and checksum (a catalogue damaged
+// or mixed up on disk) must not serve that block's bytes under its key: the checksum binds the key.
+TEST(SsdStore, AnEntryPointingAtAnotherKeysBlockFailsItsChecksum) {
+  ScratchDir dir;
+  SsdStoreOptions o = small_store(dir);
+  {
+    auto store = open_store(o);
+    insert_blocks(*store, 0, 8);
+    insert_blocks(*store, 8, 12, kBlock, Codec::kZstd);
+    ASSERT_TRUE(store->flush().ok());
+  }
+  {
+    auto meta = SsdMetadata::open(o.metadata_dir, /*start_empty_if_unreadable=*/false, /*sync_writes=*/true);
+    ASSERT_TRUE(meta.ok()) << meta.status().to_string();
+    std::map<uint32_t, SealedRegion> regions;
+    std::map<uint64_t, StoredBlock> blocks;
+    ASSERT_TRUE((*meta)
+                    ->scan([&](const SealedRegion& r) { regions[r.region] = r; },
+                           [&](const StoredBlock& b) { blocks[b.key.lo] = b; })
+                    .ok());
+    const auto point = [&](uint64_t from, uint64_t at) {
+      StoredBlock b = blocks.at(test_key(at).lo);
+      b.key = test_key(from);
+      ASSERT_TRUE((*meta)->commit_region(regions.at(b.region), {&b, 1}).ok());
+    };
+    point(1, 2);    // a stored key moved onto its neighbour
+    point(99, 3);   // a key never stored, given a real block
+    point(10, 11);  // compressed blocks too
+  }
+  auto store = open_store(o);
+  for (uint64_t i : {1, 99, 10}) EXPECT_EQ(read_and_verify(*store, i).code(), StatusCode::kCorruption) << i;
+  EXPECT_EQ(store->stats().corrupt_blocks, 3u);
+  for (uint64_t i : {0, 2, 3, 11}) EXPECT_TRUE(read_and_verify(*store, i).ok()) << i;
+}
+
 TEST(SsdStore, UnreadableCatalogueIsAClearErrorOrStartsEmptyWhenAsked) {
   ScratchDir dir;
   SsdStoreOptions o = small_store(dir);
@@ -310,6 +345,8 @@ TEST(SsdStore, RejectsBadOptions) {
   auto store = open_store(small_store(dir));
   std::vector<uint8_t> huge(2 << 20);
   EXPECT_EQ(store->insert({test_key(1), 0, 1}, huge, Codec::kNone).status().code(), StatusCode::kInvalidArgument);
+  // Even when it would compress to a fraction of a region: recovery bounds payloads by the region.
+  EXPECT_EQ(store->insert({test_key(1), 0, 1}, huge, Codec::kZstd).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(SsdStore, SpreadsRegionsOverSeveralFiles) {

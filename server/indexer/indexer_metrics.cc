@@ -1,0 +1,95 @@
+#include "server/indexer/indexer_metrics.h"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "server/services/metrics_exposition.h"
+
+namespace kvtier::indexer {
+namespace {
+
+std::string_view state_name(FollowerState s) {
+  switch (s) {
+    case FollowerState::kConnecting: return "connecting";
+    case FollowerState::kSyncing: return "syncing";
+    case FollowerState::kFollowing: return "following";
+    case FollowerState::kDown: return "down";
+  }
+  return "unknown";
+}
+
+// One family's samples, the i-th labelled labels[i] (the samples view the strings).
+template <typename Status, typename Value>
+std::vector<LabelledCount> counts(const std::vector<std::string>& labels, const std::vector<Status>& all, Value value) {
+  std::vector<LabelledCount> out;
+  out.reserve(all.size());
+  for (size_t i = 0; i < all.size(); ++i) out.push_back({labels[i], value(all[i])});
+  return out;
+}
+
+}  // namespace
+
+void visit_indexer_counters(CounterVisitor& v, const cluster::ClusterIndex& index, const FollowerSet& followers,
+                            std::span<const std::unique_ptr<VllmEngineFollower>> engines) {
+  const cluster::ClusterIndexStats s = index.stats();
+  v.gauge("indexer_keys", "Distinct block keys some node or engine holds, in the cluster index.",
+          static_cast<double>(s.keys));
+  v.gauge("indexer_residency", "(key, node, tier) entries in the cluster index.", static_cast<double>(s.residency));
+
+  // kvtierd nodes, labelled by the name they give themselves (from the network: escaped) and the
+  // address they are followed at.
+  const std::vector<FollowerStatus> nodes = followers.status();
+  constexpr std::array kStates = {FollowerState::kConnecting, FollowerState::kSyncing, FollowerState::kFollowing,
+                                  FollowerState::kDown};
+  std::array<std::string, kStates.size()> state_labels;
+  std::array<LabelledLevel, kStates.size()> by_state;
+  for (size_t i = 0; i < kStates.size(); ++i) {
+    state_labels[i] = fmt::format(R"(state="{}")", state_name(kStates[i]));
+    double n = 0;
+    for (const FollowerStatus& f : nodes) n += f.state == kStates[i] ? 1 : 0;
+    by_state[i] = {state_labels[i], n};
+  }
+  v.gauges("indexer_followed_nodes", "kvtierd nodes followed, by the state of their event stream.", by_state);
+  std::vector<std::string> node_labels;
+  for (const FollowerStatus& f : nodes) {
+    node_labels.push_back(
+        fmt::format(R"(node="{}",address="{}")", services::label_value(f.node), services::label_value(f.address)));
+  }
+  std::vector<LabelledLevel> up;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    up.push_back({node_labels[i], nodes[i].state == FollowerState::kFollowing ? 1.0 : 0.0});
+  }
+  v.gauges("indexer_node_following", "1 while the node's event stream is followed live, else 0.", up);
+  v.counters("indexer_node_events_total", "Events applied from the node's stream.",
+             counts(node_labels, nodes, [](const FollowerStatus& f) { return f.events; }));
+  v.counters("indexer_node_snapshots_total", "Snapshots of the node loaded (at first contact and after a gap).",
+             counts(node_labels, nodes, [](const FollowerStatus& f) { return f.snapshots; }));
+  v.counters("indexer_node_restarts_total", "Times the node came back with a new epoch (a daemon restart).",
+             counts(node_labels, nodes, [](const FollowerStatus& f) { return f.restarts; }));
+
+  // vLLM engines publishing KV events, labelled by their configured name.
+  std::vector<VllmFollowerStatus> vllm;
+  vllm.reserve(engines.size());
+  for (const auto& e : engines) vllm.push_back(e->status());
+  std::vector<std::string> engine_labels;
+  for (const VllmFollowerStatus& e : vllm) {
+    engine_labels.push_back(fmt::format(R"(engine="{}")", services::label_value(e.name)));
+  }
+  std::vector<LabelledLevel> receiving;
+  for (size_t i = 0; i < vllm.size(); ++i) receiving.push_back({engine_labels[i], vllm[i].receiving ? 1.0 : 0.0});
+  v.gauges("indexer_engine_receiving", "1 while the vLLM engine's event batches arrive (one in the last 10 s).",
+           receiving);
+  v.counters("indexer_engine_events_total", "KV events applied from the vLLM engine.",
+             counts(engine_labels, vllm, [](const VllmFollowerStatus& e) { return e.events; }));
+  v.counters("indexer_engine_malformed_total", "vLLM event payloads or events that could not be read (skipped).",
+             counts(engine_labels, vllm, [](const VllmFollowerStatus& e) { return e.malformed; }));
+  v.counters("indexer_engine_gaps_total", "Sequence gaps in the vLLM engine's batches.",
+             counts(engine_labels, vllm, [](const VllmFollowerStatus& e) { return e.gaps; }));
+  v.counters("indexer_engine_replayed_total", "Batches recovered from the vLLM engine's replay socket.",
+             counts(engine_labels, vllm, [](const VllmFollowerStatus& e) { return e.replayed; }));
+}
+
+}  // namespace kvtier::indexer
