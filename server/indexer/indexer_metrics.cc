@@ -54,11 +54,13 @@ void visit_indexer_counters(CounterVisitor& v, const cluster::ClusterIndex& inde
   }
   v.gauges("indexer_followed_nodes", "kvtierd nodes followed, by the state of their event stream.", by_state);
   std::vector<std::string> node_labels;
+  node_labels.reserve(nodes.size());
   for (const FollowerStatus& f : nodes) {
     node_labels.push_back(
         fmt::format(R"(node="{}",address="{}")", services::label_value(f.node), services::label_value(f.address)));
   }
   std::vector<LabelledLevel> up;
+  up.reserve(nodes.size());
   for (size_t i = 0; i < nodes.size(); ++i) {
     up.push_back({node_labels[i], nodes[i].state == FollowerState::kFollowing ? 1.0 : 0.0});
   }
@@ -75,10 +77,12 @@ void visit_indexer_counters(CounterVisitor& v, const cluster::ClusterIndex& inde
   vllm.reserve(engines.size());
   for (const auto& e : engines) vllm.push_back(e->status());
   std::vector<std::string> engine_labels;
+  engine_labels.reserve(vllm.size());
   for (const VllmFollowerStatus& e : vllm) {
     engine_labels.push_back(fmt::format(R"(engine="{}")", services::label_value(e.name)));
   }
   std::vector<LabelledLevel> receiving;
+  receiving.reserve(vllm.size());
   for (size_t i = 0; i < vllm.size(); ++i) receiving.push_back({engine_labels[i], vllm[i].receiving ? 1.0 : 0.0});
   v.gauges("indexer_engine_receiving", "1 while the vLLM engine's event batches arrive (one in the last 10 s).",
            receiving);

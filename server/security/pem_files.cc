@@ -6,20 +6,10 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include <memory>
+#include "server/security/openssl_handles.h"
 
 namespace kvtier::security {
 namespace {
-
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct KeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
 
 std::string openssl_error() {
   const unsigned long e = ERR_get_error();
@@ -47,11 +37,11 @@ std::string utc_time(std::time_t t) {
 }
 
 Result<CertificateFacts> check_certificates(const std::string& path) {
-  std::unique_ptr<BIO, BioFree> bio(BIO_new_file(path.c_str(), "r"));
+  BioHandle bio(BIO_new_file(path.c_str(), "r"));
   if (!bio) return Status::not_found(fmt::format("cannot open certificate file {}", path));
   CertificateFacts facts;
   while (true) {
-    std::unique_ptr<X509, X509Free> cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    CertHandle cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
     if (!cert) break;
     if (facts.certificates++ == 0) facts.not_after = to_time(X509_get0_notAfter(cert.get()));
   }
@@ -65,13 +55,13 @@ Result<CertificateFacts> check_certificates(const std::string& path) {
 Result<CertificateFacts> check_key_pair(const std::string& cert_path, const std::string& key_path) {
   auto facts = check_certificates(cert_path);
   if (!facts.ok()) return facts.status();
-  std::unique_ptr<BIO, BioFree> cert_bio(BIO_new_file(cert_path.c_str(), "r"));
-  std::unique_ptr<BIO, BioFree> key_bio(BIO_new_file(key_path.c_str(), "r"));
+  BioHandle cert_bio(BIO_new_file(cert_path.c_str(), "r"));
+  BioHandle key_bio(BIO_new_file(key_path.c_str(), "r"));
   if (!key_bio) return Status::not_found(fmt::format("cannot open key file {}", key_path));
   if (!cert_bio) return Status::not_found(fmt::format("cannot open certificate file {}", cert_path));
-  std::unique_ptr<EVP_PKEY, KeyFree> key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
+  KeyHandle key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
   if (!key) return Status::invalid_argument(fmt::format("{} holds no PEM private key: {}", key_path, openssl_error()));
-  std::unique_ptr<X509, X509Free> cert(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
+  CertHandle cert(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
   if (!cert || X509_check_private_key(cert.get(), key.get()) != 1) {
     ERR_clear_error();
     return Status::invalid_argument(

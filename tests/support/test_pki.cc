@@ -9,17 +9,13 @@
 #include <memory>
 #include <stdexcept>
 
+#include "server/security/openssl_handles.h"
+
 namespace kvtier::testing {
 namespace {
 
-struct KeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-using Key = std::unique_ptr<EVP_PKEY, KeyFree>;
-using Cert = std::unique_ptr<X509, X509Free>;
+using Key = security::KeyHandle;
+using Cert = security::CertHandle;
 
 void check(bool ok, const char* what) {
   if (!ok) throw std::runtime_error(std::string("test PKI: ") + what);

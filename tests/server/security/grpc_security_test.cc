@@ -344,6 +344,37 @@ TEST(GrpcSecurity, DefaultRolesOpenReadingToEveryCallerAndBadFilesAreStartErrors
   }
 }
 
+// What a client (the CLI, the indexer's followers, an engine's C++ code) is told when its own
+// files are wrong: before any connection, with the file and what is wrong with it.
+TEST(GrpcSecurity, ClientCredentialsRefuseBadFilesWithTheirNames) {
+  ScratchDir dir;
+  TestPki pki(dir.path().string());
+  pki.standard_set();
+  const auto refused = [](const config::ClientSecurity& s, const std::string& says) {
+    const auto c = security::ClientCredentials::open(s);
+    EXPECT_FALSE(c.ok()) << says;
+    if (!c.ok()) {
+      EXPECT_NE(c.status().message().find(says), std::string::npos) << c.status().to_string();
+    }
+  };
+  config::ClientSecurity s;
+  s.ca_file = dir / "missing-ca.crt";
+  refused(s, "missing-ca.crt");
+  s.ca_file = pki.key("ca");  // a key where the CA certificate belongs
+  refused(s, "holds no PEM certificate");
+  s.ca_file = pki.crt("ca");
+  s.cert_file = pki.crt("reader");
+  s.key_file = pki.key("writer");  // another certificate's key
+  refused(s, "is not the key of the certificate");
+  s.key_file = pki.key("reader");
+  s.token_file = dir / "missing-token";
+  refused(s, "missing-token");
+  s.token_file.clear();
+  EXPECT_TRUE(security::ClientCredentials::open(s).ok());
+  s.key_file.clear();  // a certificate without its key
+  EXPECT_FALSE(security::ClientCredentials::open(s).ok());
+}
+
 TEST(GrpcSecurity, TheIndexerFollowsAMutualTlsNodeAndServesSchedulersOverTls) {
   SecureNode n;
   n.start(n.tls_files(true) +
