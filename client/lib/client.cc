@@ -278,7 +278,7 @@ Result<PutReservation> Client::reserve(const NamespaceHandle& ns, const BlockKey
     if (auto queue = impl_->load_queue(); queue.ok()) {
       const uint32_t seen = (*queue)->room_passes();
       (*queue)->request_room();
-      (*queue)->wait_for_room(seen, std::chrono::milliseconds(20));
+      (*queue)->wait_for_room(seen, std::chrono::milliseconds(impl_->options.room_wait_ms));
       loc = impl_->arena->reserve(ns.size_class, *owner);
       if (loc.ok()) impl_->room_waits.fetch_add(1, std::memory_order_relaxed);
     }

@@ -37,6 +37,9 @@ struct ClientOptions {
   // publishes vLLM-format events sends them under it while this process lives. Empty: none.
   // At most 56 bytes, no '@'.
   std::string engine_id;
+  // How long a put that finds the arena full waits for a serving daemon to make room (it demotes
+  // to SSD) before evicting blocks itself, dropping them. Short: a put is on the engine's path.
+  uint32_t room_wait_ms = 20;
 };
 
 // The options an engine in a pod gets from its environment (deploy/kustomize/examples/vllm-engine):
@@ -176,8 +179,9 @@ class Client {
   Result<size_t> get_copy(const NamespaceHandle& ns, std::span<const BlockKey> keys, std::span<uint8_t> out);
 
   // Reserves arena space for `key` (whose predecessor is `parent`, or ns.ns.root() for a first
-  // block). When the arena is full it asks a serving daemon for room (up to 20 ms: the daemon
-  // demotes to SSD), then evicts by the index's policy itself, dropping blocks.
+  // block). When the arena is full it asks a serving daemon for room (up to
+  // ClientOptions::room_wait_ms: the daemon demotes to SSD), then evicts by the index's policy
+  // itself, dropping blocks.
   // `block_tokens`, when given, are the block's token ids (exactly ns.ns.block_tokens() of them):
   // a node that publishes vLLM-format events sends them with the block (docs/scheduler.md).
   Result<PutReservation> reserve(const NamespaceHandle& ns, const BlockKey& key, const BlockKey& parent,

@@ -4,9 +4,16 @@
 // host arena and SSD tier in segments and files of their own, the node's client, the event log)
 // and a scheduler over an empty cluster index. Each call must end in a status, never a crash, and
 // leave the index consistent; blocks a valid PutBlocks stores must hold the bytes it sent.
-// Subscribe is left out: its request is three numbers the log clamps, and it needs a live stream.
+// Subscribe, a server stream, goes through an in-process gRPC server (no port): its batches must be
+// resync markers or gap-free events of the node's epoch.
+#include <absl/synchronization/mutex.h>
 #include <google/protobuf/stubs/logging.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
 #include <grpcpp/server_context.h>
+
+#include <chrono>
 
 #include <cstddef>
 #include <cstdint>
@@ -59,6 +66,8 @@ struct Node {
   indexer::FollowerSet followers{cluster, indexer::FollowerOptions{}};
   std::vector<std::unique_ptr<indexer::VllmEngineFollower>> engines;
   std::unique_ptr<indexer::SchedulerService> scheduler;
+  std::unique_ptr<grpc::Server> server;  // Subscribe's stream, in process
+  std::shared_ptr<grpc::Channel> channel;
 
   Node() {
     google::protobuf::SetLogHandler(nullptr);  // its complaints about fuzzed strings are not news
@@ -93,6 +102,14 @@ struct Node {
     locality = std::make_unique<services::LocalityService>(tiers->index(), catalog, limits, metrics, *access);
     events = std::make_unique<services::EventsService>(*log, limits, metrics, *access);
     admin = std::make_unique<services::AdminService>(*tiers, *log, catalog, metrics, *access);
+    // As kvtierd does (grpc_frontend.cc): Debian's Abseil keeps absl::Mutex deadlock detection on,
+    // and its graph, shared by gRPC's threads, is itself a data race under TSan.
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+    grpc::ServerBuilder builder;
+    builder.RegisterService(events.get());
+    server = builder.BuildAndStart();
+    if (!server) std::abort();
+    channel = server->InProcessChannel(grpc::ChannelArguments());
     indexer::EngineNamespace engine;
     engine.model_id = "fuzz/engine";
     engine.profile.kind = KeyProfileKind::kVllmSha256Cbor;
@@ -104,6 +121,7 @@ struct Node {
     restock();
   }
   ~Node() {
+    server->Shutdown(std::chrono::system_clock::now());
     scheduler.reset();
     admin.reset();
     events.reset();
@@ -169,16 +187,39 @@ void put_blocks(Node& n, const uint8_t* data, size_t size) {
   }
 }
 
+// Reads what a Subscribe stream sends for a moment, then cancels it, as a subscriber that goes
+// away does. Every batch is a resync marker or this epoch's events, gap-free across batches.
+void subscribe(Node& n, const v1::SubscribeRequest& req) {
+  grpc::ClientContext c;
+  c.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(20));
+  auto stream = v1::Events::NewStub(n.channel)->Subscribe(&c, req);
+  v1::EventBatch batch;
+  uint64_t expected = 0;  // the next sequence, once a batch said it
+  for (int i = 0; i < 4 && stream->Read(&batch); ++i) {
+    if (batch.resync()) continue;
+    if (batch.epoch() != n.log->epoch()) __builtin_trap();
+    for (const v1::Event& e : batch.events()) {
+      if (expected != 0 && e.seq() != expected) __builtin_trap();  // a gap or a repeat
+      expected = e.seq() + 1;
+    }
+    if (expected != 0 && batch.next_seq() != expected) __builtin_trap();
+    expected = batch.next_seq();
+  }
+  c.TryCancel();
+  (void)stream->Finish();
+}
+
 }  // namespace
 
 // NOLINTNEXTLINE(readability-identifier-naming): libFuzzer names the entry point
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   Node& n = the_node();
-  const uint8_t method = data[0] % 10;
+  const uint8_t method = data[0] % 11;
   ++data;
   --size;
   grpc::ServerContext context;
+  (void)n.log->poll();  // the earlier inputs' changes become events, as the daemon's event thread does
   switch (method) {
     case 0: {
       v1::MatchPrefixRequest req;
@@ -231,10 +272,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (parse(req, data, size)) (void)n.scheduler->ScoreNodes(&context, &req, &resp);
       break;
     }
-    default: {
+    case 9: {
       v1::ListNodesRequest req;
       v1::ListNodesResponse resp;
       if (parse(req, data, size)) (void)n.scheduler->ListNodes(&context, &req, &resp);
+      break;
+    }
+    default: {
+      v1::SubscribeRequest req;
+      if (!parse(req, data, size)) break;
+      if (req.epoch() == 1) req.set_epoch(n.log->epoch());  // 1 stands for this run's (random) epoch
+      subscribe(n, req);
       break;
     }
   }

@@ -176,6 +176,11 @@ TEST(NodeTiers, AFullArenaAsksTheDaemonForRoomInsteadOfDropping) {
   o.background = true;
   o.upkeep_interval_ms = 1000;  // only a room request wakes the daemon in time
   Node node(o);
+  // The engine's default wait (20 ms) is shorter than a demotion pass takes under TSan on a busy
+  // machine; this test is about the daemon making the room, not how fast, so it waits for it.
+  ClientOptions patient = client_of(o);
+  patient.room_wait_ms = 10000;
+  node.client = Client::open(patient).value();
   const auto keys = node.client->keys(node.ns(), tokens(150 * 16));  // 150 blocks through a 64-block arena
   put_chain(*node.client, node.ns(), keys);
   EXPECT_GT(node.client->stats().room_waits, 0u);
