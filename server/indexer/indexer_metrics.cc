@@ -21,10 +21,20 @@ std::string_view state_name(FollowerState s) {
   return "unknown";
 }
 
-// One family's samples, the i-th labelled labels[i] (the samples view the strings).
-template <typename Status, typename Value>
-std::vector<LabelledCount> counts(const std::vector<std::string>& labels, const std::vector<Status>& all, Value value) {
-  std::vector<LabelledCount> out;
+// One label set per follower, in the order of `all`.
+template <typename Status, typename Label>
+std::vector<std::string> labels_of(const std::vector<Status>& all, Label label) {
+  std::vector<std::string> out;
+  out.reserve(all.size());
+  for (const Status& s : all) out.push_back(label(s));
+  return out;
+}
+
+// One family's samples (LabelledCount or LabelledLevel), the i-th labelled labels[i]; the samples
+// view the strings.
+template <typename Sample, typename Status, typename Value>
+std::vector<Sample> samples(const std::vector<std::string>& labels, const std::vector<Status>& all, Value value) {
+  std::vector<Sample> out;
   out.reserve(all.size());
   for (size_t i = 0; i < all.size(); ++i) out.push_back({labels[i], value(all[i])});
   return out;
@@ -53,47 +63,37 @@ void visit_indexer_counters(CounterVisitor& v, const cluster::ClusterIndex& inde
     by_state[i] = {state_labels[i], n};
   }
   v.gauges("indexer_followed_nodes", "kvtierd nodes followed, by the state of their event stream.", by_state);
-  std::vector<std::string> node_labels;
-  node_labels.reserve(nodes.size());
-  for (const FollowerStatus& f : nodes) {
-    node_labels.push_back(
-        fmt::format(R"(node="{}",address="{}")", services::label_value(f.node), services::label_value(f.address)));
-  }
-  std::vector<LabelledLevel> up;
-  up.reserve(nodes.size());
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    up.push_back({node_labels[i], nodes[i].state == FollowerState::kFollowing ? 1.0 : 0.0});
-  }
+  const std::vector<std::string> node_labels = labels_of(nodes, [](const FollowerStatus& f) {
+    return fmt::format(R"(node="{}",address="{}")", services::label_value(f.node), services::label_value(f.address));
+  });
+  const auto up = samples<LabelledLevel>(
+      node_labels, nodes, [](const FollowerStatus& f) { return f.state == FollowerState::kFollowing ? 1.0 : 0.0; });
   v.gauges("indexer_node_following", "1 while the node's event stream is followed live, else 0.", up);
   v.counters("indexer_node_events_total", "Events applied from the node's stream.",
-             counts(node_labels, nodes, [](const FollowerStatus& f) { return f.events; }));
+             samples<LabelledCount>(node_labels, nodes, [](const FollowerStatus& f) { return f.events; }));
   v.counters("indexer_node_snapshots_total", "Snapshots of the node loaded (at first contact and after a gap).",
-             counts(node_labels, nodes, [](const FollowerStatus& f) { return f.snapshots; }));
+             samples<LabelledCount>(node_labels, nodes, [](const FollowerStatus& f) { return f.snapshots; }));
   v.counters("indexer_node_restarts_total", "Times the node came back with a new epoch (a daemon restart).",
-             counts(node_labels, nodes, [](const FollowerStatus& f) { return f.restarts; }));
+             samples<LabelledCount>(node_labels, nodes, [](const FollowerStatus& f) { return f.restarts; }));
 
   // vLLM engines publishing KV events, labelled by their configured name.
   std::vector<VllmFollowerStatus> vllm;
   vllm.reserve(engines.size());
   for (const auto& e : engines) vllm.push_back(e->status());
-  std::vector<std::string> engine_labels;
-  engine_labels.reserve(vllm.size());
-  for (const VllmFollowerStatus& e : vllm) {
-    engine_labels.push_back(fmt::format(R"(engine="{}")", services::label_value(e.name)));
-  }
-  std::vector<LabelledLevel> receiving;
-  receiving.reserve(vllm.size());
-  for (size_t i = 0; i < vllm.size(); ++i) receiving.push_back({engine_labels[i], vllm[i].receiving ? 1.0 : 0.0});
+  const std::vector<std::string> engine_labels = labels_of(
+      vllm, [](const VllmFollowerStatus& e) { return fmt::format(R"(engine="{}")", services::label_value(e.name)); });
+  const auto receiving =
+      samples<LabelledLevel>(engine_labels, vllm, [](const VllmFollowerStatus& e) { return e.receiving ? 1.0 : 0.0; });
   v.gauges("indexer_engine_receiving", "1 while the vLLM engine's event batches arrive (one in the last 10 s).",
            receiving);
   v.counters("indexer_engine_events_total", "KV events applied from the vLLM engine.",
-             counts(engine_labels, vllm, [](const VllmFollowerStatus& e) { return e.events; }));
+             samples<LabelledCount>(engine_labels, vllm, [](const VllmFollowerStatus& e) { return e.events; }));
   v.counters("indexer_engine_malformed_total", "vLLM event payloads or events that could not be read (skipped).",
-             counts(engine_labels, vllm, [](const VllmFollowerStatus& e) { return e.malformed; }));
+             samples<LabelledCount>(engine_labels, vllm, [](const VllmFollowerStatus& e) { return e.malformed; }));
   v.counters("indexer_engine_gaps_total", "Sequence gaps in the vLLM engine's batches.",
-             counts(engine_labels, vllm, [](const VllmFollowerStatus& e) { return e.gaps; }));
+             samples<LabelledCount>(engine_labels, vllm, [](const VllmFollowerStatus& e) { return e.gaps; }));
   v.counters("indexer_engine_replayed_total", "Batches recovered from the vLLM engine's replay socket.",
-             counts(engine_labels, vllm, [](const VllmFollowerStatus& e) { return e.replayed; }));
+             samples<LabelledCount>(engine_labels, vllm, [](const VllmFollowerStatus& e) { return e.replayed; }));
 }
 
 }  // namespace kvtier::indexer

@@ -33,7 +33,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using kvtier::BlockKey;
+using kvtier::ssd::block_record_key;
 using kvtier::ssd::Codec;
+using kvtier::ssd::region_record_key;
 using kvtier::ssd::SsdMetadata;
 using kvtier::ssd::SsdRead;
 using kvtier::ssd::SsdStore;
@@ -62,19 +64,6 @@ struct Block {
   BlockKey key;
   std::vector<uint8_t> bytes;
 };
-
-std::string block_record_key(const BlockKey& key) {
-  const auto b = key.to_bytes();
-  std::string k(1, 'B');
-  k.append(reinterpret_cast<const char*>(b.data()), b.size());
-  return k;
-}
-
-std::string region_record_key(uint32_t region) {
-  std::string k(1, 'R');
-  for (int i = 3; i >= 0; --i) k.push_back(static_cast<char>((region >> (8 * i)) & 0xFF));
-  return k;
-}
 
 // Reads operands from the input; past its end every read yields zeros and done() is true.
 class Operands {

@@ -27,18 +27,6 @@ T get_le(const char*& p) {
   return static_cast<T>(v);
 }
 
-std::string region_key(uint32_t region) {
-  std::string k(1, kRegionPrefix);
-  for (int i = 3; i >= 0; --i) k.push_back(static_cast<char>((region >> (8 * i)) & 0xFF));  // big-endian: sorted
-  return k;
-}
-std::string block_key(const BlockKey& key) {
-  const auto bytes = key.to_bytes();
-  std::string k(1, kBlockPrefix);
-  k.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-  return k;
-}
-
 std::string encode(const SealedRegion& r) {
   std::string v;
   put_le(v, r.gen);
@@ -67,6 +55,19 @@ Status to_status(const rocksdb::Status& s, std::string_view what) {
 }
 
 }  // namespace
+
+std::string region_record_key(uint32_t region) {
+  std::string k(1, kRegionPrefix);
+  for (int i = 3; i >= 0; --i) k.push_back(static_cast<char>((region >> (8 * i)) & 0xFF));  // big-endian: sorted
+  return k;
+}
+
+std::string block_record_key(const BlockKey& key) {
+  const auto bytes = key.to_bytes();
+  std::string k(1, kBlockPrefix);
+  k.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  return k;
+}
 
 Result<std::unique_ptr<SsdMetadata>> SsdMetadata::open(const std::string& dir, bool start_empty_if_unreadable,
                                                        bool sync_writes, rocksdb::Env* env) {
@@ -141,8 +142,8 @@ Status SsdMetadata::clear_catalogue() {
 
 Status SsdMetadata::commit_region(const SealedRegion& region, std::span<const StoredBlock> blocks) {
   rocksdb::WriteBatch batch;
-  batch.Put(region_key(region.region), encode(region));
-  for (const StoredBlock& b : blocks) batch.Put(block_key(b.key), encode(b));
+  batch.Put(region_record_key(region.region), encode(region));
+  for (const StoredBlock& b : blocks) batch.Put(block_record_key(b.key), encode(b));
   rocksdb::WriteOptions wo;
   wo.sync = sync_;
   return to_status(db_->Write(wo, &batch), "committing an SSD region");
@@ -150,8 +151,8 @@ Status SsdMetadata::commit_region(const SealedRegion& region, std::span<const St
 
 Status SsdMetadata::release_region(uint32_t region, std::span<const BlockKey> blocks) {
   rocksdb::WriteBatch batch;
-  batch.Delete(region_key(region));
-  for (const BlockKey& k : blocks) batch.Delete(block_key(k));
+  batch.Delete(region_record_key(region));
+  for (const BlockKey& k : blocks) batch.Delete(block_record_key(k));
   rocksdb::WriteOptions wo;
   wo.sync = sync_;
   return to_status(db_->Write(wo, &batch), "releasing an SSD region");
@@ -160,7 +161,7 @@ Status SsdMetadata::release_region(uint32_t region, std::span<const BlockKey> bl
 Status SsdMetadata::drop_block(const BlockKey& key) {
   rocksdb::WriteOptions wo;
   wo.sync = sync_;
-  return to_status(db_->Delete(wo, block_key(key)), "dropping an SSD block");
+  return to_status(db_->Delete(wo, block_record_key(key)), "dropping an SSD block");
 }
 
 Status SsdMetadata::scan(const std::function<void(const SealedRegion&)>& on_region,

@@ -46,6 +46,11 @@ struct SealedRegion {
   uint64_t seal_seq = 0;
 };
 
+// The catalogue's record keys ("R" + region, "B" + block key, as above): the store's own, and what
+// tests and the fuzz target use to read or damage single records through put() and get().
+std::string region_record_key(uint32_t region);
+std::string block_record_key(const BlockKey& key);
+
 class SsdMetadata {
  public:
   // Opens (creating) the database in `dir`. An unreadable database is a clear error, or, with
