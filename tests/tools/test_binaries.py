@@ -3,6 +3,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -339,6 +340,21 @@ def test_kvtier_indexer_rejects_bad_arguments_clearly(args, message):
     out = run("kvtier-indexer", "--grpc-address", f"127.0.0.1:{free_port()}", *args, timeout=30)
     assert out.returncode == 2, out.stdout + out.stderr
     assert message in out.stdout + out.stderr
+
+
+def test_kvtier_indexer_refuses_a_bad_or_busy_metrics_address():
+    out = run("kvtier-indexer", "--grpc-address", f"127.0.0.1:{free_port()}", "--node", "127.0.0.1:1",
+              "--metrics-address", "no-port", timeout=30)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "metrics address 'no-port' must be host:port" in out.stdout + out.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = run("kvtier-indexer", "--grpc-address", f"127.0.0.1:{free_port()}", "--node", "127.0.0.1:1",
+                  "--metrics-address", f"127.0.0.1:{port}", timeout=30)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert f"127.0.0.1:{port}" in out.stdout + out.stderr
 
 
 def test_kvtier_indexer_rejects_a_bad_nodes_file(tmp_path):
