@@ -100,6 +100,7 @@ constexpr std::pair<const char*, OptionSetter> kClientOptionFields[] = {
     {"verify_reads", [](ClientOptions& o, const py::handle& v) { set_from(o.verify_reads, v); }},
     {"huge_pages", [](ClientOptions& o, const py::handle& v) { set_from(o.huge_pages, v); }},
     {"engine_id", [](ClientOptions& o, const py::handle& v) { set_from(o.engine_id, v); }},
+    {"room_wait_ms", [](ClientOptions& o, const py::handle& v) { set_from(o.room_wait_ms, v); }},
 };
 
 std::string client_option_names() {

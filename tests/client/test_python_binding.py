@@ -185,7 +185,7 @@ def test_client_and_from_env_take_the_same_options(monkeypatch):
         assert (stats["host_bytes"], stats["index_capacity"]) == (8 << 20, 2048), "created at the sizes given"
         (key,) = chain(created, ns, 1)
         created.put(ns, key, ns.root, bytes(ns.block_bytes))
-        opened = kvtier.Client(name, shm_prefix="kvtier", engine_id="10.0.0.7", verify_reads=True)
+        opened = kvtier.Client(name, shm_prefix="kvtier", engine_id="10.0.0.7", verify_reads=True, room_wait_ms=5)
         assert opened.match([key]).host == 1
         with pytest.raises(TypeError, match="unknown client option 'host_byte' .*options: shm_prefix create_if_missing"):
             kvtier.Client(name, host_byte=1 << 20)
