@@ -24,6 +24,8 @@ find_package(absl CONFIG REQUIRED)
 # vLLM interoperability: its KV events are msgpack over ZeroMQ (docs/scheduler.md).
 find_package(msgpack CONFIG REQUIRED)
 find_package(cppzmq CONFIG REQUIRED)
+# Remote reads out of the host arena: UCX (TCP, shared memory, RDMA NICs; docs/transport.md).
+pkg_check_modules(UCX REQUIRED IMPORTED_TARGET ucx>=1.13)
 # Logging, configuration, command lines.
 find_package(fmt CONFIG REQUIRED)
 find_package(spdlog CONFIG REQUIRED)
@@ -47,4 +49,4 @@ set(KVTIER_PYTHON_STUBS ${CMAKE_BINARY_DIR}/python CACHE INTERNAL "the Python pa
 
 message(STATUS "kvtier deps: xxhash ${XXHASH_VERSION}, liburing ${URING_VERSION}, RocksDB ${RocksDB_VERSION}, "
                "Boost ${Boost_VERSION}, gRPC ${gRPC_VERSION}, protobuf ${Protobuf_VERSION}, "
-               "spdlog ${spdlog_VERSION}, yaml-cpp ${yaml-cpp_VERSION}, python ${KVTIER_PYTHON3}")
+               "UCX ${UCX_VERSION}, spdlog ${spdlog_VERSION}, yaml-cpp ${yaml-cpp_VERSION}, python ${KVTIER_PYTHON3}")

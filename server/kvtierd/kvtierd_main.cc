@@ -161,6 +161,8 @@ int serve(const kvtier::config::NodeConfig& cfg, bool ssd_start_empty, unsigned 
                static_cast<uint32_t>(cfg.max_chunk_bytes)};
   fo.grace = std::chrono::milliseconds(cfg.drain_ms);
   fo.security = cfg.security;
+  fo.ucx = {cfg.ucx_enabled, std::chrono::milliseconds(cfg.ucx_lease_ms),
+            std::chrono::milliseconds(cfg.ucx_max_lease_ms), cfg.ucx_max_leases};
   for (const auto& spec : cfg.namespaces) fo.namespaces.push_back(kvtier::Namespace::create(spec).value());  // valid
   auto frontend = kvtier::services::GrpcFrontend::start(**tiers, std::move(fo));
   if (!frontend.ok()) {
@@ -168,6 +170,14 @@ int serve(const kvtier::config::NodeConfig& cfg, bool ssd_start_empty, unsigned 
     return 1;
   }
   for (const std::string& w : (*frontend)->transport_warnings()) spdlog::warn("kvtierd: {}", w);
+  if ((*frontend)->ucx_reads()) {
+    spdlog::info("kvtierd: UCX reads out of the host arena: on (ReadBlocks; transports from UCX_TLS, default all)");
+  } else if (cfg.ucx_enabled) {
+    spdlog::warn("kvtierd: UCX reads unavailable, remote readers fall back to GetBlocks: {}",
+                 (*frontend)->ucx_unavailable());
+  } else {
+    spdlog::info("kvtierd: UCX reads off (server.ucx.enabled: false); remote readers use GetBlocks");
+  }
   const auto st = (*tiers)->stats();
   spdlog::info("kvtierd: gRPC {}; roles: {}", (*frontend)->transport(),
                (*frontend)->access().open_to_everyone()

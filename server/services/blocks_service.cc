@@ -9,6 +9,7 @@
 
 #include "kvtier/checksum.h"
 #include "server/services/grpc_status.h"
+#include "server/services/held_prefix.h"
 #include "server/services/put_blocks_receiver.h"
 #include "server/services/request_checks.h"
 
@@ -17,10 +18,7 @@ namespace {
 
 // The pins of the blocks a GetBlocks call streams. Shared by the call and by every payload
 // slice gRPC still holds: the last of them to go releases the pins.
-struct PinnedBlocks {
-  std::vector<HostBlock> blocks;
-  size_t from_host = 0;  // blocks[0, from_host) were in host memory; the rest were loaded from SSD
-};
+using PinnedBlocks = HeldPrefix;
 
 void release_pins(void* holder) { delete static_cast<std::shared_ptr<PinnedBlocks>*>(holder); }
 
@@ -138,25 +136,10 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* BlocksService::GetBlocks(grpc::Callb
   if (grpc::Status s = check_get_blocks(request, limits_, ask); !s.ok()) return refuse(s);
   const std::vector<BlockKey>& keys = ask.keys;
   const uint32_t chunk_bytes = ask.chunk_bytes;
-  auto pins = std::make_shared<PinnedBlocks>();
-  if (request.include_ssd()) {
-    auto acquired = client_.acquire_or_load(keys);
-    if (!acquired.ok()) return refuse(to_grpc(acquired.status()));
-    pins->blocks = std::move(acquired->host);
-    pins->from_host = pins->blocks.size();
-    if (acquired->load.size() > 0) {
-      // Blocks a callback thread for the load (SSD reads take milliseconds); the wait is bounded.
-      const uint32_t timeout = request.load_timeout_ms() == 0 ? kDefaultLoadTimeoutMs : request.load_timeout_ms();
-      (void)acquired->load.wait(std::chrono::milliseconds(timeout));
-      auto again = client_.acquire(keys);
-      if (again.ok() && again->size() > pins->blocks.size()) pins->blocks = std::move(*again);
-    }
-  } else {
-    auto acquired = client_.acquire(keys);
-    if (!acquired.ok()) return refuse(to_grpc(acquired.status()));
-    pins->blocks = std::move(*acquired);
-    pins->from_host = pins->blocks.size();
-  }
+  const uint32_t timeout = request.load_timeout_ms() == 0 ? kDefaultLoadTimeoutMs : request.load_timeout_ms();
+  auto held = pin_held_prefix(client_, keys, request.include_ssd(), std::chrono::milliseconds(timeout));
+  if (!held.ok()) return refuse(to_grpc(held.status()));
+  auto pins = std::make_shared<PinnedBlocks>(std::move(held).value());
   metrics_.blocks_asked.fetch_add(keys.size(), std::memory_order_relaxed);
   metrics_.tier_hits[tier_index(Tier::kHost)].fetch_add(pins->from_host, std::memory_order_relaxed);
   metrics_.tier_hits[tier_index(Tier::kSsd)].fetch_add(pins->blocks.size() - pins->from_host,

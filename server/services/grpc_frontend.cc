@@ -12,7 +12,8 @@
 namespace kvtier::services {
 
 GrpcFrontend::GrpcFrontend(node::NodeTiers& tiers, FrontendOptions options, std::unique_ptr<Client> client,
-                           std::unique_ptr<security::AccessPolicy> access, security::ListeningCredentials listening)
+                           std::unique_ptr<security::AccessPolicy> access, security::ListeningCredentials listening,
+                           UcxExport ucx)
     : tiers_(tiers),
       options_(std::move(options)),
       catalog_(options_.namespaces),
@@ -20,9 +21,14 @@ GrpcFrontend::GrpcFrontend(node::NodeTiers& tiers, FrontendOptions options, std:
       client_(std::move(client)),
       access_(std::move(access)),
       listening_(std::move(listening)),
+      arena_export_(std::move(ucx.arena)),
+      ucx_unavailable_(std::move(ucx.unavailable)),
+      read_leases_(options_.ucx.max_leases),
       locality_(tiers.index(), catalog_, options_.limits, metrics_, *access_),
       events_(log_, options_.limits, metrics_, *access_),
-      blocks_(*client_, catalog_, options_.limits, metrics_, *access_),
+      blocks_(*client_, catalog_, options_.limits, metrics_, *access_,
+              RemoteReads{arena_export_.get(), ucx_unavailable_, &read_leases_, log_.epoch(), options_.ucx.lease,
+                          options_.ucx.max_lease}),
       admin_(tiers, log_, catalog_, metrics_, *access_) {}
 
 Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(node::NodeTiers& tiers, FrontendOptions options) {
@@ -35,8 +41,17 @@ Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(node::NodeTiers& tiers
   if (!access.ok()) return access.status();
   auto listening = security::listening_credentials(options.security, options.address);
   if (!listening.ok()) return listening.status();
+  UcxExport ucx;
+  if (!options.ucx.enabled) {
+    ucx.unavailable = "server.ucx.enabled is false";
+  } else if (auto arena = transport::ArenaExport::start((*client)->host_memory()); arena.ok()) {
+    ucx.arena = std::move(arena).value();
+  } else {
+    ucx.unavailable = arena.status().message();
+  }
   std::unique_ptr<GrpcFrontend> f(new GrpcFrontend(tiers, std::move(options), std::move(client).value(),
-                                                   std::move(access).value(), std::move(listening).value()));
+                                                   std::move(access).value(), std::move(listening).value(),
+                                                   std::move(ucx)));
   // Debian builds Abseil without NDEBUG, which leaves absl::Mutex's deadlock detection on: a
   // graph update on every gRPC lock, several percent of each call. gRPC's locking is not ours
   // to debug in production.
@@ -93,7 +108,12 @@ Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(node::NodeTiers& tiers
 }
 
 std::string GrpcFrontend::render_metrics() const {
-  return services::render_metrics(tiers_, log_, metrics_, *access_, vllm_publisher_.get());
+  return services::render_metrics(tiers_, log_, metrics_, *access_, vllm_publisher_.get()) +
+         render_counters([this](CounterVisitor& v) {
+           v.gauge("ucx_reads_enabled", "1 when ReadBlocks serves reads over UCX (docs/transport.md), else 0.",
+                   arena_export_ != nullptr ? 1.0 : 0.0);
+           read_leases_.visit_counters(v);
+         });
 }
 
 GrpcFrontend::~GrpcFrontend() {

@@ -33,6 +33,14 @@ class Server;
 
 namespace kvtier::services {
 
+// Remote reads over UCX (ReadBlocks, docs/transport.md).
+struct UcxReadOptions {
+  bool enabled = true;                         // when UCX cannot start, the node logs why and serves GetBlocks only
+  std::chrono::milliseconds lease{10000};      // a lease's time when the reader names none
+  std::chrono::milliseconds max_lease{60000};  // the most a reader may ask for
+  uint32_t max_leases = 4096;                  // held at once, over all readers
+};
+
 struct FrontendOptions {
   std::string address;          // gRPC, host:port
   std::string metrics_address;  // Prometheus, host:port; empty: none
@@ -46,6 +54,7 @@ struct FrontendOptions {
   // Publishes the node's events in vLLM's format too (its token ring is then created; without
   // it a ring a previous run left is removed, so clients stop recording tokens).
   std::optional<publisher::VllmPublisherOptions> vllm_events;
+  UcxReadOptions ucx;
 };
 
 class GrpcFrontend {
@@ -64,10 +73,17 @@ class GrpcFrontend {
   const std::string& transport() const { return listening_.description; }
   const std::vector<std::string>& transport_warnings() const { return listening_.warnings; }
   const security::AccessPolicy& access() const { return *access_; }
+  // Whether ReadBlocks serves UCX reads, and if not why (for the start-up log).
+  bool ucx_reads() const { return arena_export_ != nullptr; }
+  const std::string& ucx_unavailable() const { return ucx_unavailable_; }
 
  private:
+  struct UcxExport {
+    std::unique_ptr<transport::ArenaExport> arena;  // null: unavailable says why
+    std::string unavailable;
+  };
   GrpcFrontend(node::NodeTiers& tiers, FrontendOptions options, std::unique_ptr<Client> client,
-               std::unique_ptr<security::AccessPolicy> access, security::ListeningCredentials listening);
+               std::unique_ptr<security::AccessPolicy> access, security::ListeningCredentials listening, UcxExport ucx);
 
   node::NodeTiers& tiers_;
   FrontendOptions options_;
@@ -77,6 +93,11 @@ class GrpcFrontend {
   std::unique_ptr<Client> client_;  // outlives the server: payload slices gRPC holds pin blocks through it
   std::unique_ptr<security::AccessPolicy> access_;  // every service checks the caller's role with it
   security::ListeningCredentials listening_;
+  // Both go before the services are gone (the server is shut down in the destructor's body) and
+  // before the client their pins belong to.
+  std::unique_ptr<transport::ArenaExport> arena_export_;
+  std::string ucx_unavailable_;
+  transport::ReadLeases read_leases_;
   LocalityService locality_;
   EventsService events_;
   BlocksService blocks_;

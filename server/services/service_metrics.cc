@@ -18,6 +18,7 @@ std::string_view rpc_name(Rpc rpc) {
     case Rpc::kGetStats: return "GetStats";
     case Rpc::kClearNamespace: return "ClearNamespace";
     case Rpc::kEvict: return "Evict";
+    case Rpc::kReadBlocks: return "ReadBlocks";
   }
   return "unknown";
 }
@@ -30,6 +31,9 @@ void ServiceMetrics::visit_counters(CounterVisitor& v) const {
   v.counters("tier_hits_total", "Blocks of asked chains found, as part of the matched prefix, per tier.", hits);
   v.counter("bytes_served_total", "Block bytes streamed to other nodes by GetBlocks.", bytes_served.load(kRelaxed));
   v.counter("blocks_served_total", "Blocks streamed to other nodes by GetBlocks.", blocks_served.load(kRelaxed));
+  v.counter("blocks_leased_total", "Blocks leased to remote readers by ReadBlocks (read over UCX).",
+            blocks_leased.load(kRelaxed));
+  v.counter("bytes_leased_total", "Block bytes leased to remote readers by ReadBlocks.", bytes_leased.load(kRelaxed));
   v.counter("bytes_received_total", "Block bytes received by PutBlocks.", bytes_received.load(kRelaxed));
   v.counter("blocks_received_total", "Blocks received whole by PutBlocks.", blocks_received.load(kRelaxed));
   v.counter("events_sent_total", "Events streamed to subscribers (all of them together).", events_sent.load(kRelaxed));

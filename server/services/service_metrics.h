@@ -49,8 +49,9 @@ enum class Rpc : uint8_t {
   kGetStats,
   kClearNamespace,
   kEvict,
+  kReadBlocks,  // each OpenRead of a session: the lease RPC
 };
-inline constexpr size_t kNumRpcs = 9;
+inline constexpr size_t kNumRpcs = 10;
 std::string_view rpc_name(Rpc rpc);  // "MatchPrefix", ...
 
 struct RpcCounters {
@@ -71,6 +72,7 @@ struct ServiceMetrics {
   std::atomic<uint64_t> blocks_asked{0};
   std::array<std::atomic<uint64_t>, kNumTiers> tier_hits{};
   std::atomic<uint64_t> blocks_served{0}, bytes_served{0}, blocks_received{0}, bytes_received{0};
+  std::atomic<uint64_t> blocks_leased{0}, bytes_leased{0};  // handed to UCX readers by ReadBlocks
   std::atomic<uint64_t> events_sent{0}, resyncs_sent{0};
   std::atomic<int64_t> subscribers{0};
 

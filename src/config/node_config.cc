@@ -63,6 +63,11 @@ server:
     max_batch: 1024        # requests in one MatchPrefixBatch
     max_batch_events: 4096 # events per streamed batch
     max_chunk_bytes: 4MiB  # one GetBlocks / PutBlocks chunk
+  ucx:                     # remote reads straight out of the host arena (ReadBlocks, docs/transport.md)
+    enabled: true          # UCX unable to start (or false): readers use GetBlocks; the log says why
+    lease_ms: 10000        # how long a read lease pins its blocks when the reader names no time
+    max_lease_ms: 60000    # the longest a reader may ask for
+    max_leases: 4096       # held at once over all readers; more: RESOURCE_EXHAUSTED
 events:
   ring: 262144             # events kept for subscribers that fall behind (about 100 B each)
   vllm:                    # the same events in vLLM's format, for llm-d's precise scorer (docs/scheduler.md)
@@ -227,7 +232,7 @@ void apply(const YAML::Node& root, NodeConfig& cfg) {
   }
   if (const auto n = root["server"]) {
     require_map(n, "server",
-                {"grpc_address", "metrics_address", "drain_ms", "limits", "allow_insecure", "tls", "access"});
+                {"grpc_address", "metrics_address", "drain_ms", "limits", "ucx", "allow_insecure", "tls", "access"});
     if (Status s = apply_server_security(n, "server", cfg.security); !s.ok()) throw ConfigError(s.message());
     if (n["grpc_address"]) cfg.grpc_address = get_string(n["grpc_address"], "server.grpc_address");
     if (n["metrics_address"]) cfg.metrics_address = get_string(n["metrics_address"], "server.metrics_address");
@@ -240,6 +245,13 @@ void apply(const YAML::Node& root, NodeConfig& cfg) {
       if (l["max_batch_events"])
         cfg.max_batch_events = get_u32(l["max_batch_events"], "server.limits.max_batch_events");
       if (l["max_chunk_bytes"]) cfg.max_chunk_bytes = get_bytes(l["max_chunk_bytes"], "server.limits.max_chunk_bytes");
+    }
+    if (const auto u = n["ucx"]) {
+      require_map(u, "server.ucx", {"enabled", "lease_ms", "max_lease_ms", "max_leases"});
+      if (u["enabled"]) cfg.ucx_enabled = get_bool(u["enabled"], "server.ucx.enabled");
+      if (u["lease_ms"]) cfg.ucx_lease_ms = get_u32(u["lease_ms"], "server.ucx.lease_ms");
+      if (u["max_lease_ms"]) cfg.ucx_max_lease_ms = get_u32(u["max_lease_ms"], "server.ucx.max_lease_ms");
+      if (u["max_leases"]) cfg.ucx_max_leases = get_u32(u["max_leases"], "server.ucx.max_leases");
     }
   }
   if (const auto n = root["events"]) {
@@ -432,7 +444,10 @@ std::string to_yaml(const NodeConfig& cfg) {
   out << YAML::Key << "limits" << YAML::Value << YAML::BeginMap << YAML::Key << "max_tokens" << YAML::Value
       << cfg.max_tokens << YAML::Key << "max_keys" << YAML::Value << cfg.max_keys << YAML::Key << "max_batch"
       << YAML::Value << cfg.max_batch << YAML::Key << "max_batch_events" << YAML::Value << cfg.max_batch_events
-      << YAML::Key << "max_chunk_bytes" << YAML::Value << format_byte_size(cfg.max_chunk_bytes) << YAML::EndMap
+      << YAML::Key << "max_chunk_bytes" << YAML::Value << format_byte_size(cfg.max_chunk_bytes) << YAML::EndMap;
+  out << YAML::Key << "ucx" << YAML::Value << YAML::BeginMap << YAML::Key << "enabled" << YAML::Value << cfg.ucx_enabled
+      << YAML::Key << "lease_ms" << YAML::Value << cfg.ucx_lease_ms << YAML::Key << "max_lease_ms" << YAML::Value
+      << cfg.ucx_max_lease_ms << YAML::Key << "max_leases" << YAML::Value << cfg.ucx_max_leases << YAML::EndMap
       << YAML::EndMap;
   out << YAML::Key << "events" << YAML::Value << YAML::BeginMap << YAML::Key << "ring" << YAML::Value << cfg.event_ring
       << YAML::Key << "vllm" << YAML::Value << YAML::BeginMap << YAML::Key << "enabled" << YAML::Value

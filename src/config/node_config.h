@@ -53,6 +53,11 @@ struct NodeConfig {
   uint32_t max_batch = 1024;              // requests in one MatchPrefixBatch
   uint32_t max_batch_events = 4096;       // events in one streamed batch
   uint64_t max_chunk_bytes = 4ULL << 20;  // one GetBlocks/PutBlocks chunk (gRPC's message limit is above it)
+  // Remote reads over UCX (ReadBlocks, docs/transport.md).
+  bool ucx_enabled = true;        // false, or UCX unable to start: GetBlocks only
+  uint32_t ucx_lease_ms = 10000;  // a read lease's time when the reader names none
+  uint32_t ucx_max_lease_ms = 60000;
+  uint32_t ucx_max_leases = 4096;  // held at once over all readers
 
   uint32_t event_ring = 1U << 18;  // events kept for replay to subscribers that fall behind
 

@@ -209,6 +209,9 @@ Status NodeConfig::validate() const {
   KVTIER_RETURN_IF_ERROR(in_range("server.limits.max_batch_events", max_batch_events, 1, 1 << 16));
   // gRPC refuses messages over 4 MiB by default; a chunk leaves room for its header.
   KVTIER_RETURN_IF_ERROR(in_range("server.limits.max_chunk_bytes", max_chunk_bytes, 4096, (uint64_t{4} << 20)));
+  KVTIER_RETURN_IF_ERROR(in_range("server.ucx.lease_ms", ucx_lease_ms, 1, ucx_max_lease_ms));
+  KVTIER_RETURN_IF_ERROR(in_range("server.ucx.max_lease_ms", ucx_max_lease_ms, 1, 3600000));
+  KVTIER_RETURN_IF_ERROR(in_range("server.ucx.max_leases", ucx_max_leases, 1, 1U << 20));
   KVTIER_RETURN_IF_ERROR(in_range("events.ring", event_ring, 1024, uint64_t{1} << 26));
   if ((event_ring & (event_ring - 1)) != 0) {
     return Status::invalid_argument(fmt::format("events.ring must be a power of two, got {}", event_ring));

@@ -1,0 +1,48 @@
+#include "server/transport/ucx_worker.h"
+
+#include <fmt/format.h>
+
+namespace kvtier::transport {
+
+Status ucx_error(ucs_status_t status, std::string_view what) {
+  return Status::unavailable(fmt::format("{}: {} (UCX)", what, ucs_status_string(status)));
+}
+
+Result<std::unique_ptr<UcxWorker>> UcxWorker::open(Threads threads) {
+  std::unique_ptr<UcxWorker> w(new UcxWorker());
+  ucp_config_t* config = nullptr;
+  if (ucs_status_t s = ucp_config_read(nullptr, nullptr, &config); s != UCS_OK) {
+    return ucx_error(s, "reading UCX's configuration (UCX_* variables)");
+  }
+  ucp_params_t params{};
+  params.field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_MT_WORKERS_SHARED;
+  params.features = UCP_FEATURE_RMA | UCP_FEATURE_WAKEUP;
+  params.mt_workers_shared = 0;
+  const ucs_status_t init = ucp_init(&params, config, &w->context_);
+  ucp_config_release(config);
+  if (init != UCS_OK) return ucx_error(init, "starting UCX");
+  ucp_worker_params_t wp{};
+  wp.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
+  wp.thread_mode = threads == Threads::kOne ? UCS_THREAD_MODE_SINGLE : UCS_THREAD_MODE_SERIALIZED;
+  if (ucs_status_t s = ucp_worker_create(w->context_, &wp, &w->worker_); s != UCS_OK) {
+    return ucx_error(s, "creating a UCX worker");
+  }
+  ucp_address_t* address = nullptr;
+  size_t length = 0;
+  if (ucs_status_t s = ucp_worker_get_address(w->worker_, &address, &length); s != UCS_OK) {
+    return ucx_error(s, "reading the UCX worker's address");
+  }
+  w->address_.assign(reinterpret_cast<const char*>(address), length);
+  ucp_worker_release_address(w->worker_, address);
+  if (ucs_status_t s = ucp_worker_get_efd(w->worker_, &w->event_fd_); s != UCS_OK) {
+    return ucx_error(s, "getting the UCX worker's event fd");
+  }
+  return w;
+}
+
+UcxWorker::~UcxWorker() {
+  if (worker_ != nullptr) ucp_worker_destroy(worker_);
+  if (context_ != nullptr) ucp_cleanup(context_);
+}
+
+}  // namespace kvtier::transport

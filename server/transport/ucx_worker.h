@@ -1,0 +1,48 @@
+// UcxWorker: one UCX context and one worker, able to do one-sided reads (RMA) and to sleep on an
+// event fd (wakeup). Both ends of the remote read path own one: the node to export its arena
+// (docs/transport.md), a reader to get blocks out of it. UCX reads its transports and devices
+// from the environment (UCX_TLS, UCX_NET_DEVICES, ...), so the same binary runs over TCP, shared
+// memory or an RDMA NIC.
+#pragma once
+
+#include <ucp/api/ucp.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "kvtier/result.h"
+
+namespace kvtier::transport {
+
+// A UCX failure as a Status: what was being done, in UCX's words.
+Status ucx_error(ucs_status_t status, std::string_view what);
+
+class UcxWorker {
+ public:
+  enum class Threads {
+    kOne,        // only the thread that made it (after start, one progress thread) uses it
+    kSerialized  // any thread, one at a time (the caller holds a lock)
+  };
+  // unavailable (with UCX's reason) when UCX cannot start here: no transport, a bad UCX_TLS.
+  static Result<std::unique_ptr<UcxWorker>> open(Threads threads);
+  ~UcxWorker();
+  UcxWorker(const UcxWorker&) = delete;
+  UcxWorker& operator=(const UcxWorker&) = delete;
+
+  ucp_context_h context() const { return context_; }
+  ucp_worker_h worker() const { return worker_; }
+  // The worker's address, for a peer to connect to it (ucp_ep_create).
+  const std::string& address() const { return address_; }
+  // For waiting until the worker has work (ucp_worker_arm first): an fd poll() can watch.
+  int event_fd() const { return event_fd_; }
+
+ private:
+  UcxWorker() = default;
+  ucp_context_h context_ = nullptr;
+  ucp_worker_h worker_ = nullptr;
+  std::string address_;
+  int event_fd_ = -1;
+};
+
+}  // namespace kvtier::transport
