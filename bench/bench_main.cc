@@ -16,13 +16,15 @@ struct SuiteEntry {
   int (*run)(const kvtier::bench::SuiteOptions&);
 };
 
-constexpr std::array<SuiteEntry, 7> kSuites{{
+constexpr std::array<SuiteEntry, 8> kSuites{{
     {"keys", "prefix-chain key computation throughput vs memcpy", kvtier::bench::run_keys_suite},
     {"index", "shared-memory index lookups vs unordered_map and Redis", kvtier::bench::run_index_suite},
     {"host", "host tier put, get_copy and acquire+release vs memcpy", kvtier::bench::run_host_suite},
     {"ssd", "SSD tier writes and reads vs fio, warm restart, zstd on KV data", kvtier::bench::run_ssd_suite},
     {"server", "kvtierd under load: MatchPrefix QPS and p99, GetBlocks vs TCP, events",
      kvtier::bench::run_server_suite},
+    {"transport", "remote reads out of a node's arena over UCX vs ucx_perftest, GetBlocks and loopback TCP",
+     kvtier::bench::run_transport_suite},
     {"indexer", "kvtier-indexer: event ingestion, ScoreNodes p99 across 64 nodes, scoring vs Redis",
      kvtier::bench::run_indexer_suite},
     {"hbm", "CUDA copies of paged KV blocks to and from the host arena vs cudaMemcpy (needs a GPU)",

@@ -37,6 +37,7 @@
 #include "kvtier/v1/blocks.grpc.pb.h"
 #include "kvtier/v1/events.grpc.pb.h"
 #include "kvtier/v1/locality.grpc.pb.h"
+#include "loopback_tcp.h"
 #include "suites.h"
 
 namespace kvtier::bench {
@@ -178,21 +179,6 @@ OpenLoopResult open_loop(const Sender& send, double qps, double seconds) {
   return {pct(0.50), pct(0.99), pct(0.999), static_cast<double>(latencies.size()) / (finished - start), errors};
 }
 
-// A listening socket on a free loopback port (its address in *addr), or -1.
-int listen_on_loopback(sockaddr_in* addr) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  addr->sin_family = AF_INET;
-  addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr->sin_port = 0;
-  socklen_t len = sizeof(*addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(addr), sizeof(*addr)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(addr), &len) != 0 || ::listen(fd, 1) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // The latency floor of this machine, measured like the open loop above: 64-byte messages sent on
 // the same schedule over a loopback TCP connection to a thread that echoes them, a receiver
 // thread timing each echo from its scheduled time. What is left above it is gRPC's and kvtier's.
@@ -281,37 +267,6 @@ double getblocks_rate(v1::Blocks::Stub& stub, const std::vector<BlockKey>& keys,
   }
   if (!stream->Finish().ok() || bytes != keys.size() * kBlockBytes) ++*bad;
   return static_cast<double>(bytes) / (now_seconds() - start);
-}
-
-// Bytes per second of `total` bytes over a loopback TCP connection, 1 MiB writes and reads.
-double tcp_rate(uint64_t total) {
-  sockaddr_in addr{};
-  const int listener = listen_on_loopback(&addr);
-  if (listener < 0) return 0;
-  std::thread sender([&] {
-    const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      ::close(s);
-      return;
-    }
-    std::vector<uint8_t> buf(1 << 20, 0x5a);
-    for (uint64_t sent = 0; sent < total;) {
-      const ssize_t n = ::send(s, buf.data(), std::min<uint64_t>(buf.size(), total - sent), 0);
-      if (n <= 0) break;
-      sent += static_cast<uint64_t>(n);
-    }
-    ::close(s);
-  });
-  const int r = ::accept(listener, nullptr, nullptr);
-  std::vector<uint8_t> buf(1 << 20);
-  const double start = now_seconds();
-  uint64_t got = 0;
-  for (ssize_t n; (n = ::recv(r, buf.data(), buf.size(), 0)) > 0;) got += static_cast<uint64_t>(n);
-  const double elapsed = now_seconds() - start;
-  sender.join();
-  ::close(r);
-  ::close(listener);
-  return static_cast<double>(got) / elapsed;
 }
 
 // --- Events ----------------------------------------------------------------------------------
@@ -474,7 +429,7 @@ namespaces:
   // next, so each side gets many interleaved tries and is taken at its best (medians noted).
   std::vector<double> gets, tcps;
   for (int r = 0; r < (opt.quick ? 4 : 12); ++r) {
-    tcps.push_back(tcp_rate(chain.size() * kBlockBytes));
+    tcps.push_back(loopback_tcp_rate(chain.size() * kBlockBytes));
     gets.push_back(getblocks_rate(*blocks, chain, &bad_chunks));
   }
   const double best_get = *std::max_element(gets.begin(), gets.end());

@@ -26,6 +26,9 @@ int run_ssd_suite(const SuiteOptions& options);
 // kvtierd's gRPC services under load: MatchPrefix QPS and latency, GetBlocks vs loopback TCP,
 // event streaming to 1 and 8 subscribers (issue: node daemon).
 int run_server_suite(const SuiteOptions& options);
+// Remote reads over UCX out of a node's arena vs ucx_perftest's ucp_get on the same transport,
+// gRPC GetBlocks and loopback TCP; the lease RPC's latency (issue: RDMA data plane).
+int run_transport_suite(const SuiteOptions& options);
 // kvtier-indexer: event ingestion from 16 simulated nodes, ScoreNodes p99 for a 128k-token prompt
 // across 64 nodes, and the same scoring against Redis (issue: scheduler side).
 int run_indexer_suite(const SuiteOptions& options);

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "client/remote/remote_status.h"
+#include "kvtier/checksum.h"
 
 namespace kvtier::remote {
 namespace {
@@ -266,28 +267,42 @@ void ReadSession::close_endpoint() {
   endpoint_ = nullptr;
 }
 
-Status ReadSession::get(std::span<const BlockGet> gets, Clock::time_point deadline) {
+Result<ReadOutcome> ReadSession::get(std::span<const BlockGet> gets, Clock::time_point deadline) {
   if (broken() || endpoint_ == nullptr) return Status::unavailable("the read session is broken");
   ucp_request_param_t param{};
+  in_flight_.clear();  // kept between calls: no allocation per read once it has grown
+  ucs_status_t failed = UCS_OK;
   for (const BlockGet& g : gets) {
     void* r = ucp_get_nbx(endpoint_, g.local, g.size, g.remote, rkey_, &param);
     if (UCS_PTR_IS_ERR(r)) {
-      broken_ = true;
-      (void)wait(ucx_.worker(), ucp_ep_flush_nbx(endpoint_, &param), deadline, [this] { return !stream_.ended(); });
-      return transport::ucx_error(UCS_PTR_STATUS(r), "reading a leased block");
+      failed = UCS_PTR_STATUS(r);
+      break;
     }
-    if (r != nullptr) ucp_request_free(r);  // completes on its own; the flush below waits for it
+    in_flight_.push_back(r);
   }
-  // A flush completes once every get posted before it has: one wait for the whole chain.
-  const ucs_status_t s =
-      wait(ucx_.worker(), ucp_ep_flush_nbx(endpoint_, &param), deadline, [this] { return !stream_.ended(); });
-  if (s != UCS_OK || broken()) {
+  // Each get's own completion, in order, not an endpoint flush (over TCP one more round trip):
+  // a block is hashed as soon as it is in, while the gets after it keep arriving.
+  const auto alive = [this] { return !stream_.ended(); };
+  ReadOutcome out;
+  for (size_t i = 0; i < in_flight_.size(); ++i) {
+    const ucs_status_t s =
+        wait(ucx_.worker(), in_flight_[i], failed == UCS_OK ? deadline : Clock::time_point::min(), alive);
+    if (failed == UCS_OK && s != UCS_OK) failed = s;
+    if (failed != UCS_OK || out.corrupt) continue;  // the rest only complete
+    if (block_checksum(gets[i].local, gets[i].size) == gets[i].checksum) {
+      ++out.verified;
+    } else {
+      out.corrupt = true;
+    }
+  }
+  in_flight_.clear();
+  if (failed != UCS_OK || broken()) {
     broken_ = true;
     // Nothing may still land in the destination after we return: a forced close ends the gets.
     close_endpoint();
-    return transport::ucx_error(s == UCS_OK ? UCS_ERR_CONNECTION_RESET : s, "reading leased blocks");
+    return transport::ucx_error(failed == UCS_OK ? UCS_ERR_CONNECTION_RESET : failed, "reading leased blocks");
   }
-  return Status();
+  return out;
 }
 
 }  // namespace kvtier::remote

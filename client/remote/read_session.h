@@ -33,11 +33,20 @@ struct LeaseGrant {
   std::vector<uint64_t> addresses;
 };
 
-// One block to read: `size` bytes at `remote` in the node's arena into `local`.
+// One block to read: `size` bytes at `remote` in the node's arena into `local`, which must then
+// hash to `checksum` (the block's sealed XXH3-64).
 struct BlockGet {
   uint64_t remote = 0;
   uint8_t* local = nullptr;
   size_t size = 0;
+  uint64_t checksum = 0;
+};
+
+// What a read brought: gets[0, verified) arrived and matched their checksums; `corrupt` when
+// gets[verified] arrived and did not.
+struct ReadOutcome {
+  size_t verified = 0;
+  bool corrupt = false;
 };
 
 // The ReadBlocks stream, driven by gRPC's callback API: a read is always outstanding, so the
@@ -84,9 +93,9 @@ class ReadSession {
   Result<LeaseGrant> open(std::span<const BlockKey> keys, const RemoteReaderOptions& options,
                           Clock::time_point deadline);
   void release(uint64_t lease);
-  // Reads every block and waits for all of them, up to `deadline` (unavailable after it, or when
-  // the node is lost; the session is broken then).
-  Status get(std::span<const BlockGet> gets, Clock::time_point deadline);
+  // Reads every block and checks each as it lands (while the later ones are still coming), up to
+  // `deadline` (unavailable after it, or when the node is lost; the session is broken then).
+  Result<ReadOutcome> get(std::span<const BlockGet> gets, Clock::time_point deadline);
   bool broken() const { return broken_.load(std::memory_order_relaxed) || stream_.ended(); }
 
  private:
@@ -99,6 +108,7 @@ class ReadSession {
   SessionStream stream_;
   ucp_ep_h endpoint_ = nullptr;
   ucp_rkey_h rkey_ = nullptr;
+  std::vector<void*> in_flight_;  // the gets of the read under way, by block (null: done at once)
   std::atomic<bool> broken_{false};
 };
 

@@ -80,23 +80,21 @@ std::vector<remote::BlockGet> place(const std::vector<RemoteBlock>& blocks, cons
   std::vector<remote::BlockGet> gets;
   uint64_t at = 0;
   for (size_t i = 0; i < blocks.size() && at + blocks[i].size <= destination.size(); ++i) {
-    gets.push_back({addresses[i], destination.data() + at, blocks[i].size});
+    gets.push_back({addresses[i], destination.data() + at, blocks[i].size, blocks[i].checksum});
     at += blocks[i].size;
   }
   return gets;
 }
 
-// Checks each block read against its sealed checksum; the result counts the good prefix.
-RemoteFetch verified(const std::vector<RemoteBlock>& blocks, std::span<const remote::BlockGet> gets) {
+// The fetch a checked read makes: its good prefix, and whether a block after it was corrupt.
+RemoteFetch fetched(const std::vector<RemoteBlock>& blocks, std::span<const remote::BlockGet> gets,
+                    remote::ReadOutcome read) {
   RemoteFetch out;
   out.path = RemotePath::kUcx;
   out.held = blocks.size();
-  for (size_t i = 0; i < gets.size(); ++i) {
-    if (block_checksum(gets[i].local, gets[i].size) != blocks[i].checksum) {
-      out.corrupt = 1;
-      break;
-    }
-    ++out.blocks;
+  out.blocks = read.verified;
+  out.corrupt = read.corrupt ? 1 : 0;
+  for (size_t i = 0; i < read.verified; ++i) {
     out.bytes += gets[i].size;
     out.tiers.push_back(blocks[i].tier);
   }
@@ -209,8 +207,8 @@ Result<RemoteFetch> RemoteReader::read(const RemoteLease& lease, std::span<uint8
   if (now >= lease.deadline_) return Status::unavailable("the lease's time is up; lease the blocks again");
   const auto gets = place(lease.blocks_, lease.addresses_, destination);
   const auto deadline = std::min(lease.deadline_, now + std::chrono::milliseconds(state_->options.timeout_ms));
-  KVTIER_RETURN_IF_ERROR(state_->session->get(gets, deadline));
-  RemoteFetch out = verified(lease.blocks_, gets);
+  KVTIER_ASSIGN_OR_RETURN(remote::ReadOutcome read, state_->session->get(gets, deadline));
+  RemoteFetch out = fetched(lease.blocks_, gets, read);
   count(state_->stats, out);
   return out;
 }
@@ -240,17 +238,18 @@ Result<RemoteFetch> RemoteReader::fetch(std::span<const BlockKey> keys, std::spa
       if (s.options.after_lease_hook) s.options.after_lease_hook();
       remote::ReadSession& session = *s.session;
       const auto gets = place(grant->blocks, grant->addresses, destination);
-      Status read = Clock::now() < grant->deadline
-                        ? session.get(gets, std::min(deadline, grant->deadline))
-                        : Status::unavailable("the lease's time was up before its blocks were read");
+      Result<remote::ReadOutcome> read =
+          Clock::now() < grant->deadline
+              ? session.get(gets, std::min(deadline, grant->deadline))
+              : Result<remote::ReadOutcome>(Status::unavailable("the lease's time was up before its blocks were read"));
       session.release(grant->id);  // unpinned now, not when its time is up
       if (read.ok()) {
-        RemoteFetch out = verified(grant->blocks, gets);
+        RemoteFetch out = fetched(grant->blocks, gets, *read);
         count(s.stats, out);
         s.fallback_reason.clear();
         return out;
       }
-      failure = read;
+      failure = read.status();
       if (!session.broken()) break;
     }
     // UCX failed where gRPC may not: this fetch, and those until the retry time, use GetBlocks.

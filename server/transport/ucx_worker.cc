@@ -2,14 +2,37 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
+#include <string_view>
+
 namespace kvtier::transport {
 
 Status ucx_error(ucs_status_t status, std::string_view what) {
   return Status::unavailable(fmt::format("{}: {} (UCX)", what, ucs_status_string(status)));
 }
 
+namespace {
+
+// UCX_TLS unset or "all" lets UCX pick TCP where nothing faster reaches the peer; a list names it
+// or not ("^tcp,..." excludes what it names).
+bool tcp_may_carry_reads() {
+  const char* tls = std::getenv("UCX_TLS");
+  if (tls == nullptr || *tls == '\0') return true;
+  const std::string_view list(tls);
+  const bool named = list.find("tcp") != std::string_view::npos || list.find("all") != std::string_view::npos;
+  return list.front() == '^' ? list.find("tcp") == std::string_view::npos : named;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<UcxWorker>> UcxWorker::open(Threads threads) {
   std::unique_ptr<UcxWorker> w(new UcxWorker());
+  // Through the environment, where UCX reads its transports' settings (ucp_config_modify does not
+  // reach every one of them); an operator's own UCX_<name> stands. Only where TCP may carry the
+  // reads: UCX warns of settings for a transport it does not load.
+  if (tcp_may_carry_reads()) {
+    for (const UcxSetting& d : kUcxDefaults) ::setenv(fmt::format("UCX_{}", d.name).c_str(), d.value, 0);
+  }
   ucp_config_t* config = nullptr;
   if (ucs_status_t s = ucp_config_read(nullptr, nullptr, &config); s != UCS_OK) {
     return ucx_error(s, "reading UCX's configuration (UCX_* variables)");

@@ -18,6 +18,15 @@ namespace kvtier::transport {
 // A UCX failure as a Status: what was being done, in UCX's words.
 Status ucx_error(ucs_status_t status, std::string_view what);
 
+// Settings kvtier gives UCX unless its environment sets them (UCX_<name>): over TCP a get is
+// answered in segments of TCP_TX_SEG_SIZE, 8 KiB by default; whole-block segments read KV blocks
+// about four times as fast (docs/transport.md#tuning).
+struct UcxSetting {
+  const char* name;  // without the UCX_ prefix
+  const char* value;
+};
+inline constexpr UcxSetting kUcxDefaults[] = {{"TCP_TX_SEG_SIZE", "256k"}, {"TCP_RX_SEG_SIZE", "256k"}};
+
 class UcxWorker {
  public:
   enum class Threads {

@@ -479,4 +479,4 @@ def test_run_all_targets_name_every_suite_and_parse():
                 float(target)
             assert figure and what, line
             suites.add(suite)
-    assert suites == {"keys", "index", "host", "ssd", "server", "indexer", "policy", "replay", "engine"}
+    assert suites == {"keys", "index", "host", "ssd", "server", "transport", "indexer", "policy", "replay", "engine"}
