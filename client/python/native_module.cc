@@ -20,6 +20,7 @@
 #include "kv_copier_binding.h"
 #include "kvtier/client.h"
 #include "kvtier/prefix_chain.h"
+#include "remote_reader_binding.h"
 
 namespace py = pybind11;
 
@@ -394,4 +395,5 @@ PYBIND11_MODULE(_native, m) {
           "(address, bytes) of the host arena's block data in this process");
 
   bind_kv_copier(m);
+  bind_remote_reader(m);
 }

@@ -127,4 +127,10 @@ class RemoteReader {
   std::shared_ptr<detail::RemoteReaderState> state_;
 };
 
+// The held prefix of `keys` from the node `node` reaches, into `destination` (RemoteReader::fetch).
+inline Result<RemoteFetch> fetch_remote(RemoteReader& node, std::span<const BlockKey> keys,
+                                        std::span<uint8_t> destination) {
+  return node.fetch(keys, destination);
+}
+
 }  // namespace kvtier

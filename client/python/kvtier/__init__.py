@@ -13,10 +13,12 @@ from kvtier._native import (  # noqa: F401  (the package's public names)
     KvCopy,
     Match,
     Namespace,
+    RemoteReader,
     Reservation,
     KEY_BYTES,
     KEY_FORMAT_VERSION,
     cuda_copy_built,
+    fetch_remote,
 )
 
 __all__ = [
@@ -28,8 +30,10 @@ __all__ = [
     "KvCopy",
     "Match",
     "Namespace",
+    "RemoteReader",
     "Reservation",
     "KEY_BYTES",
     "KEY_FORMAT_VERSION",
     "cuda_copy_built",
+    "fetch_remote",
 ]

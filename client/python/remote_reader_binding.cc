@@ -1,0 +1,119 @@
+// kvtier.RemoteReader and kvtier.fetch_remote: blocks another node holds, read into a buffer of
+// this process (over UCX out of the node's arena, or gRPC GetBlocks; kvtier/remote_reader.h).
+#include "remote_reader_binding.h"
+
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "binding_support.h"
+#include "kvtier/remote_reader.h"
+
+namespace kvtier::python {
+namespace {
+
+RemoteReaderOptions reader_options(const std::string& address, const py::kwargs& kwargs) {
+  RemoteReaderOptions o;
+  o.address = address;
+  for (const auto& [k, v] : kwargs) {
+    const std::string key = k.cast<std::string>();
+    if (key == "use_ucx")
+      o.use_ucx = v.cast<bool>();
+    else if (key == "include_ssd")
+      o.include_ssd = v.cast<bool>();
+    else if (key == "load_timeout_ms")
+      o.load_timeout_ms = v.cast<uint32_t>();
+    else if (key == "lease_ms")
+      o.lease_ms = v.cast<uint32_t>();
+    else if (key == "timeout_ms")
+      o.timeout_ms = v.cast<uint32_t>();
+    else if (key == "ucx_retry_ms")
+      o.ucx_retry_ms = v.cast<uint32_t>();
+    else if (key == "tls_ca_file")
+      o.tls_ca_file = v.cast<std::string>();
+    else if (key == "tls_cert_file")
+      o.tls_cert_file = v.cast<std::string>();
+    else if (key == "tls_key_file")
+      o.tls_key_file = v.cast<std::string>();
+    else if (key == "tls_server_name")
+      o.tls_server_name = v.cast<std::string>();
+    else if (key == "token_file")
+      o.token_file = v.cast<std::string>();
+    else
+      throw py::type_error("RemoteReader has no option '" + key + "'");
+  }
+  return o;
+}
+
+py::dict fetch_dict(const RemoteFetch& f) {
+  py::dict d;
+  d["path"] = std::string(remote_path_name(f.path));
+  d["blocks"] = f.blocks;
+  d["bytes"] = f.bytes;
+  d["held"] = f.held;
+  d["corrupt"] = f.corrupt;
+  py::list tiers;
+  for (Tier t : f.tiers) tiers.append(std::string(tier_name(t)));
+  d["tiers"] = tiers;
+  return d;
+}
+
+py::dict fetch(RemoteReader& reader, const py::sequence& keys, const py::object& destination) {
+  const std::vector<BlockKey> ks = keys_from(keys);
+  Py_buffer view;
+  if (PyObject_GetBuffer(destination.ptr(), &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) != 0) {
+    throw py::error_already_set();
+  }
+  Result<RemoteFetch> got = Status::internal("not fetched");
+  {
+    py::gil_scoped_release unlocked;  // the reads take milliseconds; other threads run meanwhile
+    got = reader.fetch(ks, std::span(static_cast<uint8_t*>(view.buf), static_cast<size_t>(view.len)));
+  }
+  PyBuffer_Release(&view);
+  return fetch_dict(take(std::move(got)));
+}
+
+}  // namespace
+
+void bind_remote_reader(py::module_& m) {
+  py::class_<RemoteReader>(m, "RemoteReader",
+                           "Blocks another node holds, read into this process: over UCX straight out of the node's "
+                           "arena when both ends have it, over gRPC GetBlocks otherwise; every block checked against "
+                           "its sealed checksum (thread-safe)")
+      .def(py::init([](const std::string& address, const py::kwargs& options) {
+             return take(RemoteReader::open(reader_options(address, options)));
+           }),
+           py::arg("address"),
+           "the node's gRPC host:port; keyword options (RemoteReaderOptions in kvtier/remote_reader.h): use_ucx, "
+           "include_ssd, load_timeout_ms, lease_ms, timeout_ms, ucx_retry_ms, tls_ca_file, tls_cert_file, "
+           "tls_key_file, tls_server_name, token_file")
+      .def("fetch", &fetch, py::arg("keys"), py::arg("destination"),
+           "the held prefix of the chain `keys` into the writable buffer `destination`, blocks back to back, as "
+           "many whole blocks as fit; returns {path, blocks, bytes, held, corrupt, tiers}")
+      .def_property_readonly(
+          "path", [](const RemoteReader& r) { return std::string(remote_path_name(r.path())); },
+          "what the next fetch uses: 'ucx' or 'grpc'")
+      .def_property_readonly("fallback_reason", &RemoteReader::fallback_reason,
+                             "why fetches use GetBlocks now ('' when they use UCX)")
+      .def(
+          "stats",
+          [](const RemoteReader& r) {
+            const RemoteReaderStats s = r.stats();
+            py::dict d;
+            d["ucx_fetches"] = s.ucx_fetches;
+            d["grpc_fetches"] = s.grpc_fetches;
+            d["blocks"] = s.blocks;
+            d["bytes"] = s.bytes;
+            d["corrupt"] = s.corrupt;
+            d["sessions"] = s.sessions;
+            d["fallbacks"] = s.fallbacks;
+            return d;
+          },
+          "counters of this reader");
+  m.def("fetch_remote", &fetch, py::arg("node"), py::arg("keys"), py::arg("destination"),
+        "node.fetch(keys, destination): the held prefix of `keys` from the node a RemoteReader reaches");
+}
+
+}  // namespace kvtier::python
