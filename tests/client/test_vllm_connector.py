@@ -13,7 +13,14 @@ same chunk arithmetic as the CUDA kernel). Every KV value is a function of the t
 attention step checks that whatever the connector loaded is exactly what the engine would have
 computed. Run by ctest (vllm_connector) with PYTHONPATH at build/python."""
 
+import contextlib
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 import types
 import uuid
 from dataclasses import dataclass, field
@@ -23,6 +30,9 @@ import pytest
 
 import kvtier
 from kvtier.vllm_connector import KVConnectorRole, KvtierConnector, _NamespaceArgs
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from loopback import free_port  # noqa: E402
 
 BLOCK = 16
 LAYERS = 3
@@ -86,6 +96,7 @@ class Request:
     output_token_ids: list = field(default_factory=list)
     mm_features: list | None = None  # vLLM's MultiModalFeatureSpec list: an image's identifier, its placeholder range
     prompt_embeds: object = None
+    kv_transfer_params: dict | None = None  # from the API request; a scheduler may name a node here
 
     @property
     def all_token_ids(self):
@@ -199,7 +210,12 @@ class Engine:
 
     def add(self, request):
         ext, load_async = self.scheduler.get_num_new_matched_tokens(request, 0)
-        assert load_async is False
+        for _ in range(1000):  # None: not yet (SSD or remote blocks on their way); vLLM asks again next step
+            if ext is not None:
+                break
+            time.sleep(0.01)
+            ext, load_async = self.scheduler.get_num_new_matched_tokens(request, 0)
+        assert load_async is False and ext is not None
         need = -(-len(request.prompt_token_ids) // BLOCK)
         blocks = [self.free.pop(0) for _ in range(need)]
         self.scheduler.update_state_after_alloc(request, KVCacheBlocks(blocks), ext)
@@ -528,3 +544,66 @@ def test_multimodal_and_embedding_prompts_neither_load_nor_save(node):
     assert reader.add(Request("e", prompt, prompt_embeds=object())) == 0, "nor do prompt embeddings"
     Engine(node).run(Request("plain", prompt))
     assert Engine(node).add(Request("plain-again", prompt + [1])) > 0, "the same tokens without an image still hit"
+
+
+@contextlib.contextmanager
+def kvtierd_node(ucx=True):
+    """A real kvtierd serving a node's segments and gRPC (for another node's reads), until the block ends."""
+    path = tempfile.mkdtemp(prefix="kvtierd-vllm-", dir=os.getcwd())
+    name = f"pytest-vllm-remote-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    address = f"127.0.0.1:{free_port()}"
+    config = os.path.join(path, "node.yaml")
+    with open(config, "w") as f:
+        f.write(f"node: {{name: {name}, shm_prefix: kvtiertest}}\nindex: {{capacity: 8192}}\n"
+                "host: {bytes: 64MiB, slab_bytes: 1MiB}\nssd: {enabled: false}\n"
+                f"server: {{grpc_address: \"{address}\", metrics_address: \"\", ucx: {{enabled: {str(ucx).lower()}}}}}\n")
+    daemon = subprocess.Popen([os.path.join(os.environ["KVTIER_BIN_DIR"], "kvtierd"), "--config", config],
+                              stdout=subprocess.PIPE, text=True,
+                              env={k: v for k, v in os.environ.items() if k != "KVTIER_BIN_DIR"})
+    try:
+        line = daemon.stdout.readline()
+        while line and "serving node" not in line:
+            line = daemon.stdout.readline()
+        assert "serving node" in line
+        yield name, address
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.communicate(timeout=60)
+        kvtier.Client.destroy_node(name, "kvtiertest")
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.parametrize("ucx", [True, False])
+def test_a_prefix_another_node_holds_is_fetched_when_the_scheduler_names_it(node, ucx):
+    """An engine on node B computes a prompt; a scheduler sends its follow-up to an engine on node A,
+    naming B in kv_transfer_params (as ScoreNodes' remote_blocks would suggest): A's connector fetches
+    the prefix from B (UCX, or GetBlocks when B serves no UCX reads) into A's host tier while vLLM
+    waits, then loads it, and the KV is exactly what A would have computed."""
+    prompt = tokens(100, seed=7)
+    with kvtierd_node(ucx) as (remote_name, address):
+        b = Engine(remote_name, extra={"kvtier.shm_prefix": "kvtiertest"})
+        assert b.run(Request("b-1", prompt)) == 0
+        assert b.workers[0].stats["save_blocks"] == 6
+        a = Engine(node, extra={"kvtier.remote_reader": {"timeout_ms": 2000}})
+        follow_up = prompt + tokens(40, seed=8)
+        # Without the scheduler's word, node A has nothing.
+        assert a.run(Request("a-0", tokens(50, seed=9))) == 0
+        loaded = a.run(Request("a-1", follow_up, kv_transfer_params={"kvtier_remote_node": address}))
+        assert loaded == 6 * BLOCK
+        assert a.mismatches == 0, "the fetched KV is exactly what the engine would have computed"
+        stats = a.scheduler.stats
+        assert stats["remote_fetches"] == 1 and stats["remote_blocks"] == 6 and stats["remote_failures"] == 0
+        # Now local: the next request naming B gets its prefix from A itself (B has nothing past it).
+        again = prompt + tokens(20, seed=10)
+        assert a.run(Request("a-2", again, kv_transfer_params={"kvtier_remote_node": address})) == 6 * BLOCK
+        assert a.scheduler.stats["remote_blocks"] == 6
+        # A request A holds whole is not fetched at all.
+        before = a.scheduler.stats["remote_fetches"]
+        assert a.run(Request("a-4", prompt[:97], kv_transfer_params={"kvtier_remote_node": address})) == 6 * BLOCK
+        assert a.scheduler.stats["remote_fetches"] == before
+        # A node that cannot be reached costs the request only its prefix.
+        lost = tokens(64, seed=11)
+        assert a.run(Request("a-3", lost, kv_transfer_params={"kvtier_remote_node": f"127.0.0.1:{free_port()}"})) == 0
+        assert a.scheduler.stats["remote_failures"] == 1
+        a.close()
+        b.close()

@@ -13,7 +13,8 @@ import yaml
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("KVTIER_BIN_DIR", os.path.join(ROOT, "build", "bin"))
 KUSTOMIZE = os.path.join(ROOT, "deploy", "kustomize")
-OVERLAYS = ["base", "overlays/dev", "overlays/production", "overlays/hostipc", "overlays/networkpolicy-only"]
+OVERLAYS = ["base", "overlays/dev", "overlays/production", "overlays/hostipc", "overlays/networkpolicy-only",
+            "overlays/rdma"]
 ENGINE_EXAMPLE = "examples/vllm-engine"
 
 GIB = 1 << 30
@@ -415,3 +416,17 @@ def test_network_policies_admit_only_the_served_ports(rendered):
         assert spec["policyTypes"] == ["Ingress"]
         opened = {p["port"] for rule in spec["ingress"] for p in rule["ports"]}
         assert opened == {p["name"] for p in c["ports"]}, f"{workload['metadata']['name']}: {opened}"
+
+
+def test_rdma_overlay_reaches_the_hca_and_may_pin_the_arena():
+    """overlays/rdma: the HCA through a device plugin, IPC_LOCK for the arena's registration, the
+    UCX transports named, and the base's hardening otherwise kept (docs/transport.md)."""
+    r = Rendered("overlays/rdma")
+    c = container(r.pod, "kvtierd")
+    assert c["resources"]["limits"].get("rdma/hca_shared_devices_a") == 1
+    caps = c["securityContext"]["capabilities"]
+    assert caps["add"] == ["IPC_LOCK"] and caps["drop"] == ["ALL"]
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    env = {e["name"]: e.get("value") for e in c.get("env", [])}
+    assert "rc" in env["UCX_TLS"].split(",") and "tcp" in env["UCX_TLS"].split(",")
+    assert not r.pod.get("hostNetwork", False), "hostNetwork is the operator's choice, commented out"

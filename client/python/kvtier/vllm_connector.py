@@ -36,6 +36,7 @@ from typing import Any
 
 import kvtier
 from kvtier.vllm_connector_events import ConnectorEvents
+from kvtier.vllm_remote_prefix import RemotePrefixFetcher, remote_node_of
 
 logger = logging.getLogger("kvtier.vllm_connector")
 
@@ -86,6 +87,8 @@ EXTRA_MODEL_ID = "kvtier.model_id"  # else vLLM's model name (include a revision
 EXTRA_SAVE = "kvtier.save"  # false: load only (a consumer that never writes)
 EXTRA_COPY_METHOD = "kvtier.copy_method"  # "kernel" (default) or "memcpy"
 EXTRA_SSD_WAIT = "kvtier.ssd_load_wait_s"  # how long a request waits for its SSD blocks (default 5 s)
+EXTRA_REMOTE_WAIT = "kvtier.remote_wait_s"  # how long a request waits for a prefix from another node (default 5 s)
+EXTRA_REMOTE_READER = "kvtier.remote_reader"  # kvtier.RemoteReader's keyword options (TLS files, ...)
 
 
 @dataclasses.dataclass
@@ -272,6 +275,7 @@ class KvtierConnector(KVConnectorBase_V1):
         self._allocated: set[str] = set()  # requests given blocks to load into since the last step
         # req_id → (loads in flight, deadline, attempts made)
         self._ssd_loads: dict[str, tuple[list[kvtier.BlockLoad], float, int]] = {}
+
         self._requests: dict[str, Any] = {}  # req_id → vLLM's Request, until its first step is built
         self._loads: list[_Transfer] = []
         self._loaded_through: dict[str, int] = {}  # req_id → blocks loaded from the node
@@ -303,6 +307,13 @@ class KvtierConnector(KVConnectorBase_V1):
             "save_us": 0,  # worker: time in save_kv_layer and wait_for_save
             "unkeyable_requests": 0,  # scheduler: multimodal or prompt-embedding requests, not cached
         }
+        # Prefixes a scheduler says another node holds (kv_transfer_params: kvtier_remote_node);
+        # its counters join these (remote_fetches, remote_blocks, remote_failures, remote_timeouts).
+        self._remote: RemotePrefixFetcher | None = None
+        if role == KVConnectorRole.SCHEDULER:
+            self._remote = RemotePrefixFetcher(
+                self._client, float(extra.get(EXTRA_REMOTE_WAIT, 5.0)), extra.get(EXTRA_REMOTE_READER), self.stats
+            )
 
     # ---------------------------------------------------------------- vLLM's questions to connectors
 
@@ -388,6 +399,11 @@ class KvtierConnector(KVConnectorBase_V1):
         ]
         if self._wait_for_ssd(req_id, rank_keys, num_computed_tokens // bs):
             return None, False  # vLLM asks again in a later step; the engine runs other requests meanwhile
+        remote = remote_node_of(request) if self._remote is not None else None
+        if remote is not None and self._remote.wait(
+            req_id, remote, [(self._namespace(rank, ns), keys) for rank, keys in enumerate(rank_keys)]
+        ):
+            return None, False  # the rest of the prefix is on its way from the node the scheduler named
         # Pin the host prefix now, so the daemon's upkeep (which drops host copies of SSD blocks
         # first, just-loaded ones included) cannot take it before the worker acquires it.
         self._unpin(req_id)
@@ -527,6 +543,8 @@ class KvtierConnector(KVConnectorBase_V1):
         self._unpin(request.request_id)
         for state in (self._tracked, self._matched, self._requests, self._ssd_loads, self._loaded_through):
             state.pop(request.request_id, None)
+        if self._remote is not None:
+            self._remote.forget(request.request_id)
         return False, None  # saves finish inside the step (wait_for_save): vLLM may free the blocks
 
     def _request_of(self, new: Any) -> Any:
@@ -774,6 +792,8 @@ class KvtierConnector(KVConnectorBase_V1):
     def shutdown(self) -> None:
         for req_id in list(self._scheduler_pins):
             self._unpin(req_id)
+        if self._remote is not None:
+            self._remote.shutdown()
         if self._saving is not None or self._save_copies:
             self._wait_for_save()
         self._finish_loads()

@@ -34,7 +34,8 @@ def kvtierd(ucx_enabled=True):
                 f"ucx: {{enabled: {'true' if ucx_enabled else 'false'}}}}}\n"
                 f"namespaces:\n  - model_id: {MODEL}\n"
                 "    layout: {dtype: bf16, block_tokens: 16, num_layers: 2, num_kv_heads: 8, head_dim: 64}\n")
-    daemon = subprocess.Popen([os.path.join(BIN, "kvtierd"), "--config", config], stdout=subprocess.PIPE, text=True)
+    daemon = subprocess.Popen([os.path.join(BIN, "kvtierd"), "--config", config], stdout=subprocess.PIPE, text=True,
+                              env={k: v for k, v in os.environ.items() if k != "KVTIER_BIN_DIR"})
     try:
         line = daemon.stdout.readline()
         while line and "serving node" not in line:
