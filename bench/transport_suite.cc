@@ -84,7 +84,7 @@ double perftest_rate(int iterations, std::string* why) {
   const int port = free_loopback_port();
   // Under the settings kvtier gives UCX (the same transport, tuned the same way) unless set already.
   for (const transport::UcxSetting& d : transport::kUcxDefaults) {
-    ::setenv(fmt::format("UCX_{}", d.name).c_str(), d.value, 0);
+    ::setenv(fmt::format("UCX_{}", d.name).c_str(), d.value, 0);  // NOLINT(concurrency-mt-unsafe): one thread
   }
   const pid_t server = ::fork();
   if (server == 0) {
@@ -121,7 +121,8 @@ double perftest_rate(int iterations, std::string* why) {
 TransportFigures measure(const std::string& tls, const SuiteOptions& opt) {
   TransportFigures f;
   f.tls = tls;
-  ::setenv("UCX_TLS", tls.c_str(), 1);  // the daemon started below, this process and ucx_perftest
+  // The daemon started below, this process and ucx_perftest. NOLINTNEXTLINE(concurrency-mt-unsafe): one thread
+  ::setenv("UCX_TLS", tls.c_str(), 1);
   namespace fs = std::filesystem;
   const std::string dir = fs::absolute(fmt::format("kvtier-bench-transport-{}", ::getpid())).string();
   const std::string node = fmt::format("bench-transport-{}", ::getpid());
@@ -211,14 +212,14 @@ namespaces:
 }  // namespace
 
 int run_transport_suite(const SuiteOptions& opt) {
-  const char* was = std::getenv("UCX_TLS");
+  const char* was = std::getenv("UCX_TLS");  // NOLINT(concurrency-mt-unsafe): the suite runs on one thread
   const std::string saved = was != nullptr ? was : "";
   std::vector<TransportFigures> all;
   for (const char* tls : {"tcp", "sm,self"}) all.push_back(measure(tls, opt));
   if (was != nullptr) {
-    ::setenv("UCX_TLS", saved.c_str(), 1);
+    ::setenv("UCX_TLS", saved.c_str(), 1);  // NOLINT(concurrency-mt-unsafe): one thread
   } else {
-    ::unsetenv("UCX_TLS");
+    ::unsetenv("UCX_TLS");  // NOLINT(concurrency-mt-unsafe): one thread
   }
 
   Table t({"UCX_TLS", "kvtier UCX (GB/s)", "held lease (GB/s)", "ucx_perftest (GB/s)", "vs perftest",

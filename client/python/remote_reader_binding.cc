@@ -4,8 +4,11 @@
 
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <iterator>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "binding_support.h"
@@ -14,35 +17,35 @@
 namespace kvtier::python {
 namespace {
 
+// Each keyword option of RemoteReader() and the RemoteReaderOptions field it sets.
+using OptionSetter = void (*)(RemoteReaderOptions&, const py::handle&);
+constexpr std::pair<const char*, OptionSetter> kReaderOptionFields[] = {
+    {"use_ucx", [](RemoteReaderOptions& o, const py::handle& v) { o.use_ucx = v.cast<bool>(); }},
+    {"include_ssd", [](RemoteReaderOptions& o, const py::handle& v) { o.include_ssd = v.cast<bool>(); }},
+    {"load_timeout_ms", [](RemoteReaderOptions& o, const py::handle& v) { o.load_timeout_ms = v.cast<uint32_t>(); }},
+    {"lease_ms", [](RemoteReaderOptions& o, const py::handle& v) { o.lease_ms = v.cast<uint32_t>(); }},
+    {"timeout_ms", [](RemoteReaderOptions& o, const py::handle& v) { o.timeout_ms = v.cast<uint32_t>(); }},
+    {"ucx_retry_ms", [](RemoteReaderOptions& o, const py::handle& v) { o.ucx_retry_ms = v.cast<uint32_t>(); }},
+    {"tls_ca_file", [](RemoteReaderOptions& o, const py::handle& v) { o.tls_ca_file = v.cast<std::string>(); }},
+    {"tls_cert_file", [](RemoteReaderOptions& o, const py::handle& v) { o.tls_cert_file = v.cast<std::string>(); }},
+    {"tls_key_file", [](RemoteReaderOptions& o, const py::handle& v) { o.tls_key_file = v.cast<std::string>(); }},
+    {"tls_server_name", [](RemoteReaderOptions& o, const py::handle& v) { o.tls_server_name = v.cast<std::string>(); }},
+    {"token_file", [](RemoteReaderOptions& o, const py::handle& v) { o.token_file = v.cast<std::string>(); }},
+};
+
 RemoteReaderOptions reader_options(const std::string& address, const py::kwargs& kwargs) {
   RemoteReaderOptions o;
   o.address = address;
-  for (const auto& [k, v] : kwargs) {
-    const std::string key = k.cast<std::string>();
-    if (key == "use_ucx")
-      o.use_ucx = v.cast<bool>();
-    else if (key == "include_ssd")
-      o.include_ssd = v.cast<bool>();
-    else if (key == "load_timeout_ms")
-      o.load_timeout_ms = v.cast<uint32_t>();
-    else if (key == "lease_ms")
-      o.lease_ms = v.cast<uint32_t>();
-    else if (key == "timeout_ms")
-      o.timeout_ms = v.cast<uint32_t>();
-    else if (key == "ucx_retry_ms")
-      o.ucx_retry_ms = v.cast<uint32_t>();
-    else if (key == "tls_ca_file")
-      o.tls_ca_file = v.cast<std::string>();
-    else if (key == "tls_cert_file")
-      o.tls_cert_file = v.cast<std::string>();
-    else if (key == "tls_key_file")
-      o.tls_key_file = v.cast<std::string>();
-    else if (key == "tls_server_name")
-      o.tls_server_name = v.cast<std::string>();
-    else if (key == "token_file")
-      o.token_file = v.cast<std::string>();
-    else
-      throw py::type_error("RemoteReader has no option '" + key + "'");
+  for (const auto& [name, value] : kwargs) {
+    const auto key = name.cast<std::string>();
+    const auto* field = std::find_if(std::begin(kReaderOptionFields), std::end(kReaderOptionFields),
+                                     [&](const auto& f) { return key == f.first; });
+    if (field == std::end(kReaderOptionFields)) throw py::type_error("RemoteReader has no option '" + key + "'");
+    try {
+      field->second(o, value);
+    } catch (const py::cast_error&) {
+      throw py::type_error("RemoteReader option '" + key + "' has the wrong type");
+    }
   }
   return o;
 }

@@ -40,7 +40,7 @@ ucs_status_t wait(ucp_worker_h worker, void* request, Clock::time_point deadline
 // Whether the transports UCX_TLS allows can report a peer's failure: network transports can,
 // shared memory cannot, and asking for it there fails the connection (with an error on stdout).
 bool transports_report_peer_failure() {
-  const char* tls = std::getenv("UCX_TLS");
+  const char* tls = std::getenv("UCX_TLS");  // NOLINT(concurrency-mt-unsafe): read before connecting
   if (tls == nullptr || *tls == '\0') return true;
   const std::string_view list(tls);
   for (std::string_view network : {"all", "tcp", "rc", "ud", "dc", "ib", "rdma"}) {
@@ -252,7 +252,7 @@ Status ReadSession::connect(const v1::UcxArena& arena) {
     broken_ = true;
     return transport::ucx_error(s, "unpacking the node's arena key");
   }
-  return Status();
+  return {};
 }
 
 void ReadSession::close_endpoint() {

@@ -13,7 +13,7 @@ namespace kvtier::remote {
 inline Status from_grpc(const grpc::Status& s, std::string_view what) {
   const std::string message = fmt::format("{}: {}", what, s.error_message());
   switch (s.error_code()) {
-    case grpc::StatusCode::OK: return Status();
+    case grpc::StatusCode::OK: return {};
     case grpc::StatusCode::INVALID_ARGUMENT: return Status::invalid_argument(message);
     case grpc::StatusCode::RESOURCE_EXHAUSTED: return Status::resource_exhausted(message);
     case grpc::StatusCode::FAILED_PRECONDITION:

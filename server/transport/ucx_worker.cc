@@ -16,7 +16,7 @@ namespace {
 // UCX_TLS unset or "all" lets UCX pick TCP where nothing faster reaches the peer; a list names it
 // or not ("^tcp,..." excludes what it names).
 bool tcp_may_carry_reads() {
-  const char* tls = std::getenv("UCX_TLS");
+  const char* tls = std::getenv("UCX_TLS");  // NOLINT(concurrency-mt-unsafe): read once, before UCX starts
   if (tls == nullptr || *tls == '\0') return true;
   const std::string_view list(tls);
   const bool named = list.find("tcp") != std::string_view::npos || list.find("all") != std::string_view::npos;
@@ -31,7 +31,10 @@ Result<std::unique_ptr<UcxWorker>> UcxWorker::open(Threads threads) {
   // reach every one of them); an operator's own UCX_<name> stands. Only where TCP may carry the
   // reads: UCX warns of settings for a transport it does not load.
   if (tcp_may_carry_reads()) {
-    for (const UcxSetting& d : kUcxDefaults) ::setenv(fmt::format("UCX_{}", d.name).c_str(), d.value, 0);
+    for (const UcxSetting& d : kUcxDefaults) {
+      // NOLINTNEXTLINE(concurrency-mt-unsafe): before UCX starts; UCX reads its settings from here
+      ::setenv(fmt::format("UCX_{}", d.name).c_str(), d.value, 0);
+    }
   }
   ucp_config_t* config = nullptr;
   if (ucs_status_t s = ucp_config_read(nullptr, nullptr, &config); s != UCS_OK) {

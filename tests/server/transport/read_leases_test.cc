@@ -137,6 +137,7 @@ TEST(ReadLeases, ThreadsGrantReleaseAndEndSessionsWhileTheReaperExpires) {
   ReadLeases leases(64);
   std::atomic<uint64_t> granted{0};
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       for (int round = 0; round < 200; ++round) {
