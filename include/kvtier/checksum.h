@@ -2,7 +2,7 @@
 // sends with every GetBlocks / PutBlocks chunk (docs/api.md).
 //
 // The same function as libxxhash's XXH3_64bits (seed 0), with the hash loop compiled for the
-// widest vector unit this CPU has (AVX2 where present): the Debian library is built for the
+// widest vector unit this CPU has (AVX-512 or AVX2 where present): the Debian library is built for the
 // x86-64 baseline (SSE2) and hashes about a third as fast, which made checksums cost more than
 // the copies they guard.
 #pragma once
@@ -24,7 +24,7 @@ inline uint64_t block_checksum(const void* data, size_t size) {
   return sum != 0 ? sum : 1;
 }
 
-// Which implementation xxh3_64 runs on this CPU: "avx2" or "sse2" (for logs and benchmarks).
+// Which implementation xxh3_64 runs on this CPU: "avx512", "avx2" or "sse2" (for logs and benchmarks).
 const char* xxh3_64_implementation();
 
 }  // namespace kvtier

@@ -1,5 +1,6 @@
-// xxh3_64's dispatch and its baseline (SSE2) build. The AVX2 build is checksum_avx2.cc, the only
-// file compiled with -mavx2; it is called only where the CPU reports AVX2.
+// xxh3_64's dispatch and its baseline (SSE2) build. The AVX2 and AVX-512 builds are
+// checksum_avx2.cc and checksum_avx512.cc, the only files compiled for those units; each is called
+// only where the CPU reports it.
 #include "kvtier/checksum.h"
 
 #include "common/checksum_variants.h"
@@ -17,30 +18,43 @@ uint64_t xxh3_64_sse2(const void* data, size_t size) { return XXH3_64bits(data, 
 
 namespace {
 
-bool cpu_has_avx2() noexcept {
+enum class Unit : uint8_t { kSse2, kAvx2, kAvx512 };
+
+Unit widest_unit() noexcept {
 #if KVTIER_HAVE_XXH3_AVX2
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") != 0;
-#else
-  return false;
+  if (__builtin_cpu_supports("avx512f") != 0) return Unit::kAvx512;
+  if (__builtin_cpu_supports("avx2") != 0) return Unit::kAvx2;
 #endif
+  return Unit::kSse2;
 }
 
 // Asked once; afterwards a guard load per call, nothing next to hashing a block.
-bool use_avx2() noexcept {
-  static const bool avx2 = cpu_has_avx2();
-  return avx2;
+Unit unit() noexcept {
+  static const Unit u = widest_unit();
+  return u;
 }
 
 }  // namespace
 
 uint64_t xxh3_64(const void* data, size_t size) {
 #if KVTIER_HAVE_XXH3_AVX2
-  if (use_avx2()) return detail::xxh3_64_avx2(data, size);
+  switch (unit()) {
+    case Unit::kAvx512: return detail::xxh3_64_avx512(data, size);
+    case Unit::kAvx2: return detail::xxh3_64_avx2(data, size);
+    case Unit::kSse2: break;
+  }
 #endif
   return detail::xxh3_64_sse2(data, size);
 }
 
-const char* xxh3_64_implementation() { return use_avx2() ? "avx2" : "sse2"; }
+const char* xxh3_64_implementation() {
+  switch (unit()) {
+    case Unit::kAvx512: return "avx512";
+    case Unit::kAvx2: return "avx2";
+    case Unit::kSse2: break;
+  }
+  return "sse2";
+}
 
 }  // namespace kvtier

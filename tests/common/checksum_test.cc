@@ -31,8 +31,11 @@ TEST(ChecksumTest, EveryBuildEqualsLibxxhash) {
       EXPECT_EQ(xxh3_64(p, n), want) << n << " bytes at +" << offset;
       EXPECT_EQ(detail::xxh3_64_sse2(p, n), want) << n << " bytes at +" << offset;
 #if KVTIER_HAVE_XXH3_AVX2
-      if (std::strcmp(xxh3_64_implementation(), "avx2") == 0) {
+      if (__builtin_cpu_supports("avx2") != 0) {
         EXPECT_EQ(detail::xxh3_64_avx2(p, n), want) << n << " bytes at +" << offset;
+      }
+      if (__builtin_cpu_supports("avx512f") != 0) {
+        EXPECT_EQ(detail::xxh3_64_avx512(p, n), want) << n << " bytes at +" << offset;
       }
 #endif
     }
@@ -49,10 +52,12 @@ TEST(ChecksumTest, BlockChecksumIsNeverZero) {
 
 TEST(ChecksumTest, ReportsItsImplementation) {
   const std::string impl = xxh3_64_implementation();
-  EXPECT_TRUE(impl == "avx2" || impl == "sse2") << impl;
+  EXPECT_TRUE(impl == "avx512" || impl == "avx2" || impl == "sse2") << impl;
 #if defined(__x86_64__)
   __builtin_cpu_init();
-  EXPECT_EQ(impl == "avx2", __builtin_cpu_supports("avx2") != 0);
+  const bool avx512 = __builtin_cpu_supports("avx512f") != 0;
+  EXPECT_EQ(impl == "avx512", avx512);
+  EXPECT_EQ(impl == "avx2", !avx512 && __builtin_cpu_supports("avx2") != 0);
 #endif
 }
 
