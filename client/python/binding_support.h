@@ -3,7 +3,10 @@
 
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
+#include <iterator>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kvtier/block_key.h"
@@ -51,6 +54,43 @@ inline std::vector<BlockKey> keys_from(const py::sequence& seq) {
 inline py::bytes key_bytes(const BlockKey& k) {
   const auto b = k.to_bytes();
   return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+// Keyword options onto an options struct (ClientOptions, RemoteReaderOptions): each name's setter.
+template <typename Options>
+using OptionField = std::pair<const char*, void (*)(Options&, const py::handle&)>;
+
+template <typename T>
+void set_from(T& field, const py::handle& value) {
+  field = py::cast<T>(value);
+}
+
+template <typename Options, size_t N>
+std::string option_names(const OptionField<Options> (&fields)[N]) {
+  std::string names;
+  for (const auto& f : fields) (names += names.empty() ? "" : " ") += f.first;
+  return names;
+}
+
+// TypeError for a name not in `fields` ("unknown <what> 'x' (options: ...)") or a value of the
+// wrong type ("<what> 'x' has the wrong type: str").
+template <typename Options, size_t N>
+void apply_options(Options& o, const py::kwargs& kwargs, const OptionField<Options> (&fields)[N],
+                   const std::string& what) {
+  for (const auto& [name, value] : kwargs) {
+    const auto key = py::cast<std::string>(name);
+    const auto* field =
+        std::find_if(std::begin(fields), std::end(fields), [&](const auto& f) { return key == f.first; });
+    if (field == std::end(fields)) {
+      throw py::type_error("unknown " + what + " '" + key + "' (options: " + option_names(fields) + ")");
+    }
+    try {
+      field->second(o, value);
+    } catch (const py::cast_error&) {
+      throw py::type_error(what + " '" + key + "' has the wrong type: " +
+                           py::cast<std::string>(py::type::handle_of(value).attr("__name__")));
+    }
+  }
 }
 
 }  // namespace kvtier::python

@@ -20,7 +20,6 @@
 #include "kv_copier_binding.h"
 #include "kvtier/client.h"
 #include "kvtier/prefix_chain.h"
-#include "remote_reader_binding.h"
 
 namespace py = pybind11;
 
@@ -87,12 +86,7 @@ NamespaceSpec namespace_spec(const std::string& model_id, const std::string& ada
 
 // Every ClientOptions field but node_name, by its C++ name: the keywords of Client() and
 // Client.from_env() both, so the two cannot drift apart as options are added.
-template <typename T>
-void set_from(T& field, const py::handle& value) {
-  field = value.cast<T>();
-}
-using OptionSetter = void (*)(ClientOptions&, const py::handle&);
-constexpr std::pair<const char*, OptionSetter> kClientOptionFields[] = {
+constexpr OptionField<ClientOptions> kClientOptionFields[] = {
     {"shm_prefix", [](ClientOptions& o, const py::handle& v) { set_from(o.shm_prefix, v); }},
     {"create_if_missing", [](ClientOptions& o, const py::handle& v) { set_from(o.create_if_missing, v); }},
     {"index_capacity", [](ClientOptions& o, const py::handle& v) { set_from(o.index_capacity, v); }},
@@ -104,29 +98,10 @@ constexpr std::pair<const char*, OptionSetter> kClientOptionFields[] = {
     {"room_wait_ms", [](ClientOptions& o, const py::handle& v) { set_from(o.room_wait_ms, v); }},
 };
 
-std::string client_option_names() {
-  std::string names;
-  for (const auto& f : kClientOptionFields) (names += names.empty() ? "" : " ") += f.first;
-  return names;
-}
+std::string client_option_names() { return option_names(kClientOptionFields); }
 
 ClientOptions client_options(const py::kwargs& options, ClientOptions o = {}) {
-  for (const auto& [name, value] : options) {
-    const auto key = name.cast<std::string>();
-    const auto* field = std::find_if(std::begin(kClientOptionFields), std::end(kClientOptionFields),
-                                     [&](const auto& f) { return key == f.first; });
-    if (field == std::end(kClientOptionFields)) {
-      std::string message = "unknown client option '" + key + "' (options: ";
-      (message += client_option_names()) += ')';
-      throw py::type_error(message);
-    }
-    try {
-      field->second(o, value);
-    } catch (const py::cast_error&) {
-      throw py::type_error("client option '" + key + "' has the wrong type: " +
-                           py::str(py::type::handle_of(value).attr("__name__")).cast<std::string>());
-    }
-  }
+  apply_options(o, options, kClientOptionFields, "client option");
   return o;
 }
 
@@ -395,5 +370,4 @@ PYBIND11_MODULE(_native, m) {
           "(address, bytes) of the host arena's block data in this process");
 
   bind_kv_copier(m);
-  bind_remote_reader(m);
 }

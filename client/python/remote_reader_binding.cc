@@ -1,7 +1,9 @@
-// kvtier.RemoteReader and kvtier.fetch_remote: blocks another node holds, read into a buffer of
-// this process (over UCX out of the node's arena, or gRPC GetBlocks; kvtier/remote_reader.h).
-#include "remote_reader_binding.h"
-
+// kvtier._remote: kvtier.RemoteReader and kvtier.fetch_remote, blocks another node holds read into
+// a buffer of this process (over UCX out of the node's arena, or gRPC GetBlocks;
+// kvtier/remote_reader.h). A module of its own, loaded on first use (kvtier/__init__.py): it
+// brings gRPC, OpenSSL and UCX into the process, which an engine that only uses its own node
+// does not need (tests/CMakeLists.txt checks kvtier._native's libraries).
+#include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <algorithm>
@@ -18,35 +20,24 @@ namespace kvtier::python {
 namespace {
 
 // Each keyword option of RemoteReader() and the RemoteReaderOptions field it sets.
-using OptionSetter = void (*)(RemoteReaderOptions&, const py::handle&);
-constexpr std::pair<const char*, OptionSetter> kReaderOptionFields[] = {
-    {"use_ucx", [](RemoteReaderOptions& o, const py::handle& v) { o.use_ucx = v.cast<bool>(); }},
-    {"include_ssd", [](RemoteReaderOptions& o, const py::handle& v) { o.include_ssd = v.cast<bool>(); }},
-    {"load_timeout_ms", [](RemoteReaderOptions& o, const py::handle& v) { o.load_timeout_ms = v.cast<uint32_t>(); }},
-    {"lease_ms", [](RemoteReaderOptions& o, const py::handle& v) { o.lease_ms = v.cast<uint32_t>(); }},
-    {"timeout_ms", [](RemoteReaderOptions& o, const py::handle& v) { o.timeout_ms = v.cast<uint32_t>(); }},
-    {"ucx_retry_ms", [](RemoteReaderOptions& o, const py::handle& v) { o.ucx_retry_ms = v.cast<uint32_t>(); }},
-    {"tls_ca_file", [](RemoteReaderOptions& o, const py::handle& v) { o.tls_ca_file = v.cast<std::string>(); }},
-    {"tls_cert_file", [](RemoteReaderOptions& o, const py::handle& v) { o.tls_cert_file = v.cast<std::string>(); }},
-    {"tls_key_file", [](RemoteReaderOptions& o, const py::handle& v) { o.tls_key_file = v.cast<std::string>(); }},
-    {"tls_server_name", [](RemoteReaderOptions& o, const py::handle& v) { o.tls_server_name = v.cast<std::string>(); }},
-    {"token_file", [](RemoteReaderOptions& o, const py::handle& v) { o.token_file = v.cast<std::string>(); }},
+constexpr OptionField<RemoteReaderOptions> kReaderOptionFields[] = {
+    {"use_ucx", [](RemoteReaderOptions& o, const py::handle& v) { set_from(o.use_ucx, v); }},
+    {"include_ssd", [](RemoteReaderOptions& o, const py::handle& v) { set_from(o.include_ssd, v); }},
+    {"load_timeout_ms", [](RemoteReaderOptions& o, const py::handle& v) { set_from(o.load_timeout_ms, v); }},
+    {"lease_ms", [](RemoteReaderOptions& o, const py::handle& v) { set_from(o.lease_ms, v); }},
+    {"timeout_ms", [](RemoteReaderOptions& o, const py::handle& v) { set_from(o.timeout_ms, v); }},
+    {"ucx_retry_ms", [](RemoteReaderOptions& o, const py::handle& v) { set_from(o.ucx_retry_ms, v); }},
+    {"tls_ca_file", [](RemoteReaderOptions& o, const py::handle& v) { set_from(o.tls_ca_file, v); }},
+    {"tls_cert_file", [](RemoteReaderOptions& o, const py::handle& v) { set_from(o.tls_cert_file, v); }},
+    {"tls_key_file", [](RemoteReaderOptions& o, const py::handle& v) { set_from(o.tls_key_file, v); }},
+    {"tls_server_name", [](RemoteReaderOptions& o, const py::handle& v) { set_from(o.tls_server_name, v); }},
+    {"token_file", [](RemoteReaderOptions& o, const py::handle& v) { set_from(o.token_file, v); }},
 };
 
 RemoteReaderOptions reader_options(const std::string& address, const py::kwargs& kwargs) {
   RemoteReaderOptions o;
   o.address = address;
-  for (const auto& [name, value] : kwargs) {
-    const auto key = name.cast<std::string>();
-    const auto* field = std::find_if(std::begin(kReaderOptionFields), std::end(kReaderOptionFields),
-                                     [&](const auto& f) { return key == f.first; });
-    if (field == std::end(kReaderOptionFields)) throw py::type_error("RemoteReader has no option '" + key + "'");
-    try {
-      field->second(o, value);
-    } catch (const py::cast_error&) {
-      throw py::type_error("RemoteReader option '" + key + "' has the wrong type");
-    }
-  }
+  apply_options(o, kwargs, kReaderOptionFields, "RemoteReader option");
   return o;
 }
 
@@ -78,8 +69,6 @@ py::dict fetch(RemoteReader& reader, const py::sequence& keys, const py::object&
   return fetch_dict(take(std::move(got)));
 }
 
-}  // namespace
-
 void bind_remote_reader(py::module_& m) {
   py::class_<RemoteReader>(m, "RemoteReader",
                            "Blocks another node holds, read into this process: over UCX straight out of the node's "
@@ -89,9 +78,9 @@ void bind_remote_reader(py::module_& m) {
              return take(RemoteReader::open(reader_options(address, options)));
            }),
            py::arg("address"),
-           "the node's gRPC host:port; keyword options (RemoteReaderOptions in kvtier/remote_reader.h): use_ucx, "
-           "include_ssd, load_timeout_ms, lease_ms, timeout_ms, ucx_retry_ms, tls_ca_file, tls_cert_file, "
-           "tls_key_file, tls_server_name, token_file")
+           ("the node's gRPC host:port; keyword options (RemoteReaderOptions in kvtier/remote_reader.h): " +
+            option_names(kReaderOptionFields))
+               .c_str())
       .def("fetch", &fetch, py::arg("keys"), py::arg("destination"),
            "the held prefix of the chain `keys` into the writable buffer `destination`, blocks back to back, as "
            "many whole blocks as fit; returns {path, blocks, bytes, held, corrupt, tiers}")
@@ -119,4 +108,13 @@ void bind_remote_reader(py::module_& m) {
         "node.fetch(keys, destination): the held prefix of `keys` from the node a RemoteReader reaches");
 }
 
+}  // namespace
 }  // namespace kvtier::python
+
+PYBIND11_MODULE(_remote, m) {
+  m.doc() = "kvtier.RemoteReader: blocks of other nodes, over UCX or GetBlocks (docs/transport.md)";
+  // Errors are kvtier._native's Error, the one type callers catch (a reference kept for good).
+  pybind11::object error = pybind11::module_::import("kvtier._native").attr("Error");
+  kvtier::python::g_error = error.release().ptr();
+  kvtier::python::bind_remote_reader(m);
+}

@@ -48,12 +48,13 @@ bool ReadLeases::release(uint64_t session, uint64_t lease) {
   return true;
 }
 
-size_t ReadLeases::end_session(uint64_t session) {
-  std::vector<std::vector<HostBlock>> unpinned;
+template <typename Ends>
+size_t ReadLeases::end_leases_if(Ends ends, std::atomic<uint64_t>& counter) {
+  std::vector<std::vector<HostBlock>> unpinned;  // released after the lock
   {
     std::lock_guard lock(mu_);
     for (auto it = leases_.begin(); it != leases_.end();) {
-      if (it->second.session == session) {
+      if (ends(it->second)) {
         leased_blocks_ -= it->second.blocks.size();
         unpinned.push_back(std::move(it->second.blocks));
         it = leases_.erase(it);
@@ -62,26 +63,16 @@ size_t ReadLeases::end_session(uint64_t session) {
       }
     }
   }
-  session_ended_.fetch_add(unpinned.size(), std::memory_order_relaxed);
+  counter.fetch_add(unpinned.size(), std::memory_order_relaxed);
   return unpinned.size();
 }
 
+size_t ReadLeases::end_session(uint64_t session) {
+  return end_leases_if([session](const Lease& l) { return l.session == session; }, session_ended_);
+}
+
 size_t ReadLeases::expire(Clock::time_point now) {
-  std::vector<std::vector<HostBlock>> unpinned;
-  {
-    std::lock_guard lock(mu_);
-    for (auto it = leases_.begin(); it != leases_.end();) {
-      if (it->second.deadline <= now) {
-        leased_blocks_ -= it->second.blocks.size();
-        unpinned.push_back(std::move(it->second.blocks));
-        it = leases_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
-  expired_.fetch_add(unpinned.size(), std::memory_order_relaxed);
-  return unpinned.size();
+  return end_leases_if([now](const Lease& l) { return l.deadline <= now; }, expired_);
 }
 
 // Sleeps until the earliest deadline (a scan per wake: leases are few, and this is off every

@@ -50,6 +50,9 @@ class ReadLeases {
     std::vector<HostBlock> blocks;
   };
   void reap();
+  // Ends the leases `ends` picks; `counter` counts them.
+  template <typename Ends>
+  size_t end_leases_if(Ends ends, std::atomic<uint64_t>& counter);
 
   const uint32_t max_leases_;
   std::atomic<uint64_t> next_session_{1};

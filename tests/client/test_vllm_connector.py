@@ -13,13 +13,8 @@ same chunk arithmetic as the CUDA kernel). Every KV value is a function of the t
 attention step checks that whatever the connector loaded is exactly what the engine would have
 computed. Run by ctest (vllm_connector) with PYTHONPATH at build/python."""
 
-import contextlib
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 import types
 import uuid
@@ -32,6 +27,7 @@ import kvtier
 from kvtier.vllm_connector import KVConnectorRole, KvtierConnector, _NamespaceArgs
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from kvtierd_node import SHM_PREFIX, kvtierd_node  # noqa: E402
 from loopback import free_port  # noqa: E402
 
 BLOCK = 16
@@ -546,33 +542,6 @@ def test_multimodal_and_embedding_prompts_neither_load_nor_save(node):
     assert Engine(node).add(Request("plain-again", prompt + [1])) > 0, "the same tokens without an image still hit"
 
 
-@contextlib.contextmanager
-def kvtierd_node(ucx=True):
-    """A real kvtierd serving a node's segments and gRPC (for another node's reads), until the block ends."""
-    path = tempfile.mkdtemp(prefix="kvtierd-vllm-", dir=os.getcwd())
-    name = f"pytest-vllm-remote-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    address = f"127.0.0.1:{free_port()}"
-    config = os.path.join(path, "node.yaml")
-    with open(config, "w") as f:
-        f.write(f"node: {{name: {name}, shm_prefix: kvtiertest}}\nindex: {{capacity: 8192}}\n"
-                "host: {bytes: 64MiB, slab_bytes: 1MiB}\nssd: {enabled: false}\n"
-                f"server: {{grpc_address: \"{address}\", metrics_address: \"\", ucx: {{enabled: {str(ucx).lower()}}}}}\n")
-    daemon = subprocess.Popen([os.path.join(os.environ["KVTIER_BIN_DIR"], "kvtierd"), "--config", config],
-                              stdout=subprocess.PIPE, text=True,
-                              env={k: v for k, v in os.environ.items() if k != "KVTIER_BIN_DIR"})
-    try:
-        line = daemon.stdout.readline()
-        while line and "serving node" not in line:
-            line = daemon.stdout.readline()
-        assert "serving node" in line
-        yield name, address
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.communicate(timeout=60)
-        kvtier.Client.destroy_node(name, "kvtiertest")
-        shutil.rmtree(path, ignore_errors=True)
-
-
 @pytest.mark.parametrize("ucx", [True, False])
 def test_a_prefix_another_node_holds_is_fetched_when_the_scheduler_names_it(node, ucx):
     """An engine on node B computes a prompt; a scheduler sends its follow-up to an engine on node A,
@@ -580,8 +549,10 @@ def test_a_prefix_another_node_holds_is_fetched_when_the_scheduler_names_it(node
     the prefix from B (UCX, or GetBlocks when B serves no UCX reads) into A's host tier while vLLM
     waits, then loads it, and the KV is exactly what A would have computed."""
     prompt = tokens(100, seed=7)
-    with kvtierd_node(ucx) as (remote_name, address):
-        b = Engine(remote_name, extra={"kvtier.shm_prefix": "kvtiertest"})
+    sections = ("index: {capacity: 8192}\nhost: {bytes: 64MiB, slab_bytes: 1MiB}\nssd: {enabled: false}\n"
+                f"server: {{{{server}}, ucx: {{enabled: {str(ucx).lower()}}}}}")
+    with kvtierd_node(sections) as (remote_name, address):
+        b = Engine(remote_name, extra={"kvtier.shm_prefix": SHM_PREFIX})
         assert b.run(Request("b-1", prompt)) == 0
         assert b.workers[0].stats["save_blocks"] == 6
         a = Engine(node, extra={"kvtier.remote_reader": {"timeout_ms": 2000}})

@@ -2,6 +2,8 @@
 
 The native module maps the node's shared-memory index and host arena into this process: matching,
 acquiring (zero-copy views), and putting blocks make no RPC. docs/python.md describes the API.
+RemoteReader and fetch_remote (blocks of other nodes) load on first use: they bring gRPC and UCX
+into the process, which an engine reading only its own node does not need.
 """
 
 from kvtier._native import (  # noqa: F401  (the package's public names)
@@ -13,12 +15,10 @@ from kvtier._native import (  # noqa: F401  (the package's public names)
     KvCopy,
     Match,
     Namespace,
-    RemoteReader,
     Reservation,
     KEY_BYTES,
     KEY_FORMAT_VERSION,
     cuda_copy_built,
-    fetch_remote,
 )
 
 __all__ = [
@@ -37,3 +37,11 @@ __all__ = [
     "cuda_copy_built",
     "fetch_remote",
 ]
+
+
+def __getattr__(name):
+    if name in ("RemoteReader", "fetch_remote"):
+        from kvtier import _remote
+
+        return getattr(_remote, name)
+    raise AttributeError(f"module 'kvtier' has no attribute {name!r}")

@@ -1,58 +1,30 @@
 """kvtier.RemoteReader from Python against a real kvtierd: a chain put through kvtier.Client comes
 back into a numpy array over UCX (and over GetBlocks when UCX is off), bytes equal to what the
 node holds, with kvtier.fetch_remote as the function form."""
-import contextlib
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "support"))
 import kvtier  # noqa: E402
-from loopback import free_port  # noqa: E402
+from kvtierd_node import SHM_PREFIX, kvtierd_node  # noqa: E402
 
-BIN = os.environ["KVTIER_BIN_DIR"]
 MODEL = "py-remote/model"
 LAYOUT = dict(num_layers=2, num_kv_heads=8, head_dim=64)  # 64 KiB blocks of bf16
 
 
-@contextlib.contextmanager
 def kvtierd(ucx_enabled=True):
-    path = tempfile.mkdtemp(prefix="kvtierd-remote-", dir=os.getcwd())
-    name = f"pyremote{os.getpid()}"
-    address = f"127.0.0.1:{free_port()}"
-    config = os.path.join(path, "node.yaml")
-    with open(config, "w") as f:
-        f.write(f"node: {{name: {name}, shm_prefix: kvtiertest}}\nindex: {{capacity: 4096}}\n"
-                "host: {bytes: 16MiB, slab_bytes: 1MiB}\nssd: {enabled: false}\n"
-                f"server: {{grpc_address: \"{address}\", metrics_address: \"\", "
-                f"ucx: {{enabled: {'true' if ucx_enabled else 'false'}}}}}\n"
-                f"namespaces:\n  - model_id: {MODEL}\n"
-                "    layout: {dtype: bf16, block_tokens: 16, num_layers: 2, num_kv_heads: 8, head_dim: 64}\n")
-    daemon = subprocess.Popen([os.path.join(BIN, "kvtierd"), "--config", config], stdout=subprocess.PIPE, text=True,
-                              env={k: v for k, v in os.environ.items() if k != "KVTIER_BIN_DIR"})
-    try:
-        line = daemon.stdout.readline()
-        while line and "serving node" not in line:
-            line = daemon.stdout.readline()
-        assert "serving node" in line
-        yield name, address
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.communicate(timeout=60)
-        for part in ("index", "host", "loads"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(f"/dev/shm/kvtiertest-{name}-{part}")
-        shutil.rmtree(path, ignore_errors=True)
+    return kvtierd_node(
+        "index: {capacity: 4096}\nhost: {bytes: 16MiB, slab_bytes: 1MiB}\nssd: {enabled: false}\n"
+        f"server: {{{{server}}, ucx: {{enabled: {'true' if ucx_enabled else 'false'}}}}}",
+        f"namespaces:\n  - model_id: {MODEL}\n"
+        "    layout: {dtype: bf16, block_tokens: 16, num_layers: 2, num_kv_heads: 8, head_dim: 64}\n")
 
 
 def put_chain(name, blocks, seed):
-    client = kvtier.Client(name, shm_prefix="kvtiertest")
+    client = kvtier.Client(name, shm_prefix=SHM_PREFIX)
     ns = client.register_namespace(model_id=MODEL, **LAYOUT)
     keys = client.keys(ns, np.arange(seed, seed + blocks * 16, dtype=np.uint32))
     rng = np.random.default_rng(seed)
@@ -81,8 +53,13 @@ def test_fetch_remote_reads_a_chain_over_ucx(tls, monkeypatch):
         assert reader.fetch(keys, small)["blocks"] == 2
         assert bytes(small[:ns.block_bytes]) == payloads[0].tobytes()
         assert reader.stats()["ucx_fetches"] == 2
-        with pytest.raises(TypeError):
+        with pytest.raises(TypeError, match="unknown RemoteReader option 'no_such_option'"):
             kvtier.RemoteReader(address, no_such_option=1)
+        with pytest.raises(TypeError, match="'timeout_ms' has the wrong type: str"):
+            kvtier.RemoteReader(address, timeout_ms="soon")
+        with pytest.raises(kvtier.Error) as bad:
+            kvtier.RemoteReader("")  # the library's own refusal, as kvtier.Error
+        assert bad.value.code == "invalid_argument"
         with pytest.raises(BufferError):
             reader.fetch(keys, b"read-only bytes")
         del client
