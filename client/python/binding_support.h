@@ -82,13 +82,17 @@ void apply_options(Options& o, const py::kwargs& kwargs, const OptionField<Optio
     const auto* field =
         std::find_if(std::begin(fields), std::end(fields), [&](const auto& f) { return key == f.first; });
     if (field == std::end(fields)) {
-      throw py::type_error("unknown " + what + " '" + key + "' (options: " + option_names(fields) + ")");
+      std::string message = "unknown " + what;
+      ((((message += " '") += key) += "' (options: ") += option_names(fields)) += ')';
+      throw py::type_error(message);
     }
     try {
       field->second(o, value);
     } catch (const py::cast_error&) {
-      throw py::type_error(what + " '" + key + "' has the wrong type: " +
-                           py::cast<std::string>(py::type::handle_of(value).attr("__name__")));
+      std::string message = what;
+      (((message += " '") += key) += "' has the wrong type: ") +=
+          py::cast<std::string>(py::type::handle_of(value).attr("__name__"));
+      throw py::type_error(message);
     }
   }
 }
