@@ -18,7 +18,7 @@ namespace {
 // Ends every lease of a session when its handler returns, however it returns.
 class SessionLeases {
  public:
-  SessionLeases(transport::ReadLeases& leases) : leases_(leases), id_(leases.new_session()) {}
+  explicit SessionLeases(transport::ReadLeases& leases) : leases_(leases), id_(leases.new_session()) {}
   ~SessionLeases() { (void)leases_.end_session(id_); }
   SessionLeases(const SessionLeases&) = delete;
   SessionLeases& operator=(const SessionLeases&) = delete;
