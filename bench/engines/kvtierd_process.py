@@ -21,6 +21,7 @@ class Kvtierd:
         self.name = name
         self.shm_prefix = shm_prefix
         self.address = f"127.0.0.1:{free_port()}"
+        self.metrics_port = free_port()
         config = os.path.join(workdir, f"{name}.yaml")
         with open(config, "w") as f:
             f.write(
@@ -30,7 +31,7 @@ index: {{capacity: 65536}}
 host: {{bytes: {host_bytes}, slab_bytes: 4MiB}}
 ssd: {{dir: {workdir}/{name}-ssd, bytes: {ssd_bytes}, region_bytes: 4MiB, direct_io: false,
       admission: {{min_accesses: {min_accesses}}}}}
-server: {{grpc_address: "{self.address}", metrics_address: "127.0.0.1:{free_port()}"}}
+server: {{grpc_address: "{self.address}", metrics_address: "127.0.0.1:{self.metrics_port}"}}
 {extra_config}
 """
             )
@@ -50,6 +51,16 @@ server: {{grpc_address: "{self.address}", metrics_address: "127.0.0.1:{free_port
                 with open(self.log_path) as f:
                     raise RuntimeError(f"kvtierd did not start:\n{f.read()}")
             time.sleep(0.05)
+
+    def metric(self, series: str) -> float | None:
+        """A sample from the daemon's /metrics: the line that starts with `series`, or None."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as page:
+            for line in page.read().decode().splitlines():
+                if line.startswith(series + " "):
+                    return float(line.split()[-1])
+        return None
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -185,6 +185,8 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
                     ignore_eos=True,
                     logprobs=1,
                     detokenize=False,
+                    # Where vLLM's OpenAI server puts a request's kv_transfer_params (Request reads them here).
+                    extra_args={"kv_transfer_params": p["kv_transfer_params"]} if p.get("kv_transfer_params") else None,
                 )
             )
             prompt = TokensPrompt(prompt_token_ids=list(p["tokens"]))
