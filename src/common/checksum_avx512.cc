@@ -8,7 +8,9 @@
 // GCC 12 warns inside its own avx512fintrin.h (the _mm512_undefined_* idiom reads as uninitialised).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <xxhash.h>
 #pragma GCC diagnostic pop
 
