@@ -225,6 +225,13 @@ void ReadSession::on_endpoint_error(void* self, ucp_ep_h /*ep*/, ucs_status_t /*
 
 Status ReadSession::connect(const v1::UcxArena& arena) {
   close_endpoint();
+  if (ucx_.tcp_receive_segment() != 0 && arena.tcp_segment_bytes() > ucx_.tcp_receive_segment()) {
+    broken_ = true;
+    return Status::failed_precondition(
+        fmt::format("the node's UCX sends TCP segments of {} bytes, more than this process receives "
+                    "(UCX_TCP_RX_SEG_SIZE {}): UCX would abort it; set UCX_TCP_RX_SEG_SIZE to at least {}",
+                    arena.tcp_segment_bytes(), ucx_.tcp_receive_segment(), arena.tcp_segment_bytes()));
+  }
   ucp_ep_params_t params{};
   params.field_mask =
       UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE | UCP_EP_PARAM_FIELD_ERR_HANDLER;

@@ -112,6 +112,7 @@ grpc::Status BlocksService::ReadBlocks(grpc::ServerContext* context,
           ucx.set_rkey(reads_.arena->rkey());
           ucx.set_address(reads_.arena->address());
           ucx.set_bytes(reads_.arena->bytes());
+          ucx.set_tcp_segment_bytes(reads_.arena->tcp_segment_bytes());
           first = false;
         }
         if (!stream->Write(reply)) return grpc::Status::OK;  // the reader went away: its leases end here

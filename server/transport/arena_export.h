@@ -28,6 +28,7 @@ class ArenaExport {
   const std::string& rkey() const { return rkey_; }  // packed: readers unpack it per endpoint
   uint64_t address() const { return reinterpret_cast<uint64_t>(arena_.data()); }
   uint64_t bytes() const { return arena_.size(); }
+  uint64_t tcp_segment_bytes() const { return worker_->tcp_send_segment(); }
 
  private:
   ArenaExport() = default;

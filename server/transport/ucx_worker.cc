@@ -23,7 +23,40 @@ bool tcp_may_carry_reads() {
   return list.front() == '^' ? list.find("tcp") == std::string_view::npos : named;
 }
 
+// The value UCX will use for a TCP setting: the environment's, else UCX's own default.
+uint64_t tcp_setting(const char* variable, uint64_t ucx_default) {
+  const char* v = std::getenv(variable);  // NOLINT(concurrency-mt-unsafe): read once, as UCX starts
+  if (v == nullptr) return ucx_default;
+  return parse_ucx_bytes(v).value_or(ucx_default);
+}
+
 }  // namespace
+
+std::optional<uint64_t> parse_ucx_bytes(std::string_view text) {
+  uint64_t value = 0;
+  size_t i = 0;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+    if (value > (UINT64_MAX - 9) / 10) return std::nullopt;
+    value = value * 10 + static_cast<uint64_t>(text[i] - '0');
+  }
+  if (i == 0) return std::nullopt;
+  std::string_view unit = text.substr(i);
+  if (!unit.empty() && (unit.back() == 'b' || unit.back() == 'B')) unit.remove_suffix(1);
+  if (unit.empty()) return value;
+  if (unit.size() != 1) return std::nullopt;
+  int shift = 0;
+  switch (unit[0]) {
+    case 'k':
+    case 'K': shift = 10; break;
+    case 'm':
+    case 'M': shift = 20; break;
+    case 'g':
+    case 'G': shift = 30; break;
+    default: return std::nullopt;
+  }
+  if (value > (UINT64_MAX >> shift)) return std::nullopt;
+  return value << shift;
+}
 
 Result<std::unique_ptr<UcxWorker>> UcxWorker::open(Threads threads) {
   std::unique_ptr<UcxWorker> w(new UcxWorker());
@@ -35,6 +68,9 @@ Result<std::unique_ptr<UcxWorker>> UcxWorker::open(Threads threads) {
       // NOLINTNEXTLINE(concurrency-mt-unsafe): before UCX starts; UCX reads its settings from here
       ::setenv(fmt::format("UCX_{}", d.name).c_str(), d.value, 0);
     }
+    // UCX 1.13's defaults: 8 KiB segments sent, 64 KiB received.
+    w->tcp_send_segment_ = tcp_setting("UCX_TCP_TX_SEG_SIZE", 8 << 10);
+    w->tcp_receive_segment_ = tcp_setting("UCX_TCP_RX_SEG_SIZE", 64 << 10);
   }
   ucp_config_t* config = nullptr;
   if (ucs_status_t s = ucp_config_read(nullptr, nullptr, &config); s != UCS_OK) {

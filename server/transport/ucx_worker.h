@@ -7,7 +7,9 @@
 
 #include <ucp/api/ucp.h>
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -27,6 +29,9 @@ struct UcxSetting {
 };
 inline constexpr UcxSetting kUcxDefaults[] = {{"TCP_TX_SEG_SIZE", "256k"}, {"TCP_RX_SEG_SIZE", "256k"}};
 
+// A UCX size setting ("8K", "256k", "1m", "65536") in bytes; nullopt for what is not one ("inf").
+std::optional<uint64_t> parse_ucx_bytes(std::string_view text);
+
 class UcxWorker {
  public:
   enum class Threads {
@@ -45,6 +50,11 @@ class UcxWorker {
   const std::string& address() const { return address_; }
   // For waiting until the worker has work (ucp_worker_arm first): an fd poll() can watch.
   int event_fd() const { return event_fd_; }
+  // UCX's TCP segment sizes in this process (0 where TCP cannot carry reads). A peer whose
+  // segments are larger than ours to receive makes UCX abort this process (an assertion in its
+  // TCP transport), so the two ends compare them before they connect.
+  uint64_t tcp_send_segment() const { return tcp_send_segment_; }
+  uint64_t tcp_receive_segment() const { return tcp_receive_segment_; }
 
  private:
   UcxWorker() = default;
@@ -52,6 +62,7 @@ class UcxWorker {
   ucp_worker_h worker_ = nullptr;
   std::string address_;
   int event_fd_ = -1;
+  uint64_t tcp_send_segment_ = 0, tcp_receive_segment_ = 0;
 };
 
 }  // namespace kvtier::transport

@@ -354,6 +354,48 @@ TEST(RemoteReader, WithoutUcxInTheReaderFetchesUseGetBlocks) {
   EXPECT_FALSE((*broken)->fallback_reason().empty());
 }
 
+// Saves an environment variable and restores it when the test ends.
+class SavedVariable {
+ public:
+  explicit SavedVariable(const char* name) : name_(name) {
+    const char* v = std::getenv(name);  // NOLINT(concurrency-mt-unsafe): the test's one thread
+    if (v != nullptr) value_ = v;
+  }
+  ~SavedVariable() {
+    if (value_) {
+      ::setenv(name_, value_->c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
+    } else {
+      ::unsetenv(name_);  // NOLINT(concurrency-mt-unsafe)
+    }
+  }
+  SavedVariable(const SavedVariable&) = delete;
+  SavedVariable& operator=(const SavedVariable&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> value_;
+};
+
+TEST(RemoteReader, AReaderThatReceivesSmallerTcpSegmentsThanTheNodeSendsUsesGetBlocks) {
+  const char* tls = std::getenv("UCX_TLS");  // NOLINT(concurrency-mt-unsafe)
+  if (tls == nullptr || std::string(tls).find("tcp") == std::string::npos) GTEST_SKIP() << "TCP only";
+  RemoteNode n;  // sends 256 KiB segments (kvtier's default)
+  const auto keys = n.chain(3, 15);
+  nt::put_chain(*n.client, *n.ns, keys);
+  // The operator's settings in this process, kept by the reader (UCX wants TX ≤ RX within one).
+  SavedVariable saved_rx("UCX_TCP_RX_SEG_SIZE"), saved_tx("UCX_TCP_TX_SEG_SIZE");
+  ::setenv("UCX_TCP_RX_SEG_SIZE", "64k", 1);  // NOLINT(concurrency-mt-unsafe)
+  ::setenv("UCX_TCP_TX_SEG_SIZE", "64k", 1);  // NOLINT(concurrency-mt-unsafe)
+  auto reader = RemoteReader::open(reader_of(n)).value();
+  std::vector<uint8_t> dest(3 * n.block_bytes());
+  auto got = reader->fetch(keys, dest);  // over UCX this reader would be aborted by UCX itself
+  ASSERT_TRUE(got.ok()) << got.status().to_string();
+  EXPECT_EQ(got->path, RemotePath::kGrpc);
+  EXPECT_EQ(got->blocks, 3u);
+  EXPECT_TRUE(holds_chain(dest, keys, 3, n.block_bytes()));
+  EXPECT_NE(reader->fallback_reason().find("UCX_TCP_RX_SEG_SIZE"), std::string::npos) << reader->fallback_reason();
+}
+
 TEST(RemoteReader, OverTheNodesLeaseLimitAFetchUsesGetBlocks) {
   RemoteNode n("{max_leases: 1}");
   const auto keys = n.chain(3, 14);
