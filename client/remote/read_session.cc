@@ -51,29 +51,46 @@ bool transports_report_peer_failure() {
 
 }  // namespace
 
+// A hold keeps gRPC from finishing the call (and freeing it) while this side may still start a
+// write: without it a node that ends the stream at once (no UCX there) races the first write.
+// gRPC may also run a reaction on the thread that starts an operation, so operations are started
+// outside the lock the reactions take.
 SessionStream::SessionStream(v1::Blocks::Stub& stub, const security::ClientCredentials& credentials) {
   credentials.authorize(context_);
   stub.async()->ReadBlocks(&context_, this);
+  AddHold();
   StartRead(&incoming_);
   StartCall();
 }
 
-// gRPC may run a reaction on the thread that starts an operation, so operations are started
-// outside the lock the reactions take.
+bool SessionStream::take_hold_locked() {
+  if (!holding_ || !outgoing_.empty() || !(writes_done_ || read_ended_)) return false;
+  holding_ = false;
+  return true;
+}
+
 SessionStream::~SessionStream() {
-  bool start_writes_done = false;
+  bool start_writes_done = false, release = false;
   {
     std::lock_guard lock(mu_);
-    if (!done_ && !writes_done_) {
+    if (!writes_done_) {
       // The node ends every lease of the session when the stream ends.
       writes_done_ = true;
-      start_writes_done = outgoing_.empty();
+      start_writes_done = outgoing_.empty() && !read_ended_;
     }
+    release = take_hold_locked();  // otherwise the last write's OnWriteDone lets it go
   }
   if (start_writes_done) StartWritesDone();
+  if (release) RemoveHold();
   std::unique_lock lock(mu_);
   if (!changed_.wait_for(lock, std::chrono::seconds(2), [&] { return done_; })) {
-    context_.TryCancel();
+    context_.TryCancel();  // what is in flight fails now, and its reactions let the hold go
+    if (!changed_.wait_for(lock, std::chrono::seconds(2), [&] { return done_; }) && holding_) {
+      holding_ = false;
+      lock.unlock();
+      RemoveHold();
+      lock.lock();
+    }
     changed_.wait(lock, [&] { return done_; });
   }
 }
@@ -82,7 +99,7 @@ void SessionStream::send(v1::ReadRequest request) {
   v1::ReadRequest* start = nullptr;
   {
     std::lock_guard lock(mu_);
-    if (done_ || writes_done_) return;
+    if (!holding_ || writes_done_ || read_ended_) return;
     outgoing_.push_back(std::move(request));
     if (outgoing_.size() == 1) start = &outgoing_.front();  // a deque's elements stay put as it grows
   }
@@ -91,33 +108,39 @@ void SessionStream::send(v1::ReadRequest request) {
 
 void SessionStream::OnWriteDone(bool ok) {
   v1::ReadRequest* next = nullptr;
-  bool start_writes_done = false;
+  bool start_writes_done = false, release = false;
   {
     std::lock_guard lock(mu_);
     outgoing_.pop_front();
-    if (!ok) return;  // the stream is ending: OnReadDone(false) and OnDone follow
+    if (!ok) outgoing_.clear();  // the stream is ending: the rest is never sent
     if (!outgoing_.empty()) {
       next = &outgoing_.front();
     } else {
-      start_writes_done = writes_done_;
+      start_writes_done = ok && writes_done_ && !read_ended_;
+      release = take_hold_locked();
     }
   }
   if (next != nullptr) StartWrite(next);
   if (start_writes_done) StartWritesDone();
+  if (release) RemoveHold();
 }
 
 void SessionStream::OnReadDone(bool ok) {
+  bool release = false;
   {
     std::lock_guard lock(mu_);
     if (ok) {
       replies_.push_back(std::move(incoming_));
       incoming_.Clear();
     } else {
+      read_ended_ = true;
       ended_.store(true, std::memory_order_release);
+      release = take_hold_locked();  // the node ended the stream: nothing more will be written
     }
     changed_.notify_all();
   }
   if (ok) StartRead(&incoming_);
+  if (release) RemoveHold();
 }
 
 void SessionStream::OnDone(const grpc::Status& status) {
@@ -162,6 +185,7 @@ Status ReadSession::ended(std::string_view what) {
 
 Result<LeaseGrant> ReadSession::open(std::span<const BlockKey> keys, const RemoteReaderOptions& options,
                                      Clock::time_point deadline) {
+  if (stream_.ended()) return ended("leasing blocks");  // the node may refuse the session at once
   if (broken()) return Status::unavailable("the read session is broken");
   v1::ReadRequest request;
   v1::OpenRead& open = *request.mutable_open();

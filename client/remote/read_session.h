@@ -68,13 +68,17 @@ class SessionStream final : public grpc::ClientBidiReactor<v1::ReadRequest, v1::
   void OnDone(const grpc::Status& status) override;
 
  private:
+  // Under mu_: whether the hold can be let go now (no write in flight, none to come); marks it gone.
+  bool take_hold_locked();
   grpc::ClientContext context_;
   std::mutex mu_;
   std::condition_variable changed_;
   v1::ReadReply incoming_;
   std::deque<v1::ReadReply> replies_;
   std::deque<v1::ReadRequest> outgoing_;  // the front is being written
-  bool writes_done_ = false;
+  bool holding_ = true;                   // the hold on the call (AddHold) is ours still
+  bool writes_done_ = false;              // this side will write no more (the session is over)
+  bool read_ended_ = false;               // the node ended the stream
   bool done_ = false;
   grpc::Status status_;
   std::atomic<bool> ended_{false};

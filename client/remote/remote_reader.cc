@@ -58,7 +58,8 @@ struct RemoteReaderState {
     for (int attempt = 0; attempt < 3 && (attempt == 0 || Clock::now() < deadline); ++attempt) {
       remote::ReadSession& s = current_session(deadline);
       auto grant = s.open(keys, options, deadline);
-      if (grant.ok() || !s.broken()) return grant;
+      // A node that serves no UCX reads says so on every session: no point in another.
+      if (grant.ok() || !s.broken() || grant.status().code() == StatusCode::kFailedPrecondition) return grant;
       failure = grant.status();
     }
     return failure;
