@@ -13,6 +13,7 @@
 // The headline fields (ucx_vs_perftest, ucx_vs_getblocks, ..._gbps) are TCP's: the transport a
 // remote reader uses between machines without an RDMA NIC; shared memory's follow with `_sm`.
 #include <fmt/format.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -91,12 +92,13 @@ double perftest_rate(uint64_t message_bytes, int outstanding, int iterations, st
   if (server == 0) {
     const std::string p = std::to_string(port);
     (void)std::freopen("/dev/null", "w", stdout);
-    ::execlp("ucx_perftest", "ucx_perftest", "-p", p.c_str(), static_cast<char*>(nullptr));
+    // The responder on the second core, as kvtierd is (pinned()): the same placement for both.
+    ::execlp("ucx_perftest", "ucx_perftest", "-p", p.c_str(), "-c", "1", static_cast<char*>(nullptr));
     ::_exit(127);
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the server is listening by then
-  const std::string cmd = fmt::format("ucx_perftest 127.0.0.1 -p {} -t ucp_get -s {} -n {} -w {} -O {} -f 2>&1", port,
-                                      message_bytes, iterations, std::max(1, iterations / 10), outstanding);
+  const std::string cmd = fmt::format("ucx_perftest 127.0.0.1 -p {} -c 0 -t ucp_get -s {} -n {} -w {} -O {} -f 2>&1",
+                                      port, message_bytes, iterations, std::max(1, iterations / 10), outstanding);
   std::string out;
   if (FILE* p = ::popen(cmd.c_str(), "r"); p != nullptr) {
     char line[512];
@@ -118,6 +120,33 @@ double perftest_rate(uint64_t message_bytes, int outstanding, int iterations, st
   if (overall_mib <= 0) *why = "ucx_perftest printed no result: " + out.substr(0, 300);
   return overall_mib * 1048576.0;
 }
+
+// The reader (this process's threads from here on) on the first core, the node on the other: on a
+// machine this small the scheduler otherwise moves them onto one core now and then, which halves
+// either side's rate from run to run (ucx_perftest's two processes are placed the same way).
+class PinnedToFirstCore {
+ public:
+  explicit PinnedToFirstCore(pid_t node) {
+    (void)::sched_getaffinity(0, sizeof(saved_), &saved_);
+    if (CPU_COUNT(&saved_) < 2) return;
+    cpu_set_t first, second;
+    CPU_ZERO(&first);
+    CPU_ZERO(&second);
+    CPU_SET(0, &first);
+    CPU_SET(1, &second);
+    (void)::sched_setaffinity(0, sizeof(first), &first);
+    // Every thread of the node: its task directory lists them.
+    for (const auto& task : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", node))) {
+      (void)::sched_setaffinity(std::stoi(task.path().filename().string()), sizeof(second), &second);
+    }
+  }
+  ~PinnedToFirstCore() { (void)::sched_setaffinity(0, sizeof(saved_), &saved_); }
+  PinnedToFirstCore(const PinnedToFirstCore&) = delete;
+  PinnedToFirstCore& operator=(const PinnedToFirstCore&) = delete;
+
+ private:
+  cpu_set_t saved_{};
+};
 
 TransportFigures measure(const std::string& tls, const SuiteOptions& opt) {
   TransportFigures f;
@@ -141,6 +170,7 @@ namespaces:
                                          node, kBenchShmPrefix, address, kModel);
   auto bench_node = BenchNode::start(dir, node, config, &f.why_not);
   if (!bench_node) return f;
+  const PinnedToFirstCore pinned(bench_node->daemon_pid());
   Client& client = bench_node->client();
   const NamespaceHandle ns = client.register_namespace(bench_model()).value();
   std::vector<TokenId> tokens(kChainBlocks * 16);
