@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <cstdlib>
 #include <string_view>
 
 #include "client/remote/remote_status.h"
@@ -35,18 +34,6 @@ ucs_status_t wait(ucp_worker_h worker, void* request, Clock::time_point deadline
   }
   ucp_request_free(request);
   return status;
-}
-
-// Whether the transports UCX_TLS allows can report a peer's failure: network transports can,
-// shared memory cannot, and asking for it there fails the connection (with an error on stdout).
-bool transports_report_peer_failure() {
-  const char* tls = std::getenv("UCX_TLS");  // NOLINT(concurrency-mt-unsafe): read before connecting
-  if (tls == nullptr || *tls == '\0') return true;
-  const std::string_view list(tls);
-  for (std::string_view network : {"all", "tcp", "rc", "ud", "dc", "ib", "rdma"}) {
-    if (list.find(network) != std::string_view::npos) return true;
-  }
-  return false;
 }
 
 }  // namespace
@@ -267,7 +254,7 @@ Status ReadSession::connect(const v1::UcxArena& arena) {
   params.err_handler.cb = &ReadSession::on_endpoint_error;
   params.err_handler.arg = this;
   ucs_status_t created = UCS_ERR_UNSUPPORTED;
-  if (transports_report_peer_failure()) created = ucp_ep_create(ucx_.worker(), &params, &endpoint_);
+  if (ucx_.reports_peer_failure()) created = ucp_ep_create(ucx_.worker(), &params, &endpoint_);
   if (created != UCS_OK) {
     params.err_mode = UCP_ERR_HANDLING_MODE_NONE;
     params.field_mask &= ~static_cast<uint64_t>(UCP_EP_PARAM_FIELD_ERR_HANDLER);

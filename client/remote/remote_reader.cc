@@ -4,10 +4,12 @@
 
 #include <fmt/format.h>
 
+#include <functional>
 #include <mutex>
 
 #include "client/remote/get_blocks_fetch.h"
 #include "client/remote/read_session.h"
+#include "client/remote/remote_reader_testing.h"
 #include "kvtier/checksum.h"
 
 namespace kvtier {
@@ -26,7 +28,8 @@ struct RemoteReaderState {
   std::unique_ptr<transport::UcxWorker> ucx;  // null: UCX unavailable in this process
   std::unique_ptr<remote::ReadSession> session;
   uint64_t session_serial = 0;
-  std::string fallback_reason;  // why fetches use GetBlocks now; empty: they use UCX
+  std::string fallback_reason;             // why fetches use GetBlocks now; empty: they use UCX
+  std::function<void()> after_lease_hook;  // tests (remote_reader_testing.h)
   Clock::time_point ucx_retry_at;
   RemoteReaderStats stats;
 
@@ -110,6 +113,11 @@ void count(RemoteReaderStats& stats, const RemoteFetch& f) {
 }
 
 }  // namespace
+
+void detail::RemoteReaderTesting::set_after_lease_hook(RemoteReader& reader, std::function<void()> hook) {
+  std::lock_guard lock(reader.state_->mu);
+  reader.state_->after_lease_hook = std::move(hook);
+}
 
 std::string_view remote_path_name(RemotePath path) { return path == RemotePath::kUcx ? "ucx" : "grpc"; }
 
@@ -236,7 +244,7 @@ Result<RemoteFetch> RemoteReader::fetch(std::span<const BlockKey> keys, std::spa
         s.fallback_reason.clear();
         return none;
       }
-      if (s.options.after_lease_hook) s.options.after_lease_hook();
+      if (s.after_lease_hook) s.after_lease_hook();
       remote::ReadSession& session = *s.session;
       const auto gets = place(grant->blocks, grant->addresses, destination);
       Result<remote::ReadOutcome> read =

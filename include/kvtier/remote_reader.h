@@ -10,7 +10,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -35,8 +34,6 @@ struct RemoteReaderOptions {
   uint32_t timeout_ms = 10000;  // one fetch or read, from the first RPC to the last byte
   // When UCX was unavailable (on either end), how long before a fetch tries it again.
   uint32_t ucx_retry_ms = 10000;
-  // Tests only: runs after a lease is granted and before its blocks are read.
-  std::function<void()> after_lease_hook;
 };
 
 enum class RemotePath : uint8_t { kUcx, kGrpc };
@@ -68,7 +65,8 @@ struct RemoteReaderStats {
 
 namespace detail {
 struct RemoteReaderState;
-}
+struct RemoteReaderTesting;  // client/remote/remote_reader_testing.h: the tests' seam, not API
+}  // namespace detail
 
 // A lease on the held prefix of a chain: the node keeps these blocks pinned until the lease is
 // dropped (or released), its time is up, or the reader goes away. Move-only.
@@ -123,6 +121,7 @@ class RemoteReader {
   RemoteReaderStats stats() const;
 
  private:
+  friend struct detail::RemoteReaderTesting;
   explicit RemoteReader(std::shared_ptr<detail::RemoteReaderState> state);
   std::shared_ptr<detail::RemoteReaderState> state_;
 };

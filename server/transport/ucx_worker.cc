@@ -13,16 +13,6 @@ Status ucx_error(ucs_status_t status, std::string_view what) {
 
 namespace {
 
-// UCX_TLS unset or "all" lets UCX pick TCP where nothing faster reaches the peer; a list names it
-// or not ("^tcp,..." excludes what it names).
-bool tcp_may_carry_reads() {
-  const char* tls = std::getenv("UCX_TLS");  // NOLINT(concurrency-mt-unsafe): read once, before UCX starts
-  if (tls == nullptr || *tls == '\0') return true;
-  const std::string_view list(tls);
-  const bool named = list.find("tcp") != std::string_view::npos || list.find("all") != std::string_view::npos;
-  return list.front() == '^' ? list.find("tcp") == std::string_view::npos : named;
-}
-
 // The value UCX will use for a TCP setting: the environment's, else UCX's own default.
 uint64_t tcp_setting(const char* variable, uint64_t ucx_default) {
   const char* v = std::getenv(variable);  // NOLINT(concurrency-mt-unsafe): read once, as UCX starts
@@ -31,6 +21,25 @@ uint64_t tcp_setting(const char* variable, uint64_t ucx_default) {
 }
 
 }  // namespace
+
+bool ucx_tls_allows(const char* ucx_tls, std::initializer_list<std::string_view> transports) {
+  std::string_view list = ucx_tls == nullptr ? std::string_view() : std::string_view(ucx_tls);
+  if (list.empty()) return true;
+  const bool all_but = list.front() == '^';
+  if (all_but) list.remove_prefix(1);
+  bool named = false;
+  while (!list.empty() && !named) {
+    const size_t comma = list.find(',');
+    const std::string_view token = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    if (token == "all") return !all_but;
+    for (const std::string_view t : transports) {
+      named =
+          named || token == t || (token.size() > t.size() && token.substr(0, t.size()) == t && token[t.size()] == '_');
+    }
+  }
+  return all_but ? !named : named;
+}
 
 std::optional<uint64_t> parse_ucx_bytes(std::string_view text) {
   uint64_t value = 0;
@@ -63,7 +72,9 @@ Result<std::unique_ptr<UcxWorker>> UcxWorker::open(Threads threads) {
   // Through the environment, where UCX reads its transports' settings (ucp_config_modify does not
   // reach every one of them); an operator's own UCX_<name> stands. Only where TCP may carry the
   // reads: UCX warns of settings for a transport it does not load.
-  if (tcp_may_carry_reads()) {
+  const char* tls = std::getenv("UCX_TLS");  // NOLINT(concurrency-mt-unsafe): read once, before UCX starts
+  w->reports_peer_failure_ = ucx_tls_allows(tls, {"tcp", "rc", "ud", "dc", "ib"});
+  if (ucx_tls_allows(tls, {"tcp"})) {
     for (const UcxSetting& d : kUcxDefaults) {
       // NOLINTNEXTLINE(concurrency-mt-unsafe): before UCX starts; UCX reads its settings from here
       ::setenv(fmt::format("UCX_{}", d.name).c_str(), d.value, 0);

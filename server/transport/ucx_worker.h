@@ -8,6 +8,7 @@
 #include <ucp/api/ucp.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +33,10 @@ inline constexpr UcxSetting kUcxDefaults[] = {{"TCP_TX_SEG_SIZE", "256k"}, {"TCP
 // A UCX size setting ("8K", "256k", "1m", "65536") in bytes; nullopt for what is not one ("inf").
 std::optional<uint64_t> parse_ucx_bytes(std::string_view text);
 
+// Whether a UCX_TLS value lets UCX use any of `transports` (a name covers its variants: "rc" is
+// "rc_x" too). Unset, empty or "all": every transport; "^a,b": every one but those.
+bool ucx_tls_allows(const char* ucx_tls, std::initializer_list<std::string_view> transports);
+
 class UcxWorker {
  public:
   enum class Threads {
@@ -55,6 +60,9 @@ class UcxWorker {
   // TCP transport), so the two ends compare them before they connect.
   uint64_t tcp_send_segment() const { return tcp_send_segment_; }
   uint64_t tcp_receive_segment() const { return tcp_receive_segment_; }
+  // Whether the transports UCX_TLS allows can report a peer's failure: network transports can,
+  // shared memory cannot, and asking for it there fails the connection (with an error on stdout).
+  bool reports_peer_failure() const { return reports_peer_failure_; }
 
  private:
   UcxWorker() = default;
@@ -63,6 +71,7 @@ class UcxWorker {
   std::string address_;
   int event_fd_ = -1;
   uint64_t tcp_send_segment_ = 0, tcp_receive_segment_ = 0;
+  bool reports_peer_failure_ = false;
 };
 
 }  // namespace kvtier::transport

@@ -15,10 +15,10 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "daemon_process.h"
+#include "client/remote/remote_reader_testing.h"
 #include "kvtier/remote_reader.h"
 #include "kvtier/v1/admin.grpc.pb.h"
-#include "node_test_support.h"
+#include "served_node.h"
 
 namespace kvtier {
 namespace {
@@ -27,32 +27,8 @@ using node::testing::Daemon;
 using node::testing::ScratchDir;
 namespace nt = node::testing;
 
-struct RemoteNode {
-  ScratchDir dir;
-  std::string node = "remote" + std::to_string(::getpid());
-  std::string address = "127.0.0.1:" + std::to_string(nt::free_port());
-  int metrics_port = nt::free_port();
-  std::string config = dir / "node.yaml";
-  Daemon daemon;
-  std::unique_ptr<Client> client;
-  std::optional<NamespaceHandle> ns;
-
-  explicit RemoteNode(const std::string& ucx = "{lease_ms: 10000}") {
-    std::ostringstream sections;
-    sections << "index: {capacity: 16384}\nhost: {bytes: 8MiB, slab_bytes: 1MiB}\n"
-             << "ssd: {dir: " << (dir / "ssd") << ", bytes: 64MiB, region_bytes: 2MiB, admission: {min_accesses: 1}}\n"
-             << "server: {grpc_address: \"" << address << "\", metrics_address: \"127.0.0.1:" << metrics_port
-             << "\", ucx: " << ucx << "}\n";
-    nt::write_node_config(config, node, sections.str());
-    daemon = Daemon::start(config);
-    client = Client::open(nt::daemon_client_options(node)).value();
-    ns = client->register_namespace(nt::small_namespace()).value();
-  }
-  ~RemoteNode() {
-    client.reset();
-    if (daemon.pid > 0) daemon.stop();
-    nt::destroy_daemon_segments(node);
-  }
+struct RemoteNode : nt::ServedNode {
+  explicit RemoteNode(const std::string& ucx = "{lease_ms: 10000}") : ServedNode("remote", "ucx: " + ucx) {}
   size_t block_bytes() const { return ns->ns.bytes_per_block(); }
   std::vector<BlockKey> chain(size_t blocks, uint32_t seed) {
     auto keys = client->keys(*ns, nt::tokens(blocks * 16, seed));
@@ -245,15 +221,14 @@ TEST(RemoteReader, ANodeRestartedMidReadIsReadAgainOnANewSession) {
   RemoteNode n;
   const auto keys = n.chain(5, 10);
   nt::put_chain(*n.client, *n.ns, keys);
-  RemoteReaderOptions o = reader_of(n);
   bool restarted = false;
-  o.after_lease_hook = [&] {
+  auto reader = RemoteReader::open(reader_of(n)).value();
+  detail::RemoteReaderTesting::set_after_lease_hook(*reader, [&] {
     if (restarted) return;
     restarted = true;
     n.daemon.kill9();  // between the lease and the reads: the node's worker and rkey are gone
     n.daemon = Daemon::start(n.config);
-  };
-  auto reader = RemoteReader::open(o).value();
+  });
   std::vector<uint8_t> dest(5 * n.block_bytes());
   auto got = reader->fetch(keys, dest);
   ASSERT_TRUE(got.ok()) << got.status().to_string();
@@ -282,8 +257,8 @@ TEST(RemoteReader, ABlockChangedWhileLeasedFailsItsChecksumAndIsNotHandedBack) {
   RemoteNode n;
   const auto keys = n.chain(4, 11);
   nt::put_chain(*n.client, *n.ns, keys);
-  RemoteReaderOptions o = reader_of(n);
-  o.after_lease_hook = [&] {
+  auto reader = RemoteReader::open(reader_of(n)).value();
+  detail::RemoteReaderTesting::set_after_lease_hook(*reader, [&] {
     // Scribbles on block 2 in the shared arena after the node sealed and leased it: what a torn
     // or stray write would leave.
     auto held = n.client->acquire(keys);
@@ -291,8 +266,7 @@ TEST(RemoteReader, ABlockChangedWhileLeasedFailsItsChecksumAndIsNotHandedBack) {
     ASSERT_GE(held->size(), 3u);
     auto* bytes = const_cast<uint8_t*>((*held)[2].data());
     bytes[100] ^= 0x5A;
-  };
-  auto reader = RemoteReader::open(o).value();
+  });
   std::vector<uint8_t> dest(4 * n.block_bytes());
   auto got = reader->fetch(keys, dest);
   ASSERT_TRUE(got.ok()) << got.status().to_string();

@@ -16,13 +16,13 @@
 #include <sstream>
 #include <thread>
 
-#include "daemon_process.h"
 #include "health.grpc.pb.h"
 #include "kvtier/v1/admin.grpc.pb.h"
 #include "kvtier/v1/blocks.grpc.pb.h"
 #include "kvtier/v1/events.grpc.pb.h"
 #include "kvtier/v1/locality.grpc.pb.h"
 #include "node_test_support.h"
+#include "served_node.h"
 
 namespace kvtier::node {
 namespace {
@@ -30,35 +30,17 @@ namespace {
 using testing::Daemon;
 using testing::ScratchDir;
 
-struct GrpcNode {
-  ScratchDir dir;
-  std::string node = "grpc" + std::to_string(::getpid());
-  std::string address = "127.0.0.1:" + std::to_string(testing::free_port());
-  int metrics_port = testing::free_port();
-  std::string config = dir / "node.yaml";
-  Daemon daemon;
-  std::unique_ptr<Client> client;
-  std::optional<NamespaceHandle> ns;
+struct GrpcNode : testing::ServedNode {
   std::shared_ptr<grpc::Channel> channel;
 
-  GrpcNode() {
-    std::ostringstream sections;
-    sections << "index: {capacity: 16384}\nhost: {bytes: 8MiB, slab_bytes: 1MiB}\n"
-             << "ssd: {dir: " << (dir / "ssd") << ", bytes: 64MiB, region_bytes: 2MiB, admission: {min_accesses: 1}}\n"
-             << "server: {grpc_address: \"" << address << "\", metrics_address: \"127.0.0.1:" << metrics_port
-             << "\", limits: {max_keys: 4096}}\n";
-    testing::write_node_config(config, node, sections.str());
-    daemon = Daemon::start(config);
-    client = Client::open(testing::daemon_client_options(node)).value();
-    ns = client->register_namespace(testing::small_namespace()).value();
+  GrpcNode() : ServedNode("grpc", "limits: {max_keys: 4096}") {
     channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
   }
   ~GrpcNode() {
-    client.reset();
     channel.reset();  // an open connection would hold the daemon's graceful shutdown to its deadline
-    if (daemon.pid > 0) daemon.stop();
-    testing::destroy_daemon_segments(node);
   }
+  GrpcNode(const GrpcNode&) = delete;
+  GrpcNode& operator=(const GrpcNode&) = delete;
 };
 
 v1::MatchPrefixRequest by_tokens(const std::vector<TokenId>& tokens) {

@@ -21,5 +21,18 @@ TEST(UcxWorker, ParsesUcxSizes) {
   EXPECT_FALSE(parse_ucx_bytes("99999999999999999999"));
 }
 
+TEST(UcxWorker, ReadsUcxTlsAsUcxDoes) {
+  EXPECT_TRUE(ucx_tls_allows(nullptr, {"tcp"})) << "unset: every transport";
+  EXPECT_TRUE(ucx_tls_allows("", {"tcp"}));
+  EXPECT_TRUE(ucx_tls_allows("all", {"tcp"}));
+  EXPECT_TRUE(ucx_tls_allows("sm,tcp,self", {"tcp"}));
+  EXPECT_FALSE(ucx_tls_allows("sm,self", {"tcp", "rc", "ud"}));
+  EXPECT_TRUE(ucx_tls_allows("rc_x,sm", {"tcp", "rc"})) << "a name covers its variants";
+  EXPECT_FALSE(ucx_tls_allows("rcache,sm", {"rc"})) << "but not another name it begins";
+  EXPECT_FALSE(ucx_tls_allows("^tcp", {"tcp"}));
+  EXPECT_TRUE(ucx_tls_allows("^tcp,sm", {"rc"}));
+  EXPECT_FALSE(ucx_tls_allows("^all", {"tcp"}));
+}
+
 }  // namespace
 }  // namespace kvtier::transport
