@@ -188,6 +188,28 @@ TEST(NodeConfigTest, BadOverridesNameTheirSource) {
   expect_error("log:\n  level: chatty\n", "log.level");
   expect_error("server:\n  limits:\n    max_keys: 0\n", "server.limits.max_keys");
   expect_error("server:\n  limits:\n    max_chunk_bytes: 64MiB\n", "max_chunk_bytes");
+  expect_error("server:\n  ucx:\n    lease_ms: 0\n", "server.ucx.lease_ms");
+  expect_error("server:\n  ucx:\n    lease_ms: 90000\n", "server.ucx.lease_ms");  // over max_lease_ms
+  expect_error("server:\n  ucx:\n    max_leases: 0\n", "server.ucx.max_leases");
+  expect_error("server:\n  ucx:\n    leases: 5\n", "server.ucx");
+}
+
+TEST(NodeConfigTest, UcxReadsAreOnByDefaultAndTheirSettingsRoundTrip) {
+  const auto defaults = parse_node_config("", "test.yaml");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_TRUE(defaults->ucx_enabled);
+  EXPECT_EQ(defaults->ucx_lease_ms, 10000u);
+  const auto cfg = parse_node_config(
+      "server:\n  ucx: {enabled: false, lease_ms: 500, max_lease_ms: 1000, max_leases: 7}\n", "test.yaml");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_FALSE(cfg->ucx_enabled);
+  EXPECT_EQ(cfg->ucx_lease_ms, 500u);
+  EXPECT_EQ(cfg->ucx_max_lease_ms, 1000u);
+  EXPECT_EQ(cfg->ucx_max_leases, 7u);
+  const auto again = parse_node_config(to_yaml(*cfg), "round trip");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->ucx_max_leases, 7u);
+  EXPECT_FALSE(again->ucx_enabled);
 }
 
 TEST(NodeConfigTest, EverySettingHasItsOwnEnvironmentVariable) {

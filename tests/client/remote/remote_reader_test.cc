@@ -370,6 +370,28 @@ TEST(RemoteReader, AReaderThatReceivesSmallerTcpSegmentsThanTheNodeSendsUsesGetB
   EXPECT_NE(reader->fallback_reason().find("UCX_TCP_RX_SEG_SIZE"), std::string::npos) << reader->fallback_reason();
 }
 
+TEST(RemoteReader, ANodeWhoseUcxCannotStartSaysSoAndServesGetBlocks) {
+  std::optional<RemoteNode> n;
+  {
+    SavedVariable saved("UCX_TLS");
+    ::setenv("UCX_TLS", "no_such_transport", 1);  // NOLINT(concurrency-mt-unsafe): the daemon inherits it
+    n.emplace();
+  }
+  EXPECT_NE(n->daemon.start_log.find("UCX reads unavailable"), std::string::npos) << n->daemon.start_log;
+  EXPECT_EQ(n->metric("kvtier_ucx_reads_enabled"), 0);
+  const auto keys = n->chain(3, 16);
+  nt::put_chain(*n->client, *n->ns, keys);
+  auto reader = RemoteReader::open(reader_of(*n)).value();
+  std::vector<uint8_t> dest(3 * n->block_bytes());
+  auto got = reader->fetch(keys, dest);
+  ASSERT_TRUE(got.ok()) << got.status().to_string();
+  EXPECT_EQ(got->path, RemotePath::kGrpc);
+  EXPECT_EQ(got->blocks, 3u);
+  EXPECT_TRUE(holds_chain(dest, keys, 3, n->block_bytes()));
+  EXPECT_NE(reader->fallback_reason().find("serves no UCX reads (starting UCX"), std::string::npos)
+      << reader->fallback_reason();
+}
+
 TEST(RemoteReader, OverTheNodesLeaseLimitAFetchUsesGetBlocks) {
   RemoteNode n("{max_leases: 1}");
   const auto keys = n.chain(3, 14);
