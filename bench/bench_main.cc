@@ -55,9 +55,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   wl->add_option("--agent-share", workload.synthetic.agent_share, "Share of sessions that are agent loops")
       ->capture_default_str();
+  wl->add_option("--family", workload.family,
+                 "A preset (mixed, chat, agent, shared-prompts, rag, batch, tenants); --requests and --seed still apply");
   kvtier::bench::PolicyCommandOptions policy;
   auto* pc = app.add_subcommand("policy", "Eviction-policy study over a trace: hit ratios vs LRU and Belady's optimum");
-  pc->add_option("--trace", policy.trace, "Mooncake-format trace (default: the built-in synthetic workload)");
+  pc->add_option("--trace", policy.traces, "Mooncake-format traces (repeatable)");
+  pc->add_option("--family", policy.families,
+                 "Synthetic workload families (repeatable): mixed, chat, agent, shared-prompts, rag, batch, tenants; "
+                 "with no --trace and no --family: mixed");
+  pc->add_option("--family-requests", policy.family_requests, "Requests generated per synthetic family")
+      ->capture_default_str();
   pc->add_option("--host-blocks", policy.host_blocks, "Host capacities, in blocks of 512 tokens")
       ->capture_default_str();
   pc->add_option("--policies", policy.policies, "Index policies to compare")->capture_default_str();

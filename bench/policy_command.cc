@@ -1,9 +1,13 @@
-// kvtier-bench policy: the eviction-policy study. Replays a trace through the index's own policy
-// code in simulation (bench/policy/policy_simulator.h) at several host capacities, with Belady's
-// optimum as the bound, then the default policy over host memory and an SSD tier per tier.
+// kvtier-bench policy: the eviction-policy study. Replays traces through the index's own policy
+// code in simulation (bench/policy/policy_simulator.h) at several host capacities, with exact LRU
+// as the baseline and Belady's optimum as the bound, then the default policy over host memory and
+// an SSD tier per tier. Several traces (files, synthetic families) make one summary table.
 #include <fmt/format.h>
 
+#include <cctype>
+#include <filesystem>
 #include <map>
+#include <optional>
 
 #include "bench_report.h"
 #include "policy/policy_simulator.h"
@@ -15,28 +19,80 @@
 namespace kvtier::bench {
 namespace {
 
+using HostResults = std::map<std::pair<std::string, uint64_t>, policy::SimulationResult>;
+
+// The JSON's capacity labels: the targets are at these host sizes.
+constexpr std::pair<const char*, uint64_t> kTargetCapacities[] = {{"1m", 2000}, {"3m", 6000}, {"10m", 20000}};
+
 std::string tokens_label(uint64_t blocks) {
   const uint64_t tokens = blocks * workload::kTraceBlockTokens;
   if (tokens % 1000000 == 0 || tokens >= 10000000) return fmt::format("{}M", (tokens + 500000) / 1000000);
   return fmt::format("{:.2g}M", double(tokens) / 1e6);
 }
 
-}  // namespace
+struct StudyInput {
+  std::string label;  // names the trace in the summary, the JSON keys and the report's folder
+  std::string source;
+  std::vector<workload::TraceRequest> requests;
+};
 
-int run_policy_command(const PolicyCommandOptions& o) {
-  auto input = workload::load_workload(o.trace);
-  if (!input.ok()) {
-    fmt::print(stderr, "kvtier-bench policy: {}\n", input.status().to_string());
-    return 2;
+std::string json_label(const std::string& label) {
+  std::string out;
+  for (char c : label) out += std::isalnum(static_cast<unsigned char>(c)) != 0 ? c : '_';
+  return out;
+}
+
+Result<std::vector<StudyInput>> study_inputs(const PolicyCommandOptions& o) {
+  std::vector<StudyInput> in;
+  for (const std::string& path : o.traces) {
+    auto read = workload::read_trace(path);
+    if (!read.ok()) return read.status();
+    in.push_back({std::filesystem::path(path).stem().string(), path, std::move(read).value()});
   }
-  std::vector<workload::TraceRequest>& trace = input->requests;
-  const std::string& source = input->source;
-  const workload::TraceStats stats = workload::trace_stats(trace);
-  fmt::print("kvtier-bench policy: {} ({} requests, {} block references; an infinite cache hits {:.3f})\n", source,
-             stats.requests, stats.block_refs, stats.ideal_block_hit());
+  std::vector<std::string> families = o.families;
+  if (in.empty() && families.empty()) families.emplace_back("mixed");
+  for (const std::string& family : families) {
+    workload::SyntheticOptions base;
+    base.requests = o.family_requests;
+    auto options = workload::synthetic_family(family, base);
+    if (!options.ok()) return options.status();
+    auto made = workload::generate_synthetic_workload(*options);
+    if (!made.ok()) return made.status();
+    in.push_back({"synthetic-" + family, fmt::format("the synthetic workload's '{}' family (seed {})", family,
+                                                     options->seed),
+                  std::move(made).value()});
+  }
+  return in;
+}
 
-  // Host memory alone, every policy at every capacity; hit ratios by block and by token.
-  std::map<std::pair<std::string, uint64_t>, policy::SimulationResult> host;
+// The share of the gap between exact LRU and Belady's optimum the default policy closes.
+std::optional<double> gap_closed(const HostResults& host, const std::string& policy, uint64_t blocks) {
+  const auto d = host.find({policy, blocks}), l = host.find({"lru-exact", blocks}), b = host.find({"belady", blocks});
+  if (d == host.end() || l == host.end() || b == host.end()) return std::nullopt;
+  // Where LRU is already within a fifth of a percent of the optimum (the working set fits) there is
+  // no gap to speak of, and a ratio of two tiny differences would only be noise.
+  const double gap = b->second.block_hit() - l->second.block_hit();
+  if (gap < 0.002) return std::nullopt;
+  return (d->second.block_hit() - l->second.block_hit()) / gap;
+}
+
+std::optional<double> versus(const HostResults& host, const std::string& policy, const char* baseline,
+                             uint64_t blocks) {
+  const auto d = host.find({policy, blocks}), l = host.find({baseline, blocks});
+  if (d == host.end() || l == host.end() || l->second.block_hit() == 0) return std::nullopt;
+  return d->second.block_hit() / l->second.block_hit();
+}
+
+std::string maybe(std::optional<double> v, int digits) { return v ? fixed(*v, digits) : "-"; }
+
+// One trace: every policy at every capacity, then the two-tier runs. Prints both tables.
+Result<HostResults> study(const PolicyCommandOptions& o, const StudyInput& input, const std::string& report_dir) {
+  const std::vector<workload::TraceRequest>& trace = input.requests;
+  const workload::TraceStats stats = workload::trace_stats(trace);
+  fmt::print("\nkvtier-bench policy: {} ({} requests, {} block references; an infinite cache hits {:.3f})\n",
+             input.source, stats.requests, stats.block_refs, stats.ideal_block_hit());
+
+  HostResults host;
   Table table({"policy", "host", "block hit", "token hit", "vs lru", "evicted", "seconds"});
   for (uint64_t blocks : o.host_blocks) {
     std::vector<policy::SimulationResult> row;
@@ -45,24 +101,21 @@ int run_policy_command(const PolicyCommandOptions& o) {
       so.policy = name;
       so.host_blocks = blocks;
       auto r = policy::simulate(trace, so);
-      if (!r.ok()) {
-        fmt::print(stderr, "kvtier-bench policy: {}: {}\n", name, r.status().to_string());
-        return 2;
-      }
+      if (!r.ok()) return r.status().with_context(name);
       row.push_back(std::move(r).value());
     }
     row.push_back(policy::simulate_exact_lru(trace, blocks));
+    row.push_back(policy::simulate_lru_oracle_admission(trace, blocks));
     row.push_back(policy::simulate_belady(trace, blocks));
     for (policy::SimulationResult& r : row) host[{r.policy, blocks}] = r;
-    const double lru_hit = host.contains({"lru", blocks}) ? host[{"lru", blocks}].block_hit() : 0;
     for (const policy::SimulationResult& r : row) {
       table.add_row({r.policy, tokens_label(blocks), fixed(r.block_hit(), 3), fixed(r.token_hit(), 3),
-                     lru_hit > 0 ? fixed(r.block_hit() / lru_hit, 2) : "-", fmt::format("{}", r.dropped + r.demoted),
+                     maybe(versus(host, r.policy, "lru-exact", blocks), 2), fmt::format("{}", r.dropped + r.demoted),
                      fixed(r.seconds, 2)});
     }
   }
-  fmt::print("\nHost memory alone (capacity in tokens, {} per block):\n{}", workload::kTraceBlockTokens,
-             table.render());
+  fmt::print("\nHost memory alone (capacity in tokens, {} per block; vs lru: against exact LRU):\n{}",
+             workload::kTraceBlockTokens, table.render());
 
   // The default policy over host memory and an SSD tier, with and without the admission filter.
   std::vector<std::pair<uint32_t, policy::SimulationResult>> tiered;  // (admission, result)
@@ -75,10 +128,7 @@ int run_policy_command(const PolicyCommandOptions& o) {
       so.ssd_blocks = blocks * o.ssd_multiple;
       so.ssd_min_accesses = min_accesses;
       auto r = policy::simulate(trace, so);
-      if (!r.ok()) {
-        fmt::print(stderr, "kvtier-bench policy: {}\n", r.status().to_string());
-        return 2;
-      }
+      if (!r.ok()) return r.status();
       tiered.emplace_back(min_accesses, *r);
       tiers.add_row({tokens_label(blocks), tokens_label(so.ssd_blocks),
                      min_accesses == 1 ? "every block" : fmt::format("used {}+ times", min_accesses),
@@ -89,43 +139,82 @@ int run_policy_command(const PolicyCommandOptions& o) {
   fmt::print("\n{} over host memory and an SSD tier {}× its size:\n{}", o.default_policy, o.ssd_multiple,
              tiers.render());
 
-  if (!o.report_dir.empty()) {
-    const PolicyReport report{source,         stats,          o.policies,    o.default_policy,
+  if (!report_dir.empty()) {
+    std::vector<std::string> columns = o.policies;
+    columns.emplace_back("lru-oracle-admission");
+    const PolicyReport report{input.source,   stats,          columns,       o.default_policy,
                               o.ssd_multiple, table.render(), tiers.render()};
-    if (auto s = write_policy_report(o.report_dir, report, host, tiered); !s.ok()) {
-      fmt::print(stderr, "kvtier-bench policy: {}\n", s.to_string());
-      return 1;
+    KVTIER_RETURN_IF_ERROR(write_policy_report(report_dir, report, host, tiered));
+  }
+  return host;
+}
+
+}  // namespace
+
+int run_policy_command(const PolicyCommandOptions& o) {
+  auto inputs = study_inputs(o);
+  if (!inputs.ok()) {
+    fmt::print(stderr, "kvtier-bench policy: {}\n", inputs.status().to_string());
+    return 2;
+  }
+  const bool several = inputs->size() > 1;
+  std::vector<HostResults> results;
+  for (const StudyInput& input : *inputs) {
+    const std::string dir =
+        o.report_dir.empty() || !several ? o.report_dir : (std::filesystem::path(o.report_dir) / input.label).string();
+    auto r = study(o, input, dir);
+    if (!r.ok()) {
+      fmt::print(stderr, "kvtier-bench policy: {}: {}\n", input.label, r.status().to_string());
+      return 2;
+    }
+    results.push_back(std::move(r).value());
+  }
+
+  // Every trace and capacity in one table: the default against exact LRU and the optimum.
+  Table summary({"trace", "host", "lru-exact", o.default_policy, "vs lru", "gap closed", "lru+oracle admission",
+                 "belady"});
+  bool never_below_lru = true;
+  for (size_t t = 0; t < inputs->size(); ++t) {
+    const HostResults& host = results[t];
+    for (uint64_t blocks : o.host_blocks) {
+      const auto hit = [&](const std::string& p) {
+        auto it = host.find({p, blocks});
+        return it == host.end() ? std::string("-") : fixed(it->second.block_hit(), 3);
+      };
+      const auto vs = versus(host, o.default_policy, "lru-exact", blocks);
+      if (vs && *vs < 1.0) never_below_lru = false;
+      summary.add_row({(*inputs)[t].label, tokens_label(blocks), hit("lru-exact"), hit(o.default_policy), maybe(vs, 2),
+                       maybe(gap_closed(host, o.default_policy, blocks), 2), hit("lru-oracle-admission"),
+                       hit("belady")});
     }
   }
+  fmt::print("\nSummary (block hit ratios; gap closed: the share of the way from exact LRU to Belady's optimum):\n{}",
+             summary.render());
+
   if (o.json) {
     JsonObject j;
     j.add("suite", "policy");
-    // Against textbook LRU (the reference figures), and against the index's sampled LRU.
-    const auto ratio = [&](const char* baseline, uint64_t blocks) -> std::optional<double> {
-      auto d = host.find({o.default_policy, blocks});
-      auto l = host.find({baseline, blocks});
-      if (d == host.end() || l == host.end() || l->second.block_hit() == 0) return std::nullopt;
-      return d->second.block_hit() / l->second.block_hit();
-    };
-    for (const auto& [baseline, prefix] :
-         {std::pair{"lru-exact", "default_vs_lru"}, std::pair{"lru", "default_vs_sampled_lru"}}) {
-      for (auto [label, blocks] : {std::pair{"1m", 2000ULL}, std::pair{"3m", 6000ULL}, std::pair{"10m", 20000ULL}}) {
-        const auto r = ratio(baseline, blocks);
-        const std::string key = fmt::format("{}_{}", prefix, label);
-        if (r) {
-          j.add(key, *r);
+    j.add("traces", static_cast<long long>(inputs->size()));
+    j.add("never_below_lru", never_below_lru);
+    for (size_t t = 0; t < inputs->size(); ++t) {
+      const HostResults& host = results[t];
+      // One trace: the names as they are; several: each prefixed by its trace's label.
+      const std::string prefix = several ? json_label((*inputs)[t].label) + "_" : "";
+      const auto add = [&](const std::string& key, std::optional<double> v) {
+        if (v) {
+          j.add(prefix + key, *v);
         } else {
-          j.add_null(key);
+          j.add_null(prefix + key);
         }
+      };
+      for (const auto& [label, blocks] : kTargetCapacities) {
+        add(fmt::format("default_vs_lru_{}", label), versus(host, o.default_policy, "lru-exact", blocks));
+        add(fmt::format("default_vs_sampled_lru_{}", label), versus(host, o.default_policy, "lru", blocks));
+        add(fmt::format("gap_closed_{}", label), gap_closed(host, o.default_policy, blocks));
       }
+      if (auto b = host.find({"belady", 2000}); b != host.end()) add("belady_1m", b->second.block_hit());
+      for (const auto& [k, r] : host) add(fmt::format("{}_{}_block_hit", k.first, tokens_label(k.second)), r.block_hit());
     }
-    if (auto b = host.find({"belady", 2000}); b != host.end()) {
-      j.add("belady_1m", b->second.block_hit());
-    } else {
-      j.add_null("belady_1m");
-    }
-    for (const auto& [k, r] : host)
-      j.add(fmt::format("{}_{}_block_hit", k.first, tokens_label(k.second)), r.block_hit());
     fmt::print("{}\n", j.str());
   }
   return 0;

@@ -40,18 +40,21 @@ int run_hbm_suite(const SuiteOptions& options);
 struct WorkloadCommandOptions {
   std::string out;    // write the trace here (empty: only describe it)
   std::string trace;  // describe this trace instead of generating one
+  std::string family;  // a synthetic_family preset; its other options stay as given
   workload::SyntheticOptions synthetic;
 };
 int run_workload_command(const WorkloadCommandOptions& options);
 
 // Not a suite: the eviction-policy study over a trace (docs/benchmarks.md, "Policy study").
 struct PolicyCommandOptions {
-  std::string trace;                                     // empty: the built-in synthetic workload
+  std::vector<std::string> traces;                       // Mooncake-format files
+  std::vector<std::string> families;                     // synthetic families; none and no trace: "mixed"
+  uint32_t family_requests = 16000;                      // requests per synthetic family (Mooncake's conversation trace: 12031)
   std::vector<uint64_t> host_blocks{2000, 6000, 20000};  // 1M, 3M and 10M tokens
   std::vector<std::string> policies{"lru", "prefix-aware", "s3fifo", "prefix-frequency"};
   std::string default_policy{kDefaultEvictionPolicy};
   uint64_t ssd_multiple = 4;  // the two-tier runs' SSD capacity, in host capacities
-  std::string report_dir;     // write policy.md, its data and its plots (gnuplot) here
+  std::string report_dir;     // write policy.md, its data and its plots (gnuplot) here; one folder per trace when several
   bool json = false;
 };
 int run_policy_command(const PolicyCommandOptions& options);

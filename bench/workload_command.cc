@@ -9,7 +9,17 @@
 namespace kvtier::bench {
 
 int run_workload_command(const WorkloadCommandOptions& o) {
-  auto input = workload::load_workload(o.trace, o.synthetic);
+  workload::SyntheticOptions synthetic = o.synthetic;
+  if (!o.family.empty()) {
+    // The preset sets the families' shares and tenants; the size and seed asked for stay.
+    auto preset = workload::synthetic_family(o.family, o.synthetic);
+    if (!preset.ok()) {
+      fmt::print(stderr, "kvtier-bench workload: {}\n", preset.status().to_string());
+      return 2;
+    }
+    synthetic = *preset;
+  }
+  auto input = workload::load_workload(o.trace, synthetic);
   if (!input.ok()) {
     fmt::print(stderr, "kvtier-bench workload: {}\n", input.status().to_string());
     return 2;

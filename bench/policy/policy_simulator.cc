@@ -225,20 +225,27 @@ SimulationResult simulate_belady(std::span<const TraceRequest> trace, uint64_t h
   return out;
 }
 
-SimulationResult simulate_exact_lru(std::span<const TraceRequest> trace, uint64_t host_blocks) {
+namespace {
+
+// Exact LRU; `admit(request, block)` false leaves a missing block out of the cache.
+template <typename Admit>
+SimulationResult exact_lru(std::span<const TraceRequest> trace, uint64_t host_blocks, const char* name, Admit admit) {
   const auto started = std::chrono::steady_clock::now();
   SimulationResult out;
-  out.policy = "lru-exact";
+  out.policy = name;
   out.host_blocks = host_blocks;
   std::list<uint64_t> order;  // most recent first
   std::unordered_map<uint64_t, std::list<uint64_t>::iterator> cached;
-  for (const TraceRequest& r : trace) {
+  for (size_t q = 0; q < trace.size(); ++q) {
+    const TraceRequest& r = trace[q];
     count_host_prefix(r, cached, out);
-    for (uint64_t id : r.hash_ids) {
+    for (size_t i = 0; i < r.hash_ids.size(); ++i) {
+      const uint64_t id = r.hash_ids[i];
       if (auto it = cached.find(id); it != cached.end()) {
         order.splice(order.begin(), order, it->second);
         continue;
       }
+      if (!admit(q, i)) continue;
       order.push_front(id);
       cached[id] = order.begin();
       ++out.inserted;
@@ -251,6 +258,25 @@ SimulationResult simulate_exact_lru(std::span<const TraceRequest> trace, uint64_
   }
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return out;
+}
+
+}  // namespace
+
+SimulationResult simulate_exact_lru(std::span<const TraceRequest> trace, uint64_t host_blocks) {
+  return exact_lru(trace, host_blocks, "lru-exact", [](size_t, size_t) { return true; });
+}
+
+SimulationResult simulate_lru_oracle_admission(std::span<const TraceRequest> trace, uint64_t host_blocks) {
+  // Whether each reference's block appears again later, from the end backwards.
+  std::vector<std::vector<bool>> used_again(trace.size());
+  std::unordered_set<uint64_t> later;
+  for (size_t q = trace.size(); q-- > 0;) {
+    used_again[q].resize(trace[q].hash_ids.size());
+    for (size_t i = 0; i < trace[q].hash_ids.size(); ++i) used_again[q][i] = later.contains(trace[q].hash_ids[i]);
+    for (uint64_t id : trace[q].hash_ids) later.insert(id);
+  }
+  return exact_lru(trace, host_blocks, "lru-oracle-admission",
+                   [&](size_t q, size_t i) { return static_cast<bool>(used_again[q][i]); });
 }
 
 }  // namespace kvtier::policy

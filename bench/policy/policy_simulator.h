@@ -53,4 +53,9 @@ SimulationResult simulate_belady(std::span<const workload::TraceRequest> trace, 
 // in order: the textbook baseline, beside the index's sampled "lru" policy.
 SimulationResult simulate_exact_lru(std::span<const workload::TraceRequest> trace, uint64_t host_blocks);
 
+// Exact LRU that admits only blocks the trace uses again ("lru-oracle-admission"): what admission
+// on the put path could add at best when the eviction stays LRU. Needs the future, so it is a
+// bound for admission, not a policy.
+SimulationResult simulate_lru_oracle_admission(std::span<const workload::TraceRequest> trace, uint64_t host_blocks);
+
 }  // namespace kvtier::policy

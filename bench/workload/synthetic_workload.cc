@@ -75,7 +75,15 @@ Status SyntheticOptions::validate() const {
   if (tenants == 0 || tenants > 100'000) return Status::invalid_argument("tenants must be 1..100000");
   if (system_prompts_per_tenant == 0) return Status::invalid_argument("system_prompts_per_tenant must be positive");
   if (!(sessions_per_s > 0)) return Status::invalid_argument("sessions_per_s must be positive");
-  if (!(agent_share >= 0 && agent_share <= 1)) return Status::invalid_argument("agent_share must be in [0, 1]");
+  for (double share : {agent_share, rag_share, batch_share}) {
+    if (!(share >= 0 && share <= 1)) return Status::invalid_argument("session shares must be in [0, 1]");
+  }
+  if (agent_share + rag_share + batch_share > 1 + 1e-9) {
+    return Status::invalid_argument("agent_share + rag_share + batch_share must be at most 1 (chats are the rest)");
+  }
+  if (rag_share > 0 && (rag_documents == 0 || rag_chunks == 0 || !(rag_zipf >= 0))) {
+    return Status::invalid_argument("RAG questions need rag_documents and rag_chunks positive, rag_zipf >= 0");
+  }
   if (!(chat_turns_mean >= 1) || !(agent_steps_mean >= 1)) {
     return Status::invalid_argument("chat_turns_mean and agent_steps_mean must be at least 1");
   }
@@ -99,15 +107,33 @@ Result<std::vector<TraceRequest>> generate_synthetic_workload(const SyntheticOpt
     for (uint32_t p = 0; p < o.system_prompts_per_tenant; ++p) system_prompts[t].push_back({next_uid++, around(1200)});
     system_prompts[t].push_back({next_uid++, around(4000)});  // the agents' tool definitions
   }
+  // The RAG pool: each document one chunk of its own length; popularity by rank, Zipf.
+  std::vector<Segment> documents;
+  std::vector<double> popularity;  // cumulative
+  if (o.rag_share > 0) {
+    double sum = 0;
+    for (uint32_t d = 0; d < o.rag_documents; ++d) {
+      documents.push_back({next_uid++, around(o.rag_chunk_tokens)});
+      sum += 1.0 / std::pow(double(d + 1), o.rag_zipf);
+      popularity.push_back(sum);
+    }
+  }
   std::exponential_distribution<double> session_gap(o.sessions_per_s);
   std::uniform_real_distribution<double> unit(0, 1);
+  const auto popular_document = [&] {
+    const double u = unit(rng) * popularity.back();
+    return documents[std::lower_bound(popularity.begin(), popularity.end(), u) - popularity.begin()];
+  };
   std::vector<Timed> out;
   double start = 0;
   uint64_t order = 0;
   while (out.size() < o.requests) {
     start += session_gap(rng);
     const auto tenant = static_cast<uint32_t>(rng() % o.tenants);
-    const bool agent = unit(rng) < o.agent_share;
+    const double kind = unit(rng);
+    const bool agent = kind < o.agent_share;
+    const bool rag = !agent && kind < o.agent_share + o.rag_share;
+    const bool batch = !agent && !rag && kind < o.agent_share + o.rag_share + o.batch_share;
     std::vector<Segment> context;
     uint32_t tokens = 0;
     const auto append = [&](uint32_t n) {
@@ -115,7 +141,19 @@ Result<std::vector<TraceRequest>> generate_synthetic_workload(const SyntheticOpt
       tokens += n;
     };
     double t = start;
-    if (agent) {
+    if (rag) {
+      context.push_back(system_prompts[tenant][rng() % o.system_prompts_per_tenant]);
+      tokens = context.back().tokens;
+      for (uint32_t c = 0; c < o.rag_chunks; ++c) {
+        context.push_back(popular_document());
+        tokens += context.back().tokens;
+      }
+      append(around(o.rag_question_tokens));
+      out.push_back({t, order++, context, std::min(tokens, o.max_input_tokens), around(250)});
+    } else if (batch) {
+      append(around(o.batch_prompt_tokens));
+      out.push_back({t, order++, context, std::min(tokens, o.max_input_tokens), around(200)});
+    } else if (agent) {
       context.push_back(system_prompts[tenant].back());
       tokens = context.back().tokens;
       append(around(400));  // the task
@@ -154,6 +192,31 @@ Result<std::vector<TraceRequest>> generate_synthetic_workload(const SyntheticOpt
         {static_cast<uint64_t>(std::llround(r.t_s * 1000)), r.input, r.output, chain.ids(r.context, r.input)});
   }
   return trace;
+}
+
+Result<SyntheticOptions> synthetic_family(std::string_view family, SyntheticOptions o) {
+  if (family == "mixed") return o;
+  o.agent_share = o.rag_share = o.batch_share = 0;
+  if (family == "chat") return o;
+  if (family == "agent") {
+    o.agent_share = 1;
+  } else if (family == "shared-prompts") {
+    o.chat_turns_mean = 1;  // every session one question over one of its tenant's system prompts
+  } else if (family == "rag") {
+    o.rag_share = 1;
+  } else if (family == "batch") {
+    o.batch_share = 1;
+  } else if (family == "tenants") {
+    o.tenants = 16;
+    o.agent_share = 0.2;
+    o.rag_share = 0.2;
+    o.batch_share = 0.2;
+  } else {
+    std::string names;
+    for (std::string_view f : kSyntheticFamilies) names += fmt::format("{}{}", names.empty() ? "" : ", ", f);
+    return Status::invalid_argument(fmt::format("unknown workload family '{}' (expected {})", family, names));
+  }
+  return o;
 }
 
 Result<Workload> load_workload(const std::string& path, const SyntheticOptions& synthetic) {

@@ -59,6 +59,21 @@ TEST(PolicySimulator, BeladyBoundsEveryPolicyAndRunsRepeat) {
   EXPECT_LE(simulate_exact_lru(trace, 300).host_hit_blocks, opt.host_hit_blocks);
 }
 
+// Admitting only what comes back can only help LRU, and stays under the optimum.
+TEST(PolicySimulator, OracleAdmissionSitsBetweenLruAndBelady) {
+  const auto trace = synthetic();
+  const SimulationResult lru = simulate_exact_lru(trace, 300);
+  const SimulationResult oracle = simulate_lru_oracle_admission(trace, 300);
+  EXPECT_EQ(oracle.policy, "lru-oracle-admission");
+  EXPECT_GT(oracle.host_hit_blocks, lru.host_hit_blocks);
+  EXPECT_LE(oracle.host_hit_blocks, simulate_belady(trace, 300).host_hit_blocks);
+  EXPECT_LT(oracle.inserted, lru.inserted) << "blocks never used again are not admitted";
+  // By hand: A B, C, A B: C is never used again, so at one block it never displaces A.
+  const std::vector<TraceRequest> tiny = {request({1}), request({3}), request({1})};
+  EXPECT_EQ(simulate_exact_lru(tiny, 1).host_hit_blocks, 0u);
+  EXPECT_EQ(simulate_lru_oracle_admission(tiny, 1).host_hit_blocks, 1u);
+}
+
 TEST(PolicySimulator, ExactLruAndBeladyOnAHandTrace) {
   // Two blocks of room. Chains: [1], [2], [3], [1], [2].
   const std::vector<TraceRequest> trace{request({1}), request({2}), request({3}), request({1}), request({2})};

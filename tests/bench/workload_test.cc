@@ -139,12 +139,64 @@ TEST(SyntheticWorkload, TenantsShareNothing) {
   EXPECT_EQ(first.size(), 2U);
 }
 
+// Each family is the reuse its name says: RAG reuses popular documents only when they open the
+// prompt, batch prompts are never sent again, chats and agents resend their whole context.
+TEST(SyntheticWorkload, FamiliesHaveTheirOwnReuse) {
+  std::map<std::string, double> ideal;
+  for (std::string_view family : kSyntheticFamilies) {
+    SyntheticOptions base;
+    base.requests = 1500;
+    auto o = synthetic_family(family, base);
+    ASSERT_TRUE(o.ok()) << o.status().to_string();
+    EXPECT_EQ(o->requests, 1500U) << "a preset keeps the size asked for";
+    const auto trace = generate_synthetic_workload(*o);
+    ASSERT_TRUE(trace.ok()) << family << ": " << trace.status().to_string();
+    ASSERT_EQ(trace->size(), 1500U) << family;
+    ideal[std::string(family)] = trace_stats(*trace).ideal_block_hit();
+  }
+  EXPECT_EQ(ideal["batch"], 0.0) << "a batch prompt is never sent again";
+  EXPECT_GT(ideal["agent"], ideal["chat"]) << "agent steps seconds apart resend more context than chat turns";
+  EXPECT_GT(ideal["rag"], 0.05);
+  EXPECT_LT(ideal["rag"], ideal["chat"]) << "documents are shared only where they open the prompt in the same order";
+  EXPECT_GT(ideal["tenants"], ideal["batch"]);
+  EXPECT_LT(ideal["tenants"], ideal["agent"]) << "a fifth of the tenants' sessions are batch prompts";
+  EXPECT_EQ(synthetic_family("nonsense").status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(SyntheticWorkload, RagQuestionsFollowDocumentPopularity) {
+  SyntheticOptions o = synthetic_family("rag").value();
+  o.requests = 2000;
+  o.tenants = 1;
+  o.system_prompts_per_tenant = 1;
+  o.rag_chunks = 1;
+  const auto trace = generate_synthetic_workload(o).value();
+  // One system prompt (about 1200 tokens, two or three blocks) and one chunk: block 3 lies in the
+  // chunk, so its id names the prompt and the document together. The most popular document takes a
+  // share near the Zipf law's: with 2000 documents and s = 1, about 12%.
+  std::map<uint64_t, int> opened;
+  for (const TraceRequest& r : trace) {
+    if (r.hash_ids.size() > 3) ++opened[r.hash_ids[3]];
+  }
+  int top = 0;
+  for (const auto& [id, n] : opened) top = std::max(top, n);
+  EXPECT_GT(top, 100);
+  EXPECT_LT(top, 500);
+}
+
 TEST(SyntheticWorkload, BadOptionsAreRefused) {
   SyntheticOptions o;
   o.requests = 0;
   EXPECT_EQ(generate_synthetic_workload(o).status().code(), StatusCode::kInvalidArgument);
   o = {};
   o.agent_share = 1.5;
+  EXPECT_EQ(generate_synthetic_workload(o).status().code(), StatusCode::kInvalidArgument);
+  o = {};
+  o.agent_share = 0.6;
+  o.rag_share = 0.6;  // with the chats, more than every session
+  EXPECT_EQ(generate_synthetic_workload(o).status().code(), StatusCode::kInvalidArgument);
+  o = {};
+  o.rag_share = 0.5;
+  o.rag_documents = 0;
   EXPECT_EQ(generate_synthetic_workload(o).status().code(), StatusCode::kInvalidArgument);
   o = {};
   o.max_input_tokens = 100;
