@@ -58,7 +58,7 @@ Result<std::vector<StudyInput>> study_inputs(const PolicyCommandOptions& o) {
     if (!options.ok()) return options.status();
     auto made = workload::generate_synthetic_workload(*options);
     if (!made.ok()) return made.status();
-    in.push_back({"synthetic-" + family, fmt::format("the synthetic workload's '{}' family (seed {})", family,
+    in.push_back({"synthetic-" + family, fmt::format("the synthetic workload, family {} (seed {})", family,
                                                      options->seed),
                   std::move(made).value()});
   }

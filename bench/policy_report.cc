@@ -100,6 +100,9 @@ Status write_policy_report(const std::string& dir, const PolicyReport& report,
   }
   KVTIER_RETURN_IF_ERROR(write_file(out / "policy_tiers.dat", tiers_dat));
 
+  // Titles go into single-quoted gnuplot strings.
+  std::string title = report.source;
+  std::replace(title.begin(), title.end(), '\'', '`');
   std::string gp = fmt::format(
       "set terminal pngcairo size 960,600 noenhanced\n"
       "set key autotitle columnhead left top\nset grid\nset logscale x\nset format x '%.0s%c'\n"
@@ -107,13 +110,13 @@ Status write_policy_report(const std::string& dir, const PolicyReport& report,
       "set output '{0}/hit_ratio_vs_capacity.png'\n"
       "set title 'Block hit ratio by eviction policy: {1}'\nset ylabel 'block hit ratio'\n"
       "plot for [i=2:{2}] '{0}/policy_host.dat' using 1:i with linespoints lw 2\n",
-      out.string(), report.source, columns.size() + 1);
+      out.string(), title, columns.size() + 1);
   if (!thresholds.empty()) {
     gp += fmt::format(
         "set output '{0}/per_tier_hit_ratio.png'\n"
         "set title 'Hit ratio per tier, {1}, SSD {2}x host: {3}'\nset ylabel 'block hit ratio'\n"
         "plot for [i=2:{4}] '{0}/policy_tiers.dat' using 1:i with linespoints lw 2\n",
-        out.string(), report.default_policy, report.ssd_multiple, report.source, 1 + 3 * thresholds.size());
+        out.string(), report.default_policy, report.ssd_multiple, title, 1 + 3 * thresholds.size());
   }
   KVTIER_RETURN_IF_ERROR(write_file(out / "policy.gp", gp));
   const Status plotted = run_gnuplot(out / "policy.gp");

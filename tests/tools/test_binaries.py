@@ -423,6 +423,27 @@ def test_bench_policy_compares_policies_with_lru_and_the_optimum(tmp_path):
 
 
 @needs_bench
+def test_bench_policy_studies_several_traces_in_one_run(tmp_path):
+    trace = tmp_path / "chat.jsonl"
+    assert run("kvtier-bench", "workload", "--family", "chat", "--out", str(trace), "--requests", "400",
+               timeout=60).returncode == 0
+    out = run("kvtier-bench", "policy", "--trace", str(trace), "--family", "rag", "--family-requests", "600",
+              "--host-blocks", "100", "2000", "--policies", "lru", "prefix-frequency", "--json", timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Summary" in out.stdout and "synthetic-rag" in out.stdout
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["traces"] == 2
+    assert isinstance(figures["never_below_lru"], bool)
+    # Each trace's figures under its own label; the oracle admission bound sits under Belady.
+    for label in ("chat", "synthetic_rag"):
+        assert f"{label}_default_vs_lru_1m" in figures, label
+        assert figures[f"{label}_lru-oracle-admission_0.051M_block_hit"] <= figures[f"{label}_belady_0.051M_block_hit"]
+        assert figures[f"{label}_lru-oracle-admission_0.051M_block_hit"] >= figures[f"{label}_lru-exact_0.051M_block_hit"]
+    bad = run("kvtier-bench", "policy", "--family", "nonsense", timeout=60)
+    assert bad.returncode == 2 and "unknown workload family" in bad.stderr
+
+
+@needs_bench
 def test_bench_policy_writes_a_report_with_its_plots(tmp_path):
     report = tmp_path / "report"
     out = run("kvtier-bench", "policy", "--host-blocks", "100", "400", "--policies", "lru", "prefix-frequency",
@@ -431,7 +452,7 @@ def test_bench_policy_writes_a_report_with_its_plots(tmp_path):
     md = (report / "policy.md").read_text()
     assert "## Host memory alone" in md and "prefix-frequency" in md
     rows = (report / "policy_host.dat").read_text().splitlines()
-    assert rows[0].split()[1:] == ['"lru"', '"prefix-frequency"', '"lru-exact"', '"belady"']
+    assert rows[0].split()[1:] == ['"lru"', '"prefix-frequency"', '"lru-oracle-admission"', '"lru-exact"', '"belady"']
     assert len(rows) == 3
     if shutil.which("gnuplot"):
         for png in ("hit_ratio_vs_capacity.png", "per_tier_hit_ratio.png"):
