@@ -74,7 +74,9 @@ int main(int argc, char** argv) {
   pc->add_flag("--json", policy.json, "End with one JSON line of the figures");
   kvtier::bench::ReplayCommandOptions replay;
   auto* rc = app.add_subcommand("replay", "Replay a trace through the client library against a live kvtierd");
-  rc->add_option("--trace", replay.trace, "Mooncake-format trace (default: the built-in synthetic workload)");
+  rc->add_option("--trace", replay.trace, "Mooncake-format trace (default: the synthetic workload's --family)");
+  rc->add_option("--family", replay.family, "Synthetic workload family when no --trace is given")->capture_default_str();
+  rc->add_option("--policy", replay.policy, "The node's eviction policy")->capture_default_str();
   rc->add_option("--requests", replay.requests, "Replay only the first N requests (0: all)")->capture_default_str();
   rc->add_option("--host-tokens", replay.host_tokens, "Host tier capacity, in tokens")->capture_default_str();
   rc->add_option("--ssd-tokens", replay.ssd_tokens, "SSD tier capacity, in tokens (0: none)")->capture_default_str();

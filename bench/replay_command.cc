@@ -15,6 +15,7 @@
 #include "bench_node.h"
 #include "bench_report.h"
 #include "kvtier/client.h"
+#include "kvtier/eviction_policy.h"
 #include "metrics_scrape.h"
 #include "suites.h"
 #include "workload/synthetic_workload.h"
@@ -61,12 +62,22 @@ class Progress {
 }  // namespace
 
 int run_replay_command(const ReplayCommandOptions& o) {
-  auto input = workload::load_workload(o.trace);
+  auto synthetic = workload::synthetic_family(o.family);
+  if (!synthetic.ok()) {
+    fmt::print(stderr, "kvtier-bench replay: {}\n", synthetic.status().to_string());
+    return 2;
+  }
+  if (!make_eviction_policy(o.policy).ok()) {
+    fmt::print(stderr, "kvtier-bench replay: {}\n", make_eviction_policy(o.policy).status().to_string());
+    return 2;
+  }
+  auto input = workload::load_workload(o.trace, *synthetic);
   if (!input.ok()) {
     fmt::print(stderr, "kvtier-bench replay: {}\n", input.status().to_string());
     return 2;
   }
   std::vector<workload::TraceRequest>& trace = input->requests;
+  if (o.trace.empty()) input->source = fmt::format("the synthetic workload, family {} (seed {})", o.family, synthetic->seed);
   const std::string& source = input->source;
   if (o.requests > 0 && trace.size() > o.requests) trace.resize(o.requests);
   if (o.host_tokens < kTraceBlockTokens) {
@@ -96,11 +107,12 @@ int run_replay_command(const ReplayCommandOptions& o) {
                       ssd_bytes, o.ssd_min_accesses);
   }
   const std::string config = fmt::format(
-      "node: {{name: {}, shm_prefix: {}}}\nindex: {{capacity: {}}}\nhost: {{bytes: {}, slab_bytes: 1MiB}}\n"
+      "node: {{name: {}, shm_prefix: {}}}\nindex: {{capacity: {}}}\n"
+      "host: {{bytes: {}, slab_bytes: 1MiB, eviction_policy: {}}}\n"
       "{}\nserver: {{grpc_address: \"127.0.0.1:{}\", metrics_address: \"127.0.0.1:{}\"}}\nlog: {{level: info}}\n"
       "namespaces:\n  - model_id: {}\n    layout: {{dtype: bf16, block_tokens: {}, num_layers: 1, num_kv_heads: 1, "
       "head_dim: 8, kv_planes: 2}}\n",
-      node, kBenchShmPrefix, (host_blocks + ssd_blocks) * 2 + 65536, host_bytes, ssd, free_loopback_port(),
+      node, kBenchShmPrefix, (host_blocks + ssd_blocks) * 2 + 65536, host_bytes, o.policy, ssd, free_loopback_port(),
       metrics_port, spec.model_id, kTraceBlockTokens);
   std::string why;
   auto bench_node = BenchNode::start(dir, node, config, &why);
@@ -121,7 +133,7 @@ int run_replay_command(const ReplayCommandOptions& o) {
   std::vector<uint8_t> payload(block_bytes, 0x5a);
   uint64_t block_refs = 0, input_tokens = 0, host_hit = 0, ssd_hit = 0, host_hit_tokens = 0, ssd_hit_tokens = 0;
   uint64_t puts = 0, loaded = 0, put_failures = 0;
-  double saved_s = 0, prefill_s = 0;
+  double saved_s = 0, prefill_s = 0, host_saved_s = 0;  // the SSD's share is the rest
   const double per_token_s = 1.0 / o.prefill_tokens_per_s;
   const double host_token_s = o.kv_bytes_per_token / (o.host_gb_per_s * 1e9);
   const double ssd_token_s = o.kv_bytes_per_token / (o.ssd_gb_per_s * 1e9);
@@ -155,7 +167,9 @@ int run_replay_command(const ReplayCommandOptions& o) {
     for (size_t i = 0; i < in_host + from_ssd; ++i) {
       const uint64_t t = tokens_of(i);
       (i < in_host ? host_hit_tokens : ssd_hit_tokens) += t;
-      saved_s += double(t) * (per_token_s - (i < in_host ? host_token_s : ssd_token_s));
+      const double saved = double(t) * (per_token_s - (i < in_host ? host_token_s : ssd_token_s));
+      saved_s += saved;
+      if (i < in_host) host_saved_s += saved;
     }
     host_hit += in_host;
     ssd_hit += from_ssd;
@@ -193,10 +207,13 @@ int run_replay_command(const ReplayCommandOptions& o) {
                                                       double(loaded * block_bytes) / (1 << 20))});
   table.add_row(
       {"host evictions / demotions to SSD", fmt::format("{} / {}", after.evictions - before.evictions, demotions)});
-  table.add_row({"prefill time saved (model)", fmt::format("{:.1f} s of {:.1f} s ({:.1f} %)", saved_s, prefill_s,
-                                                           prefill_s > 0 ? 100 * saved_s / prefill_s : 0.0)});
+  const auto share = [&](double s) { return prefill_s > 0 ? s / prefill_s : 0.0; };
+  table.add_row({"prefill time saved (model)",
+                 fmt::format("{:.1f} s of {:.1f} s ({:.1f} %: host {:.1f} %, SSD {:.1f} %)", saved_s, prefill_s,
+                             100 * share(saved_s), 100 * share(host_saved_s), 100 * share(saved_s - host_saved_s))});
   table.add_row({"replay time", fmt::format("{:.1f} s", seconds)});
-  fmt::print("kvtier-bench replay: {} against a live kvtierd, prefix-frequency eviction\n{}", source, table.render());
+  fmt::print("kvtier-bench replay: {} against a live kvtierd, {} eviction\n{}", source,
+             client.index().eviction_policy()->name(), table.render());
   if (put_failures > 0) fmt::print("{} blocks could not be written (arena full of pinned blocks)\n", put_failures);
   if (o.json) {
     JsonObject j;
@@ -213,7 +230,10 @@ int run_replay_command(const ReplayCommandOptions& o) {
     j.add("evictions", static_cast<long long>(after.evictions - before.evictions));
     j.add("demotions", demotions);
     j.add("prefill_saved_s", saved_s);
-    j.add("prefill_saved_fraction", prefill_s > 0 ? saved_s / prefill_s : 0.0);
+    j.add("prefill_saved_fraction", share(saved_s));
+    j.add("host_prefill_saved_fraction", share(host_saved_s));
+    j.add("ssd_prefill_saved_fraction", share(saved_s - host_saved_s));
+    j.add("policy", client.index().eviction_policy()->name());
     j.add("seconds", seconds);
     fmt::print("{}\n", j.str());
   }

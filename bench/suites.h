@@ -63,7 +63,9 @@ int run_policy_command(const PolicyCommandOptions& options);
 // "Replay"). The TTFT model's defaults: Llama-3-8B in bf16 (128 KiB of KV per token) prefilled at
 // 10,000 tokens/s on one H100; host memory reaches the GPU at 25 GB/s, the SSD at 6 GB/s.
 struct ReplayCommandOptions {
-  std::string trace;               // empty: the built-in synthetic workload
+  std::string trace;               // empty: the synthetic workload's `family`
+  std::string family = "mixed";    // a synthetic_family preset, when no trace is given
+  std::string policy{kDefaultEvictionPolicy};  // the node's host.eviction_policy
   uint64_t requests = 0;           // 0: all
   uint64_t host_tokens = 1024000;  // 2,000 blocks of 512 tokens
   uint64_t ssd_tokens = 4096000;   // 0: no SSD tier

@@ -473,7 +473,17 @@ def test_bench_replay_runs_a_trace_against_a_live_kvtierd(tmp_path):
     assert abs(f["block_hit"] - f["host_block_hit"] - f["ssd_block_hit"]) < 1e-5
     assert f["demotions"] > 0 and f["blocks_loaded"] > 0 and f["evictions"] > 0, f
     assert 0 < f["prefill_saved_fraction"] < 1
+    # Prefill saved per tier adds up, and the node ran the default policy.
+    assert abs(f["host_prefill_saved_fraction"] + f["ssd_prefill_saved_fraction"] - f["prefill_saved_fraction"]) < 1e-6
+    assert f["ssd_prefill_saved_fraction"] > 0 and f["policy"] == "prefix-frequency"
     assert "100% 600/600 requests" in out.stderr  # the progress bar
+    # Another family and another policy: the node runs the one asked for.
+    lru = run("kvtier-bench", "replay", "--family", "rag", "--requests", "300", "--policy", "lru", "--json", timeout=120)
+    assert lru.returncode == 0, lru.stdout + lru.stderr
+    assert json.loads(lru.stdout.strip().splitlines()[-1])["policy"] == "lru"
+    assert "family rag" in lru.stdout and "lru eviction" in lru.stdout
+    wrong = run("kvtier-bench", "replay", "--policy", "clairvoyant", timeout=60)
+    assert wrong.returncode == 2 and "unknown eviction policy" in wrong.stderr
     bad = run("kvtier-bench", "replay", "--host-tokens", "100", timeout=60)
     assert bad.returncode == 2 and "at least one block" in bad.stderr
     small = run("kvtier-bench", "replay", "--ssd-tokens", "512000", timeout=60)
