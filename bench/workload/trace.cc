@@ -105,7 +105,10 @@ BlockKey trace_block_key(uint64_t hash_id) {
     x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
     return x ^ (x >> 31);
   };
-  return {mix(hash_id), mix(hash_id ^ 0x5DEECE66DULL) | 1};
+  // Every bit as uniform as a digest's (the index's ghost cells are picked by the low bits); never
+  // the all-zero key.
+  const uint64_t hi = mix(hash_id), lo = mix(hash_id ^ 0x5DEECE66DULL);
+  return {hi, hi == 0 && lo == 0 ? 1 : lo};
 }
 
 }  // namespace kvtier::workload

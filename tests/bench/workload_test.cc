@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -57,6 +58,25 @@ TEST(Trace, BadLinesAreRefusedWithTheirLineNumber) {
   EXPECT_NE(read.status().message().find(path + ":3:"), std::string::npos) << read.status().to_string();
   EXPECT_EQ(read_trace(path + ".absent").status().code(), StatusCode::kNotFound);
   std::filesystem::remove(path);
+}
+
+// The index picks a block's ghost cell by the key's low bits: a trace's keys must be as uniform
+// there as real (SHA-256) keys, or the study would run with half the index's memory of evictions.
+TEST(Trace, BlockKeysAreUniformInEveryBit) {
+  constexpr int kKeys = 20000;
+  std::array<int, 128> ones{};
+  std::set<std::pair<uint64_t, uint64_t>> seen;
+  for (uint64_t id = 0; id < kKeys; ++id) {
+    const BlockKey k = trace_block_key(id);
+    ASSERT_FALSE(k.hi == 0 && k.lo == 0);
+    seen.insert({k.hi, k.lo});
+    for (int b = 0; b < 64; ++b) {
+      ones[b] += static_cast<int>((k.hi >> b) & 1);
+      ones[64 + b] += static_cast<int>((k.lo >> b) & 1);
+    }
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kKeys));
+  for (int b = 0; b < 128; ++b) EXPECT_NEAR(ones[b], kKeys / 2, kKeys / 20) << "bit " << b;
 }
 
 TEST(Trace, WritesAndReadsBack) {
