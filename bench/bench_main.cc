@@ -55,8 +55,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   wl->add_option("--agent-share", workload.synthetic.agent_share, "Share of sessions that are agent loops")
       ->capture_default_str();
-  wl->add_option("--family", workload.family,
-                 "A preset (mixed, chat, agent, shared-prompts, rag, batch, tenants); --requests and --seed still apply");
+  wl->add_option(
+      "--family", workload.family,
+      "A preset (mixed, chat, agent, shared-prompts, rag, batch, tenants); --requests and --seed still apply");
   kvtier::bench::PolicyCommandOptions policy;
   auto* pc = app.add_subcommand("policy", "Eviction-policy study over a trace: hit ratios vs LRU and Belady's optimum");
   pc->add_option("--trace", policy.traces, "Mooncake-format traces (repeatable)");
@@ -75,7 +76,8 @@ int main(int argc, char** argv) {
   kvtier::bench::ReplayCommandOptions replay;
   auto* rc = app.add_subcommand("replay", "Replay a trace through the client library against a live kvtierd");
   rc->add_option("--trace", replay.trace, "Mooncake-format trace (default: the synthetic workload's --family)");
-  rc->add_option("--family", replay.family, "Synthetic workload family when no --trace is given")->capture_default_str();
+  rc->add_option("--family", replay.family, "Synthetic workload family when no --trace is given")
+      ->capture_default_str();
   rc->add_option("--policy", replay.policy, "The node's eviction policy")->capture_default_str();
   rc->add_option("--requests", replay.requests, "Replay only the first N requests (0: all)")->capture_default_str();
   rc->add_option("--host-tokens", replay.host_tokens, "Host tier capacity, in tokens")->capture_default_str();

@@ -58,8 +58,8 @@ Result<std::vector<StudyInput>> study_inputs(const PolicyCommandOptions& o) {
     if (!options.ok()) return options.status();
     auto made = workload::generate_synthetic_workload(*options);
     if (!made.ok()) return made.status();
-    in.push_back({"synthetic-" + family, fmt::format("the synthetic workload, family {} (seed {})", family,
-                                                     options->seed),
+    in.push_back({"synthetic-" + family,
+                  fmt::format("the synthetic workload, family {} (seed {})", family, options->seed),
                   std::move(made).value()});
   }
   return in;
@@ -171,8 +171,8 @@ int run_policy_command(const PolicyCommandOptions& o) {
   }
 
   // Every trace and capacity in one table: the default against exact LRU and the optimum.
-  Table summary({"trace", "host", "lru-exact", o.default_policy, "vs lru", "gap closed", "lru+oracle admission",
-                 "belady"});
+  Table summary(
+      {"trace", "host", "lru-exact", o.default_policy, "vs lru", "gap closed", "lru+oracle admission", "belady"});
   bool never_below_lru = true;
   for (size_t t = 0; t < inputs->size(); ++t) {
     const HostResults& host = results[t];
@@ -213,7 +213,8 @@ int run_policy_command(const PolicyCommandOptions& o) {
         add(fmt::format("gap_closed_{}", label), gap_closed(host, o.default_policy, blocks));
       }
       if (auto b = host.find({"belady", 2000}); b != host.end()) add("belady_1m", b->second.block_hit());
-      for (const auto& [k, r] : host) add(fmt::format("{}_{}_block_hit", k.first, tokens_label(k.second)), r.block_hit());
+      for (const auto& [k, r] : host)
+        add(fmt::format("{}_{}_block_hit", k.first, tokens_label(k.second)), r.block_hit());
     }
     fmt::print("{}\n", j.str());
   }

@@ -77,7 +77,8 @@ int run_replay_command(const ReplayCommandOptions& o) {
     return 2;
   }
   std::vector<workload::TraceRequest>& trace = input->requests;
-  if (o.trace.empty()) input->source = fmt::format("the synthetic workload, family {} (seed {})", o.family, synthetic->seed);
+  if (o.trace.empty())
+    input->source = fmt::format("the synthetic workload, family {} (seed {})", o.family, synthetic->seed);
   const std::string& source = input->source;
   if (o.requests > 0 && trace.size() > o.requests) trace.resize(o.requests);
   if (o.host_tokens < kTraceBlockTokens) {

@@ -38,8 +38,8 @@ int run_hbm_suite(const SuiteOptions& options);
 
 // Not a suite: writes the synthetic workload as a trace (or describes a trace) with its reuse.
 struct WorkloadCommandOptions {
-  std::string out;    // write the trace here (empty: only describe it)
-  std::string trace;  // describe this trace instead of generating one
+  std::string out;     // write the trace here (empty: only describe it)
+  std::string trace;   // describe this trace instead of generating one
   std::string family;  // a synthetic_family preset; its other options stay as given
   workload::SyntheticOptions synthetic;
 };
@@ -47,14 +47,14 @@ int run_workload_command(const WorkloadCommandOptions& options);
 
 // Not a suite: the eviction-policy study over a trace (docs/benchmarks.md, "Policy study").
 struct PolicyCommandOptions {
-  std::vector<std::string> traces;                       // Mooncake-format files
-  std::vector<std::string> families;                     // synthetic families; none and no trace: "mixed"
-  uint32_t family_requests = 16000;                      // requests per synthetic family (Mooncake's conversation trace: 12031)
+  std::vector<std::string> traces;    // Mooncake-format files
+  std::vector<std::string> families;  // synthetic families; none and no trace: "mixed"
+  uint32_t family_requests = 16000;   // requests per synthetic family (Mooncake's conversation trace: 12031)
   std::vector<uint64_t> host_blocks{2000, 6000, 20000};  // 1M, 3M and 10M tokens
   std::vector<std::string> policies{"lru", "prefix-aware", "s3fifo", "prefix-frequency"};
   std::string default_policy{kDefaultEvictionPolicy};
   uint64_t ssd_multiple = 4;  // the two-tier runs' SSD capacity, in host capacities
-  std::string report_dir;     // write policy.md, its data and its plots (gnuplot) here; one folder per trace when several
+  std::string report_dir;  // write policy.md, its data and its plots (gnuplot) here; one folder per trace when several
   bool json = false;
 };
 int run_policy_command(const PolicyCommandOptions& options);
@@ -63,13 +63,13 @@ int run_policy_command(const PolicyCommandOptions& options);
 // "Replay"). The TTFT model's defaults: Llama-3-8B in bf16 (128 KiB of KV per token) prefilled at
 // 10,000 tokens/s on one H100; host memory reaches the GPU at 25 GB/s, the SSD at 6 GB/s.
 struct ReplayCommandOptions {
-  std::string trace;               // empty: the synthetic workload's `family`
-  std::string family = "mixed";    // a synthetic_family preset, when no trace is given
+  std::string trace;                           // empty: the synthetic workload's `family`
+  std::string family = "mixed";                // a synthetic_family preset, when no trace is given
   std::string policy{kDefaultEvictionPolicy};  // the node's host.eviction_policy
-  uint64_t requests = 0;           // 0: all
-  uint64_t host_tokens = 1024000;  // 2,000 blocks of 512 tokens
-  uint64_t ssd_tokens = 4096000;   // 0: no SSD tier
-  uint32_t ssd_min_accesses = 1;   // the SSD tier's admission filter
+  uint64_t requests = 0;                       // 0: all
+  uint64_t host_tokens = 1024000;              // 2,000 blocks of 512 tokens
+  uint64_t ssd_tokens = 4096000;               // 0: no SSD tier
+  uint32_t ssd_min_accesses = 1;               // the SSD tier's admission filter
   double prefill_tokens_per_s = 10000;
   double kv_bytes_per_token = 131072;
   double host_gb_per_s = 25;
