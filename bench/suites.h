@@ -51,7 +51,7 @@ struct PolicyCommandOptions {
   std::vector<std::string> families;  // synthetic families; none and no trace: "mixed"
   uint32_t family_requests = 16000;   // requests per synthetic family (Mooncake's conversation trace: 12031)
   std::vector<uint64_t> host_blocks{2000, 6000, 20000};  // 1M, 3M and 10M tokens
-  std::vector<std::string> policies{"lru", "prefix-aware", "s3fifo", "prefix-frequency"};
+  std::vector<std::string> policies{"lru", "prefix-aware", "s3fifo", "prefix-frequency", "hit-density"};
   std::string default_policy{kDefaultEvictionPolicy};
   uint64_t ssd_multiple = 4;  // the two-tier runs' SSD capacity, in host capacities
   std::string report_dir;  // write policy.md, its data and its plots (gnuplot) here; one folder per trace when several

@@ -16,6 +16,10 @@ struct EvictionCandidate {
   uint16_t child_count = 0;  // cached blocks that extend this one
   uint8_t frequency = 0;
   uint32_t payload_bytes = 0;
+  // What the index has learnt of blocks like this one (its use count) at this age: the hits it
+  // can expect per tick it stays (docs/index.md#hit-density). Negative while the index has learnt
+  // nothing yet (a new segment, or one a build before the learning made).
+  float hit_density = -1;
 };
 
 enum class EvictionAction : uint8_t {
@@ -43,8 +47,11 @@ std::shared_ptr<const EvictionPolicy> make_prefix_aware_policy();
 // before one used again (its age counts twice; a block used f times, 1/f of its age).
 std::shared_ptr<const EvictionPolicy> make_default_eviction_policy();
 inline constexpr std::string_view kDefaultEvictionPolicy = "prefix-frequency";
-// "prefix-frequency", "prefix-aware", "lru" or "s3fifo" (S3-FIFO's quick demotion: blocks used
-// once first, oldest first). For every policy a block inserted again after eviction starts with the
+// "hit-density": prefix-aware, and among leaves the lowest learnt hit density goes first (the
+// index learns it from its own history; prefix-frequency's order until it has learnt anything).
+std::shared_ptr<const EvictionPolicy> make_hit_density_policy();
+// "prefix-frequency", "prefix-aware", "lru", "s3fifo" (S3-FIFO's quick demotion: blocks used
+// once first, oldest first) or "hit-density". For every policy a block inserted again after eviction starts with the
 // uses it had (the index's memory of evicted blocks, docs/index.md#eviction), which plays the role
 // of S3-FIFO's ghost queue.
 Result<std::shared_ptr<const EvictionPolicy>> make_eviction_policy(std::string_view name);

@@ -26,7 +26,7 @@ index:
 host:
   bytes: 1GiB              # host-memory tier
   slab_bytes: 32MiB        # arena slab: at least the largest block
-  eviction_policy: prefix-frequency  # prefix-frequency | prefix-aware | lru | s3fifo; engines evict by it too
+  eviction_policy: prefix-frequency  # prefix-frequency | hit-density | prefix-aware | lru | s3fifo; engines evict by it too
 ssd:
   enabled: true
   dir: kvtier-data/ssd

@@ -15,6 +15,7 @@
 #include "index/index_writer.h"
 #include "index/process_membership.h"
 #include "index/recorded_policy.h"
+#include "index/reuse_learning.h"
 #include "index/table_reader.h"
 
 namespace kvtier {
@@ -221,9 +222,11 @@ Result<std::vector<BlockLease>> BlockIndex::acquire(std::span<const BlockKey> ke
     // are hints; a lost update costs nothing).
     if (mode == AccessMode::kRecord) {
       index::IndexEntry& e = seg.entry(slot);
+      const uint32_t last = index::load_relaxed(e.last_access);
       index::store_relaxed(e.last_access, now);
       const uint8_t f = index::load_relaxed(e.freq);
       if (f < UINT8_MAX) index::store_relaxed(e.freq, static_cast<uint8_t>(f + 1));
+      index::observe_return(seg.learning(), f, now - last);  // what the hit-density policy learns from
     }
     leases.push_back(BlockLease(owner, index::to_block_info(img, pinned_ctl)));
   }

@@ -9,6 +9,7 @@
 #include "index/entry_access.h"
 #include "index/entry_image.h"
 #include "index/index_writer.h"
+#include "index/reuse_learning.h"
 
 namespace kvtier::index {
 namespace {
@@ -59,7 +60,9 @@ IndexWriter::Victim IndexWriter::sample_victim(uint8_t tiers, const EvictionPoli
       continue;
     }
     const EvictionAction action = action_of(img);
-    const EvictionCandidate c{now - img.last_access, img.child_count, img.freq, img.payload_bytes};
+    const uint32_t age = now - img.last_access;
+    const EvictionCandidate c{age, img.child_count, img.freq, img.payload_bytes,
+                              hit_density(seg_.learning(), img.freq, age)};
     if (!policy.may_evict(c, action)) continue;
     ++sampled;
     const uint64_t rank = policy.rank(c);
@@ -156,7 +159,9 @@ Result<EvictionReport> IndexWriter::evict_keys(Tier tier, std::span<const BlockK
         continue;
       }
       v.action = action_of(v.img, tier);
-      const EvictionCandidate c{now - v.img.last_access, v.img.child_count, v.img.freq, v.img.payload_bytes};
+      const uint32_t age = now - v.img.last_access;
+      const EvictionCandidate c{age, v.img.child_count, v.img.freq, v.img.payload_bytes,
+                                hit_density(seg_.learning(), v.img.freq, age)};
       if (!policy.may_evict(c, v.action)) continue;  // perhaps after its children go
       done[i] = true;
       progress = evict_victim(v, tier, listener, report) || progress;

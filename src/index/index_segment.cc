@@ -30,12 +30,13 @@ static_assert(offsetof(SegmentHeader, magic) == offsetof(SegmentPreamble, magic)
 
 struct Geometry {
   uint64_t slots, process_table_offset, journal_offset, ring_offset, tags_offset, table_offset, ghosts_offset,
-      total_bytes;
+      learning_offset, total_bytes;
 };
 
 // Slots = capacity × 5/4: linear probing at ≤ 80% load keeps hit probes near one cache line.
-// `ghost_slots` 0: a format-1 segment, which ends with the table.
-Geometry plan(uint64_t capacity, uint64_t ring_records, uint64_t ghost_slots) {
+// `ghost_slots` 0: a format-1 segment, which ends with the table; `learning` false: one of format
+// 2, which ends with the ghost cells.
+Geometry plan(uint64_t capacity, uint64_t ring_records, uint64_t ghost_slots, bool learning) {
   Geometry g{};
   g.slots = capacity + capacity / 4 + 1;
   g.process_table_offset = round_up(sizeof(SegmentHeader), kPageBytes);
@@ -44,7 +45,13 @@ Geometry plan(uint64_t capacity, uint64_t ring_records, uint64_t ghost_slots) {
   g.tags_offset = round_up(g.ring_offset + ring_records * sizeof(ChangeRecord), kPageBytes);
   g.table_offset = round_up(g.tags_offset + g.slots, kPageBytes);
   g.ghosts_offset = round_up(g.table_offset + g.slots * sizeof(IndexEntry), kPageBytes);
-  g.total_bytes = round_up(g.ghosts_offset + ghost_slots * sizeof(uint16_t), kPageBytes);
+  const uint64_t ghosts_end = g.ghosts_offset + ghost_slots * sizeof(uint16_t);
+  if (!learning) {
+    g.total_bytes = round_up(ghosts_end, kPageBytes);
+    return g;
+  }
+  g.learning_offset = round_up(ghosts_end, alignof(ReuseLearning));
+  g.total_bytes = round_up(g.learning_offset + sizeof(ReuseLearning) + ghost_slots * sizeof(uint32_t), kPageBytes);
   return g;
 }
 
@@ -72,6 +79,10 @@ void IndexSegment::bind_parts() {
     ghosts_ = reinterpret_cast<uint16_t*>(base + header_->ghosts_offset);
     ghost_slots_ = header_->ghost_slots;
   }
+  if (header_->format_version >= 3 && ghosts_ != nullptr) {
+    learning_ = reinterpret_cast<ReuseLearning*>(base + header_->learning_offset);
+    ghost_last_uses_ = reinterpret_cast<uint32_t*>(base + header_->learning_offset + sizeof(ReuseLearning));
+  }
   slots_ = header_->slots;
   capacity_ = header_->capacity;
   ring_records_ = header_->ring_records;
@@ -90,7 +101,7 @@ Result<std::unique_ptr<IndexSegment>> IndexSegment::create(const IndexOptions& o
     return Status::invalid_argument("index node_name must be at most 63 bytes");
   }
   const uint64_t ghost_slots = std::bit_ceil(options.capacity * kGhostSlotsPerEntry);
-  const Geometry g = plan(options.capacity, options.change_ring_records, ghost_slots);
+  const Geometry g = plan(options.capacity, options.change_ring_records, ghost_slots, /*learning=*/true);
   std::unique_ptr<IndexSegment> seg(new IndexSegment());
   auto shared = create_segment(options.segment_name, g.total_bytes, kIndexFormat);
   if (!shared.ok()) return shared.status();
@@ -114,6 +125,7 @@ Result<std::unique_ptr<IndexSegment>> IndexSegment::create(const IndexOptions& o
   h->table_offset = g.table_offset;
   h->ghosts_offset = g.ghosts_offset;
   h->ghost_slots = ghost_slots;
+  h->learning_offset = g.learning_offset;
   h->node_id = XXH3_64bits(options.node_name.data(), options.node_name.size());
   h->creation_epoch = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -163,11 +175,13 @@ Result<std::unique_ptr<IndexSegment>> IndexSegment::attach(std::string_view name
   // are bounded first (each entry, record and cell takes at least a byte), so a damaged header
   // cannot make the arithmetic wrap round to the mapping's size.
   const bool bounded = h->capacity <= size && h->ring_records <= size && ghost_slots <= size;
-  const Geometry g = bounded ? plan(h->capacity, h->ring_records, ghost_slots) : Geometry{};
+  const bool learning = h->format_version >= 3 && ghost_slots != 0;
+  const Geometry g = bounded ? plan(h->capacity, h->ring_records, ghost_slots, learning) : Geometry{};
   if (!bounded || h->total_bytes != size || g.total_bytes != size || g.slots != h->slots ||
       g.process_table_offset != h->process_table_offset || g.journal_offset != h->journal_offset ||
       g.ring_offset != h->ring_offset || g.tags_offset != h->tags_offset || g.table_offset != h->table_offset ||
-      (ghost_slots & (ghost_slots - 1)) != 0 || (ghost_slots != 0 && g.ghosts_offset != h->ghosts_offset)) {
+      (ghost_slots & (ghost_slots - 1)) != 0 || (ghost_slots != 0 && g.ghosts_offset != h->ghosts_offset) ||
+      (learning && g.learning_offset != h->learning_offset)) {
     return Status::corruption(fmt::format("index segment '{}' geometry does not add up (size {}, header says {})", name,
                                           size, h->total_bytes));
   }

@@ -35,6 +35,10 @@ class IndexSegment {
   // Ghost cells (evicted_uses.h); none in a format-1 segment.
   uint64_t ghost_slots() const { return ghost_slots_; }
   uint16_t& ghost(uint64_t cell) const { return ghosts_[cell]; }
+  // The reuse learning and each ghost cell's block's last use, in ticks (reuse_learning.h); none
+  // before format 3.
+  ReuseLearning* learning() const { return learning_; }
+  uint32_t& ghost_last_use(uint64_t cell) const { return ghost_last_uses_[cell]; }
   uint64_t slots() const { return slots_; }
   uint64_t capacity() const { return capacity_; }
   uint64_t ring_records() const { return ring_records_; }
@@ -59,6 +63,8 @@ class IndexSegment {
   uint8_t* tags_ = nullptr;
   IndexEntry* table_ = nullptr;
   uint16_t* ghosts_ = nullptr;
+  ReuseLearning* learning_ = nullptr;
+  uint32_t* ghost_last_uses_ = nullptr;
   uint64_t slots_ = 0, capacity_ = 0, ring_records_ = 0, ghost_slots_ = 0;
 };
 

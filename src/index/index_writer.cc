@@ -9,6 +9,7 @@
 #include "index/entry_access.h"
 #include "index/entry_image.h"
 #include "index/evicted_uses.h"
+#include "index/reuse_learning.h"
 
 namespace kvtier::index {
 
@@ -292,7 +293,7 @@ Status IndexWriter::insert(const BlockRecord& rec, const EvictionPolicy& policy,
   img.tiers = bit;
   set_locator(img, rec.tier, rec.locator);
   img.last_access = seg_.now_ticks();
-  img.freq = static_cast<uint8_t>(1 + recalled_uses(seg_, rec.key.hi, rec.key.lo));  // back after eviction: its uses
+  img.freq = static_cast<uint8_t>(1 + recalled_uses(seg_, rec.key.hi, rec.key.lo, img.last_access));  // back: its uses
   const uint64_t parent = find_slot(rec.parent.hi, rec.parent.lo);
   EntryImage parent_img;
   if (parent != kNoSlot) {
@@ -309,12 +310,14 @@ Status IndexWriter::insert(const BlockRecord& rec, const EvictionPolicy& policy,
   add_tiers(m.after, bit, img.payload_bytes, +1);
   m.record_change(IndexChange::Kind::kStored, img, 0, img.tiers);
   commit(m);
+  after_insert(seg_.learning(), m.after.entries, img.last_access);
   return {};
 }
 
 Status IndexWriter::remove_slot(uint64_t slot, const EntryImage& img, bool count_eviction) {
   // The freshest use count: pinners bump it outside the seqlock, so `img` may predate their uses.
   const uint8_t uses = std::max(img.freq, load_relaxed(seg_.entry(slot).freq));
+  const uint32_t last_use = load_relaxed(seg_.entry(slot).last_access);
   Mutation m;
   m.after = counters();
   m.add(JournalOp::kClearIfUnpinned, slot, EntryImage{});
@@ -339,7 +342,7 @@ Status IndexWriter::remove_slot(uint64_t slot, const EntryImage& img, bool count
     return Status::failed_precondition(fmt::format("block {} is pinned", BlockKey{img.key_hi, img.key_lo}.to_hex()));
   }
   shift_from(slot);
-  remember_uses(seg_, img.key_hi, img.key_lo, uses);
+  remember_uses(seg_, img.key_hi, img.key_lo, uses, last_use, seg_.now_ticks());
   return {};
 }
 

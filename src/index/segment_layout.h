@@ -1,7 +1,7 @@
 // The index segment's bytes: what every process that maps it agrees on. docs/index.md draws it.
 //
 //   [ SegmentHeader | ProcessSlot × kMaxProcesses | Journal | ChangeRecord × ring | tag × slots | IndexEntry × slots
-//     | ghost cell × ghost_slots ]
+//     | ghost cell × ghost_slots | ReuseLearning | ghost last use × ghost_slots ]
 //
 // Everything here is plain data at fixed offsets (no pointers), so any process can map the
 // segment at any address. Fields written by one process while others read them are accessed
@@ -19,8 +19,9 @@
 namespace kvtier::index {
 
 inline constexpr uint64_t kSegmentMagic = 0x3130584449544B56ULL;  // "VKTIDX01" little-endian
-// Format 2 added the ghost cells (evicted_uses.h); a format-1 segment is still read, without them.
-inline constexpr uint32_t kSegmentFormatVersion = 2;
+// Format 2 added the ghost cells (evicted_uses.h); format 3 the reuse learning and the ghost cells'
+// times (reuse_learning.h). Older segments are still read, without what they lack.
+inline constexpr uint32_t kSegmentFormatVersion = 3;
 inline constexpr uint32_t kOldestReadableFormatVersion = 1;
 inline constexpr uint32_t kMaxProcesses = 32;  // one pin bit each in IndexEntry::ctl
 inline constexpr uint64_t kNoSlot = ~uint64_t{0};
@@ -38,6 +39,26 @@ inline constexpr uint64_t kPinMask = kVersionUnit - 1;
 constexpr bool version_odd(uint64_t ctl) { return (ctl & kVersionUnit) != 0; }
 constexpr uint32_t version_of(uint64_t ctl) { return static_cast<uint32_t>(ctl >> 32); }
 constexpr uint32_t pins_of(uint64_t ctl) { return static_cast<uint32_t>(ctl & kPinMask); }
+
+// --- Reuse learning (reuse_learning.h): what the index has seen of blocks coming back -------
+// Per class of block (its use count) and age bucket (log-spaced ticks since its last use): how
+// many came back at that age (hits, and evicted blocks inserted again) and how many were forgotten
+// at that age without coming back; from these, each class's expected hits per tick of residence
+// from each age on (the hit density the "hit-density" policy ranks by).
+inline constexpr uint32_t kReuseClasses = 6;  // used 1, 2, 3, 4, 5, 6+ times
+inline constexpr uint32_t kAgeBuckets = 128;  // ages 0..7 one each, then four per octave up to 2^32
+
+struct alignas(64) ReuseLearning {
+  uint64_t inserts_since_update;  // writer only
+  uint64_t updates;               // densities computed so far; writer only
+  uint32_t last_update_tick;      // writer only
+  uint32_t horizon_ticks;         // returns later than this count as none (4 turnovers); writer only
+  float density[kReuseClasses][kAgeBuckets];      // hits per tick from this age on; writer only
+  uint32_t forgotten[kReuseClasses][kAgeBuckets];  // ghost cells overwritten before their block returned; writer only
+  // Added to by every process that acquires a block (relaxed, without the writer lock) and by the
+  // writer for blocks that return after eviction; halved by the writer at each update.
+  alignas(64) uint32_t returned[kReuseClasses][kAgeBuckets];
+};
 
 // --- Tags: one byte per slot, a fingerprint of the key in it (0 = empty) -----------------------
 // Probes scan tags (64 to a cache line, mostly cache-resident) and read a 64-byte entry only when
@@ -198,6 +219,8 @@ struct alignas(4096) SegmentHeader {
   // The node's eviction policy (index::recorded_policy_id), so every process evicts by the one the
   // daemon was configured with; zero (and in segments made before the field existed): the default.
   std::atomic<uint32_t> eviction_policy;
+  // Format 3: where the ReuseLearning lies; the ghost cells' last uses (a uint32 each) follow it.
+  uint64_t learning_offset;
 };
 static_assert(sizeof(SegmentHeader) == 4096, "the header stays one page: format 1 segments keep their layout");
 

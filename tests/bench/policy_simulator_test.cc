@@ -28,7 +28,7 @@ std::vector<TraceRequest> synthetic() {
 TEST(PolicySimulator, AnAmpleHostTierHitsWhatTheTraceRepeats) {
   const auto trace = synthetic();
   const workload::TraceStats ideal = workload::trace_stats(trace);
-  for (const char* name : {"lru", "prefix-aware", "prefix-frequency", "s3fifo"}) {
+  for (const char* name : {"lru", "prefix-aware", "prefix-frequency", "s3fifo", "hit-density"}) {
     SimulationOptions o;
     o.policy = name;
     o.host_blocks = ideal.unique_ids + 10;
@@ -44,7 +44,7 @@ TEST(PolicySimulator, AnAmpleHostTierHitsWhatTheTraceRepeats) {
 TEST(PolicySimulator, BeladyBoundsEveryPolicyAndRunsRepeat) {
   const auto trace = synthetic();
   const SimulationResult opt = simulate_belady(trace, 300);
-  for (const char* name : {"lru", "prefix-aware", "prefix-frequency", "s3fifo"}) {
+  for (const char* name : {"lru", "prefix-aware", "prefix-frequency", "s3fifo", "hit-density"}) {
     SimulationOptions o;
     o.policy = name;
     o.host_blocks = 300;

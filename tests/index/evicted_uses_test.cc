@@ -109,6 +109,44 @@ TEST(EvictedUses, AFormat1SegmentIsReadWithoutTheMemory) {
   EXPECT_TRUE(index->check_invariants().ok());
 }
 
+// Rewrites a fresh segment into format 2: ghost cells, but no reuse learning after them.
+void make_format_2(const std::string& name) {
+  const int fd = ::open(("/dev/shm/" + name).c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  void* p = ::mmap(nullptr, sizeof(index::SegmentHeader), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ASSERT_NE(p, MAP_FAILED);
+  auto* h = static_cast<index::SegmentHeader*>(p);
+  const uint64_t page = 4096;
+  const uint64_t ghosts_end = (h->ghosts_offset + h->ghost_slots * sizeof(uint16_t) + page - 1) / page * page;
+  h->format_version = 2;
+  h->learning_offset = 0;
+  h->total_bytes = ghosts_end;
+  ::munmap(p, sizeof(index::SegmentHeader));
+  ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(ghosts_end)), 0);
+  ::close(fd);
+}
+
+TEST(EvictedUses, AFormat2SegmentKeepsItsMemoryWithoutTheLearning) {
+  ScopedSegment seg("ghost-v2");
+  { ASSERT_TRUE(BlockIndex::create(seg.options(64)).ok()); }
+  make_format_2(seg.name);
+  auto index = BlockIndex::attach(seg.name);
+  ASSERT_TRUE(index.ok()) << index.status();
+  std::mt19937_64 rng(10);
+  const BlockKey key = random_key(rng);
+  ASSERT_TRUE(index->insert(record(key, {0, 0})).ok());
+  use(*index, key, 2);
+  ASSERT_TRUE(index->remove(key).ok());
+  ASSERT_TRUE(index->insert(record(key, {0, 0})).ok());
+  EXPECT_EQ(frequency(*index, key), 4) << "the memory of evicted blocks works as before";
+  // hit-density has nothing learnt to go by: it orders as prefix-frequency does, and evicts.
+  ASSERT_TRUE(index->record_eviction_policy("hit-density").ok());
+  const auto victims = index::IndexMechanics::eviction_candidates(*index, Tier::kHost, 1, *index->eviction_policy(),
+                                                                   UINT32_MAX);
+  EXPECT_EQ(victims.size(), 1u);
+  EXPECT_TRUE(index->check_invariants().ok());
+}
+
 TEST(EvictedUses, AFormatFromTheFutureIsRefused) {
   ScopedSegment seg("ghost-v3");
   { ASSERT_TRUE(BlockIndex::create(seg.options(64)).ok()); }

@@ -182,7 +182,33 @@ TEST(EvictionTest, TheDefaultKeepsBlocksUsedAgainOverOneOffsAndNeverStrandsAChai
   EXPECT_GT(s3->rank(s3_once), s3->rank(s3_twice)) << "s3fifo: used once goes first, however young";
 }
 
+TEST(EvictionTest, HitDensityTakesTheLowestLearntDensityLeavesFirstAndSparesWhatWasJustWritten) {
+  const auto p = make_hit_density_policy();
+  EvictionCandidate sparse{5000, 0, 1, 4096}, dense{90000, 0, 3, 4096};
+  sparse.hit_density = 1e-6F;
+  dense.hit_density = 1e-3F;
+  EXPECT_GT(p->rank(sparse), p->rank(dense)) << "fewer hits per tick go first, however old the other";
+  EvictionCandidate never{10, 0, 1, 4096};
+  never.hit_density = 0;
+  EXPECT_GT(p->rank(never), p->rank(sparse)) << "what will not come back goes before what may";
+  EvictionCandidate same_but_older = sparse;
+  same_but_older.age = 9000;
+  EXPECT_GT(p->rank(same_but_older), p->rank(sparse)) << "among equal densities, the oldest";
+  EvictionCandidate just_written{2, 0, 1, 4096};
+  just_written.hit_density = 0;
+  EXPECT_LT(p->rank(just_written), p->rank(dense)) << "the end of a chain being written goes last";
+  EvictionCandidate inner{90000, 2, 1, 4096};
+  inner.hit_density = 0;
+  EXPECT_GT(p->rank(dense), p->rank(inner)) << "leaves before inner blocks";
+  EXPECT_FALSE(p->may_evict(inner, EvictionAction::kDrop));
+  EXPECT_TRUE(p->may_evict(inner, EvictionAction::kDemote));
+  // Nothing learnt yet (hit_density < 0): prefix-frequency's order.
+  const EvictionCandidate once{1000, 0, 1, 4096}, twice{1400, 0, 2, 4096};
+  EXPECT_GT(p->rank(once), p->rank(twice));
+}
+
 TEST(EvictionTest, PoliciesByName) {
+  EXPECT_EQ((*make_eviction_policy("hit-density"))->name(), "hit-density");
   EXPECT_EQ((*make_eviction_policy("lru"))->name(), "lru");
   EXPECT_EQ((*make_eviction_policy("prefix-aware"))->name(), "prefix-aware");
   EXPECT_EQ((*make_eviction_policy("s3fifo"))->name(), "s3fifo");
