@@ -174,7 +174,6 @@ Result<SimulationResult> simulate(std::span<const TraceRequest> trace, const Sim
       }
       if (ssd.over() > 0) (void)account(mover.evict(Tier::kSsd, ssd.over()));
     }
-
   }
   const node::TierMoverStats moved = mover.stats();
   out.ssd_refused = moved.demote_refused + moved.admission.rejected_budget;

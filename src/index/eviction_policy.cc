@@ -86,8 +86,8 @@ class HitDensityPolicy final : public EvictionPolicy {
     // to the evidence, and among them the oldest goes (LRU where the learning tells blocks apart
     // too little). A block that will not come back (density 0) goes before any that may.
     const double ticks_per_hit = c.hit_density > 0 ? 1.0 / c.hit_density : 0;
-    const uint64_t level = c.hit_density > 0 ? static_cast<uint64_t>(std::clamp(4 * std::log2(ticks_per_hit), 0.0, 255.0))
-                                             : 256;
+    const uint64_t level =
+        c.hit_density > 0 ? static_cast<uint64_t>(std::clamp(4 * std::log2(ticks_per_hit), 0.0, 255.0)) : 256;
     return leaf + (level << 32) + c.age;
   }
 

@@ -49,11 +49,11 @@ inline constexpr uint32_t kReuseClasses = 6;  // used 1, 2, 3, 4, 5, 6+ times
 inline constexpr uint32_t kAgeBuckets = 128;  // ages 0..7 one each, then four per octave up to 2^32
 
 struct alignas(64) ReuseLearning {
-  uint64_t inserts_since_update;  // writer only
-  uint64_t updates;               // densities computed so far; writer only
-  uint32_t last_update_tick;      // writer only
-  uint32_t horizon_ticks;         // returns later than this count as none (4 turnovers); writer only
-  float density[kReuseClasses][kAgeBuckets];      // hits per tick from this age on; writer only
+  uint64_t inserts_since_update;                   // writer only
+  uint64_t updates;                                // densities computed so far; writer only
+  uint32_t last_update_tick;                       // writer only
+  uint32_t horizon_ticks;                          // returns later than this count as none (4 turnovers); writer only
+  float density[kReuseClasses][kAgeBuckets];       // hits per tick from this age on; writer only
   uint32_t forgotten[kReuseClasses][kAgeBuckets];  // ghost cells overwritten before their block returned; writer only
   // Added to by every process that acquires a block (relaxed, without the writer lock) and by the
   // writer for blocks that return after eviction; halved by the writer at each update.
