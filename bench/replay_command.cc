@@ -67,8 +67,8 @@ int run_replay_command(const ReplayCommandOptions& o) {
     fmt::print(stderr, "kvtier-bench replay: {}\n", synthetic.status().to_string());
     return 2;
   }
-  if (!make_eviction_policy(o.policy).ok()) {
-    fmt::print(stderr, "kvtier-bench replay: {}\n", make_eviction_policy(o.policy).status().to_string());
+  if (auto policy = make_eviction_policy(o.policy); !policy.ok()) {
+    fmt::print(stderr, "kvtier-bench replay: {}\n", policy.status().to_string());
     return 2;
   }
   auto input = workload::load_workload(o.trace, *synthetic);

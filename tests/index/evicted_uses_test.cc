@@ -8,6 +8,7 @@
 
 #include <random>
 
+#include "common/shared_segment.h"
 #include "index/index_mechanics.h"
 #include "index/segment_layout.h"
 #include "index_test_support.h"
@@ -75,22 +76,32 @@ TEST(EvictedUses, TheMemoryIsTheNodesNotTheProcesss) {
   EXPECT_EQ(frequency(other, key), 6);
 }
 
-// Rewrites a fresh segment into the format kvtier wrote before the memory existed: version 1,
-// no ghost fields, the file ending with the table.
-void make_format_1(const std::string& name) {
+// Rewrites a fresh segment's header with `edit`, which returns the file's new size (0: unchanged).
+template <typename Edit>
+void rewrite_segment(const std::string& name, Edit edit) {
   const int fd = ::open(("/dev/shm/" + name).c_str(), O_RDWR);
   ASSERT_GE(fd, 0);
   void* p = ::mmap(nullptr, sizeof(index::SegmentHeader), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   ASSERT_NE(p, MAP_FAILED);
-  auto* h = static_cast<index::SegmentHeader*>(p);
-  const uint64_t table_end = h->ghosts_offset;
-  h->format_version = 1;
-  h->ghosts_offset = 0;
-  h->ghost_slots = 0;
-  h->total_bytes = table_end;
+  const uint64_t size = edit(*static_cast<index::SegmentHeader*>(p));
   ::munmap(p, sizeof(index::SegmentHeader));
-  ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(table_end)), 0);
+  if (size != 0) {
+    ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(size)), 0);
+  }
   ::close(fd);
+}
+
+// The format kvtier wrote before the memory existed: version 1, no ghost fields, the file ending
+// with the table.
+void make_format_1(const std::string& name) {
+  rewrite_segment(name, [](index::SegmentHeader& h) {
+    const uint64_t table_end = h.ghosts_offset;
+    h.format_version = 1;
+    h.ghosts_offset = 0;
+    h.ghost_slots = 0;
+    h.total_bytes = table_end;
+    return table_end;
+  });
 }
 
 TEST(EvictedUses, AFormat1SegmentIsReadWithoutTheMemory) {
@@ -109,21 +120,16 @@ TEST(EvictedUses, AFormat1SegmentIsReadWithoutTheMemory) {
   EXPECT_TRUE(index->check_invariants().ok());
 }
 
-// Rewrites a fresh segment into format 2: ghost cells, but no reuse learning after them.
+// Format 2: ghost cells, but no reuse learning after them.
 void make_format_2(const std::string& name) {
-  const int fd = ::open(("/dev/shm/" + name).c_str(), O_RDWR);
-  ASSERT_GE(fd, 0);
-  void* p = ::mmap(nullptr, sizeof(index::SegmentHeader), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  ASSERT_NE(p, MAP_FAILED);
-  auto* h = static_cast<index::SegmentHeader*>(p);
-  const uint64_t page = 4096;
-  const uint64_t ghosts_end = (h->ghosts_offset + h->ghost_slots * sizeof(uint16_t) + page - 1) / page * page;
-  h->format_version = 2;
-  h->learning_offset = 0;
-  h->total_bytes = ghosts_end;
-  ::munmap(p, sizeof(index::SegmentHeader));
-  ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(ghosts_end)), 0);
-  ::close(fd);
+  rewrite_segment(name, [](index::SegmentHeader& h) {
+    const uint64_t ghosts_end =
+        (h.ghosts_offset + h.ghost_slots * sizeof(uint16_t) + kPageBytes - 1) / kPageBytes * kPageBytes;
+    h.format_version = 2;
+    h.learning_offset = 0;
+    h.total_bytes = ghosts_end;
+    return ghosts_end;
+  });
 }
 
 TEST(EvictedUses, AFormat2SegmentKeepsItsMemoryWithoutTheLearning) {
@@ -145,6 +151,18 @@ TEST(EvictedUses, AFormat2SegmentKeepsItsMemoryWithoutTheLearning) {
       index::IndexMechanics::eviction_candidates(*index, Tier::kHost, 1, *index->eviction_policy(), UINT32_MAX);
   EXPECT_EQ(victims.size(), 1u);
   EXPECT_TRUE(index->check_invariants().ok());
+}
+
+TEST(EvictedUses, AFormat3SegmentWhoseLearningIsMisplacedIsRefused) {
+  ScopedSegment seg("ghost-bad-learning");
+  { ASSERT_TRUE(BlockIndex::create(seg.options(64)).ok()); }
+  rewrite_segment(seg.name, [](index::SegmentHeader& h) {
+    h.learning_offset += 64;  // would put the ghost cells' last uses past the file's end
+    return uint64_t{0};
+  });
+  auto index = BlockIndex::attach(seg.name);
+  ASSERT_FALSE(index.ok());
+  EXPECT_EQ(index.status().code(), StatusCode::kCorruption) << index.status();
 }
 
 TEST(EvictedUses, AFormatFromTheFutureIsRefused) {
