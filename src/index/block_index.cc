@@ -191,6 +191,10 @@ Result<std::vector<BlockLease>> BlockIndex::acquire(std::span<const BlockKey> ke
   uint64_t probes = 0;
   std::vector<BlockLease> leases;
   leases.reserve(keys.size());
+  // Returns are counted (a shared write every engine makes) only for the policy that reads them.
+  static const uint32_t kHitDensityId = index::recorded_policy_id("hit-density");
+  index::ReuseLearning* const learning =
+      seg.header().eviction_policy.load(std::memory_order_relaxed) == kHitDensityId ? seg.learning() : nullptr;
 
   std::lock_guard<std::mutex> g(owner->mu);
   for (const BlockKey& key : keys) {
@@ -226,7 +230,7 @@ Result<std::vector<BlockLease>> BlockIndex::acquire(std::span<const BlockKey> ke
       index::store_relaxed(e.last_access, now);
       const uint8_t f = index::load_relaxed(e.freq);
       if (f < UINT8_MAX) index::store_relaxed(e.freq, static_cast<uint8_t>(f + 1));
-      index::observe_return(seg.learning(), f, now - last);  // what the hit-density policy learns from
+      index::observe_return(learning, f, now - last);
     }
     leases.push_back(BlockLease(owner, index::to_block_info(img, pinned_ctl)));
   }

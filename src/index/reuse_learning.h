@@ -5,8 +5,10 @@
 // A block's class is its use count (1 to 6+); its age, the ticks since its last use. Two kinds of
 // evidence, per class and age bucket:
 //   - returned: a cached block used again at that age (counted by the acquiring process, relaxed,
-//     without the writer lock), or an evicted block inserted again while its ghost cell remembered
-//     it (counted by the writer): what keeping a block that long would have earned;
+//     without the writer lock, and only while the node's recorded policy is hit-density: a shared
+//     write on every acquisition is not paid for a policy that does not read it), or an evicted
+//     block inserted again while its ghost cell remembered it (counted by the writer): what
+//     keeping a block that long would have earned;
 //   - forgotten: a ghost cell overwritten before its block returned, at the age it had then.
 // Ghost returns are what let the index see past its own evictions: a policy that only counts its
 // own hits never learns what it evicted too soon (LHD, Beckmann et al., NSDI'18, has that blind spot).

@@ -111,6 +111,7 @@ TEST(ReuseLearning, AnIndexLearnsFromAcquisitionsAndForgottenBlocks) {
   IndexOptions o = seg.options(256);
   o.manual_clock = true;
   auto index = BlockIndex::create(o).value();
+  ASSERT_TRUE(index.record_eviction_policy("hit-density").ok());  // acquirers count returns for it only
   std::mt19937_64 rng(11);
   uint32_t now = 1;
   const auto tick = [&](uint32_t n) {
