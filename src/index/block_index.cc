@@ -192,9 +192,9 @@ Result<std::vector<BlockLease>> BlockIndex::acquire(std::span<const BlockKey> ke
   std::vector<BlockLease> leases;
   leases.reserve(keys.size());
   // Returns are counted (a shared write every engine makes) only for the policy that reads them.
-  static const uint32_t kHitDensityId = index::recorded_policy_id("hit-density");
+  static const uint32_t hit_density_id = index::recorded_policy_id("hit-density");
   index::ReuseLearning* const learning =
-      seg.header().eviction_policy.load(std::memory_order_relaxed) == kHitDensityId ? seg.learning() : nullptr;
+      seg.header().eviction_policy.load(std::memory_order_relaxed) == hit_density_id ? seg.learning() : nullptr;
 
   std::lock_guard<std::mutex> g(owner->mu);
   for (const BlockKey& key : keys) {
