@@ -17,7 +17,7 @@ struct EvictionCandidate {
   uint8_t frequency = 0;
   uint32_t payload_bytes = 0;
   // What the index has learnt of blocks like this one (its use count) at this age: the hits it
-  // can expect per tick it stays (docs/index.md#hit-density). Negative while the index has learnt
+  // can expect per tick it stays (docs/index.md#eviction). Negative while the index has learnt
   // nothing yet (a new segment, or one a build before the learning made).
   float hit_density = -1;
 };

@@ -63,7 +63,7 @@ class PrefixFrequencyPolicy final : public EvictionPolicy {
   }
 };
 
-// Hit density (docs/index.md#hit-density): the index learns, per use count and age, how many hits
+// Hit density (docs/index.md#eviction): the index learns, per use count and age, how many hits
 // a block still has ahead of it per tick it would stay, from the blocks it saw come back (hits,
 // and evicted blocks inserted again while their ghost cells remembered them) and those it forgot.
 // The lowest density goes first; it adapts where a fixed weighting fits one workload (prefix-

@@ -1,6 +1,6 @@
 // Reuse learning: the index's own record of how long blocks of each kind take to be used again,
 // and from it the hit density of a cached block — the hits it can be expected to give per tick it
-// stays — which the "hit-density" eviction policy ranks by (docs/index.md#hit-density).
+// stays — which the "hit-density" eviction policy ranks by (docs/index.md#eviction).
 //
 // A block's class is its use count (1 to 6+); its age, the ticks since its last use. Two kinds of
 // evidence, per class and age bucket:
