@@ -76,12 +76,16 @@ class IndexWriter {
   };
   enum class Applied { kDone, kVoidedByPin };
   struct Victim;
-  struct NoSkip {
-    bool operator()(uint64_t) const { return false; }
+  // Victims a batch has chosen but not yet evicted: passed over, and counted off their parents'
+  // children (a parent whose children are all chosen is a leaf to the batch).
+  struct NoneChosen {
+    bool taken(uint64_t) const { return false; }
+    uint32_t children_taken(uint64_t) const { return 0; }
   };
-  template <typename ActionOf, typename Skip = NoSkip>
+  class ChosenVictims;
+  template <typename ActionOf, typename Chosen = NoneChosen>
   Victim sample_victim(uint8_t tiers, const EvictionPolicy& policy, ActionOf action_of, uint64_t& scanned,
-                       uint64_t& skipped_pinned, Skip skip = {}, bool spare_recent_copies = true);
+                       uint64_t& skipped_pinned, const Chosen& chosen = {}, bool spare_recent_copies = true);
 
   static EvictionAction action_of(const EntryImage& img, Tier tier);
   bool evict_victim(const Victim& best, Tier tier, EvictionListener* listener, EvictionReport& report);

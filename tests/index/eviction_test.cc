@@ -46,6 +46,41 @@ TEST(EvictionTest, PrefixAwareShrinksChainsFromTheTail) {
   EXPECT_TRUE(index.check_invariants().ok()) << index.check_invariants();
 }
 
+// The daemon demotes a slice of host memory at a time: one batch of victims chosen before any
+// goes. A chain's inner block becomes a leaf to the batch once its children are chosen, so a batch
+// takes the coldest chain whole instead of trimming every chain (the hot ones too) by a block.
+TEST(EvictionTest, ABatchOfVictimsTakesTheColdestChainWhole) {
+  ScopedSegment seg("batch");
+  IndexOptions o = seg.options(1000);
+  o.manual_clock = true;
+  auto index = BlockIndex::create(o).value();
+  std::mt19937_64 rng(7);
+  const auto cold = random_chain(rng, 10), hot = random_chain(rng, 10);
+  ASSERT_TRUE(index::IndexMechanics::set_clock(index, 10).ok());
+  insert_chain(index, cold);
+  ASSERT_TRUE(index::IndexMechanics::set_clock(index, 100).ok());
+  insert_chain(index, hot);
+  ASSERT_TRUE(index::IndexMechanics::set_clock(index, 200).ok());
+  for (const auto& policy : {make_prefix_aware_policy(), make_default_eviction_policy(), make_hit_density_policy()}) {
+    const auto batch = index::IndexMechanics::eviction_candidates(index, Tier::kHost, 10 * 4096, *policy, UINT32_MAX);
+    std::set<BlockKey> chosen;
+    for (const BlockInfo& b : batch) chosen.insert(b.key);
+    EXPECT_EQ(chosen, std::set<BlockKey>(cold.begin(), cold.end())) << policy->name();
+  }
+  std::vector<BlockKey> keys;
+  for (const BlockInfo& b :
+       index::IndexMechanics::eviction_candidates(index, Tier::kHost, 10 * 4096, *make_prefix_aware_policy(), 1)) {
+    keys.push_back(b.key);
+  }
+  // Evicted children first, whatever order the batch lists them in.
+  auto report = index::IndexMechanics::evict_keys(index, Tier::kHost, keys, *make_prefix_aware_policy(), nullptr);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->blocks_dropped, 10u);
+  EXPECT_EQ(index.match_prefix(cold).overall, 0u);
+  EXPECT_EQ(index.match_prefix(hot).overall, 10u);
+  EXPECT_TRUE(index.check_invariants().ok()) << index.check_invariants();
+}
+
 TEST(EvictionTest, LruTakesTheLeastRecentlyUsed) {
   ScopedSegment seg("lru");
   auto index = BlockIndex::create(seg.options(1000)).value();
