@@ -18,6 +18,7 @@
 #include "kvtier/eviction_policy.h"
 #include "metrics_scrape.h"
 #include "suites.h"
+#include "tiers/host/arena_layout.h"
 #include "workload/synthetic_workload.h"
 #include "workload/trace.h"
 
@@ -26,7 +27,11 @@ namespace {
 
 using workload::kTraceBlockTokens;
 
-// A 512-token block of 16 KiB: one layer, one head of 8 dims, K and V in bf16.
+// A 512-token block of 64 KiB (one layer, one head of 32 dims, K and V in bf16): exactly one
+// host-arena unit, so the arena holds the blocks the capacity names and the index's occupancy,
+// which the daemon's watermarks read, is the arena's. (Blocks of 16 KiB took a 64 KiB unit each:
+// the arena held a quarter of the blocks asked for, and the replay hit 0.048 of blocks where the
+// policy study, at the capacity asked for, hit 0.080.)
 NamespaceSpec replay_namespace() {
   NamespaceSpec s;
   s.model_id = "kvtier-bench/replay";
@@ -34,7 +39,7 @@ NamespaceSpec replay_namespace() {
   s.layout.block_tokens = kTraceBlockTokens;
   s.layout.num_layers = 1;
   s.layout.num_kv_heads = 1;
-  s.layout.head_dim = 8;
+  s.layout.head_dim = 32;
   s.layout.kv_planes = 2;
   return s;
 }
@@ -86,11 +91,15 @@ int run_replay_command(const ReplayCommandOptions& o) {
     return 2;
   }
   const NamespaceSpec spec = replay_namespace();
-  const uint64_t block_bytes = uint64_t{kTraceBlockTokens} * 8 * 2 * 2;
+  const uint64_t block_bytes = spec.layout.bytes_per_block();
+  if (block_bytes != host::kUnitBytes) {
+    fmt::print(stderr, "kvtier-bench replay: a block of {} bytes is not one host-arena unit\n", block_bytes);
+    return 2;
+  }
   const uint64_t host_blocks = o.host_tokens / kTraceBlockTokens, ssd_blocks = o.ssd_tokens / kTraceBlockTokens;
   const uint64_t slab = 1ULL << 20;
-  // The arena's slabs hold whole blocks; one slab more covers what the last one cannot.
-  const uint64_t host_bytes = (host_blocks * block_bytes + 2 * slab - 1) / slab * slab;
+  // Whole slabs of whole blocks: the capacity asked for, rounded up to a slab (16 blocks).
+  const uint64_t host_bytes = (host_blocks * block_bytes + slab - 1) / slab * slab;
 
   const std::string dir = fmt::format("/tmp/kvtier-bench-replay-{}", ::getpid());
   const std::string node = fmt::format("bench-replay-{}", ::getpid());
@@ -112,9 +121,9 @@ int run_replay_command(const ReplayCommandOptions& o) {
       "host: {{bytes: {}, slab_bytes: 1MiB, eviction_policy: {}}}\n"
       "{}\nserver: {{grpc_address: \"127.0.0.1:{}\", metrics_address: \"127.0.0.1:{}\"}}\nlog: {{level: info}}\n"
       "namespaces:\n  - model_id: {}\n    layout: {{dtype: bf16, block_tokens: {}, num_layers: 1, num_kv_heads: 1, "
-      "head_dim: 8, kv_planes: 2}}\n",
+      "head_dim: {}, kv_planes: 2}}\n",
       node, kBenchShmPrefix, (host_blocks + ssd_blocks) * 2 + 65536, host_bytes, o.policy, ssd, free_loopback_port(),
-      metrics_port, spec.model_id, kTraceBlockTokens);
+      metrics_port, spec.model_id, kTraceBlockTokens, spec.layout.head_dim);
   std::string why;
   auto bench_node = BenchNode::start(dir, node, config, &why);
   if (!bench_node) {
@@ -129,7 +138,8 @@ int run_replay_command(const ReplayCommandOptions& o) {
   }
 
   const auto started = std::chrono::steady_clock::now();
-  const IndexStats before = client.stats().index;
+  const ClientStats before_client = client.stats();
+  const IndexStats& before = before_client.index;
   const double demoted_before = scrape_metric(metrics_port, "kvtier_demotions_total").value_or(0);
   std::vector<uint8_t> payload(block_bytes, 0x5a);
   uint64_t block_refs = 0, input_tokens = 0, host_hit = 0, ssd_hit = 0, host_hit_tokens = 0, ssd_hit_tokens = 0;
@@ -187,7 +197,12 @@ int run_replay_command(const ReplayCommandOptions& o) {
     progress.update(q + 1, block_refs == 0 ? 0 : double(host_hit + ssd_hit) / double(block_refs));
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  const IndexStats after = client.stats().index;
+  const ClientStats after_client = client.stats();
+  const IndexStats& after = after_client.index;
+  // Who made room: the daemon (at its high watermark, or asked by a put that found the arena
+  // full) or the engine itself (the daemon too slow to answer a full arena).
+  const uint64_t room_waits = after_client.room_waits - before_client.room_waits;
+  const uint64_t engine_evictions = after_client.evictions_for_room - before_client.evictions_for_room;
   const auto demoted_after = scrape_metric(metrics_port, "kvtier_demotions_total");
   const long long demotions = demoted_after ? static_cast<long long>(*demoted_after - demoted_before) : -1;
   const auto ratio = [](uint64_t a, uint64_t b) { return b == 0 ? 0.0 : double(a) / double(b); };
@@ -208,6 +223,7 @@ int run_replay_command(const ReplayCommandOptions& o) {
                                                       double(loaded * block_bytes) / (1 << 20))});
   table.add_row(
       {"host evictions / demotions to SSD", fmt::format("{} / {}", after.evictions - before.evictions, demotions)});
+  table.add_row({"puts that waited for room / evicted for room", fmt::format("{} / {}", room_waits, engine_evictions)});
   const auto share = [&](double s) { return prefill_s > 0 ? s / prefill_s : 0.0; };
   table.add_row({"prefill time saved (model)",
                  fmt::format("{:.1f} s of {:.1f} s ({:.1f} %: host {:.1f} %, SSD {:.1f} %)", saved_s, prefill_s,
@@ -230,6 +246,8 @@ int run_replay_command(const ReplayCommandOptions& o) {
     j.add("blocks_loaded", static_cast<long long>(loaded));
     j.add("evictions", static_cast<long long>(after.evictions - before.evictions));
     j.add("demotions", demotions);
+    j.add("room_waits", static_cast<long long>(room_waits));
+    j.add("engine_evictions_for_room", static_cast<long long>(engine_evictions));
     j.add("prefill_saved_s", saved_s);
     j.add("prefill_saved_fraction", share(saved_s));
     j.add("host_prefill_saved_fraction", share(host_saved_s));

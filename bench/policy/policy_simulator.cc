@@ -115,6 +115,8 @@ Result<SimulationResult> simulate(std::span<const TraceRequest> trace, const Sim
   if (!created.ok()) return created.status().with_context("the simulation's index");
   BlockIndex index = std::move(created).value();
   const uint64_t host_capacity = options.host_blocks * kTraceBlockTokens;
+  KVTIER_RETURN_IF_ERROR(
+      index.set_tier_capacity(Tier::kHost, host_capacity, options.host_high_watermark, options.host_low_watermark));
   KVTIER_RETURN_IF_ERROR(index.set_tier_capacity(Tier::kSsd, options.ssd_blocks * kTraceBlockTokens));
   KVTIER_RETURN_IF_ERROR(index.record_eviction_policy(options.policy));
   SimulatedTier host(Tier::kHost, host_capacity);
@@ -165,6 +167,13 @@ Result<SimulationResult> simulate(std::span<const TraceRequest> trace, const Sim
       KVTIER_RETURN_IF_ERROR(s);
       ++(i < m.overall ? out.promoted : out.inserted);
       host_used += kTraceBlockTokens;
+      // The daemon's upkeep: past the high watermark, one pass down to the low one.
+      if (index.bytes_over_watermark(Tier::kHost) > 0) {
+        EvictionReport report;
+        const auto demoted = mover.demote(0, &report);
+        host_used -= std::min(account(demoted.ok() ? Result<EvictionReport>(report) : demoted.status()), host_used);
+      }
+      // Still full (the upkeep found only pinned blocks): the engine's own eviction for room.
       while (host_used > host_capacity) {
         EvictionReport report;
         const auto demoted = mover.demote(host_used - host_capacity, &report);

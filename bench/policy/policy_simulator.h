@@ -1,13 +1,16 @@
 // The policy study's simulator: a trace replayed through a private BlockIndex (the code the node
 // runs: its eviction sampling, its policies, its demotion path and the SSD tier's admission
 // filter) with a manual clock, so a month of requests takes seconds and every run is repeatable.
-// Only block bytes are left out: a block's payload is its token count, so capacities are tokens.
+// Host memory is kept as the daemon's upkeep keeps it: past the high watermark, one demotion pass
+// takes it down to the low one. Only block bytes are left out: a block's payload is its token
+// count, so capacities are tokens.
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <string>
 
+#include "kvtier/block_index.h"
 #include "kvtier/eviction_policy.h"
 #include "kvtier/result.h"
 #include "workload/trace.h"
@@ -19,6 +22,8 @@ struct SimulationOptions {
   uint64_t host_blocks = 2000;                 // blocks of kTraceBlockTokens tokens
   uint64_t ssd_blocks = 0;                     // 0: no SSD tier, host victims are dropped
   uint32_t ssd_min_accesses = 2;               // the SSD tier's admission filter (1 admits every block)
+  // The daemon's upkeep band (node::NodeTiersOptions; a test keeps the two equal).
+  double host_high_watermark = kDefaultHighWatermark, host_low_watermark = kDefaultLowWatermark;
 };
 
 // Hits count as an engine can use them: the longest cached prefix of a request's blocks, from

@@ -20,6 +20,8 @@ Result<node::NodeTiersOptions> node_tiers_options(const config::NodeConfig& cfg)
   o.host_bytes = cfg.host_bytes;
   o.slab_bytes = cfg.host_slab_bytes;
   o.eviction_policy = cfg.eviction_policy;
+  o.host_high_watermark = cfg.host_high_watermark;
+  o.host_low_watermark = cfg.host_low_watermark;
   o.ssd_enabled = cfg.ssd_enabled;
   if (cfg.ssd_enabled) {
     ssd::SsdStoreOptions& s = o.ssd;

@@ -32,7 +32,7 @@ struct NodeTiersOptions {
   uint64_t index_capacity = 1 << 20;
   uint64_t host_bytes = 1ULL << 30;
   uint64_t slab_bytes = 32ULL << 20;
-  double host_high_watermark = 0.95, host_low_watermark = 0.90;
+  double host_high_watermark = kDefaultHighWatermark, host_low_watermark = kDefaultLowWatermark;
   std::string eviction_policy{kDefaultEvictionPolicy};
 
   bool ssd_enabled = true;

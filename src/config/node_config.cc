@@ -27,6 +27,8 @@ host:
   bytes: 1GiB              # host-memory tier
   slab_bytes: 32MiB        # arena slab: at least the largest block
   eviction_policy: prefix-frequency  # prefix-frequency | hit-density | prefix-aware | lru | s3fifo; engines evict by it too
+  high_watermark: 0.99     # past this fraction the daemon evicts or demotes to SSD,
+  low_watermark: 0.98      # down to this one (widen the band for bursts of writes faster than SSD)
 ssd:
   enabled: true
   dir: kvtier-data/ssd
@@ -151,6 +153,16 @@ uint64_t get_bytes(const YAML::Node& node, std::string_view path) {
   return *r;
 }
 
+double get_fraction(const YAML::Node& node, std::string_view path) {
+  const std::string s = node.IsScalar() ? node.as<std::string>() : std::string();
+  double v = 0;
+  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || ptr != s.data() + s.size() || !(v > 0 && v <= 1)) {
+    throw ConfigError(fmt::format("'{}' must be a fraction in (0, 1], got '{}'{}", path, s, where(node)));
+  }
+  return v;
+}
+
 bool get_bool(const YAML::Node& node, std::string_view path) {
   bool v = false;
   if (!node.IsScalar() || !YAML::convert<bool>::decode(node, v)) {
@@ -199,10 +211,12 @@ void apply(const YAML::Node& root, NodeConfig& cfg) {
     if (n["capacity"]) cfg.index_capacity = get_uint(n["capacity"], "index.capacity");
   }
   if (const auto n = root["host"]) {
-    require_map(n, "host", {"bytes", "slab_bytes", "eviction_policy"});
+    require_map(n, "host", {"bytes", "slab_bytes", "eviction_policy", "high_watermark", "low_watermark"});
     if (n["bytes"]) cfg.host_bytes = get_bytes(n["bytes"], "host.bytes");
     if (n["slab_bytes"]) cfg.host_slab_bytes = get_bytes(n["slab_bytes"], "host.slab_bytes");
     if (n["eviction_policy"]) cfg.eviction_policy = get_string(n["eviction_policy"], "host.eviction_policy");
+    if (n["high_watermark"]) cfg.host_high_watermark = get_fraction(n["high_watermark"], "host.high_watermark");
+    if (n["low_watermark"]) cfg.host_low_watermark = get_fraction(n["low_watermark"], "host.low_watermark");
   }
   if (const auto n = root["ssd"]) {
     require_map(n, "ssd",
@@ -425,7 +439,8 @@ std::string to_yaml(const NodeConfig& cfg) {
   out << YAML::Key << "host" << YAML::Value << YAML::BeginMap << YAML::Key << "bytes" << YAML::Value
       << format_byte_size(cfg.host_bytes) << YAML::Key << "slab_bytes" << YAML::Value
       << format_byte_size(cfg.host_slab_bytes) << YAML::Key << "eviction_policy" << YAML::Value << cfg.eviction_policy
-      << YAML::EndMap;
+      << YAML::Key << "high_watermark" << YAML::Value << fmt::format("{}", cfg.host_high_watermark) << YAML::Key
+      << "low_watermark" << YAML::Value << fmt::format("{}", cfg.host_low_watermark) << YAML::EndMap;
   out << YAML::Key << "ssd" << YAML::Value << YAML::BeginMap << YAML::Key << "enabled" << YAML::Value << cfg.ssd_enabled
       << YAML::Key << "dir" << YAML::Value << cfg.ssd_dir << YAML::Key << "bytes" << YAML::Value
       << format_byte_size(cfg.ssd_bytes) << YAML::Key << "files" << YAML::Value << cfg.ssd_files << YAML::Key

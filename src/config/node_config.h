@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/grpc_security_config.h"
+#include "kvtier/block_index.h"
 #include "kvtier/namespace.h"
 #include "kvtier/result.h"
 
@@ -27,6 +28,8 @@ struct NodeConfig {
   uint64_t host_slab_bytes = 32ULL << 20;  // arena slab: at least the largest block; host_bytes holds ≥ 1
   // The node's eviction policy (make_eviction_policy's names), recorded in the index for engines too.
   std::string eviction_policy = "prefix-frequency";
+  // Past the high fraction of host memory the daemon evicts or demotes, down to the low one.
+  double host_high_watermark = kDefaultHighWatermark, host_low_watermark = kDefaultLowWatermark;
 
   bool ssd_enabled = true;
   std::string ssd_dir = "kvtier-data/ssd";  // relative paths are relative to the working directory

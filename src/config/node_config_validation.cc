@@ -152,6 +152,11 @@ Status NodeConfig::validate() const {
     return Status::invalid_argument(fmt::format("host.slab_bytes must be 64KiB..host.bytes ({}), got {}",
                                                 format_byte_size(host_bytes), format_byte_size(host_slab_bytes)));
   }
+  if (!(host_low_watermark > 0 && host_low_watermark < host_high_watermark && host_high_watermark <= 1)) {
+    return Status::invalid_argument(
+        fmt::format("host.low_watermark and host.high_watermark must satisfy 0 < low < high <= 1, got {} and {}",
+                    host_low_watermark, host_high_watermark));
+  }
   if (const auto policy = make_eviction_policy(eviction_policy); !policy.ok()) {
     return Status::invalid_argument("host.eviction_policy: " + policy.status().message());
   }

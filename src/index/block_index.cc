@@ -230,7 +230,7 @@ Result<std::vector<BlockLease>> BlockIndex::acquire(std::span<const BlockKey> ke
       index::store_relaxed(e.last_access, now);
       const uint8_t f = index::load_relaxed(e.freq);
       if (f < UINT8_MAX) index::store_relaxed(e.freq, static_cast<uint8_t>(f + 1));
-      index::observe_return(learning, f, now - last);
+      if (index::in_acquire_sample(key.hi)) index::observe_return(learning, f, now - last, index::kAcquireSample);
     }
     leases.push_back(BlockLease(owner, index::to_block_info(img, pinned_ctl)));
   }

@@ -310,6 +310,7 @@ Status IndexWriter::insert(const BlockRecord& rec, const EvictionPolicy& policy,
   add_tiers(m.after, bit, img.payload_bytes, +1);
   m.record_change(IndexChange::Kind::kStored, img, 0, img.tiers);
   commit(m);
+  age_out_ghosts(seg_, m.after.entries, img.last_access);
   after_insert(seg_.learning(), m.after.entries, img.last_access);
   return {};
 }

@@ -55,10 +55,15 @@ struct alignas(64) ReuseLearning {
   uint32_t horizon_ticks;                          // returns later than this count as none (4 turnovers); writer only
   float density[kReuseClasses][kAgeBuckets];       // hits per tick from this age on; writer only
   uint32_t forgotten[kReuseClasses][kAgeBuckets];  // ghost cells overwritten before their block returned; writer only
+  // The next ghost cell to look at for blocks gone longer than the horizon (evicted_uses.h); writer
+  // only. In what was padding before `returned`: format-3 segments made without it read it as 0.
+  uint64_t ghost_hand;
   // Added to by every process that acquires a block (relaxed, without the writer lock) and by the
   // writer for blocks that return after eviction; halved by the writer at each update.
   alignas(64) uint32_t returned[kReuseClasses][kAgeBuckets];
 };
+// Format 3's layout, which ghost_hand did not change.
+static_assert(offsetof(ReuseLearning, returned) == 6208 && sizeof(ReuseLearning) == 9280);
 
 // --- Tags: one byte per slot, a fingerprint of the key in it (0 = empty) -----------------------
 // Probes scan tags (64 to a cache line, mostly cache-resident) and read a 64-byte entry only when

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "server/node/node_tiers.h"
 #include "workload/synthetic_workload.h"
 
 namespace kvtier::policy {
@@ -31,7 +32,7 @@ TEST(PolicySimulator, AnAmpleHostTierHitsWhatTheTraceRepeats) {
   for (const char* name : {"lru", "prefix-aware", "prefix-frequency", "s3fifo", "hit-density"}) {
     SimulationOptions o;
     o.policy = name;
-    o.host_blocks = ideal.unique_ids + 10;
+    o.host_blocks = ideal.unique_ids * 11 / 10 + 10;  // every block, below the upkeep's high watermark
     auto r = simulate(trace, o);
     ASSERT_TRUE(r.ok()) << r.status().to_string();
     EXPECT_EQ(r->host_hit_blocks, ideal.ideal_hit_blocks) << name;
@@ -39,6 +40,23 @@ TEST(PolicySimulator, AnAmpleHostTierHitsWhatTheTraceRepeats) {
     EXPECT_EQ(r->dropped + r->demoted, 0u) << name;
     EXPECT_EQ(r->inserted, ideal.unique_ids) << name;
   }
+}
+
+// The study keeps host memory as the daemon does: its upkeep band, the daemon's own figures.
+TEST(PolicySimulator, HostMemoryStaysWithinTheDaemonsWatermarks) {
+  const SimulationOptions defaults;
+  const node::NodeTiersOptions daemon;
+  EXPECT_EQ(defaults.host_high_watermark, daemon.host_high_watermark);
+  EXPECT_EQ(defaults.host_low_watermark, daemon.host_low_watermark);
+  const auto trace = synthetic();
+  SimulationOptions o;
+  o.host_blocks = 300;
+  auto r = simulate(trace, o);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_GT(r->dropped, 0u);
+  const double held = static_cast<double>(r->inserted + r->promoted - r->dropped - r->demoted);
+  EXPECT_LE(held, 300 * daemon.host_high_watermark) << "never past the high watermark";
+  EXPECT_GE(held, 300 * daemon.host_low_watermark - 16) << "a pass takes it down to the low one, not far below";
 }
 
 TEST(PolicySimulator, BeladyBoundsEveryPolicyAndRunsRepeat) {

@@ -127,6 +127,32 @@ TEST(NodeConfigTest, EffectiveYamlParsesBackToTheSameConfig) {
   EXPECT_EQ(to_yaml(*again), to_yaml(*cfg));
 }
 
+TEST(NodeConfigTest, HostWatermarksDefaultToTheIndexsAndAreValidated) {
+  const auto defaults = parse_node_config("", "empty");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->host_high_watermark, kDefaultHighWatermark);
+  EXPECT_EQ(defaults->host_low_watermark, kDefaultLowWatermark);
+  const auto wide = parse_node_config("host: {high_watermark: 0.95, low_watermark: 0.8}\n", "wide");
+  ASSERT_TRUE(wide.ok()) << wide.status();
+  EXPECT_TRUE(wide->validate().ok()) << wide->validate();
+  EXPECT_EQ(wide->host_high_watermark, 0.95);
+  EXPECT_EQ(wide->host_low_watermark, 0.8);
+  const auto again = parse_node_config(to_yaml(*wide), "round trip");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->host_high_watermark, 0.95);
+  EXPECT_EQ(again->host_low_watermark, 0.8);
+  for (const char* bad :
+       {"host: {high_watermark: 1.5}\n", "host: {low_watermark: 0}\n", "host: {high_watermark: x}\n"}) {
+    const auto r = parse_node_config(bad, "bad");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("must be a fraction in (0, 1]"), std::string::npos) << r.status();
+  }
+  const auto inverted = parse_node_config("host: {high_watermark: 0.9, low_watermark: 0.95}\n", "inverted");
+  ASSERT_FALSE(inverted.ok());
+  EXPECT_EQ(inverted.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(inverted.status().message().find("0 < low < high <= 1"), std::string::npos) << inverted.status();
+}
+
 TEST(NodeConfigTest, LoadsFilesAndReportsMissingOnes) {
   const std::string path = ::testing::TempDir() + "kvtier_node_config_test_" + std::to_string(::getpid()) + ".yaml";
   {

@@ -8,8 +8,11 @@
 
 #include <memory>
 #include <random>
+#include <set>
 
+#include "index/evicted_uses.h"
 #include "index/index_mechanics.h"
+#include "index/index_segment.h"
 #include "index_test_support.h"
 #include "kvtier/block_index.h"
 #include "kvtier/eviction_policy.h"
@@ -100,6 +103,74 @@ TEST(ReuseLearning, CountsHalveAtEachUpdateSoRecentTurnoversWeighMost) {
   EXPECT_EQ(l->updates, 1u);
   after_insert(l.get(), 100, 20'000);
   EXPECT_EQ(l->updates, 2u);
+}
+
+// An index sized for an SSD tier has far more ghost cells than blocks it evicts in a horizon, so
+// overwritten cells alone would hardly ever say that a block did not come back. The sweep counts
+// each block gone longer than the horizon as forgotten, once, and keeps its use count.
+TEST(ReuseLearning, GhostsGoneLongerThanTheHorizonCountAsForgottenOnce) {
+  ScopedSegment seg("ghost-sweep");
+  IndexOptions o = seg.options(256);
+  o.manual_clock = true;
+  auto index = BlockIndex::create(o).value();
+  auto view = IndexSegment::attach(o.segment_name);
+  ASSERT_TRUE(view.ok()) << view.status();
+  const IndexSegment& s = **view;
+  ReuseLearning& l = *s.learning();
+  std::mt19937_64 rng(5);
+  uint32_t now = 1;
+  const auto tick = [&](uint32_t n) {
+    now += n;
+    ASSERT_TRUE(IndexMechanics::set_clock(index, now).ok());
+  };
+  std::vector<BlockKey> gone;
+  std::set<uint64_t> cells;  // each its own ghost cell: none is overwritten
+  const auto own_cell = [&] {
+    BlockKey k = random_key(rng);
+    while (!cells.insert(k.lo & (s.ghost_slots() - 1)).second) k = random_key(rng);
+    return k;
+  };
+  for (int i = 0; i < 32; ++i) {
+    gone.push_back(own_cell());
+    tick(1);
+    ASSERT_TRUE(index.insert(record(gone.back(), {0, 0})).ok());
+    ASSERT_TRUE(index.acquire(std::span<const BlockKey>(&gone.back(), 1)).ok());  // used twice
+    ASSERT_TRUE(index.remove(gone.back()).ok());
+  }
+  const auto total = [](const uint32_t(&counts)[kReuseClasses][kAgeBuckets]) {
+    uint64_t n = 0;
+    for (const auto& c : counts) {
+      for (uint32_t v : c) n += v;
+    }
+    return n;
+  };
+  ASSERT_EQ(total(l.forgotten), 0u);
+  const uint64_t returned_before = total(l.returned);
+  const auto sweep = [&] {
+    for (uint64_t i = 0; i < s.ghost_slots(); ++i) age_out_ghosts(s, 0, now);
+  };
+  tick(1000);
+  sweep();
+  EXPECT_EQ(total(l.forgotten), 0u) << "nothing is learnt before the first update";
+  l.updates = 1;
+  l.horizon_ticks = 2000;
+  sweep();
+  EXPECT_EQ(total(l.forgotten), 0u) << "gone 1,000 ticks: within the horizon";
+  const BlockKey recent = own_cell();
+  tick(1500);
+  ASSERT_TRUE(index.insert(record(recent, {0, 0})).ok());
+  ASSERT_TRUE(index.remove(recent).ok());
+  sweep();
+  EXPECT_EQ(total(l.forgotten), 32u * kEventWeight) << "the 32 blocks gone 2,500 ticks, not the one gone just now";
+  EXPECT_GT(l.forgotten[reuse_class(2)][age_bucket(2500)], 0u) << "at their class and age";
+  sweep();
+  EXPECT_EQ(total(l.forgotten), 32u * kEventWeight) << "once each";
+  // One comes back: it keeps its uses, and is not counted as a return as well.
+  tick(1);
+  ASSERT_TRUE(index.insert(record(gone[0], {0, 0})).ok());
+  EXPECT_GE(index.lookup(gone[0])->frequency, 2u);
+  EXPECT_EQ(total(l.returned), returned_before);
+  EXPECT_TRUE(index.check_invariants().ok());
 }
 
 // Through a real segment: blocks come back 100 ticks after each use until their third, blocks

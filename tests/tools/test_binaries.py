@@ -486,7 +486,7 @@ def test_bench_replay_runs_a_trace_against_a_live_kvtierd(tmp_path):
     assert wrong.returncode == 2 and "unknown eviction policy" in wrong.stderr
     bad = run("kvtier-bench", "replay", "--host-tokens", "100", timeout=60)
     assert bad.returncode == 2 and "at least one block" in bad.stderr
-    small = run("kvtier-bench", "replay", "--ssd-tokens", "512000", timeout=60)
+    small = run("kvtier-bench", "replay", "--ssd-tokens", "256000", timeout=60)
     assert small.returncode == 2 and "--ssd-tokens must be 0 or at least" in small.stderr
     # KVTIER_* settings meant for another node (scripts/run exports some) do not reach its kvtierd.
     leaky = subprocess.run([os.path.join(BIN, "kvtier-bench"), "replay", "--requests", "50"], capture_output=True,
