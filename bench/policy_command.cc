@@ -4,6 +4,7 @@
 // an SSD tier per tier. Several traces (files, synthetic families) make one summary table.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <map>
@@ -151,7 +152,12 @@ Result<HostResults> study(const PolicyCommandOptions& o, const StudyInput& input
 
 }  // namespace
 
-int run_policy_command(const PolicyCommandOptions& o) {
+int run_policy_command(const PolicyCommandOptions& asked) {
+  // The summary and the JSON's figures are the default's: it is studied whatever --policies names.
+  PolicyCommandOptions o = asked;
+  if (std::find(o.policies.begin(), o.policies.end(), o.default_policy) == o.policies.end()) {
+    o.policies.push_back(o.default_policy);
+  }
   auto inputs = study_inputs(o);
   if (!inputs.ok()) {
     fmt::print(stderr, "kvtier-bench policy: {}\n", inputs.status().to_string());
@@ -174,6 +180,8 @@ int run_policy_command(const PolicyCommandOptions& o) {
   Table summary(
       {"trace", "host", "lru-exact", o.default_policy, "vs lru", "gap closed", "lru+oracle admission", "belady"});
   bool never_below_lru = true;
+  std::optional<double> worst_vs_lru;  // and where: how far below (or above) LRU the default's worst case is
+  std::string worst_at;
   for (size_t t = 0; t < inputs->size(); ++t) {
     const HostResults& host = results[t];
     for (uint64_t blocks : o.host_blocks) {
@@ -183,6 +191,10 @@ int run_policy_command(const PolicyCommandOptions& o) {
       };
       const auto vs = versus(host, o.default_policy, "lru-exact", blocks);
       if (vs && *vs < 1.0) never_below_lru = false;
+      if (vs && (!worst_vs_lru || *vs < *worst_vs_lru)) {
+        worst_vs_lru = vs;
+        worst_at = fmt::format("{} {}", (*inputs)[t].label, tokens_label(blocks));
+      }
       summary.add_row({(*inputs)[t].label, tokens_label(blocks), hit("lru-exact"), hit(o.default_policy), maybe(vs, 2),
                        maybe(gap_closed(host, o.default_policy, blocks), 2), hit("lru-oracle-admission"),
                        hit("belady")});
@@ -190,12 +202,17 @@ int run_policy_command(const PolicyCommandOptions& o) {
   }
   fmt::print("\nSummary (block hit ratios; gap closed: the share of the way from exact LRU to Belady's optimum):\n{}",
              summary.render());
+  if (worst_vs_lru) fmt::print("{} at its worst: {:.4f}x exact LRU ({})\n", o.default_policy, *worst_vs_lru, worst_at);
 
   if (o.json) {
     JsonObject j;
     j.add("suite", "policy");
     j.add("traces", static_cast<long long>(inputs->size()));
     j.add("never_below_lru", never_below_lru);
+    if (worst_vs_lru) {
+      j.add("worst_vs_lru", *worst_vs_lru);
+      j.add("worst_vs_lru_at", worst_at);
+    }
     for (size_t t = 0; t < inputs->size(); ++t) {
       const HostResults& host = results[t];
       // One trace: the names as they are; several: each prefixed by its trace's label.

@@ -194,7 +194,7 @@ class BlockIndex {
   // mover, an engine whose put finds the arena full, insert() in a full table) evicts by the one
   // the daemon was configured with. invalid_argument for a name make_eviction_policy rejects.
   Status record_eviction_policy(std::string_view name);
-  // The recorded policy; the default (prefix-frequency) when none was recorded.
+  // The recorded policy; the default (hit-density) when none was recorded.
   std::shared_ptr<const EvictionPolicy> eviction_policy() const;
 
   // --- Upkeep. ---

@@ -39,17 +39,19 @@ class EvictionPolicy {
 
 // Least recently used; the baseline.
 std::shared_ptr<const EvictionPolicy> make_lru_policy();
-// Prefix-aware (the default): a block that cached blocks extend is never dropped before them, so
-// chains shrink from their tails and a cached tail never loses its head. Leaves go first, oldest
-// first; a non-leaf may be demoted (it stays reachable) once no leaf is left to take.
+// Prefix-aware: a block that cached blocks extend is never dropped before them, so chains shrink
+// from their tails and a cached tail never loses its head. Leaves go first, oldest first; a
+// non-leaf may be demoted (it stays reachable) once no leaf is left to take.
 std::shared_ptr<const EvictionPolicy> make_prefix_aware_policy();
-// The default, "prefix-frequency": prefix-aware, and among leaves a block used once goes well
-// before one used again (its age counts twice; a block used f times, 1/f of its age).
-std::shared_ptr<const EvictionPolicy> make_default_eviction_policy();
-inline constexpr std::string_view kDefaultEvictionPolicy = "prefix-frequency";
-// "hit-density": prefix-aware, and among leaves the lowest learnt hit density goes first (the
-// index learns it from its own history; prefix-frequency's order until it has learnt anything).
+// "prefix-frequency": prefix-aware, and among leaves a block used once goes well before one used
+// again (its age counts twice; a block used f times, 1/f of its age).
+std::shared_ptr<const EvictionPolicy> make_prefix_frequency_policy();
+// "hit-density", the default: prefix-aware, and among leaves the lowest learnt hit density goes
+// first (the index learns it from its own history, docs/index.md#eviction; prefix-frequency's
+// order until it has learnt anything).
 std::shared_ptr<const EvictionPolicy> make_hit_density_policy();
+std::shared_ptr<const EvictionPolicy> make_default_eviction_policy();
+inline constexpr std::string_view kDefaultEvictionPolicy = "hit-density";
 // "prefix-frequency", "prefix-aware", "lru", "s3fifo" (S3-FIFO's quick demotion: blocks used
 // once first, oldest first) or "hit-density". For every policy a block inserted again after eviction starts with the
 // uses it had (the index's memory of evicted blocks, docs/index.md#eviction), which plays the role

@@ -26,7 +26,7 @@ index:
 host:
   bytes: 1GiB              # host-memory tier
   slab_bytes: 32MiB        # arena slab: at least the largest block
-  eviction_policy: prefix-frequency  # prefix-frequency | hit-density | prefix-aware | lru | s3fifo; engines evict by it too
+  eviction_policy: hit-density  # hit-density | prefix-frequency | prefix-aware | lru | s3fifo; engines evict by it too
   high_watermark: 0.99     # past this fraction the daemon evicts or demotes to SSD,
   low_watermark: 0.98      # down to this one (widen the band for bursts of writes faster than SSD)
 ssd:

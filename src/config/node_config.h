@@ -12,6 +12,7 @@
 
 #include "config/grpc_security_config.h"
 #include "kvtier/block_index.h"
+#include "kvtier/eviction_policy.h"
 #include "kvtier/namespace.h"
 #include "kvtier/result.h"
 
@@ -27,7 +28,7 @@ struct NodeConfig {
   uint64_t host_bytes = 1ULL << 30;        // host-memory tier (shared-memory arena)
   uint64_t host_slab_bytes = 32ULL << 20;  // arena slab: at least the largest block; host_bytes holds ≥ 1
   // The node's eviction policy (make_eviction_policy's names), recorded in the index for engines too.
-  std::string eviction_policy = "prefix-frequency";
+  std::string eviction_policy{kDefaultEvictionPolicy};
   // Past the high fraction of host memory the daemon evicts or demotes, down to the low one.
   double host_high_watermark = kDefaultHighWatermark, host_low_watermark = kDefaultLowWatermark;
 

@@ -193,8 +193,10 @@ Result<std::vector<BlockLease>> BlockIndex::acquire(std::span<const BlockKey> ke
   leases.reserve(keys.size());
   // Returns are counted (a shared write every engine makes) only for the policy that reads them.
   static const uint32_t hit_density_id = index::recorded_policy_id("hit-density");
-  index::ReuseLearning* const learning =
-      seg.header().eviction_policy.load(std::memory_order_relaxed) == hit_density_id ? seg.learning() : nullptr;
+  static const uint32_t default_id = index::recorded_policy_id(kDefaultEvictionPolicy);
+  uint32_t policy_id = seg.header().eviction_policy.load(std::memory_order_relaxed);
+  if (policy_id == 0) policy_id = default_id;  // none recorded: the default
+  index::ReuseLearning* const learning = policy_id == hit_density_id ? seg.learning() : nullptr;
 
   std::lock_guard<std::mutex> g(owner->mu);
   for (const BlockKey& key : keys) {

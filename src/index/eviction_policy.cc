@@ -101,9 +101,10 @@ std::shared_ptr<const EvictionPolicy> make_hit_density_policy() { return std::ma
 
 std::shared_ptr<const EvictionPolicy> make_lru_policy() { return std::make_shared<LruPolicy>(); }
 std::shared_ptr<const EvictionPolicy> make_prefix_aware_policy() { return std::make_shared<PrefixAwarePolicy>(); }
-std::shared_ptr<const EvictionPolicy> make_default_eviction_policy() {
+std::shared_ptr<const EvictionPolicy> make_prefix_frequency_policy() {
   return std::make_shared<PrefixFrequencyPolicy>();
 }
+std::shared_ptr<const EvictionPolicy> make_default_eviction_policy() { return make_hit_density_policy(); }
 
 namespace index {
 namespace {
@@ -136,7 +137,7 @@ const std::shared_ptr<const EvictionPolicy>& recorded_policy(uint32_t id) {
 Result<std::shared_ptr<const EvictionPolicy>> make_eviction_policy(std::string_view name) {
   if (name == "lru") return make_lru_policy();
   if (name == "prefix-aware") return make_prefix_aware_policy();
-  if (name == "prefix-frequency") return make_default_eviction_policy();
+  if (name == "prefix-frequency") return make_prefix_frequency_policy();
   if (name == "s3fifo") return std::shared_ptr<const EvictionPolicy>(std::make_shared<S3FifoPolicy>());
   if (name == "hit-density") return make_hit_density_policy();
   return Status::invalid_argument("unknown eviction policy '" + std::string(name) +

@@ -61,7 +61,7 @@ TEST(EvictionTest, ABatchOfVictimsTakesTheColdestChainWhole) {
   ASSERT_TRUE(index::IndexMechanics::set_clock(index, 100).ok());
   insert_chain(index, hot);
   ASSERT_TRUE(index::IndexMechanics::set_clock(index, 200).ok());
-  for (const auto& policy : {make_prefix_aware_policy(), make_default_eviction_policy(), make_hit_density_policy()}) {
+  for (const auto& policy : {make_prefix_aware_policy(), make_prefix_frequency_policy(), make_hit_density_policy()}) {
     const auto batch = index::IndexMechanics::eviction_candidates(index, Tier::kHost, 10 * 4096, *policy, UINT32_MAX);
     std::set<BlockKey> chosen;
     for (const BlockInfo& b : batch) chosen.insert(b.key);
@@ -201,8 +201,8 @@ TEST(EvictionTest, WatermarksDriveEviction) {
             0u);
 }
 
-TEST(EvictionTest, TheDefaultKeepsBlocksUsedAgainOverOneOffsAndNeverStrandsAChain) {
-  const auto p = make_default_eviction_policy();
+TEST(EvictionTest, PrefixFrequencyKeepsBlocksUsedAgainOverOneOffsAndNeverStrandsAChain) {
+  const auto p = make_prefix_frequency_policy();
   const EvictionCandidate once{1000, 0, 1, 4096}, twice{1400, 0, 2, 4096}, hot_old{20000, 0, 30, 4096};
   EXPECT_GT(p->rank(once), p->rank(twice)) << "used once goes first, though more recent";
   EXPECT_GT(p->rank(once), p->rank(hot_old)) << "a block used 30 times keeps its place far longer";
@@ -247,6 +247,9 @@ TEST(EvictionTest, PoliciesByName) {
   EXPECT_EQ((*make_eviction_policy("lru"))->name(), "lru");
   EXPECT_EQ((*make_eviction_policy("prefix-aware"))->name(), "prefix-aware");
   EXPECT_EQ((*make_eviction_policy("s3fifo"))->name(), "s3fifo");
+  EXPECT_EQ((*make_eviction_policy("prefix-frequency"))->name(), "prefix-frequency");
+  EXPECT_EQ(make_prefix_frequency_policy()->name(), "prefix-frequency");
+  EXPECT_EQ(kDefaultEvictionPolicy, "hit-density") << "docs/benchmarks.md: the study that chose it";
   EXPECT_EQ((*make_eviction_policy(kDefaultEvictionPolicy))->name(), kDefaultEvictionPolicy);
   EXPECT_EQ(make_default_eviction_policy()->name(), kDefaultEvictionPolicy);
   EXPECT_EQ(make_eviction_policy("fifo").status().code(), StatusCode::kInvalidArgument);

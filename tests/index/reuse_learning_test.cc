@@ -227,7 +227,7 @@ TEST(ReuseLearning, AnIndexLearnsFromAcquisitionsAndForgottenBlocks) {
   const auto victims = candidates(*hd);
   ASSERT_EQ(victims.size(), 1u);
   EXPECT_EQ(victims[0].key, young_one_off) << "one-offs never came back; twice-used blocks did";
-  const auto pf_victims = candidates(*make_default_eviction_policy());
+  const auto pf_victims = candidates(*make_prefix_frequency_policy());
   ASSERT_EQ(pf_victims.size(), 1u);
   EXPECT_EQ(pf_victims[0].key, old_returning) << "the fixed weighting takes the older block";
   EXPECT_TRUE(index.check_invariants().ok());

@@ -414,9 +414,9 @@ def test_bench_policy_compares_policies_with_lru_and_the_optimum(tmp_path):
     for key in ("default_vs_lru_1m", "default_vs_lru_3m", "default_vs_lru_10m", "belady_1m"):
         assert isinstance(figures[key], (int, float)) and figures[key] > 0, key
     # The optimum bounds every policy at every size.
-    for name in ("lru", "prefix-aware", "s3fifo", "prefix-frequency", "lru-exact"):
+    for name in ("lru", "prefix-aware", "s3fifo", "prefix-frequency", "hit-density", "lru-exact"):
         assert figures[f"{name}_0.026M_block_hit"] <= figures["belady_0.026M_block_hit"], name
-    assert "prefix-frequency over host memory and an SSD tier" in out.stdout
+    assert "hit-density over host memory and an SSD tier" in out.stdout  # the default
     bad = run("kvtier-bench", "policy", "--trace", str(trace), "--policies", "clairvoyant", timeout=60)
     assert bad.returncode == 2
     assert "unknown eviction policy" in bad.stderr
@@ -434,6 +434,8 @@ def test_bench_policy_studies_several_traces_in_one_run(tmp_path):
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     assert figures["traces"] == 2
     assert isinstance(figures["never_below_lru"], bool)
+    assert figures["worst_vs_lru"] > 0 and figures["worst_vs_lru_at"].split()[0] in ("chat", "synthetic-rag")
+    assert figures["never_below_lru"] == (figures["worst_vs_lru"] >= 1)
     # Each trace's figures under its own label; the oracle admission bound sits under Belady.
     for label in ("chat", "synthetic_rag"):
         assert f"{label}_default_vs_lru_1m" in figures, label
@@ -452,7 +454,9 @@ def test_bench_policy_writes_a_report_with_its_plots(tmp_path):
     md = (report / "policy.md").read_text()
     assert "## Host memory alone" in md and "prefix-frequency" in md
     rows = (report / "policy_host.dat").read_text().splitlines()
-    assert rows[0].split()[1:] == ['"lru"', '"prefix-frequency"', '"lru-oracle-admission"', '"lru-exact"', '"belady"']
+    # The default is studied too, though --policies did not name it.
+    assert rows[0].split()[1:] == ['"lru"', '"prefix-frequency"', '"hit-density"', '"lru-oracle-admission"', '"lru-exact"',
+                                   '"belady"']
     assert len(rows) == 3
     if shutil.which("gnuplot"):
         for png in ("hit_ratio_vs_capacity.png", "per_tier_hit_ratio.png"):
@@ -475,7 +479,7 @@ def test_bench_replay_runs_a_trace_against_a_live_kvtierd(tmp_path):
     assert 0 < f["prefill_saved_fraction"] < 1
     # Prefill saved per tier adds up, and the node ran the default policy.
     assert abs(f["host_prefill_saved_fraction"] + f["ssd_prefill_saved_fraction"] - f["prefill_saved_fraction"]) < 1e-5
-    assert f["ssd_prefill_saved_fraction"] > 0 and f["policy"] == "prefix-frequency"
+    assert f["ssd_prefill_saved_fraction"] > 0 and f["policy"] == "hit-density"
     assert "100% 600/600 requests" in out.stderr  # the progress bar
     # Another family and another policy: the node runs the one asked for.
     lru = run("kvtier-bench", "replay", "--family", "rag", "--requests", "300", "--policy", "lru", "--json", timeout=120)
