@@ -81,6 +81,9 @@ class TierStore : public TierRecords {
   virtual std::span<const uint8_t> view(uint64_t locator, uint32_t payload_bytes) const = 0;
   // Reads a batch of blocks (concurrently where the tier can).
   virtual void read(std::span<TierRead> reads) = 0;
+  // Bytes of capacity_bytes() its blocks take now, rounding and reservations included (what fills
+  // the tier; the index counts payload alone).
+  virtual uint64_t used_bytes() const = 0;
   // Returns once every committed block is durable where the tier can make it so.
   virtual Status flush() = 0;
   // Calls fn for every block the tier kept across a restart, with its locator.

@@ -51,6 +51,7 @@ class SimulatedTier final : public tiers::TierStore {
 
   Tier tier() const override { return tier_; }
   uint64_t capacity_bytes() const override { return capacity_; }
+  uint64_t used_bytes() const override { return used_; }
   bool contains(const BlockKey&, uint64_t locator) const override { return locator != 0 && locator <= next_locator_; }
   Result<tiers::TierSpace> reserve(const tiers::TierBlock& block) override {
     used_ += block.payload_bytes;
@@ -163,12 +164,15 @@ Result<SimulationResult> simulate(std::span<const TraceRequest> trace, const Sim
       if (!space.ok()) return space.status();
       const BlockRecord rec{keys[i], i == 0 ? kRoot : keys[i - 1], 0, kTraceBlockTokens, Tier::kHost, space->locator};
       const Status s = index.insert(rec);
-      if (s.code() == StatusCode::kAlreadyExists) continue;  // held in host memory past a gap in its prefix
+      if (s.code() == StatusCode::kAlreadyExists) {  // held in host memory past a gap in its prefix
+        host.abandon(keys[i], space->locator);
+        continue;
+      }
       KVTIER_RETURN_IF_ERROR(s);
       ++(i < m.overall ? out.promoted : out.inserted);
       host_used += kTraceBlockTokens;
       // The daemon's upkeep: past the high watermark, one pass down to the low one.
-      if (index.bytes_over_watermark(Tier::kHost) > 0) {
+      if (mover.host_bytes_over_watermark() > 0) {
         EvictionReport report;
         const auto demoted = mover.demote(0, &report);
         host_used -= std::min(account(demoted.ok() ? Result<EvictionReport>(report) : demoted.status()), host_used);

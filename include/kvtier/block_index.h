@@ -190,6 +190,11 @@ class BlockIndex {
   bool above_high_watermark(Tier tier) const;
   // Bytes above the tier's low watermark (0 when it is not above its high watermark).
   uint64_t bytes_over_watermark(Tier tier) const;
+  // The same, judged also by `occupied`: bytes of the tier's capacity its blocks take, rounding
+  // and reservations included (the host arena gives each block whole 64 KiB units, so it can fill
+  // while payload is well below the watermark). Returns the payload bytes to free: the larger of
+  // the two judgements, the occupied excess scaled by the payload's share of what is occupied.
+  uint64_t bytes_over_watermark(Tier tier, uint64_t occupied) const;
   // The node's eviction policy, recorded in the segment so that every process (the daemon's
   // mover, an engine whose put finds the arena full, insert() in a full table) evicts by the one
   // the daemon was configured with. invalid_argument for a name make_eviction_policy rejects.

@@ -131,15 +131,14 @@ void NodeTiers::Impl::upkeep_loop() {
     if (stopping.load()) break;
     const bool asked = room_now != room_seen;
     room_seen = room_now;
-    if (asked || index.bytes_over_watermark(Tier::kHost) > 0) {
+    if (asked || mover->host_bytes_over_watermark() > 0) {
       const uint64_t used_before = index.stats().tier_bytes[tier_index(Tier::kHost)];
       if (auto r = asked ? mover->make_room() : mover->demote(0); !r.ok()) {
         spdlog::warn("demotion: {}", r.status().message());
       }
       loads->room_made();
       // Still over and getting somewhere: engines are writing fast, keep going without a pause.
-      if (index.bytes_over_watermark(Tier::kHost) > 0 &&
-          index.stats().tier_bytes[tier_index(Tier::kHost)] < used_before) {
+      if (mover->host_bytes_over_watermark() > 0 && index.stats().tier_bytes[tier_index(Tier::kHost)] < used_before) {
         continue;
       }
     }

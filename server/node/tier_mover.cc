@@ -47,7 +47,7 @@ Result<bool> TierMover::copy_to_ssd(const BlockInfo& victim) {
 // Blocks put between the phases are never touched: a fresh leaf is not dropped for lack of a copy.
 Result<size_t> TierMover::demote(uint64_t bytes, EvictionReport* out) {
   std::lock_guard guard(move_mu_);
-  const uint64_t want = std::max(bytes, index_.bytes_over_watermark(Tier::kHost));
+  const uint64_t want = std::max(bytes, host_bytes_over_watermark());
   if (want == 0) return size_t{0};
   const auto policy = index_.eviction_policy();
   const uint32_t min_uses = ssd_ != nullptr ? admission_.options().min_accesses : UINT32_MAX;
@@ -84,6 +84,10 @@ Result<size_t> TierMover::demote(uint64_t bytes, EvictionReport* out) {
 }
 
 Result<size_t> TierMover::make_room() { return demote(host_.capacity_bytes() / 32); }
+
+uint64_t TierMover::host_bytes_over_watermark() const {
+  return index_.bytes_over_watermark(Tier::kHost, host_.used_bytes());
+}
 
 // SSD blocks engines asked for are read in one batch straight into reserved host space (io_uring
 // into shared memory, no bounce buffer for uncompressed blocks) and then published in the index,

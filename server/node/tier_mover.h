@@ -60,6 +60,9 @@ class TierMover {
   Result<size_t> demote(uint64_t bytes, EvictionReport* report = nullptr);
   // An engine asked for room (a size class can fill below the watermark): a slice of the arena.
   Result<size_t> make_room();
+  // Payload bytes demote(0) frees: host memory past its high watermark, judged by what the host
+  // tier's blocks take (whole arena units) as well as by their payload.
+  uint64_t host_bytes_over_watermark() const;
   // Reads these SSD blocks into host memory (those not there already). Returns blocks promoted.
   size_t promote(std::span<const BlockKey> keys);
   // Frees at least `bytes` of the host tier (a demotion pass) or of the SSD tier (dropped by the

@@ -355,6 +355,20 @@ uint64_t BlockIndex::bytes_over_watermark(Tier tier) const {
   return used > target ? used - target : 0;
 }
 
+uint64_t BlockIndex::bytes_over_watermark(Tier tier, uint64_t occupied) const {
+  const uint64_t by_payload = bytes_over_watermark(tier);
+  const index::SegmentHeader& h = impl_->seg->header();
+  const size_t i = tier_index(tier);
+  const uint64_t cap = h.tier_capacity[i].load(std::memory_order_acquire);
+  if (cap == 0 || occupied * 1000 <= cap * h.tier_high_permille[i].load(std::memory_order_relaxed)) return by_payload;
+  const uint64_t target = cap / 1000 * h.tier_low_permille[i].load(std::memory_order_relaxed);
+  const uint64_t payload = index::load_relaxed(h.counters.tier_bytes[i]);
+  // In floating point: the product of two byte counts overflows 64 bits past 4 GiB each.
+  const auto share = static_cast<long double>(payload) / static_cast<long double>(occupied);
+  const auto scaled = static_cast<uint64_t>(static_cast<long double>(occupied - target) * share);
+  return std::max(by_payload, scaled);
+}
+
 Result<EvictionReport> IndexMechanics::evict_to_watermark(BlockIndex& index, Tier tier, const EvictionPolicy& policy,
                                                           EvictionListener* listener) {
   const uint64_t over = index.bytes_over_watermark(tier);

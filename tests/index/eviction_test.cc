@@ -201,6 +201,28 @@ TEST(EvictionTest, WatermarksDriveEviction) {
             0u);
 }
 
+// The host arena gives blocks whole units: it can be full while payload is below the watermark.
+// Judged by what the blocks occupy, the excess is asked for in payload, in the payload's share.
+TEST(EvictionTest, OccupiedSpacePastTheHighWatermarkAsksForPayloadInItsShare) {
+  ScopedSegment seg("occupied");
+  auto index = BlockIndex::create(seg.options(1000)).value();
+  ASSERT_TRUE(index.set_tier_capacity(Tier::kHost, 100 * 8192, 0.9, 0.5).ok());
+  std::mt19937_64 rng(7);
+  for (int c = 0; c < 16; ++c) insert_chain(index, random_chain(rng, 5));  // 80 blocks of 4 KiB: 40 %
+  ASSERT_EQ(index.bytes_over_watermark(Tier::kHost), 0u);
+  EXPECT_EQ(index.bytes_over_watermark(Tier::kHost, 80 * 8192), 0u) << "80 % occupied: below the high watermark";
+  // 95 % occupied (80 blocks in 8 KiB units, 15 units reserved): about 45 units over the low
+  // watermark (which is whole thousandths of the capacity), of which payload is 80 * 4096 / (95 * 8192).
+  const auto low = [](uint64_t capacity) { return capacity / 1000 * 500; };
+  EXPECT_NEAR(static_cast<double>(index.bytes_over_watermark(Tier::kHost, 95 * 8192)),
+              static_cast<double>(95 * 8192 - low(100 * 8192)) * (80 * 4096) / (95 * 8192), 1.0);
+  EXPECT_EQ(index.bytes_over_watermark(Tier::kHost, 0), 0u);
+  ASSERT_TRUE(index.set_tier_capacity(Tier::kHost, 80 * 4096, 0.9, 0.5).ok());
+  EXPECT_EQ(index.bytes_over_watermark(Tier::kHost, 0), index.bytes_over_watermark(Tier::kHost))
+      << "payload past the watermark still counts when occupancy is reported lower";
+  EXPECT_EQ(index.bytes_over_watermark(Tier::kHost), 80 * 4096 - low(80 * 4096));
+}
+
 TEST(EvictionTest, PrefixFrequencyKeepsBlocksUsedAgainOverOneOffsAndNeverStrandsAChain) {
   const auto p = make_prefix_frequency_policy();
   const EvictionCandidate once{1000, 0, 1, 4096}, twice{1400, 0, 2, 4096}, hot_old{20000, 0, 30, 4096};

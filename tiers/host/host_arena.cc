@@ -369,6 +369,8 @@ Status HostArena::check_invariants() const {
   return {};
 }
 
+uint64_t HostArena::used_bytes() const { return header_->used_bytes.load(std::memory_order_relaxed); }
+
 ArenaStats HostArena::stats() const {
   ArenaStats s;
   s.data_bytes = header_->data_bytes;

@@ -78,6 +78,8 @@ class HostArena {
                    const std::function<bool(uint32_t locator)>& referenced = nullptr);
   Status check_invariants() const;
   ArenaStats stats() const;
+  // stats().used_bytes alone, without stats()' walk over the slabs (the upkeep reads it often).
+  uint64_t used_bytes() const;
   const std::string& name() const { return name_; }
 
  private:

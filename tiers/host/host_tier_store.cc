@@ -5,6 +5,7 @@
 namespace kvtier::host {
 
 uint64_t HostTierStore::capacity_bytes() const { return arena_.stats().data_bytes; }
+uint64_t HostTierStore::used_bytes() const { return arena_.used_bytes(); }
 
 bool HostTierStore::contains(const BlockKey& key, uint64_t locator) const {
   const auto info = index_.lookup(key);

@@ -18,6 +18,7 @@ class HostTierStore final : public tiers::TierStore {
 
   Tier tier() const override { return Tier::kHost; }
   uint64_t capacity_bytes() const override;
+  uint64_t used_bytes() const override;
   bool contains(const BlockKey& key, uint64_t locator) const override;
   Result<tiers::TierSpace> reserve(const tiers::TierBlock& block) override;
   Result<uint64_t> insert(const tiers::TierBlock& block, std::span<const uint8_t> payload) override;

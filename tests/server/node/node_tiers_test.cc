@@ -170,6 +170,38 @@ TEST(NodeTiers, ClientsLoadSsdBlocksThroughTheDaemonThreads) {
   EXPECT_GT(node.tiers->stats().load_requests, 0u);
 }
 
+// 48 KiB blocks take whole 64 KiB arena units: the arena fills at 75 % payload. The upkeep judges
+// the watermark by the arena's occupancy, so engines' puts find room without evicting themselves.
+TEST(NodeTiers, UpkeepKeepsTheArenaBelowItsWatermarkWhenBlocksAreSmallerThanItsUnits) {
+  ScratchDir dir;
+  NodeTiersOptions o = small_node(dir, "units");
+  o.background = true;
+  o.upkeep_interval_ms = 2;
+  o.host_high_watermark = 0.5;
+  o.host_low_watermark = 0.3;
+  Node node(o);
+  NamespaceSpec spec = small_namespace();
+  spec.model_id = "node-test/48k";
+  spec.layout.num_kv_heads = 6;
+  const NamespaceHandle ns = node.client->register_namespace(spec).value();
+  ASSERT_EQ(ns.ns.bytes_per_block(), 48u << 10);
+  // 40 blocks: 40 of the arena's 64 units (62 %), but 47 % of its bytes in payload.
+  const auto keys = node.client->keys(ns, tokens(40 * 16));
+  for (size_t i = 0; i < keys.size(); ++i) {
+    put_chain(*node.client, ns, {keys.begin(), keys.begin() + static_cast<long>(i) + 1});
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (node.tiers->stats().host_used_bytes > o.host_bytes / 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const NodeTiersStats s = node.tiers->stats();
+  EXPECT_LE(s.host_used_bytes, o.host_bytes / 2) << "the arena settles at or below its high watermark";
+  EXPECT_LT(s.index.tier_entries[tier_index(Tier::kHost)], 40u);
+  EXPECT_EQ(node.client->match(keys).overall, 40u) << "what left host memory went to SSD";
+  EXPECT_EQ(node.client->stats().evictions_for_room, 0u) << "the engine never had to evict for room";
+}
+
 TEST(NodeTiers, AFullArenaAsksTheDaemonForRoomInsteadOfDropping) {
   ScratchDir dir;
   NodeTiersOptions o = small_node(dir, "room");

@@ -33,6 +33,7 @@ class MemorySsd final : public tiers::TierStore {
 
   Tier tier() const override { return Tier::kSsd; }
   uint64_t capacity_bytes() const override { return 1ULL << 30; }
+  uint64_t used_bytes() const override { return blocks.size() * kBlockBytes; }
   bool contains(const BlockKey& key, uint64_t) const override { return blocks.contains(key); }
   Result<tiers::TierSpace> reserve(const tiers::TierBlock&) override {
     return Status::failed_precondition("written through insert()");
