@@ -69,6 +69,8 @@ int main(int argc, char** argv) {
   pc->add_option("--host-blocks", policy.host_blocks, "Host capacities, in blocks of 512 tokens")
       ->capture_default_str();
   pc->add_option("--policies", policy.policies, "Index policies to compare")->capture_default_str();
+  pc->add_option("--put-admission", policy.put_admission, "Engines' put admission in every run: all, by-policy")
+      ->capture_default_str();
   pc->add_option("--ssd-multiple", policy.ssd_multiple, "SSD capacity in the two-tier runs, in host capacities")
       ->capture_default_str();
   pc->add_option("--report", policy.report_dir, "Write a markdown report, its data and PNG plots to this directory");
@@ -79,6 +81,8 @@ int main(int argc, char** argv) {
   rc->add_option("--family", replay.family, "Synthetic workload family when no --trace is given")
       ->capture_default_str();
   rc->add_option("--policy", replay.policy, "The node's eviction policy")->capture_default_str();
+  rc->add_option("--put-admission", replay.put_admission, "The node's put admission: all, by-policy")
+      ->capture_default_str();
   rc->add_option("--requests", replay.requests, "Replay only the first N requests (0: all)")->capture_default_str();
   rc->add_option("--host-tokens", replay.host_tokens, "Host tier capacity, in tokens")->capture_default_str();
   rc->add_option("--ssd-tokens", replay.ssd_tokens, "SSD tier capacity, in tokens (0: none)")->capture_default_str();

@@ -87,20 +87,24 @@ std::optional<double> versus(const HostResults& host, const std::string& policy,
 std::string maybe(std::optional<double> v, int digits) { return v ? fixed(*v, digits) : "-"; }
 
 // One trace: every policy at every capacity, then the two-tier runs. Prints both tables.
-Result<HostResults> study(const PolicyCommandOptions& o, const StudyInput& input, const std::string& report_dir) {
+Result<HostResults> study(const PolicyCommandOptions& o, PutAdmission admission, const StudyInput& input,
+                          const std::string& report_dir) {
   const std::vector<workload::TraceRequest>& trace = input.requests;
   const workload::TraceStats stats = workload::trace_stats(trace);
-  fmt::print("\nkvtier-bench policy: {} ({} requests, {} block references; an infinite cache hits {:.3f})\n",
-             input.source, stats.requests, stats.block_refs, stats.ideal_block_hit());
+  fmt::print(
+      "\nkvtier-bench policy: {} ({} requests, {} block references; an infinite cache hits {:.3f}); put admission: "
+      "{}\n",
+      input.source, stats.requests, stats.block_refs, stats.ideal_block_hit(), put_admission_name(admission));
 
   HostResults host;
-  Table table({"policy", "host", "block hit", "token hit", "vs lru", "evicted", "seconds"});
+  Table table({"policy", "host", "block hit", "token hit", "vs lru", "evicted", "not admitted", "seconds"});
   for (uint64_t blocks : o.host_blocks) {
     std::vector<policy::SimulationResult> row;
     for (const std::string& name : o.policies) {
       policy::SimulationOptions so;
       so.policy = name;
       so.host_blocks = blocks;
+      so.put_admission = admission;
       auto r = policy::simulate(trace, so);
       if (!r.ok()) return r.status().with_context(name);
       row.push_back(std::move(r).value());
@@ -112,7 +116,7 @@ Result<HostResults> study(const PolicyCommandOptions& o, const StudyInput& input
     for (const policy::SimulationResult& r : row) {
       table.add_row({r.policy, tokens_label(blocks), fixed(r.block_hit(), 3), fixed(r.token_hit(), 3),
                      maybe(versus(host, r.policy, "lru-exact", blocks), 2), fmt::format("{}", r.dropped + r.demoted),
-                     fixed(r.seconds, 2)});
+                     fmt::format("{}", r.not_admitted), fixed(r.seconds, 2)});
     }
   }
   fmt::print("\nHost memory alone (capacity in tokens, {} per block; vs lru: against exact LRU):\n{}",
@@ -126,6 +130,7 @@ Result<HostResults> study(const PolicyCommandOptions& o, const StudyInput& input
       policy::SimulationOptions so;
       so.policy = o.default_policy;
       so.host_blocks = blocks;
+      so.put_admission = admission;
       so.ssd_blocks = blocks * o.ssd_multiple;
       so.ssd_min_accesses = min_accesses;
       auto r = policy::simulate(trace, so);
@@ -158,6 +163,11 @@ int run_policy_command(const PolicyCommandOptions& asked) {
   if (std::find(o.policies.begin(), o.policies.end(), o.default_policy) == o.policies.end()) {
     o.policies.push_back(o.default_policy);
   }
+  const auto admission = parse_put_admission(o.put_admission);
+  if (!admission.ok()) {
+    fmt::print(stderr, "kvtier-bench policy: {}\n", admission.status().to_string());
+    return 2;
+  }
   auto inputs = study_inputs(o);
   if (!inputs.ok()) {
     fmt::print(stderr, "kvtier-bench policy: {}\n", inputs.status().to_string());
@@ -168,7 +178,7 @@ int run_policy_command(const PolicyCommandOptions& asked) {
   for (const StudyInput& input : *inputs) {
     const std::string dir =
         o.report_dir.empty() || !several ? o.report_dir : (std::filesystem::path(o.report_dir) / input.label).string();
-    auto r = study(o, input, dir);
+    auto r = study(o, *admission, input, dir);
     if (!r.ok()) {
       fmt::print(stderr, "kvtier-bench policy: {}: {}\n", input.label, r.status().to_string());
       return 2;
@@ -208,6 +218,7 @@ int run_policy_command(const PolicyCommandOptions& asked) {
     JsonObject j;
     j.add("suite", "policy");
     j.add("traces", static_cast<long long>(inputs->size()));
+    j.add("put_admission", std::string(put_admission_name(*admission)));
     j.add("never_below_lru", never_below_lru);
     if (worst_vs_lru) {
       j.add("worst_vs_lru", *worst_vs_lru);

@@ -72,6 +72,10 @@ int run_replay_command(const ReplayCommandOptions& o) {
     fmt::print(stderr, "kvtier-bench replay: {}\n", synthetic.status().to_string());
     return 2;
   }
+  if (auto admission = parse_put_admission(o.put_admission); !admission.ok()) {
+    fmt::print(stderr, "kvtier-bench replay: {}\n", admission.status().to_string());
+    return 2;
+  }
   if (auto policy = make_eviction_policy(o.policy); !policy.ok()) {
     fmt::print(stderr, "kvtier-bench replay: {}\n", policy.status().to_string());
     return 2;
@@ -118,12 +122,12 @@ int run_replay_command(const ReplayCommandOptions& o) {
   }
   const std::string config = fmt::format(
       "node: {{name: {}, shm_prefix: {}}}\nindex: {{capacity: {}}}\n"
-      "host: {{bytes: {}, slab_bytes: 1MiB, eviction_policy: {}}}\n"
+      "host: {{bytes: {}, slab_bytes: 1MiB, eviction_policy: {}, put_admission: {}}}\n"
       "{}\nserver: {{grpc_address: \"127.0.0.1:{}\", metrics_address: \"127.0.0.1:{}\"}}\nlog: {{level: info}}\n"
       "namespaces:\n  - model_id: {}\n    layout: {{dtype: bf16, block_tokens: {}, num_layers: 1, num_kv_heads: 1, "
       "head_dim: {}, kv_planes: 2}}\n",
-      node, kBenchShmPrefix, (host_blocks + ssd_blocks) * 2 + 65536, host_bytes, o.policy, ssd, free_loopback_port(),
-      metrics_port, spec.model_id, kTraceBlockTokens, spec.layout.head_dim);
+      node, kBenchShmPrefix, (host_blocks + ssd_blocks) * 2 + 65536, host_bytes, o.policy, o.put_admission, ssd,
+      free_loopback_port(), metrics_port, spec.model_id, kTraceBlockTokens, spec.layout.head_dim);
   std::string why;
   auto bench_node = BenchNode::start(dir, node, config, &why);
   if (!bench_node) {
@@ -143,7 +147,7 @@ int run_replay_command(const ReplayCommandOptions& o) {
   const double demoted_before = scrape_metric(metrics_port, "kvtier_demotions_total").value_or(0);
   std::vector<uint8_t> payload(block_bytes, 0x5a);
   uint64_t block_refs = 0, input_tokens = 0, host_hit = 0, ssd_hit = 0, host_hit_tokens = 0, ssd_hit_tokens = 0;
-  uint64_t puts = 0, loaded = 0, put_failures = 0;
+  uint64_t puts = 0, loaded = 0, put_failures = 0, not_admitted = 0;
   double saved_s = 0, prefill_s = 0, host_saved_s = 0;  // the SSD's share is the rest
   const double per_token_s = 1.0 / o.prefill_tokens_per_s;
   const double host_token_s = o.kv_bytes_per_token / (o.host_gb_per_s * 1e9);
@@ -189,6 +193,9 @@ int run_replay_command(const ReplayCommandOptions& o) {
       const Status s = client.put(*ns, keys[i], i == 0 ? ns->ns.root() : keys[i - 1], payload);
       if (s.ok()) {
         ++puts;
+      } else if (s.code() == StatusCode::kNotAdmitted) {
+        ++not_admitted;  // refused with the rest of its chain: the engine keeps its own copy
+        break;
       } else {
         ++put_failures;  // the arena full of pinned blocks: the engine would simply not cache it
       }
@@ -224,6 +231,7 @@ int run_replay_command(const ReplayCommandOptions& o) {
   table.add_row(
       {"host evictions / demotions to SSD", fmt::format("{} / {}", after.evictions - before.evictions, demotions)});
   table.add_row({"puts that waited for room / evicted for room", fmt::format("{} / {}", room_waits, engine_evictions)});
+  table.add_row({"puts not admitted (chains refused)", fmt::format("{} ({})", not_admitted, o.put_admission)});
   const auto share = [&](double s) { return prefill_s > 0 ? s / prefill_s : 0.0; };
   table.add_row({"prefill time saved (model)",
                  fmt::format("{:.1f} s of {:.1f} s ({:.1f} %: host {:.1f} %, SSD {:.1f} %)", saved_s, prefill_s,
@@ -248,6 +256,8 @@ int run_replay_command(const ReplayCommandOptions& o) {
     j.add("demotions", demotions);
     j.add("room_waits", static_cast<long long>(room_waits));
     j.add("engine_evictions_for_room", static_cast<long long>(engine_evictions));
+    j.add("not_admitted", static_cast<long long>(not_admitted));
+    j.add("put_admission", o.put_admission);
     j.add("prefill_saved_s", saved_s);
     j.add("prefill_saved_fraction", share(saved_s));
     j.add("host_prefill_saved_fraction", share(host_saved_s));

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "kvtier/block_index.h"
 #include "kvtier/eviction_policy.h"
 #include "workload/synthetic_workload.h"
 
@@ -53,6 +54,7 @@ struct PolicyCommandOptions {
   std::vector<uint64_t> host_blocks{2000, 6000, 20000};  // 1M, 3M and 10M tokens
   std::vector<std::string> policies{"lru", "prefix-aware", "s3fifo", "prefix-frequency", "hit-density"};
   std::string default_policy{kDefaultEvictionPolicy};
+  std::string put_admission{put_admission_name(kDefaultPutAdmission)};  // host.put_admission in every run
   uint64_t ssd_multiple = 4;  // the two-tier runs' SSD capacity, in host capacities
   std::string report_dir;  // write policy.md, its data and its plots (gnuplot) here; one folder per trace when several
   bool json = false;
@@ -66,10 +68,11 @@ struct ReplayCommandOptions {
   std::string trace;                           // empty: the synthetic workload's `family`
   std::string family = "mixed";                // a synthetic_family preset, when no trace is given
   std::string policy{kDefaultEvictionPolicy};  // the node's host.eviction_policy
-  uint64_t requests = 0;                       // 0: all
-  uint64_t host_tokens = 1024000;              // 2,000 blocks of 512 tokens
-  uint64_t ssd_tokens = 4096000;               // 0: no SSD tier
-  uint32_t ssd_min_accesses = 1;               // the SSD tier's admission filter
+  std::string put_admission{put_admission_name(kDefaultPutAdmission)};  // the node's host.put_admission
+  uint64_t requests = 0;                                                // 0: all
+  uint64_t host_tokens = 1024000;                                       // 2,000 blocks of 512 tokens
+  uint64_t ssd_tokens = 4096000;                                        // 0: no SSD tier
+  uint32_t ssd_min_accesses = 1;                                        // the SSD tier's admission filter
   double prefill_tokens_per_s = 10000;
   double kv_bytes_per_token = 131072;
   double host_gb_per_s = 25;

@@ -12,6 +12,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "index/chain_admission.h"
 #include "index/index_mechanics.h"
 #include "kvtier/block_index.h"
 #include "kvtier/eviction_policy.h"
@@ -120,6 +121,7 @@ Result<SimulationResult> simulate(std::span<const TraceRequest> trace, const Sim
       index.set_tier_capacity(Tier::kHost, host_capacity, options.host_high_watermark, options.host_low_watermark));
   KVTIER_RETURN_IF_ERROR(index.set_tier_capacity(Tier::kSsd, options.ssd_blocks * kTraceBlockTokens));
   KVTIER_RETURN_IF_ERROR(index.record_eviction_policy(options.policy));
+  index.record_put_admission(options.put_admission);
   SimulatedTier host(Tier::kHost, host_capacity);
   SimulatedTier ssd(Tier::kSsd, options.ssd_blocks * kTraceBlockTokens);
   // The daemon's mover, over the simulated tiers: its victim selection, admission and demotion.
@@ -133,6 +135,7 @@ Result<SimulationResult> simulate(std::span<const TraceRequest> trace, const Sim
   const auto started = std::chrono::steady_clock::now();
   uint32_t now = 0;
   uint64_t host_used = 0;
+  index::ChainAdmission admission;  // as the engines' client judges puts
   std::vector<BlockKey> keys;
   const auto account = [&](const Result<EvictionReport>& r) {
     if (!r.ok()) return uint64_t{0};
@@ -159,10 +162,16 @@ Result<SimulationResult> simulate(std::span<const TraceRequest> trace, const Sim
     auto leases = index.acquire(keys);
     if (!leases.ok()) return leases.status();
     for (size_t i = in_host; i < keys.size(); ++i) {
+      // An engine's put of a block it computed (blocks up to m.overall come back from SSD).
+      const BlockKey parent = i == 0 ? kRoot : keys[i - 1];
+      if (i >= m.overall && !admission.admit(index, keys[i], parent, Tier::kHost, host.used_bytes())) {
+        ++out.not_admitted;
+        break;
+      }
       KVTIER_RETURN_IF_ERROR(index::IndexMechanics::set_clock(index, ++now));
       auto space = host.reserve({keys[i], 0, 0, kTraceBlockTokens});
       if (!space.ok()) return space.status();
-      const BlockRecord rec{keys[i], i == 0 ? kRoot : keys[i - 1], 0, kTraceBlockTokens, Tier::kHost, space->locator};
+      const BlockRecord rec{keys[i], parent, 0, kTraceBlockTokens, Tier::kHost, space->locator};
       const Status s = index.insert(rec);
       if (s.code() == StatusCode::kAlreadyExists) {  // held in host memory past a gap in its prefix
         host.abandon(keys[i], space->locator);

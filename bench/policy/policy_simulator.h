@@ -24,6 +24,9 @@ struct SimulationOptions {
   uint32_t ssd_min_accesses = 2;               // the SSD tier's admission filter (1 admits every block)
   // The daemon's upkeep band (node::NodeTiersOptions; a test keeps the two equal).
   double host_high_watermark = kDefaultHighWatermark, host_low_watermark = kDefaultLowWatermark;
+  // The engines' put admission (host.put_admission): a refused put ends the request's writes, as
+  // an engine's connector stops a chain at not_admitted.
+  PutAdmission put_admission = kDefaultPutAdmission;
 };
 
 // Hits count as an engine can use them: the longest cached prefix of a request's blocks, from
@@ -34,6 +37,7 @@ struct SimulationResult {
   uint64_t requests = 0, block_refs = 0, input_tokens = 0;
   uint64_t host_hit_blocks = 0, ssd_hit_blocks = 0, host_hit_tokens = 0, ssd_hit_tokens = 0;
   uint64_t inserted = 0, promoted = 0, dropped = 0, demoted = 0, ssd_refused = 0;
+  uint64_t not_admitted = 0;  // puts refused (the rest of their request's blocks not written)
   double seconds = 0;
 
   double block_hit() const { return ratio(host_hit_blocks + ssd_hit_blocks, block_refs); }

@@ -57,6 +57,7 @@ kvtier::ClientOptions options_of(const kvtier_client_options& o) {
 }  // namespace
 
 static_assert(static_cast<int>(kvtier::StatusCode::kInternal) == KVTIER_INTERNAL, "C codes follow StatusCode");
+static_assert(static_cast<int>(kvtier::StatusCode::kNotAdmitted) == KVTIER_NOT_ADMITTED, "C codes follow StatusCode");
 
 extern "C" {
 

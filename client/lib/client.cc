@@ -9,6 +9,7 @@
 #include "common/node_segments.h"
 #include "common/shared_segment.h"
 #include "events/token_ring.h"
+#include "index/chain_admission.h"
 #include "index/crash_points.h"
 #include "index/index_mechanics.h"
 #include "kvtier/checksum.h"
@@ -45,7 +46,8 @@ struct ClientState {
   hbm::HbmTierRecords hbm_records;  // the engine's HBM copies, as the index records them
   tiers::TierReleaser releaser;     // frees the arena space of blocks this process evicts
   std::atomic<uint64_t> puts{0}, put_exists{0}, gets{0}, evictions_for_room{0}, sealed{0}, corrupt_dropped{0},
-      loads_requested{0}, room_waits{0}, tokens_recorded{0};
+      loads_requested{0}, room_waits{0}, tokens_recorded{0}, not_admitted{0};
+  index::ChainAdmission admission;  // the node's put admission, for the chains this process writes
   std::mutex loads_mu;
   std::unique_ptr<LoadQueue> loads;  // attached on first use: the daemon creates it
 
@@ -263,6 +265,12 @@ Result<PutReservation> Client::reserve(const NamespaceHandle& ns, const BlockKey
     impl_->put_exists.fetch_add(1, std::memory_order_relaxed);
     return r;  // cached already: nothing to write
   }
+  if (!impl_->admission.admit(impl_->index, key, parent, Tier::kHost, impl_->arena->used_bytes())) {
+    impl_->not_admitted.fetch_add(1, std::memory_order_relaxed);
+    return Status::not_admitted(fmt::format(
+        "block {} not admitted: the node expects less use of it than of what it would push out (host.put_admission)",
+        key.to_hex()));
+  }
   // Before the block is committed, so the publisher has the tokens when it sees the block stored.
   if (!block_tokens.empty()) {
     if (TokenRing* ring = impl_->token_ring(); ring != nullptr && ring->record(key, block_tokens)) {
@@ -398,6 +406,7 @@ ClientStats Client::stats() const {
   s.host_used_bytes = a.used_bytes;
   s.puts = impl_->puts.load(std::memory_order_relaxed);
   s.put_exists = impl_->put_exists.load(std::memory_order_relaxed);
+  s.not_admitted = impl_->not_admitted.load(std::memory_order_relaxed);
   s.gets = impl_->gets.load(std::memory_order_relaxed);
   s.evictions_for_room = impl_->evictions_for_room.load(std::memory_order_relaxed);
   s.sealed = impl_->sealed.load(std::memory_order_relaxed);

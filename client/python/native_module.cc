@@ -128,6 +128,7 @@ py::dict stats_dict(const ClientStats& s) {
   d["host_used_bytes"] = s.host_used_bytes;
   d["puts"] = s.puts;
   d["put_exists"] = s.put_exists;
+  d["not_admitted"] = s.not_admitted;
   d["gets"] = s.gets;
   d["evictions_for_room"] = s.evictions_for_room;
   d["sealed"] = s.sealed;

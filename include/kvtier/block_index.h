@@ -87,11 +87,26 @@ struct IndexStats {
   uint64_t entries = 0;
   std::array<uint64_t, kNumTiers> tier_entries{}, tier_bytes{}, tier_capacity{};
   uint64_t inserts = 0, removes = 0, evictions = 0, demotions = 0;
+  uint64_t puts_not_admitted = 0;  // puts the node's put admission refused (every process's)
   uint64_t recoveries = 0, processes_reclaimed = 0, processes_attached = 0;
   uint64_t probes = 0;  // key probes made through this handle (process-local: lookups write nothing shared)
   uint64_t change_seq = 0;
   double occupancy() const { return capacity ? static_cast<double>(entries) / static_cast<double>(capacity) : 0; }
 };
+
+// How the node admits engines' puts into host memory (host.put_admission, docs/index.md#admission).
+enum class PutAdmission : uint32_t {
+  kAll = 0,       // "all": every put
+  kByPolicy = 1,  // "by-policy", the default: while host memory is past its low watermark, the
+                  // eviction policy judges the first new block extending a cached chain against the
+                  // block eviction would take for it (EvictionPolicy::admits; hit-density refuses a
+                  // lower learnt density), and the rest of the chain follows; a refused put returns
+                  // not_admitted. A chain the node holds nothing of is admitted.
+};
+inline constexpr PutAdmission kDefaultPutAdmission = PutAdmission::kByPolicy;
+// "all" or "by-policy"; invalid_argument for anything else.
+Result<PutAdmission> parse_put_admission(std::string_view name);
+std::string_view put_admission_name(PutAdmission admission);
 
 class BlockIndex;
 namespace index {
@@ -201,6 +216,10 @@ class BlockIndex {
   Status record_eviction_policy(std::string_view name);
   // The recorded policy; the default (hit-density) when none was recorded.
   std::shared_ptr<const EvictionPolicy> eviction_policy() const;
+  // The node's put admission, recorded in the segment as the policy is (engines' puts judge by
+  // it); kDefaultPutAdmission when none was recorded.
+  void record_put_admission(PutAdmission admission);
+  PutAdmission put_admission() const;
 
   // --- Upkeep. ---
   // Recovers a dead writer (if any) and reclaims the pins of dead processes. The daemon calls it

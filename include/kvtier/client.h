@@ -144,6 +144,7 @@ struct ClientStats {
   IndexStats index;
   uint64_t host_bytes = 0, host_used_bytes = 0;
   uint64_t puts = 0, put_exists = 0, gets = 0, evictions_for_room = 0;
+  uint64_t not_admitted = 0;  // puts the node's admission refused (not_admitted): the engine kept its copy
   uint64_t sealed = 0, corrupt_dropped = 0;
   uint64_t loads_requested = 0;  // blocks asked of the node daemon
   uint64_t room_waits = 0;       // puts that found the arena full and got room from the daemon
@@ -182,11 +183,13 @@ class Client {
   // block). When the arena is full it asks a serving daemon for room (up to
   // ClientOptions::room_wait_ms: the daemon demotes to SSD), then evicts by the index's policy
   // itself, dropping blocks.
+  // not_admitted when the node's put admission (host.put_admission: by-policy) refuses the block,
+  // or refused its parent: the engine keeps its own copy and puts nothing more of this chain.
   // `block_tokens`, when given, are the block's token ids (exactly ns.ns.block_tokens() of them):
   // a node that publishes vLLM-format events sends them with the block (docs/scheduler.md).
   Result<PutReservation> reserve(const NamespaceHandle& ns, const BlockKey& key, const BlockKey& parent,
                                  std::span<const TokenId> block_tokens = {});
-  // reserve + copy + commit. `bytes` must be exactly the namespace's block size.
+  // reserve + copy + commit. `bytes` must be exactly the namespace's block size. not_admitted as reserve.
   Status put(const NamespaceHandle& ns, const BlockKey& key, const BlockKey& parent, std::span<const uint8_t> bytes,
              std::span<const TokenId> block_tokens = {});
 

@@ -35,6 +35,10 @@ class EvictionPolicy {
   virtual bool may_evict(const EvictionCandidate& c, EvictionAction action) const = 0;
   // Among allowed candidates, the highest rank goes first.
   virtual uint64_t rank(const EvictionCandidate& c) const = 0;
+  // Put admission (docs/index.md#admission): whether a block entering a full tier (`newcomer`:
+  // age 0, the uses the index remembers of it) is worth the block eviction would take for it next
+  // (`victim`). A policy that does not judge admission admits every block.
+  virtual bool admits(const EvictionCandidate& /*newcomer*/, const EvictionCandidate& /*victim*/) const { return true; }
 };
 
 // Least recently used; the baseline.

@@ -28,7 +28,8 @@ typedef enum kvtier_code {
   KVTIER_IO_ERROR = 7,
   KVTIER_UNAVAILABLE = 8,
   KVTIER_FAILED_PRECONDITION = 9,
-  KVTIER_INTERNAL = 10
+  KVTIER_INTERNAL = 10,
+  KVTIER_NOT_ADMITTED = 11 /* a put the node chose not to cache: the engine keeps its own copy */
 } kvtier_code;
 
 typedef enum kvtier_tier { KVTIER_TIER_HBM = 0, KVTIER_TIER_HOST = 1, KVTIER_TIER_SSD = 2 } kvtier_tier;

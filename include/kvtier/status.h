@@ -24,6 +24,7 @@ enum class StatusCode : uint8_t {
   kUnavailable,         // a peer or the daemon cannot be reached right now
   kFailedPrecondition,  // the system is not in a state that allows this call
   kInternal,            // a kvtier bug: an invariant did not hold
+  kNotAdmitted,         // the node chose not to cache this block (a put): keep your own copy, go on
 };
 
 // Stable lower-case name of a code, e.g. "invalid_argument", for logs and metrics labels.
@@ -44,6 +45,7 @@ class [[nodiscard]] Status {
   static Status unavailable(std::string msg) { return {StatusCode::kUnavailable, std::move(msg)}; }
   static Status failed_precondition(std::string msg) { return {StatusCode::kFailedPrecondition, std::move(msg)}; }
   static Status internal(std::string msg) { return {StatusCode::kInternal, std::move(msg)}; }
+  static Status not_admitted(std::string msg) { return {StatusCode::kNotAdmitted, std::move(msg)}; }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }

@@ -22,6 +22,9 @@ Result<node::NodeTiersOptions> node_tiers_options(const config::NodeConfig& cfg)
   o.eviction_policy = cfg.eviction_policy;
   o.host_high_watermark = cfg.host_high_watermark;
   o.host_low_watermark = cfg.host_low_watermark;
+  auto admission = parse_put_admission(cfg.put_admission);
+  if (!admission.ok()) return admission.status();
+  o.put_admission = *admission;
   o.ssd_enabled = cfg.ssd_enabled;
   if (cfg.ssd_enabled) {
     ssd::SsdStoreOptions& s = o.ssd;

@@ -51,6 +51,7 @@ Result<std::unique_ptr<NodeTiers>> NodeTiers::open(const NodeTiersOptions& o) {
   auto impl = std::make_unique<Impl>(o, std::move(index).value(), std::move(arena).value());
   // Recorded in the segment: engines that evict (a put finding the arena full) use it too.
   KVTIER_RETURN_IF_ERROR(impl->index.record_eviction_policy(o.eviction_policy));
+  impl->index.record_put_admission(o.put_admission);
   KVTIER_RETURN_IF_ERROR(impl->index.set_tier_capacity(Tier::kHost, impl->host_store.capacity_bytes(),
                                                        o.host_high_watermark, o.host_low_watermark));
   if (o.ssd_enabled) {

@@ -34,6 +34,7 @@ struct NodeTiersOptions {
   uint64_t slab_bytes = 32ULL << 20;
   double host_high_watermark = kDefaultHighWatermark, host_low_watermark = kDefaultLowWatermark;
   std::string eviction_policy{kDefaultEvictionPolicy};
+  PutAdmission put_admission = kDefaultPutAdmission;  // recorded in the index: engines' puts judge by it
 
   bool ssd_enabled = true;
   ssd::SsdStoreOptions ssd;

@@ -8,7 +8,8 @@ grpc::StatusCode to_grpc_code(StatusCode code) {
     case StatusCode::kInvalidArgument: return grpc::StatusCode::INVALID_ARGUMENT;
     case StatusCode::kNotFound: return grpc::StatusCode::NOT_FOUND;
     case StatusCode::kAlreadyExists: return grpc::StatusCode::ALREADY_EXISTS;
-    case StatusCode::kResourceExhausted: return grpc::StatusCode::RESOURCE_EXHAUSTED;
+    case StatusCode::kResourceExhausted:
+    case StatusCode::kNotAdmitted: return grpc::StatusCode::RESOURCE_EXHAUSTED;
     case StatusCode::kVersionMismatch:
     case StatusCode::kFailedPrecondition: return grpc::StatusCode::FAILED_PRECONDITION;
     case StatusCode::kCorruption: return grpc::StatusCode::DATA_LOSS;

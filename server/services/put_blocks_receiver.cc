@@ -91,7 +91,8 @@ grpc::Status PutBlocksReceiver::begin_block(const v1::BlockChunk& c, const Block
   open_ = Receiving{key, 0, std::nullopt};
   auto r = client_.reserve(*handle_, key, parent);
   if (!r.ok()) {
-    if (r.status().code() != StatusCode::kResourceExhausted) {
+    // Full, or refused by the node's put admission: not stored, and the stream goes on.
+    if (r.status().code() != StatusCode::kResourceExhausted && r.status().code() != StatusCode::kNotAdmitted) {
       return fail(to_grpc_code(r.status().code()), r.status().to_string());
     }
     response_.set_dropped(response_.dropped() + 1);

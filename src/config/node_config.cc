@@ -29,6 +29,7 @@ host:
   eviction_policy: hit-density  # hit-density | prefix-frequency | prefix-aware | lru | s3fifo; engines evict by it too
   high_watermark: 0.99     # past this fraction the daemon evicts or demotes to SSD,
   low_watermark: 0.98      # down to this one (widen the band for bursts of writes faster than SSD)
+  put_admission: by-policy # by-policy | all: when full, refuse new blocks worth less than what they'd push out (docs/index.md#admission)
 ssd:
   enabled: true
   dir: kvtier-data/ssd
@@ -211,12 +212,14 @@ void apply(const YAML::Node& root, NodeConfig& cfg) {
     if (n["capacity"]) cfg.index_capacity = get_uint(n["capacity"], "index.capacity");
   }
   if (const auto n = root["host"]) {
-    require_map(n, "host", {"bytes", "slab_bytes", "eviction_policy", "high_watermark", "low_watermark"});
+    require_map(n, "host",
+                {"bytes", "slab_bytes", "eviction_policy", "high_watermark", "low_watermark", "put_admission"});
     if (n["bytes"]) cfg.host_bytes = get_bytes(n["bytes"], "host.bytes");
     if (n["slab_bytes"]) cfg.host_slab_bytes = get_bytes(n["slab_bytes"], "host.slab_bytes");
     if (n["eviction_policy"]) cfg.eviction_policy = get_string(n["eviction_policy"], "host.eviction_policy");
     if (n["high_watermark"]) cfg.host_high_watermark = get_fraction(n["high_watermark"], "host.high_watermark");
     if (n["low_watermark"]) cfg.host_low_watermark = get_fraction(n["low_watermark"], "host.low_watermark");
+    if (n["put_admission"]) cfg.put_admission = get_string(n["put_admission"], "host.put_admission");
   }
   if (const auto n = root["ssd"]) {
     require_map(n, "ssd",
@@ -440,7 +443,8 @@ std::string to_yaml(const NodeConfig& cfg) {
       << format_byte_size(cfg.host_bytes) << YAML::Key << "slab_bytes" << YAML::Value
       << format_byte_size(cfg.host_slab_bytes) << YAML::Key << "eviction_policy" << YAML::Value << cfg.eviction_policy
       << YAML::Key << "high_watermark" << YAML::Value << fmt::format("{}", cfg.host_high_watermark) << YAML::Key
-      << "low_watermark" << YAML::Value << fmt::format("{}", cfg.host_low_watermark) << YAML::EndMap;
+      << "low_watermark" << YAML::Value << fmt::format("{}", cfg.host_low_watermark) << YAML::Key << "put_admission"
+      << YAML::Value << cfg.put_admission << YAML::EndMap;
   out << YAML::Key << "ssd" << YAML::Value << YAML::BeginMap << YAML::Key << "enabled" << YAML::Value << cfg.ssd_enabled
       << YAML::Key << "dir" << YAML::Value << cfg.ssd_dir << YAML::Key << "bytes" << YAML::Value
       << format_byte_size(cfg.ssd_bytes) << YAML::Key << "files" << YAML::Value << cfg.ssd_files << YAML::Key

@@ -31,6 +31,8 @@ struct NodeConfig {
   std::string eviction_policy{kDefaultEvictionPolicy};
   // Past the high fraction of host memory the daemon evicts or demotes, down to the low one.
   double host_high_watermark = kDefaultHighWatermark, host_low_watermark = kDefaultLowWatermark;
+  // Engines' puts into host memory: "all", or "by-policy" (parse_put_admission), recorded in the index.
+  std::string put_admission{put_admission_name(kDefaultPutAdmission)};
 
   bool ssd_enabled = true;
   std::string ssd_dir = "kvtier-data/ssd";  // relative paths are relative to the working directory

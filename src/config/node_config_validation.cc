@@ -12,6 +12,7 @@
 #include <string>
 
 #include "config/byte_size.h"
+#include "kvtier/block_index.h"
 #include "kvtier/eviction_policy.h"
 
 namespace kvtier::config {
@@ -159,6 +160,9 @@ Status NodeConfig::validate() const {
   }
   if (const auto policy = make_eviction_policy(eviction_policy); !policy.ok()) {
     return Status::invalid_argument("host.eviction_policy: " + policy.status().message());
+  }
+  if (const auto admission = parse_put_admission(put_admission); !admission.ok()) {
+    return Status::invalid_argument("host.put_admission: " + admission.status().message());
   }
   for (size_t i = 0; i < namespaces.size(); ++i) {
     if (namespaces[i].layout.bytes_per_block() > host_slab_bytes) {

@@ -68,6 +68,14 @@ inline uint8_t recalled_uses(const IndexSegment& seg, uint64_t key_hi, uint64_t 
   return uses;
 }
 
+// The uses remembered for a block not in the index, 0 if none. Changes nothing.
+inline uint8_t remembered_uses(const IndexSegment& seg, uint64_t key_hi, uint64_t key_lo) {
+  if (seg.ghost_slots() == 0) return 0;
+  const uint16_t value = seg.ghost(key_lo & (seg.ghost_slots() - 1));
+  if (value == 0 || (value >> 4) != ghost_cell_value(key_hi, 0) >> 4) return 0;
+  return static_cast<uint8_t>(value & 0xF);
+}
+
 // Cells the sweep looks at per insert, at most. Looking at every cell once per update of the
 // learning took 512 cells per put in kvtier-bench host's sparse index (put_vs_memcpy 0.90 -> 0.76).
 // A slower sweep counts the same blocks, only later: in a steady state as many are counted per

@@ -90,6 +90,11 @@ class HitDensityPolicy final : public EvictionPolicy {
         c.hit_density > 0 ? static_cast<uint64_t>(std::clamp(4 * std::log2(ticks_per_hit), 0.0, 255.0)) : 256;
     return leaf + (level << 32) + c.age;
   }
+  // A block whose learnt density is below the next victim's would be worth less than what it
+  // pushes out: it is refused (nothing learnt yet: every block is admitted).
+  bool admits(const EvictionCandidate& newcomer, const EvictionCandidate& victim) const override {
+    return newcomer.hit_density < 0 || victim.hit_density < 0 || newcomer.hit_density >= victim.hit_density;
+  }
 
  private:
   PrefixFrequencyPolicy prefix_frequency_;

@@ -28,6 +28,8 @@ void visit_counters(const IndexStats& s, CounterVisitor& v) {
   v.gauge("index_entries", "Blocks in the node's index.", static_cast<double>(s.entries));
   v.gauge("index_capacity", "Blocks the node's index can hold.", static_cast<double>(s.capacity));
   v.counter("evictions_total", "Blocks evicted from a tier by the index.", s.evictions);
+  v.counter("puts_not_admitted_total", "Engines' puts the node's put admission refused (host.put_admission).",
+            s.puts_not_admitted);
 }
 
 }  // namespace kvtier::index

@@ -38,6 +38,10 @@ class EvictionListener {
 
 namespace index {
 
+// What put admission made of a block: kUnjudged when nothing was weighed (admission off, the tier
+// below its low watermark, the block cached already): the put goes ahead.
+enum class PutVerdict : uint8_t { kUnjudged, kAdmitted, kRefused };
+
 struct IndexMechanics {
   // Frees at least `bytes` of `tier` (or all it can): a block cached in another tier only loses
   // this one, any other is dropped where the policy allows; `listener` frees what each held.
@@ -54,6 +58,13 @@ struct IndexMechanics {
   // as a demotion. The mover copies these to SSD outside the writer lock, then evicts them.
   static std::vector<BlockInfo> eviction_candidates(BlockIndex& index, Tier tier, uint64_t bytes,
                                                     const EvictionPolicy& policy, uint32_t min_frequency_to_demote = 0);
+  // Put admission (index/chain_admission.h): under PutAdmission::kByPolicy, and while `tier` is
+  // past its low watermark (judged by `occupied`, what its blocks take, too), judges a block not
+  // in the index that extends a cached one (`parent`) against the tier's next victim by the
+  // recorded policy (a block whose parent is not cached is admitted on probation); kUnjudged
+  // otherwise. refuse() records a refusal the chain decided (the block's parent was refused).
+  static PutVerdict admit(BlockIndex& index, const BlockKey& key, const BlockKey& parent, Tier tier, uint64_t occupied);
+  static void refuse(BlockIndex& index, const BlockKey& key);
   // evict() down to the low watermark, if the tier is above its high watermark.
   static Result<EvictionReport> evict_to_watermark(BlockIndex& index, Tier tier, const EvictionPolicy& policy,
                                                    EvictionListener* listener);

@@ -46,6 +46,12 @@ class IndexWriter {
                                     EvictionListener* listener);
   std::vector<BlockInfo> eviction_candidates(Tier tier, uint64_t bytes, const EvictionPolicy& policy,
                                              uint32_t min_frequency_to_demote);
+  // Put admission: whether a block not in the index, extending the cached block `parent`, may
+  // enter `tier`, by the policy's admits() against the block eviction would take next (a block
+  // whose parent is not cached is admitted); refuse() records a refusal (the block is remembered
+  // as if admitted and evicted at once, so its return is evidence like any other).
+  PutVerdict admit(const BlockKey& key, const BlockKey& parent, Tier tier, const EvictionPolicy& policy);
+  void refuse(const BlockKey& key);
   // Pins of a dead process become inert at once and are then cleared from every entry; its HBM
   // residency goes too.
   void reclaim_process(uint32_t process_slot);

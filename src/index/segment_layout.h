@@ -226,6 +226,11 @@ struct alignas(4096) SegmentHeader {
   std::atomic<uint32_t> eviction_policy;
   // Format 3: where the ReuseLearning lies; the ghost cells' last uses (a uint32 each) follow it.
   uint64_t learning_offset;
+  // The node's put admission (PutAdmission) plus one; zero, and in segments made before the field
+  // existed: none recorded, the default.
+  std::atomic<uint32_t> put_admission;
+  // Puts the admission refused (each remembered as a block admitted and evicted at once).
+  std::atomic<uint64_t> puts_not_admitted;
 };
 static_assert(sizeof(SegmentHeader) == 4096, "the header stays one page: format 1 segments keep their layout");
 

@@ -34,7 +34,8 @@ TEST(StatusTest, EveryCodeHasADistinctName) {
                               StatusCode::kIOError,
                               StatusCode::kUnavailable,
                               StatusCode::kFailedPrecondition,
-                              StatusCode::kInternal};
+                              StatusCode::kInternal,
+                              StatusCode::kNotAdmitted};
   std::set<std::string_view> names;
   for (StatusCode c : codes) {
     EXPECT_NE(status_code_name(c), "unknown");

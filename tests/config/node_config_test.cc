@@ -153,6 +153,22 @@ TEST(NodeConfigTest, HostWatermarksDefaultToTheIndexsAndAreValidated) {
   EXPECT_NE(inverted.status().message().find("0 < low < high <= 1"), std::string::npos) << inverted.status();
 }
 
+TEST(NodeConfigTest, PutAdmissionDefaultsToTheIndexsAndIsValidated) {
+  const auto defaults = parse_node_config("", "empty");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->put_admission, put_admission_name(kDefaultPutAdmission));
+  const auto all = parse_node_config("host: {put_admission: all}\n", "all");
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(all->put_admission, "all");
+  const auto again = parse_node_config(to_yaml(*all), "round trip");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->put_admission, "all");
+  const auto bad = parse_node_config("host: {put_admission: sometimes}\n", "bad");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("host.put_admission"), std::string::npos) << bad.status();
+}
+
 TEST(NodeConfigTest, LoadsFilesAndReportsMissingOnes) {
   const std::string path = ::testing::TempDir() + "kvtier_node_config_test_" + std::to_string(::getpid()) + ".yaml";
   {

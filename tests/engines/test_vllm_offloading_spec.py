@@ -162,7 +162,9 @@ def test_blocks_demoted_to_ssd_come_back_and_are_used(daemon, model_dir):
     writer = run_engine(path, "spec-ssd-writer", spec_job(model_dir, d.name, [{"prompts": [prompt(p, 2) for p in WRITTEN]}]))
     counters = writer["phases"][0]["engine"]
     # Stores are best effort: one that finds the arena full of pinned blocks is refused.
-    assert counters["kvtier_store_blocks"] + counters.get("kvtier_store_refused", 0) == sum(len(p) // BLOCK for p in WRITTEN)
+    assert counters["kvtier_store_blocks"] + counters.get("kvtier_store_refused", 0) + counters.get(
+        "kvtier_store_not_admitted", 0
+    ) == sum(len(p) // BLOCK for p in WRITTEN)
     assert counters["kvtier_store_blocks"] > 64, "more than the host tier holds was stored"
 
     client = node_client(d.name)

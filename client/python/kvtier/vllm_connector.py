@@ -301,6 +301,7 @@ class KvtierConnector(KVConnectorBase_V1):
             "save_blocks": 0,  # worker: blocks written to the host tier
             "save_existing": 0,  # worker: blocks another engine had written already
             "save_refused": 0,  # worker: blocks not saved, the arena full of pinned blocks
+            "save_not_admitted": 0,  # worker: blocks the node's put admission refused (host.put_admission)
             "ssd_load_requests": 0,  # scheduler: prompts whose cached prefix went on on SSD
             "ssd_blocks_requested": 0,  # scheduler: blocks asked of the daemon
             "load_us": 0,  # worker: time in start_load_kv and the layer waits
@@ -731,8 +732,9 @@ class KvtierConnector(KVConnectorBase_V1):
                 parent = keys[i - 1] if i > 0 else handle.root
                 try:
                     r = self._client.reserve(handle, keys[i], parent, save.tokens[i * bs : (i + 1) * bs])
-                except kvtier.Error as e:  # arena full and nothing evictable: the rest of the chain waits
-                    self.stats["save_refused"] += len(save.block_ids) - offset
+                except kvtier.Error as e:  # not admitted, or the arena full of pinned blocks: the rest waits
+                    refused = "save_not_admitted" if getattr(e, "code", "") == "not_admitted" else "save_refused"
+                    self.stats[refused] += len(save.block_ids) - offset
                     logger.debug("kvtier connector: save of %s stopped at block %d: %s", save.req_id, i, e)
                     break
                 if r.exists:

@@ -149,6 +149,7 @@ COUNTERS = {
     "store_blocks": "Blocks stored in the node",
     "store_existing": "Blocks vLLM offered that some engine had stored already",
     "store_refused": "Blocks not stored: the node's host tier was full of pinned blocks",
+    "store_not_admitted": "Blocks not stored: the node's put admission refused them (host.put_admission)",
 }
 METRIC_PREFIX = "vllm:kvtier_"
 
@@ -272,8 +273,9 @@ class KvtierOffloadingManager(OffloadingManager):
             kv_key = self._key(key, req_context, state)
             try:
                 r = self._client.reserve(self._ns, kv_key, self._parent(key, req_context, state))
-            except kvtier.Error as e:  # the arena is full of pinned blocks: the rest of the chain waits
-                self.stats["store_refused"] += len(keys) - i
+            except kvtier.Error as e:  # not admitted, or the arena full of pinned blocks: the rest waits
+                refused = "store_not_admitted" if getattr(e, "code", "") == "not_admitted" else "store_refused"
+                self.stats[refused] += len(keys) - i
                 logger.debug("kvtier offloading: store of %s stopped at %d: %s", req_context.req_id, i, e)
                 break
             if r.exists:

@@ -9,6 +9,8 @@
 #include <set>
 #include <thread>
 
+#include "index/index_segment.h"
+#include "index/reuse_learning.h"
 #include "node_test_support.h"
 
 namespace kvtier::node {
@@ -200,6 +202,65 @@ TEST(NodeTiers, UpkeepKeepsTheArenaBelowItsWatermarkWhenBlocksAreSmallerThanItsU
   EXPECT_LT(s.index.tier_entries[tier_index(Tier::kHost)], 40u);
   EXPECT_EQ(node.client->match(keys).overall, 40u) << "what left host memory went to SSD";
   EXPECT_EQ(node.client->stats().evictions_for_room, 0u) << "the engine never had to evict for room";
+}
+
+// host.put_admission: by-policy. The learning says blocks used once rarely come back and host
+// memory is full of blocks used twice: an engine's new blocks extending a cached chain are refused
+// at the first and the rest with it. reserve and put say not_admitted, and the engine's and the node's counters
+// (what /metrics shows) count the refusals.
+TEST(NodeTiers, PutAdmissionByPolicyRefusesANewChainWithItsFirstBlock) {
+  ScratchDir dir;
+  NodeTiersOptions o = small_node(dir, "admission");
+  o.put_admission = PutAdmission::kByPolicy;
+  o.ssd_enabled = false;  // host victims would move to SSD: nothing would leave the node for a put
+  Node node(o);
+  auto view = index::IndexSegment::attach(NodeTiers::index_segment(o));
+  ASSERT_TRUE(view.ok()) << view.status();
+  index::ReuseLearning& l = *(*view)->learning();
+  for (int i = 0; i < 200; ++i) index::observe_return(&l, 2, 100'000);
+  for (int i = 0; i < 20; ++i) index::observe_return(&l, 1, 500'000);
+  for (int i = 0; i < 180; ++i) index::observe_forgotten(&l, 1, 600'000);
+  index::update_densities(l, (*view)->now_ticks() + 10'000'000);
+  ASSERT_EQ(node.tiers->index().put_admission(), PutAdmission::kByPolicy) << "recorded for the engines";
+  // 64 blocks of 64 KiB fill the 4 MiB arena; each used twice. Written before the node judged puts
+  // (else the chain's end would be a judged verdict the next blocks follow).
+  node.tiers->index().record_put_admission(PutAdmission::kAll);
+  const auto held = node.client->keys(node.ns(), tokens(64 * 16));
+  put_chain(*node.client, node.ns(), held);
+  ASSERT_TRUE(node.client->acquire(held).ok());
+  ASSERT_EQ(node.in(Tier::kHost), 64u);
+  node.tiers->index().record_put_admission(PutAdmission::kByPolicy);
+
+  const auto longer = node.client->keys(node.ns(), tokens(67 * 16));  // the cached chain and 3 blocks more
+  ASSERT_EQ(longer[63], held[63]);
+  const std::vector<BlockKey> fresh(longer.begin() + 64, longer.end());
+  const auto bytes = ssd::testing::block_bytes(fresh[0], node.ns().ns.bytes_per_block());
+  const auto first = node.client->reserve(node.ns(), fresh[0], held[63]);
+  EXPECT_EQ(first.status().code(), StatusCode::kNotAdmitted) << first.status();
+  EXPECT_EQ(node.client->put(node.ns(), fresh[1], fresh[0], bytes).code(), StatusCode::kNotAdmitted)
+      << "refused with its parent";
+  EXPECT_EQ(node.client->match(fresh).overall, 0u);
+  EXPECT_EQ(node.in(Tier::kHost), 64u) << "nothing was pushed out for them";
+  EXPECT_EQ(node.client->stats().not_admitted, 2u);
+  EXPECT_EQ(node.tiers->stats().index.puts_not_admitted, 2u);
+  struct NotAdmitted final : CounterVisitor {
+    uint64_t value = UINT64_MAX;
+    void counter(std::string_view name, std::string_view, uint64_t v) override {
+      if (name == "puts_not_admitted_total") value = v;
+    }
+    void gauge(std::string_view, std::string_view, double) override {}
+    void counters(std::string_view, std::string_view, std::span<const LabelledCount>) override {}
+    void gauges(std::string_view, std::string_view, std::span<const LabelledLevel>) override {}
+  } metrics;
+  node.tiers->visit_counters(metrics);
+  EXPECT_EQ(metrics.value, 2u);
+  // A chain the node holds nothing of is admitted on probation.
+  const auto other = node.client->keys(node.ns(), tokens(16, 2));
+  EXPECT_TRUE(node.client->put(node.ns(), other[0], node.ns().ns.root(), bytes).ok());
+  // A refused block goes in once the node admits every put (making room as puts always did).
+  node.tiers->index().record_put_admission(PutAdmission::kAll);
+  EXPECT_TRUE(node.client->put(node.ns(), fresh[0], held[63], bytes).ok());
+  EXPECT_TRUE(node.client->index().lookup(fresh[0]).has_value());
 }
 
 TEST(NodeTiers, AFullArenaAsksTheDaemonForRoomInsteadOfDropping) {
