@@ -141,8 +141,9 @@ Runner add_stats_command(CLI::App& app) {
     fmt::print("moved      {} evictions · {} demotions · {} promotions · SSD {} written, {} read{}\n", s.evictions(),
                s.demotions(), s.promotions(), mib(s.ssd_bytes_written()), mib(s.ssd_bytes_read()),
                s.ssd_full() ? " · SSD FULL" : "");
-    fmt::print("blocks     {} served ({}) · {} received ({}) · {} corrupt on SSD\n", s.blocks_served(),
-               mib(s.bytes_served()), s.blocks_received(), mib(s.bytes_received()), s.ssd_corrupt_blocks());
+    fmt::print("blocks     {} served ({}) · {} received ({}) · {} corrupt on SSD · {} puts not admitted\n",
+               s.blocks_served(), mib(s.bytes_served()), s.blocks_received(), mib(s.bytes_received()),
+               s.ssd_corrupt_blocks(), s.puts_not_admitted());
     fmt::print("events     next seq {} · replay from {} · {} subscribers\n", s.events_next_seq(), s.events_oldest_seq(),
                s.subscribers());
     return 0;

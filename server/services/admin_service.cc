@@ -31,6 +31,7 @@ grpc::Status AdminService::GetStats(grpc::ServerContext* context, const v1::GetS
   r->set_index_capacity(s.index.capacity);
   r->set_blocks_asked(metrics_.blocks_asked.load(std::memory_order_relaxed));
   r->set_evictions(s.index.evictions);
+  r->set_puts_not_admitted(s.index.puts_not_admitted);
   r->set_demotions(s.demoted);
   r->set_promotions(s.promoted);
   r->set_ssd_bytes_written(s.ssd.bytes_written);
