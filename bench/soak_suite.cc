@@ -336,10 +336,10 @@ int run_soak_engine(const SoakEngineOptions& options) {
     for (size_t i = have; i < keys.size(); ++i) {
       fill_block(keys[i], bytes);
       const Status s = (*client)->put(*ns, keys[i], i == 0 ? ns->ns.root() : keys[i - 1], bytes);
-      // Full (every block pinned) and a parent evicted meanwhile are what a busy node answers;
-      // anything else is an error.
+      // Full (every block pinned), a parent evicted meanwhile and a put the node's admission
+      // refused are what a busy node answers; anything else is an error.
       if (!s.ok() && s.code() != StatusCode::kResourceExhausted && s.code() != StatusCode::kFailedPrecondition &&
-          s.code() != StatusCode::kNotFound) {
+          s.code() != StatusCode::kNotFound && s.code() != StatusCode::kNotAdmitted) {
         counts.engine_errors.fetch_add(1);
       }
       if (!s.ok()) {

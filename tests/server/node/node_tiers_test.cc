@@ -53,6 +53,16 @@ struct Node {
   size_t in(Tier t) const { return tiers->index().stats().tier_entries[tier_index(t)]; }
 };
 
+// A node whose daemon threads run, with watermarks a few dozen blocks pass (half the 4 MiB arena).
+NodeTiersOptions upkept_node(const ScratchDir& dir, const std::string& tag) {
+  NodeTiersOptions o = small_node(dir, tag);
+  o.background = true;
+  o.upkeep_interval_ms = 2;
+  o.host_high_watermark = 0.5;
+  o.host_low_watermark = 0.3;
+  return o;
+}
+
 TEST(NodeTiers, DemotesColdBlocksToSsdAndPromotesThemBack) {
   ScratchDir dir;
   Node node(small_node(dir, "demote"));
@@ -116,11 +126,7 @@ TEST(NodeTiers, WriteBudgetCapsSsdWrites) {
 
 TEST(NodeTiers, ClientsLoadSsdBlocksThroughTheDaemonThreads) {
   ScratchDir dir;
-  NodeTiersOptions o = small_node(dir, "load");
-  o.background = true;
-  o.upkeep_interval_ms = 2;
-  o.host_high_watermark = 0.5;
-  o.host_low_watermark = 0.3;
+  const NodeTiersOptions o = upkept_node(dir, "load");
   Node node(o);
   const auto keys = node.client->keys(node.ns(), tokens(40 * 16));
   for (size_t i = 0; i < keys.size(); ++i) {
@@ -176,11 +182,7 @@ TEST(NodeTiers, ClientsLoadSsdBlocksThroughTheDaemonThreads) {
 // the watermark by the arena's occupancy, so engines' puts find room without evicting themselves.
 TEST(NodeTiers, UpkeepKeepsTheArenaBelowItsWatermarkWhenBlocksAreSmallerThanItsUnits) {
   ScratchDir dir;
-  NodeTiersOptions o = small_node(dir, "units");
-  o.background = true;
-  o.upkeep_interval_ms = 2;
-  o.host_high_watermark = 0.5;
-  o.host_low_watermark = 0.3;
+  const NodeTiersOptions o = upkept_node(dir, "units");
   Node node(o);
   NamespaceSpec spec = small_namespace();
   spec.model_id = "node-test/48k";
