@@ -376,16 +376,19 @@ Result<EvictionReport> IndexMechanics::evict_to_watermark(BlockIndex& index, Tie
   return evict(index, tier, over, policy, listener);
 }
 
-index::PutVerdict IndexMechanics::admit(BlockIndex& index, const BlockKey& key, const BlockKey& parent, Tier tier,
-                                        uint64_t occupied) {
-  if (index.put_admission() != PutAdmission::kByPolicy) return index::PutVerdict::kUnjudged;
-  const index::SegmentHeader& h = index.impl_->seg->header();
+bool IndexMechanics::judges_puts(const BlockIndex& index, Tier tier) {
+  if (index.put_admission() != PutAdmission::kByPolicy) return false;
   // With an SSD tier a host victim moves down rather than leaving the node, so a put pushes out
   // nothing for good: judging it as if it did cost the policy study 0.023 of its hits (0.195 to
   // 0.172 at 1M host tokens with 4M on SSD, docs/benchmarks.md).
-  if (tier == Tier::kHost && h.tier_capacity[tier_index(Tier::kSsd)].load(std::memory_order_acquire) > 0) {
-    return index::PutVerdict::kUnjudged;
-  }
+  const index::SegmentHeader& h = index.impl_->seg->header();
+  return tier != Tier::kHost || h.tier_capacity[tier_index(Tier::kSsd)].load(std::memory_order_acquire) == 0;
+}
+
+index::PutVerdict IndexMechanics::admit(BlockIndex& index, const BlockKey& key, const BlockKey& parent, Tier tier,
+                                        uint64_t occupied) {
+  if (!judges_puts(index, tier)) return index::PutVerdict::kUnjudged;
+  const index::SegmentHeader& h = index.impl_->seg->header();
   // Below the low watermark a put evicts nothing: there is nothing to weigh it against.
   const size_t i = tier_index(tier);
   const uint64_t cap = h.tier_capacity[i].load(std::memory_order_acquire);

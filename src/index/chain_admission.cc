@@ -9,7 +9,9 @@ namespace kvtier::index {
 
 bool ChainAdmission::admit(BlockIndex& index, const BlockKey& key, const BlockKey& parent, Tier tier,
                            uint64_t occupied) {
-  if (index.put_admission() == PutAdmission::kAll) return true;
+  // Nothing is ever judged here (admission off, or an SSD tier below): no chain to follow either,
+  // so the put pays no lock (the default node has an SSD tier).
+  if (!IndexMechanics::judges_puts(index, tier)) return true;
   std::optional<bool> inherited;
   {
     std::lock_guard guard(mu_);

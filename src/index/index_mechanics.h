@@ -63,6 +63,9 @@ struct IndexMechanics {
   // in the index that extends a cached one (`parent`) against the tier's next victim by the
   // recorded policy (a block whose parent is not cached is admitted on probation); kUnjudged
   // otherwise. refuse() records a refusal the chain decided (the block's parent was refused).
+  // Whether puts into `tier` can be judged at all on this node: admission by-policy, and for host
+  // memory no SSD tier below it. What never changes between puts, checked before anything else.
+  static bool judges_puts(const BlockIndex& index, Tier tier);
   static PutVerdict admit(BlockIndex& index, const BlockKey& key, const BlockKey& parent, Tier tier, uint64_t occupied);
   static void refuse(BlockIndex& index, const BlockKey& key);
   // evict() down to the low watermark, if the tier is above its high watermark.
