@@ -16,6 +16,7 @@
 #include "index/index_mechanics.h"
 #include "kvtier/block_index.h"
 #include "kvtier/eviction_policy.h"
+#include "policy/simulated_ssd.h"
 #include "server/node/tier_mover.h"
 #include "tiers/tier_store.h"
 
@@ -123,10 +124,33 @@ Result<SimulationResult> simulate(std::span<const TraceRequest> trace, const Sim
   KVTIER_RETURN_IF_ERROR(index.record_eviction_policy(options.policy));
   index.record_put_admission(options.put_admission);
   SimulatedTier host(Tier::kHost, host_capacity);
-  SimulatedTier ssd(Tier::kSsd, options.ssd_blocks * kTraceBlockTokens);
-  // The daemon's mover, over the simulated tiers: its victim selection, admission and demotion.
-  node::TierMover mover(index, host, options.ssd_blocks > 0 ? &ssd : nullptr,
-                        ssd::AdmissionOptions{options.ssd_min_accesses, 0});
+  const uint64_t ssd_capacity = options.ssd_blocks * kTraceBlockTokens;
+  SimulatedTier ssd_by_policy(Tier::kSsd, ssd_capacity);
+  // Regions of at least a block each.
+  SimulatedSsd ssd_regions(ssd_capacity,
+                           static_cast<uint32_t>(std::min<uint64_t>(options.ssd_regions, options.ssd_blocks)),
+                           options.ssd_reinsert_hot);
+  tiers::TierStore* ssd = nullptr;
+  if (options.ssd_blocks > 0)
+    ssd = options.ssd_by_policy ? static_cast<tiers::TierStore*>(&ssd_by_policy) : &ssd_regions;
+  // The daemon's mover, over the simulated tiers: its victim selection, admission, demotion and
+  // promotion.
+  node::TierMover mover(index, host, ssd, ssd::AdmissionOptions{options.ssd_min_accesses, 0});
+  // What the SSD tier gave up: by the index's policy (the idealised tier), or lost to region
+  // reclaim, which the mover forgets as the store's drop listener has it do in the daemon.
+  const auto ssd_upkeep = [&] {
+    if (ssd == nullptr) return uint64_t{0};
+    if (options.ssd_by_policy) {
+      const uint64_t over = ssd_by_policy.over();
+      if (over == 0) return uint64_t{0};
+      const auto r = mover.evict(Tier::kSsd, over);
+      return r.ok() ? r->blocks_dropped : 0;
+    }
+    const std::vector<BlockKey> lost = ssd_regions.take_lost();
+    for (const BlockKey& k : lost) mover.forget_ssd_block(k);
+    mover.retry_ssd_drops();
+    return uint64_t{lost.size()};
+  };
 
   SimulationResult out;
   out.policy = options.policy;
@@ -142,6 +166,24 @@ Result<SimulationResult> simulate(std::span<const TraceRequest> trace, const Sim
     out.dropped += r->blocks_dropped;
     out.demoted += r->blocks_demoted;
     return r->bytes_freed;
+  };
+  // After each block enters host memory: the daemon's upkeep (past the high watermark, one pass
+  // down to the low one), an engine's own eviction if the tier is still full, then the SSD tier's.
+  const auto upkeep = [&] {
+    if (mover.host_bytes_over_watermark() > 0) {
+      EvictionReport report;
+      const auto demoted = mover.demote(0, &report);
+      host_used -= std::min(account(demoted.ok() ? Result<EvictionReport>(report) : demoted.status()), host_used);
+    }
+    // Still full (the upkeep found only pinned blocks): the engine's own eviction for room.
+    while (host_used > host_capacity) {
+      EvictionReport report;
+      const auto demoted = mover.demote(host_used - host_capacity, &report);
+      const uint64_t freed = account(demoted.ok() ? Result<EvictionReport>(report) : demoted.status());
+      if (freed == 0) break;  // all pinned: the request is larger than the tier
+      host_used -= std::min(freed, host_used);
+    }
+    out.ssd_lost += ssd_upkeep();
   };
   for (const TraceRequest& r : trace) {
     keys.clear();
@@ -161,6 +203,13 @@ Result<SimulationResult> simulate(std::span<const TraceRequest> trace, const Sim
     // lacks in host memory (loading the SSD ones back, computing the others).
     auto leases = index.acquire(keys);
     if (!leases.ok()) return leases.status();
+    if (m.overall > in_host) {  // the daemon loads them for the engine
+      KVTIER_RETURN_IF_ERROR(index::IndexMechanics::set_clock(index, ++now));
+      const size_t loaded = mover.promote(std::span<const BlockKey>(keys).subspan(in_host, m.overall - in_host));
+      out.promoted += loaded;
+      host_used += loaded * kTraceBlockTokens;
+      upkeep();
+    }
     for (size_t i = in_host; i < keys.size(); ++i) {
       // An engine's put of a block it computed (blocks up to m.overall come back from SSD).
       const BlockKey parent = i == 0 ? kRoot : keys[i - 1];
@@ -178,27 +227,14 @@ Result<SimulationResult> simulate(std::span<const TraceRequest> trace, const Sim
         continue;
       }
       KVTIER_RETURN_IF_ERROR(s);
-      ++(i < m.overall ? out.promoted : out.inserted);
+      ++(i < m.overall ? out.promoted : out.inserted);  // an SSD block the load missed: written again
       host_used += kTraceBlockTokens;
-      // The daemon's upkeep: past the high watermark, one pass down to the low one.
-      if (mover.host_bytes_over_watermark() > 0) {
-        EvictionReport report;
-        const auto demoted = mover.demote(0, &report);
-        host_used -= std::min(account(demoted.ok() ? Result<EvictionReport>(report) : demoted.status()), host_used);
-      }
-      // Still full (the upkeep found only pinned blocks): the engine's own eviction for room.
-      while (host_used > host_capacity) {
-        EvictionReport report;
-        const auto demoted = mover.demote(host_used - host_capacity, &report);
-        const uint64_t freed = account(demoted.ok() ? Result<EvictionReport>(report) : demoted.status());
-        if (freed == 0) break;  // all pinned: the request is larger than the tier
-        host_used -= std::min(freed, host_used);
-      }
-      if (ssd.over() > 0) (void)account(mover.evict(Tier::kSsd, ssd.over()));
+      upkeep();
     }
   }
   const node::TierMoverStats moved = mover.stats();
   out.ssd_refused = moved.demote_refused + moved.admission.rejected_budget;
+  out.ssd_declined = moved.demote_declined;
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return out;
 }

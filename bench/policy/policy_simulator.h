@@ -1,9 +1,10 @@
-// The policy study's simulator: a trace replayed through a private BlockIndex (the code the node
-// runs: its eviction sampling, its policies, its demotion path and the SSD tier's admission
-// filter) with a manual clock, so a month of requests takes seconds and every run is repeatable.
-// Host memory is kept as the daemon's upkeep keeps it: past the high watermark, one demotion pass
-// takes it down to the low one. Only block bytes are left out: a block's payload is its token
-// count, so capacities are tokens.
+// The policy study's simulator: a trace replayed through a private BlockIndex and the daemon's
+// tier mover (the code the node runs: its eviction sampling, its policies, put admission,
+// demotion with the SSD admission, promotion) with a manual clock, so a month of requests takes
+// seconds and every run is repeatable. Host memory is kept as the daemon's upkeep keeps it: past
+// the high watermark, one demotion pass takes it down to the low one; the SSD tier as its store
+// keeps it (simulated_ssd.h). Only block bytes are left out: a block's payload is its token count,
+// so capacities are tokens.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +23,12 @@ struct SimulationOptions {
   uint64_t host_blocks = 2000;                 // blocks of kTraceBlockTokens tokens
   uint64_t ssd_blocks = 0;                     // 0: no SSD tier, host victims are dropped
   uint32_t ssd_min_accesses = 2;               // the SSD tier's admission filter (1 admits every block)
+  // The SSD tier as the daemon's store keeps it (simulated_ssd.h): this many regions (the default
+  // node's: 8 GiB in 16 MiB regions), the oldest reclaimed first, blocks read since written
+  // rewritten. `ssd_by_policy`: an idealised tier the index's policy evicts block by block instead.
+  uint32_t ssd_regions = 512;
+  bool ssd_reinsert_hot = true;
+  bool ssd_by_policy = false;
   // The daemon's upkeep band (node::NodeTiersOptions; a test keeps the two equal).
   double host_high_watermark = kDefaultHighWatermark, host_low_watermark = kDefaultLowWatermark;
   // The engines' put admission (host.put_admission): a refused put ends the request's writes, as
@@ -37,6 +44,8 @@ struct SimulationResult {
   uint64_t requests = 0, block_refs = 0, input_tokens = 0;
   uint64_t host_hit_blocks = 0, ssd_hit_blocks = 0, host_hit_tokens = 0, ssd_hit_tokens = 0;
   uint64_t inserted = 0, promoted = 0, dropped = 0, demoted = 0, ssd_refused = 0;
+  uint64_t ssd_lost = 0;      // blocks the SSD tier gave up (reclaimed, or evicted by the policy)
+  uint64_t ssd_declined = 0;  // host victims not written to the full SSD tier: worth less than its next victim
   uint64_t not_admitted = 0;  // puts refused (the rest of their request's blocks not written)
   double seconds = 0;
 

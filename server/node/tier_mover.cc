@@ -39,8 +39,9 @@ Result<bool> TierMover::copy_to_ssd(const BlockInfo& victim) {
 }
 
 // Two phases, so that no SSD work happens under the index's writer lock:
-//   1. the policy's first victims are chosen (a block the admission filter would refuse and no
-//      other tier holds is judged as a drop: prefix-aware keeps inner blocks); each admitted one is
+//   1. the policy's first victims are chosen, each judged as a demotion or a drop by the bar
+//      (demotion_bar: the admission filter's uses, and on a full SSD tier what a copy would push
+//      out there; prefix-aware keeps inner blocks that would be dropped); each one to demote is
 //      pinned quietly (a pin that is not a use), copied into the SSD tier and recorded there;
 //   2. exactly those victims are evicted from host memory: the copied ones stay cached on SSD, the
 //      others are dropped where the policy allows.
@@ -50,16 +51,21 @@ Result<size_t> TierMover::demote(uint64_t bytes, EvictionReport* out) {
   const uint64_t want = std::max(bytes, host_bytes_over_watermark());
   if (want == 0) return size_t{0};
   const auto policy = index_.eviction_policy();
-  const uint32_t min_uses = ssd_ != nullptr ? admission_.options().min_accesses : UINT32_MAX;
-  const std::vector<BlockInfo> victims =
-      index::IndexMechanics::eviction_candidates(index_, Tier::kHost, want, *policy, min_uses);
+  const std::vector<index::EvictionVictim> victims =
+      index::IndexMechanics::eviction_candidates(index_, Tier::kHost, want, *policy, demotion_bar());
   std::vector<BlockKey> keys;
   keys.reserve(victims.size());
-  for (const BlockInfo& v : victims) keys.push_back(v.key);
+  for (const index::EvictionVictim& v : victims) keys.push_back(v.block.key);
   size_t written = 0;
   if (ssd_ != nullptr) {
-    for (const BlockInfo& c : victims) {
-      if (c.in(Tier::kSsd) || !admission_.admit(c.frequency, c.payload_bytes, clock_.now())) continue;
+    for (const index::EvictionVictim& v : victims) {
+      const BlockInfo& c = v.block;
+      if (c.in(Tier::kSsd)) continue;
+      if (v.action == EvictionAction::kDrop && c.frequency >= admission_.options().min_accesses) {
+        declined_.fetch_add(1, std::memory_order_relaxed);  // worth less than what it would push out
+        continue;
+      }
+      if (!admission_.admit(c.frequency, c.payload_bytes, clock_.now())) continue;
       auto leases = index_.acquire({&c.key, 1}, BlockIndex::AccessMode::kQuiet);
       if (!leases.ok()) return leases.status();
       if (leases->empty() || !leases->front().info().in(Tier::kHost)) continue;  // gone meanwhile
@@ -81,6 +87,19 @@ Result<size_t> TierMover::demote(uint64_t bytes, EvictionReport* out) {
                           index::IndexMechanics::evict_keys(index_, Tier::kHost, keys, *policy, &releaser_));
   if (out != nullptr) *out = report;
   return written;
+}
+
+// Placement (docs/index.md#placement): a host victim is worth an SSD write if it was used often
+// enough for the flash's wear (the admission filter), and, once the SSD tier is past its low
+// watermark and a write there pushes a block out, if the policy admits it against the block the
+// SSD tier would give up next: the same judgement a put into a full host tier gets.
+index::DemotionBar TierMover::demotion_bar() {
+  index::DemotionBar bar;
+  bar.min_uses = ssd_ != nullptr ? admission_.options().min_accesses : UINT32_MAX;
+  if (ssd_ != nullptr && index::IndexMechanics::past_low_watermark(index_, Tier::kSsd, ssd_->used_bytes())) {
+    bar.displaced = index::IndexMechanics::next_victim(index_, Tier::kSsd);
+  }
+  return bar;
 }
 
 Result<size_t> TierMover::make_room() { return demote(host_.capacity_bytes() / 32); }
@@ -285,6 +304,7 @@ TierMoverStats TierMover::stats() const {
   }
   s.demoted = demoted_.load(std::memory_order_relaxed);
   s.demote_refused = demote_refused_.load(std::memory_order_relaxed);
+  s.demote_declined = declined_.load(std::memory_order_relaxed);
   s.promoted = promoted_.load(std::memory_order_relaxed);
   s.promote_misses = promote_misses_.load(std::memory_order_relaxed);
   s.promote_failed = promote_failed_.load(std::memory_order_relaxed);
@@ -298,6 +318,10 @@ void TierMover::visit_counters(tiers::CounterVisitor& v) const {
   const TierMoverStats s = stats();
   v.counter("demotions_total", "Blocks copied from host memory to SSD before leaving host memory.", s.demoted);
   v.counter("demotions_refused_total", "Copies to SSD the SSD tier refused (full or failing).", s.demote_refused);
+  v.counter("demotions_declined_total",
+            "Host victims not copied to a full SSD tier: the policy judged them worth less than the block a copy "
+            "would push out there.",
+            s.demote_declined);
   v.counter("promotions_total", "Blocks loaded from SSD into host memory.", s.promoted);
   v.counter("promotion_misses_total", "Blocks asked to load that the SSD tier no longer had.", s.promote_misses);
   v.counter("promotion_failures_total", "Blocks asked to load that could not be (no host room, a read error).",

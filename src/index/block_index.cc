@@ -337,12 +337,19 @@ Result<EvictionReport> IndexMechanics::evict_keys(BlockIndex& index, Tier tier, 
   return writer.evict_keys(tier, keys, policy, listener);
 }
 
-std::vector<BlockInfo> IndexMechanics::eviction_candidates(BlockIndex& index, Tier tier, uint64_t bytes,
-                                                           const EvictionPolicy& policy,
-                                                           uint32_t min_frequency_to_demote) {
+std::vector<index::EvictionVictim> IndexMechanics::eviction_candidates(BlockIndex& index, Tier tier, uint64_t bytes,
+                                                                       const EvictionPolicy& policy,
+                                                                       const index::DemotionBar& bar) {
   IndexWriter writer(*index.impl_->seg);
   IndexWriter::Lock lock(writer);
-  return writer.eviction_candidates(tier, bytes, policy, min_frequency_to_demote);
+  return writer.eviction_candidates(tier, bytes, policy, bar);
+}
+
+std::optional<EvictionCandidate> IndexMechanics::next_victim(BlockIndex& index, Tier tier) {
+  const auto policy = index.eviction_policy();
+  IndexWriter writer(*index.impl_->seg);
+  IndexWriter::Lock lock(writer);
+  return writer.next_victim(tier, *policy);
 }
 
 uint64_t BlockIndex::bytes_over_watermark(Tier tier) const {
@@ -376,6 +383,14 @@ Result<EvictionReport> IndexMechanics::evict_to_watermark(BlockIndex& index, Tie
   return evict(index, tier, over, policy, listener);
 }
 
+bool IndexMechanics::past_low_watermark(const BlockIndex& index, Tier tier, uint64_t occupied) {
+  const index::SegmentHeader& h = index.impl_->seg->header();
+  const size_t i = tier_index(tier);
+  const uint64_t cap = h.tier_capacity[i].load(std::memory_order_acquire);
+  const uint64_t used = std::max(occupied, index::load_relaxed(h.counters.tier_bytes[i]));
+  return cap > 0 && used * 1000 >= cap * h.tier_low_permille[i].load(std::memory_order_relaxed);
+}
+
 bool IndexMechanics::judges_puts(const BlockIndex& index, Tier tier) {
   if (index.put_admission() != PutAdmission::kByPolicy) return false;
   // With an SSD tier a host victim moves down rather than leaving the node, so a put pushes out
@@ -388,14 +403,8 @@ bool IndexMechanics::judges_puts(const BlockIndex& index, Tier tier) {
 index::PutVerdict IndexMechanics::admit(BlockIndex& index, const BlockKey& key, const BlockKey& parent, Tier tier,
                                         uint64_t occupied) {
   if (!judges_puts(index, tier)) return index::PutVerdict::kUnjudged;
-  const index::SegmentHeader& h = index.impl_->seg->header();
   // Below the low watermark a put evicts nothing: there is nothing to weigh it against.
-  const size_t i = tier_index(tier);
-  const uint64_t cap = h.tier_capacity[i].load(std::memory_order_acquire);
-  const uint64_t used = std::max(occupied, index::load_relaxed(h.counters.tier_bytes[i]));
-  if (cap == 0 || used * 1000 < cap * h.tier_low_permille[i].load(std::memory_order_relaxed)) {
-    return index::PutVerdict::kUnjudged;
-  }
+  if (!past_low_watermark(index, tier, occupied)) return index::PutVerdict::kUnjudged;
   const auto policy = index.eviction_policy();
   IndexWriter writer(*index.impl_->seg);
   IndexWriter::Lock lock(writer);

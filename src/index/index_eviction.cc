@@ -198,16 +198,22 @@ Result<EvictionReport> IndexWriter::evict_keys(Tier tier, std::span<const BlockK
   return report;
 }
 
-std::vector<BlockInfo> IndexWriter::eviction_candidates(Tier tier, uint64_t bytes, const EvictionPolicy& policy,
-                                                        uint32_t min_frequency_to_demote) {
-  // A block cached elsewhere, or used often enough to be copied down, would be demoted; any other
-  // would be dropped, so the policy judges it as a drop (prefix-aware: leaves only).
+std::vector<EvictionVictim> IndexWriter::eviction_candidates(Tier tier, uint64_t bytes, const EvictionPolicy& policy,
+                                                             const DemotionBar& bar) {
+  // A block cached elsewhere, or one that clears the bar for a copy below, would be demoted; any
+  // other would be dropped, so the policy judges it as a drop (prefix-aware: leaves only).
   const uint8_t bit = tier_bit(tier);
+  const uint32_t now = seg_.now_ticks();
   const auto demote = [&](const EntryImage& img) {
-    return (img.tiers & ~bit) != 0 || img.freq >= min_frequency_to_demote ? EvictionAction::kDemote
-                                                                          : EvictionAction::kDrop;
+    if ((img.tiers & ~bit) != 0) return EvictionAction::kDemote;
+    if (img.freq < bar.min_uses) return EvictionAction::kDrop;
+    if (!bar.displaced) return EvictionAction::kDemote;
+    const uint32_t age = now - img.last_access;
+    const EvictionCandidate c{age, img.child_count, img.freq, img.payload_bytes,
+                              hit_density(seg_.learning(), img.freq, age)};
+    return policy.admits(c, *bar.displaced) ? EvictionAction::kDemote : EvictionAction::kDrop;
   };
-  std::vector<BlockInfo> out;
+  std::vector<EvictionVictim> out;
   ChosenVictims chosen(*this);
   uint64_t total = 0, scanned_since_victim = 0, skipped_pinned = 0;
   bool spare_recent = true;
@@ -222,7 +228,7 @@ std::vector<BlockInfo> IndexWriter::eviction_candidates(Tier tier, uint64_t byte
         sample_victim(tier_bit(tier), policy, demote, scanned_since_victim, skipped_pinned, chosen, spare_recent);
     if (best.slot == kNoSlot) continue;
     chosen.take(best.slot, best.img);
-    out.push_back(to_block_info(best.img, best.ctl));
+    out.push_back(EvictionVictim{to_block_info(best.img, best.ctl), best.action});
     total += best.img.payload_bytes;
     scanned_since_victim = 0;
   }
@@ -231,15 +237,7 @@ std::vector<BlockInfo> IndexWriter::eviction_candidates(Tier tier, uint64_t byte
 
 // The victim is the one evict() would take next, so the clock hand is put back: judging a put
 // must not move eviction on (moving it twice as fast cost the study 0.005 of hits at 1M).
-PutVerdict IndexWriter::admit(const BlockKey& key, const BlockKey& parent, Tier tier, const EvictionPolicy& policy) {
-  if (find_slot(key.hi, key.lo) != kNoSlot) return PutVerdict::kUnjudged;  // cached already
-  // A chain the node holds no prefix of is admitted, on probation: such chains are often the first
-  // of many uses (shared prompts), and judging them cost Mooncake's synthetic trace 0.016 of its
-  // hits at 3M host tokens, below exact LRU. Its eviction judges it once it is in.
-  if (find_slot(parent.hi, parent.lo) == kNoSlot) return PutVerdict::kAdmitted;
-  const uint32_t now = seg_.now_ticks();
-  const auto uses = static_cast<uint8_t>(1 + remembered_uses(seg_, key.hi, key.lo));
-  const EvictionCandidate newcomer{0, 0, uses, 0, hit_density(seg_.learning(), uses, 0)};
+IndexWriter::Victim IndexWriter::peek_victim(Tier tier, const EvictionPolicy& policy) {
   const auto action = [&](const EntryImage& img) { return action_of(img, tier); };
   std::atomic<uint64_t>& clock_hand = seg_.header().clock_hand;
   const uint64_t hand = clock_hand.load(std::memory_order_relaxed);
@@ -249,11 +247,28 @@ PutVerdict IndexWriter::admit(const BlockKey& key, const BlockKey& parent, Tier 
     v = sample_victim(tier_bit(tier), policy, action, scanned, skipped_pinned);
   }
   clock_hand.store(hand, std::memory_order_relaxed);
-  if (v.slot == kNoSlot) return PutVerdict::kAdmitted;  // nothing could make room: the put finds out
-  const uint32_t age = now - v.img.last_access;
-  const EvictionCandidate victim{age, v.img.child_count, v.img.freq, v.img.payload_bytes,
-                                 hit_density(seg_.learning(), v.img.freq, age)};
-  if (policy.admits(newcomer, victim)) return PutVerdict::kAdmitted;
+  return v;
+}
+
+std::optional<EvictionCandidate> IndexWriter::next_victim(Tier tier, const EvictionPolicy& policy) {
+  const Victim v = peek_victim(tier, policy);
+  if (v.slot == kNoSlot) return std::nullopt;
+  const uint32_t age = seg_.now_ticks() - v.img.last_access;
+  return EvictionCandidate{age, v.img.child_count, v.img.freq, v.img.payload_bytes,
+                           hit_density(seg_.learning(), v.img.freq, age)};
+}
+
+PutVerdict IndexWriter::admit(const BlockKey& key, const BlockKey& parent, Tier tier, const EvictionPolicy& policy) {
+  if (find_slot(key.hi, key.lo) != kNoSlot) return PutVerdict::kUnjudged;  // cached already
+  // A chain the node holds no prefix of is admitted, on probation: such chains are often the first
+  // of many uses (shared prompts), and judging them cost Mooncake's synthetic trace 0.016 of its
+  // hits at 3M host tokens, below exact LRU. Its eviction judges it once it is in.
+  if (find_slot(parent.hi, parent.lo) == kNoSlot) return PutVerdict::kAdmitted;
+  const auto uses = static_cast<uint8_t>(1 + remembered_uses(seg_, key.hi, key.lo));
+  const EvictionCandidate newcomer{0, 0, uses, 0, hit_density(seg_.learning(), uses, 0)};
+  const std::optional<EvictionCandidate> victim = next_victim(tier, policy);
+  if (!victim) return PutVerdict::kAdmitted;  // nothing could make room: the put finds out
+  if (policy.admits(newcomer, *victim)) return PutVerdict::kAdmitted;
   refuse(key);
   return PutVerdict::kRefused;
 }

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -42,6 +43,21 @@ namespace index {
 // below its low watermark, the block cached already): the put goes ahead.
 enum class PutVerdict : uint8_t { kUnjudged, kAdmitted, kRefused };
 
+// Which of a demotion pass's victims may be written to the tier below (docs/index.md#placement):
+// those used at least `min_uses` times (the SSD admission filter's wear guard) that the policy
+// admits against `displaced`, the block the tier below would give up to take one (none: the tier
+// below has room). Any other victim that no other tier holds is judged as a drop.
+struct DemotionBar {
+  uint32_t min_uses = 0;
+  std::optional<EvictionCandidate> displaced;
+};
+
+// One of eviction_candidates' victims, and what evicting it would be.
+struct EvictionVictim {
+  BlockInfo block;
+  EvictionAction action = EvictionAction::kDrop;
+};
+
 struct IndexMechanics {
   // Frees at least `bytes` of `tier` (or all it can): a block cached in another tier only loses
   // this one, any other is dropped where the policy allows; `listener` frees what each held.
@@ -53,11 +69,15 @@ struct IndexMechanics {
   static Result<EvictionReport> evict_keys(BlockIndex& index, Tier tier, std::span<const BlockKey> keys,
                                            const EvictionPolicy& policy, EvictionListener* listener);
   // The blocks evict() would take first from `tier` (up to `bytes` of them, unpinned), changing
-  // nothing but the eviction clock. A block used fewer than `min_frequency_to_demote` times and
-  // cached nowhere else is judged as a drop (the SSD admission filter would refuse it), any other
-  // as a demotion. The mover copies these to SSD outside the writer lock, then evicts them.
-  static std::vector<BlockInfo> eviction_candidates(BlockIndex& index, Tier tier, uint64_t bytes,
-                                                    const EvictionPolicy& policy, uint32_t min_frequency_to_demote = 0);
+  // nothing but the eviction clock. A block cached nowhere else that does not clear `bar` is
+  // judged as a drop (it will not be written below), any other as a demotion. The mover copies
+  // the demoted ones to SSD outside the writer lock, then evicts them all.
+  static std::vector<EvictionVictim> eviction_candidates(BlockIndex& index, Tier tier, uint64_t bytes,
+                                                         const EvictionPolicy& policy, const DemotionBar& bar = {});
+  // The block evict() would take next from `tier`, as the policy sees it (nothing changes, the
+  // clock hand included); nullopt when no block can go. What a host victim must be worth for the
+  // mover to write it to a full SSD tier.
+  static std::optional<EvictionCandidate> next_victim(BlockIndex& index, Tier tier);
   // Put admission (index/chain_admission.h): under PutAdmission::kByPolicy, and while `tier` is
   // past its low watermark (judged by `occupied`, what its blocks take, too), judges a block not
   // in the index that extends a cached one (`parent`) against the tier's next victim by the
@@ -66,6 +86,9 @@ struct IndexMechanics {
   // Whether puts into `tier` can be judged at all on this node: admission by-policy, and for host
   // memory no SSD tier below it. What never changes between puts, checked before anything else.
   static bool judges_puts(const BlockIndex& index, Tier tier);
+  // Whether `tier` is at or past its low watermark, by its payload or by `occupied` (what its
+  // blocks take), whichever is fuller: from there on a block entering it pushes one out.
+  static bool past_low_watermark(const BlockIndex& index, Tier tier, uint64_t occupied);
   static PutVerdict admit(BlockIndex& index, const BlockKey& key, const BlockKey& parent, Tier tier, uint64_t occupied);
   static void refuse(BlockIndex& index, const BlockKey& key);
   // evict() down to the low watermark, if the tier is above its high watermark.

@@ -44,8 +44,10 @@ class IndexWriter {
   Result<EvictionReport> evict(Tier tier, uint64_t bytes, const EvictionPolicy& policy, EvictionListener* listener);
   Result<EvictionReport> evict_keys(Tier tier, std::span<const BlockKey> keys, const EvictionPolicy& policy,
                                     EvictionListener* listener);
-  std::vector<BlockInfo> eviction_candidates(Tier tier, uint64_t bytes, const EvictionPolicy& policy,
-                                             uint32_t min_frequency_to_demote);
+  std::vector<EvictionVictim> eviction_candidates(Tier tier, uint64_t bytes, const EvictionPolicy& policy,
+                                                  const DemotionBar& bar);
+  // evict()'s next victim in `tier` as the policy sees it; the clock hand is left where it was.
+  std::optional<EvictionCandidate> next_victim(Tier tier, const EvictionPolicy& policy);
   // Put admission: whether a block not in the index, extending the cached block `parent`, may
   // enter `tier`, by the policy's admits() against the block eviction would take next (a block
   // whose parent is not cached is admitted); refuse() records a refusal (the block is remembered
@@ -93,6 +95,9 @@ class IndexWriter {
   Victim sample_victim(uint8_t tiers, const EvictionPolicy& policy, ActionOf action_of, uint64_t& scanned,
                        uint64_t& skipped_pinned, const Chosen& chosen = {}, bool spare_recent_copies = true);
 
+  // The block evict() would take next from `tier`, the clock hand put back (judging must not move
+  // eviction on); an empty Victim when none can go.
+  Victim peek_victim(Tier tier, const EvictionPolicy& policy);
   static EvictionAction action_of(const EntryImage& img, Tier tier);
   bool evict_victim(const Victim& best, Tier tier, EvictionListener* listener, EvictionReport& report);
   uint64_t find_slot(uint64_t key_hi, uint64_t key_lo) const;

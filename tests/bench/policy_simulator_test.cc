@@ -129,6 +129,26 @@ TEST(PolicySimulator, AnSsdTierCatchesWhatHostMemoryLetsGo) {
   EXPECT_EQ(filtered->ssd_refused, 0u);
 }
 
+// The study's SSD tier is the daemon's (regions, the oldest reclaimed first) unless asked for the
+// idealised one the index's policy evicts block by block; either way the SSD tier gives blocks up.
+TEST(PolicySimulator, TheSsdTierReclaimsRegionsAsTheDaemonsStoreDoesOrEvictsByPolicy) {
+  const auto trace = synthetic();
+  SimulationOptions o;
+  o.host_blocks = 100;
+  o.ssd_blocks = 200;
+  o.ssd_min_accesses = 1;
+  o.ssd_regions = 8;
+  auto regions = simulate(trace, o);
+  o.ssd_by_policy = true;
+  auto by_policy = simulate(trace, o);
+  ASSERT_TRUE(regions.ok() && by_policy.ok());
+  EXPECT_GT(regions->ssd_lost, 0u);
+  EXPECT_GT(by_policy->ssd_lost, 0u);
+  EXPECT_GT(regions->ssd_hit_blocks, 0u);
+  EXPECT_GT(by_policy->ssd_hit_blocks, 0u);
+  EXPECT_NE(regions->ssd_hit_blocks, by_policy->ssd_hit_blocks) << "two different tiers";
+}
+
 TEST(PolicySimulator, BadOptionsAreErrors) {
   const std::vector<TraceRequest> trace{request({1})};
   SimulationOptions o;

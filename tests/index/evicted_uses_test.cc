@@ -147,8 +147,8 @@ TEST(EvictedUses, AFormat2SegmentKeepsItsMemoryWithoutTheLearning) {
   EXPECT_EQ(frequency(*index, key), 4) << "the memory of evicted blocks works as before";
   // hit-density has nothing learnt to go by: it orders as prefix-frequency does, and evicts.
   ASSERT_TRUE(index->record_eviction_policy("hit-density").ok());
-  const auto victims =
-      index::IndexMechanics::eviction_candidates(*index, Tier::kHost, 1, *index->eviction_policy(), UINT32_MAX);
+  const auto victims = index::IndexMechanics::eviction_candidates(*index, Tier::kHost, 1, *index->eviction_policy(),
+                                                                  index::DemotionBar{UINT32_MAX});
   EXPECT_EQ(victims.size(), 1u);
   EXPECT_TRUE(index->check_invariants().ok());
 }

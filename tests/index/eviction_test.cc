@@ -62,15 +62,16 @@ TEST(EvictionTest, ABatchOfVictimsTakesTheColdestChainWhole) {
   insert_chain(index, hot);
   ASSERT_TRUE(index::IndexMechanics::set_clock(index, 200).ok());
   for (const auto& policy : {make_prefix_aware_policy(), make_prefix_frequency_policy(), make_hit_density_policy()}) {
-    const auto batch = index::IndexMechanics::eviction_candidates(index, Tier::kHost, 10 * 4096, *policy, UINT32_MAX);
+    const auto batch = index::IndexMechanics::eviction_candidates(index, Tier::kHost, 10 * 4096, *policy,
+                                                                  index::DemotionBar{UINT32_MAX});
     std::set<BlockKey> chosen;
-    for (const BlockInfo& b : batch) chosen.insert(b.key);
+    for (const index::EvictionVictim& v : batch) chosen.insert(v.block.key);
     EXPECT_EQ(chosen, std::set<BlockKey>(cold.begin(), cold.end())) << policy->name();
   }
   std::vector<BlockKey> keys;
-  for (const BlockInfo& b :
-       index::IndexMechanics::eviction_candidates(index, Tier::kHost, 10 * 4096, *make_prefix_aware_policy(), 1)) {
-    keys.push_back(b.key);
+  for (const index::EvictionVictim& v : index::IndexMechanics::eviction_candidates(
+           index, Tier::kHost, 10 * 4096, *make_prefix_aware_policy(), index::DemotionBar{1})) {
+    keys.push_back(v.block.key);
   }
   // Evicted children first, whatever order the batch lists them in.
   auto report = index::IndexMechanics::evict_keys(index, Tier::kHost, keys, *make_prefix_aware_policy(), nullptr);
@@ -308,9 +309,10 @@ TEST(EvictionTest, RecentHostCopiesOfSsdBlocksAreKeptForAGracePeriod) {
   EXPECT_FALSE(index.contains(plain));
   ASSERT_TRUE(index.lookup(promoted)->in(Tier::kHost));
   // With nothing else to take, the fresh copy goes rather than nothing; the block stays on SSD.
-  const auto candidates = index::IndexMechanics::eviction_candidates(index, Tier::kHost, 1, *make_lru_policy(), 1);
+  const auto candidates =
+      index::IndexMechanics::eviction_candidates(index, Tier::kHost, 1, *make_lru_policy(), index::DemotionBar{1});
   ASSERT_EQ(candidates.size(), 1u);
-  EXPECT_EQ(candidates[0].key, promoted);
+  EXPECT_EQ(candidates[0].block.key, promoted);
   r = index::IndexMechanics::evict(index, Tier::kHost, 1, *make_lru_policy(), nullptr);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->bytes_freed, 4096u);

@@ -14,6 +14,7 @@
 #include "index/reuse_learning.h"
 #include "index_test_support.h"
 #include "kvtier/block_index.h"
+#include "taught_learning.h"
 
 namespace kvtier::index {
 namespace {
@@ -37,10 +38,7 @@ struct FullHostTier {
   FullHostTier() : index(make()) {
     view = IndexSegment::attach(seg.name).value();
     ReuseLearning& l = *view->learning();
-    for (int i = 0; i < 200; ++i) observe_return(&l, 2, 100);
-    for (int i = 0; i < 20; ++i) observe_return(&l, 1, 5000);
-    for (int i = 0; i < 180; ++i) observe_forgotten(&l, 1, 6000);
-    update_densities(l, 100'000);
+    testing_support::teach_twice_used_blocks_return(l);
     EXPECT_GT(hit_density(&l, 2, 10), 10 * hit_density(&l, 1, 0));
     EXPECT_TRUE(index.set_tier_capacity(Tier::kHost, kHostBlocks * 4096).ok());
     for (uint64_t i = 0; i < kHostBlocks; ++i) {
@@ -51,14 +49,7 @@ struct FullHostTier {
     }
     tick(10);
   }
-  BlockIndex make() {
-    IndexOptions o = seg.options(1000);
-    o.manual_clock = true;
-    auto made = BlockIndex::create(o);
-    EXPECT_TRUE(made.ok()) << made.status();
-    EXPECT_TRUE(IndexMechanics::set_clock(*made, now).ok());
-    return std::move(made).value();
-  }
+  BlockIndex make() { return testing_support::manual_clock_index(seg.options(1000), now); }
   void tick(uint32_t n) {
     now += n;
     ASSERT_TRUE(IndexMechanics::set_clock(index, now).ok());

@@ -221,15 +221,15 @@ TEST(ReuseLearning, AnIndexLearnsFromAcquisitionsAndForgottenBlocks) {
   tick(10);
 
   const auto candidates = [&](const EvictionPolicy& p) {
-    return IndexMechanics::eviction_candidates(index, Tier::kHost, 1, p, UINT32_MAX);
+    return IndexMechanics::eviction_candidates(index, Tier::kHost, 1, p, DemotionBar{UINT32_MAX});
   };
   const auto hd = *make_eviction_policy("hit-density");
   const auto victims = candidates(*hd);
   ASSERT_EQ(victims.size(), 1u);
-  EXPECT_EQ(victims[0].key, young_one_off) << "one-offs never came back; twice-used blocks did";
+  EXPECT_EQ(victims[0].block.key, young_one_off) << "one-offs never came back; twice-used blocks did";
   const auto pf_victims = candidates(*make_prefix_frequency_policy());
   ASSERT_EQ(pf_victims.size(), 1u);
-  EXPECT_EQ(pf_victims[0].key, old_returning) << "the fixed weighting takes the older block";
+  EXPECT_EQ(pf_victims[0].block.key, old_returning) << "the fixed weighting takes the older block";
   EXPECT_TRUE(index.check_invariants().ok());
 }
 

@@ -373,6 +373,14 @@ void SsdStore::check_health() {
   impl_->file_deleted = impl_->file_deleted || deleted;
 }
 
+uint64_t SsdStore::occupied_bytes() const {
+  const Impl& im = *impl_;
+  std::lock_guard lock(im.mu);
+  const uint64_t free = im.free_regions.size();
+  const uint64_t spare = free > im.options.write_buffers ? free - im.options.write_buffers : 0;
+  return (im.regions.size() - spare) * im.options.region_bytes;
+}
+
 SsdStats SsdStore::stats() const {
   const Impl& im = *impl_;
   std::lock_guard lock(im.mu);

@@ -131,6 +131,10 @@ class SsdStore {
   void set_drop_listener(std::function<void(const BlockKey&)> listener);
   // Looks for a file deleted underneath. The node calls it periodically.
   void check_health();
+  // What the blocks take of the capacity, dead space until reclaimed included: every region but
+  // the free ones beyond the writer's reserve (it reclaims to keep `write_buffers` free), so a
+  // tier that must reclaim to take more reads as full. Constant time, unlike stats().
+  uint64_t occupied_bytes() const;
   SsdStats stats() const;
 
  private:

@@ -18,7 +18,7 @@ class SsdTierStore final : public tiers::TierStore {
 
   Tier tier() const override { return Tier::kSsd; }
   uint64_t capacity_bytes() const override { return store_.stats().capacity_bytes; }
-  uint64_t used_bytes() const override { return store_.stats().stored_bytes; }
+  uint64_t used_bytes() const override { return store_.occupied_bytes(); }
   bool contains(const BlockKey& key, uint64_t) const override { return store_.contains(key); }
   Result<tiers::TierSpace> reserve(const tiers::TierBlock&) override {
     return Status::failed_precondition("SSD blocks are written through insert()");

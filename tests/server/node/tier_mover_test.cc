@@ -11,7 +11,9 @@
 #include <thread>
 
 #include "index/index_mechanics.h"
+#include "index/index_segment.h"
 #include "index/index_test_support.h"
+#include "index/taught_learning.h"
 #include "tiers/host/host_arena.h"
 #include "tiers/host/host_tier_store.h"
 
@@ -115,7 +117,7 @@ TEST(TierMover, DemotionCopiesTheBytesToSsdThenLeavesHostMemory) {
   f.put(chain);
   const uint64_t seq_before = f.index.stats().change_seq;
   EvictionReport report;
-  auto written = f.mover->demote(6 * kBlockBytes, &report);
+  auto written = f.mover->demote(uint64_t{6} * kBlockBytes, &report);
   ASSERT_TRUE(written.ok()) << written.status();
   EXPECT_EQ(*written, 6u);
   EXPECT_EQ(report.blocks_demoted, 6u) << "inner blocks too: on SSD they stay reachable";
@@ -145,7 +147,7 @@ TEST(TierMover, BlocksBelowTheAdmissionThresholdAreDroppedWithoutAnSsdWrite) {
   f.put(chain);
   ASSERT_TRUE(f.index.acquire(std::span<const BlockKey>(chain.data(), 2)).ok());  // the first two: used twice
   EvictionReport report;
-  auto written = f.mover->demote(4 * kBlockBytes, &report);
+  auto written = f.mover->demote(uint64_t{4} * kBlockBytes, &report);
   ASSERT_TRUE(written.ok());
   EXPECT_EQ(*written, 2u) << "the blocks used twice go down to SSD";
   EXPECT_EQ(f.ssd.inserts, 2u) << "the SSD tier is asked only for blocks it admits";
@@ -158,6 +160,42 @@ TEST(TierMover, BlocksBelowTheAdmissionThresholdAreDroppedWithoutAnSsdWrite) {
   EXPECT_EQ(f.mover->stats().admission.rejected_cold, 2u);
 }
 
+// Placement (docs/index.md#placement): once the SSD tier is full, a host victim is written only
+// if the policy rates it at least as high as the SSD block the write would push out.
+TEST(TierMover, AFullSsdTierTakesOnlyVictimsWorthWhatTheyWouldPushOut) {
+  Fixture f;
+  ASSERT_TRUE(f.index.set_tier_capacity(Tier::kSsd, uint64_t{2} * kBlockBytes).ok());
+  std::mt19937_64 rng(8);
+  const auto on_ssd = random_chain(rng, 2);
+  f.put(on_ssd);
+  ASSERT_TRUE(f.index.acquire(on_ssd).ok());  // used twice
+  ASSERT_EQ(*f.mover->demote(uint64_t{2} * kBlockBytes), 2u) << "room on SSD: written";
+  ASSERT_TRUE(index::IndexMechanics::past_low_watermark(f.index, Tier::kSsd, f.ssd.used_bytes()));
+  // What the index has learnt: blocks used twice come back soon, blocks used once rarely.
+  auto view = index::IndexSegment::attach(f.index.segment_name());
+  ASSERT_TRUE(view.ok()) << view.status();
+  testing_support::teach_twice_used_blocks_return(*(*view)->learning());
+
+  const auto once = random_chain(rng, 2);
+  f.put(once);
+  EvictionReport report;
+  auto written = f.mover->demote(uint64_t{2} * kBlockBytes, &report);
+  ASSERT_TRUE(written.ok()) << written.status();
+  EXPECT_EQ(*written, 0u);
+  EXPECT_EQ(f.ssd.inserts, 2u) << "no write was tried";
+  EXPECT_EQ(report.blocks_dropped, 2u);
+  EXPECT_EQ(f.mover->stats().demote_declined, 2u) << "used once: worth less than the block used twice on SSD";
+
+  const auto twice = random_chain(rng, 1);
+  f.put(twice);
+  ASSERT_TRUE(f.index.acquire(twice).ok());
+  written = f.mover->demote(kBlockBytes);
+  ASSERT_TRUE(written.ok());
+  EXPECT_EQ(*written, 1u) << "as likely back as the block it pushes out";
+  EXPECT_TRUE(f.index.lookup(twice[0])->in(Tier::kSsd));
+  EXPECT_TRUE(f.index.check_invariants().ok());
+}
+
 TEST(TierMover, ARefusingSsdTierEndsThePassAndThePolicyDropsOnlyLeaves) {
   Fixture f;
   f.ssd.refuse = Status::resource_exhausted("SSD full");
@@ -165,7 +203,7 @@ TEST(TierMover, ARefusingSsdTierEndsThePassAndThePolicyDropsOnlyLeaves) {
   const auto chain = random_chain(rng, 5);
   f.put(chain);
   EvictionReport report;
-  auto written = f.mover->demote(2 * kBlockBytes, &report);
+  auto written = f.mover->demote(uint64_t{2} * kBlockBytes, &report);
   ASSERT_TRUE(written.ok());
   EXPECT_EQ(*written, 0u);
   EXPECT_EQ(f.ssd.inserts, 1u) << "a full tier is asked once per pass";
@@ -183,7 +221,7 @@ TEST(TierMover, PromotionReadsSsdBlocksBackIntoHostMemory) {
   std::mt19937_64 rng(4);
   const auto chain = random_chain(rng, 3);
   f.put(chain);
-  ASSERT_TRUE(f.mover->demote(3 * kBlockBytes).ok());
+  ASSERT_TRUE(f.mover->demote(uint64_t{3} * kBlockBytes).ok());
   ASSERT_EQ(f.in(Tier::kHost, chain), 0u);
   ASSERT_EQ(f.arena->stats().used_bytes, 0u);
   f.ssd.blocks.erase(chain[2]);  // the SSD tier lost it; the index does not know yet
@@ -209,7 +247,7 @@ TEST(TierMover, SsdEvictionAndClearingFreeTheCopiesThroughTheirTiers) {
   std::mt19937_64 rng(5);
   const auto chain = random_chain(rng, 4);
   f.put(chain);
-  ASSERT_TRUE(f.mover->demote(2 * kBlockBytes).ok());
+  ASSERT_TRUE(f.mover->demote(uint64_t{2} * kBlockBytes).ok());
   ASSERT_EQ(f.ssd.blocks.size(), 2u);
   auto ssd_report = f.mover->evict(Tier::kSsd, kBlockBytes);
   ASSERT_TRUE(ssd_report.ok()) << ssd_report.status();
@@ -245,7 +283,7 @@ TEST(TierMover, ASsdLossIsForgottenByTheIndexOnceUnpinned) {
   std::mt19937_64 rng(7);
   const auto chain = random_chain(rng, 2);
   f.put(chain);
-  ASSERT_TRUE(f.mover->demote(2 * kBlockBytes).ok());
+  ASSERT_TRUE(f.mover->demote(uint64_t{2} * kBlockBytes).ok());
   ASSERT_EQ(f.in(Tier::kSsd, chain), 2u);
   auto held = f.index.acquire(chain);
   ASSERT_TRUE(held.ok());
