@@ -58,7 +58,9 @@ bool SsdStore::Impl::reclaim_one(std::unique_lock<std::mutex>& lock) {
     reg.state = RegionState::kSealed;
     return false;
   }
-  for (const StoredBlock& b : live) entries.erase(b.key);
+  for (const StoredBlock& b : live) {
+    if (auto it = entries.find(b.key); it != entries.end()) erase_entry(it);
+  }
   reg.gen += 1;
   reg.state = RegionState::kFree;
   reg.keys.clear();

@@ -121,7 +121,7 @@ void SsdStore::Impl::settle_region(std::unique_lock<std::mutex>& lock, uint32_t 
     for (const BlockKey& k : reg.keys) {
       auto it = entries.find(k);
       if (it != entries.end() && it->second.block.region == r && it->second.block.region_gen == reg.gen) {
-        entries.erase(it);
+        erase_entry(it);
         dropped.push_back(k);
       }
     }

@@ -104,7 +104,7 @@ Status SsdStore::Impl::recover(const std::unordered_set<uint32_t>& replaced_file
         regions[b.region].keys.push_back(b.key);
         regions[b.region].used = std::max<uint32_t>(
             regions[b.region].used, b.offset + static_cast<uint32_t>(round_up(b.stored_bytes, kIoAlign)));
-        entries[b.key] = Entry{b, 0};
+        set_entry(b);
       }));
   for (uint32_t r : stale_regions) {
     if (r < regions.size()) regions[r].gen += 1;

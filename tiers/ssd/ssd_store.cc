@@ -144,7 +144,7 @@ Status SsdStore::Impl::place_locked(std::unique_lock<std::mutex>& lock, const St
   std::memset(r.buffer + r.used + b.stored_bytes, 0, aligned - b.stored_bytes);
   r.used += aligned;
   r.keys.push_back(b.key);
-  entries[b.key] = Entry{b, 0};
+  set_entry(b);
   last_insert = now();
   *locator = locator_of(b);
   return {};
@@ -207,7 +207,7 @@ Status SsdStore::remove(const BlockKey& key) {
   auto it = impl_->entries.find(key);
   if (it == impl_->entries.end()) return Status::not_found(fmt::format("block {} is not on SSD", key.to_hex()));
   const Impl::RegionState state = impl_->regions[it->second.block.region].state;
-  impl_->entries.erase(it);
+  impl_->erase_entry(it);
   // A block of a region not yet committed has no record; one committed has, and must go.
   if (state == Impl::RegionState::kSealed || state == Impl::RegionState::kReclaiming)
     return impl_->metadata->drop_block(key);
@@ -328,7 +328,7 @@ void SsdStore::Impl::settle_reads(ReadPlan& plan, std::span<SsdRead> reads) {
         ++counters.read_errors;
       }
       if (same) {
-        entries.erase(it);
+        erase_entry(it);
         (void)metadata->drop_block(rd.key);
         dropped.push_back(rd.key);
       }
@@ -391,10 +391,8 @@ SsdStats SsdStore::stats() const {
   s.regions_free = im.free_regions.size();
   for (const auto& r : im.regions) s.regions_sealed += r.state == Impl::RegionState::kSealed ? 1 : 0;
   s.blocks = im.entries.size();
-  for (const auto& [key, e] : im.entries) {
-    s.stored_bytes += e.block.stored_bytes;
-    s.payload_bytes += e.block.payload_bytes;
-  }
+  s.stored_bytes = im.live_stored_bytes;
+  s.payload_bytes = im.live_payload_bytes;
   for (const auto& d : im.devices) {
     const DeviceStats ds = d->stats();
     s.short_reads += ds.short_transfers;

@@ -83,7 +83,25 @@ struct SsdStore::Impl {
   std::condition_variable changed;  // region written/freed, buffer freed, work queued
   std::vector<Region> regions;
   std::vector<uint32_t> free_regions;
+  // Change only through set_entry / erase_entry, which keep the live totals with it: stats() reads
+  // those rather than walk every block under `mu` (a metrics scrape held it for O(blocks)).
   std::unordered_map<BlockKey, Entry, BlockKeyHash> entries;
+  uint64_t live_stored_bytes = 0, live_payload_bytes = 0;
+  void set_entry(const StoredBlock& b) {
+    auto [it, fresh] = entries.try_emplace(b.key, Entry{b, 0});
+    if (!fresh) {
+      live_stored_bytes -= it->second.block.stored_bytes;
+      live_payload_bytes -= it->second.block.payload_bytes;
+      it->second = Entry{b, 0};
+    }
+    live_stored_bytes += b.stored_bytes;
+    live_payload_bytes += b.payload_bytes;
+  }
+  void erase_entry(std::unordered_map<BlockKey, Entry, BlockKeyHash>::iterator it) {
+    live_stored_bytes -= it->second.block.stored_bytes;
+    live_payload_bytes -= it->second.block.payload_bytes;
+    entries.erase(it);
+  }
   std::vector<AlignedBuffer> buffer_store;
   std::vector<uint8_t*> free_buffers;
   std::deque<uint32_t> write_queue;

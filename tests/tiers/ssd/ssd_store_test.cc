@@ -48,6 +48,20 @@ void insert_blocks(SsdStore& store, uint64_t from, uint64_t to, size_t size = kB
 }
 
 // Reads one block into an aligned buffer; returns its status and checks its bytes when OK.
+// The store keeps its live totals as blocks come and go; they must equal a walk over the blocks.
+void expect_totals_match_a_walk(SsdStore& store) {
+  uint64_t blocks = 0, stored = 0, payload = 0;
+  store.for_each([&](const StoredBlock& b, uint64_t) {
+    ++blocks;
+    stored += b.stored_bytes;
+    payload += b.payload_bytes;
+  });
+  const SsdStats s = store.stats();
+  EXPECT_EQ(s.blocks, blocks);
+  EXPECT_EQ(s.stored_bytes, stored);
+  EXPECT_EQ(s.payload_bytes, payload);
+}
+
 Status read_and_verify(SsdStore& store, uint64_t i, size_t size = kBlock) {
   std::vector<uint8_t, std::allocator<uint8_t>> unused;
   void* raw = nullptr;
@@ -101,9 +115,12 @@ TEST(SsdStore, RemoveForgetsTheBlockAcrossRestarts) {
     ASSERT_TRUE(store->flush().ok());
     ASSERT_TRUE(store->remove(test_key(2)).ok());
     EXPECT_EQ(store->remove(test_key(2)).code(), StatusCode::kNotFound);
+    expect_totals_match_a_walk(*store);
+    EXPECT_EQ(store->stats().payload_bytes, 3 * kBlock);
   }
   auto store = open_store(small_store(dir));
   EXPECT_EQ(store->stats().blocks, 3u);
+  expect_totals_match_a_walk(*store);  // as recovered
   EXPECT_FALSE(store->contains(test_key(2)));
 }
 
@@ -131,6 +148,7 @@ TEST(SsdStore, FifoReclaimDropsColdBlocksAndRewritesHotOnes) {
   EXPECT_TRUE(read_and_verify(*store, 3).ok());
   EXPECT_FALSE(store->contains(test_key(4)));
   EXPECT_TRUE(store->contains(test_key(95)));
+  expect_totals_match_a_walk(*store);  // after reclaim and a rewrite
   std::lock_guard lock(mu);
   EXPECT_NE(std::find(dropped.begin(), dropped.end(), test_key(4)), dropped.end());
   EXPECT_EQ(std::find(dropped.begin(), dropped.end(), test_key(3)), dropped.end());
@@ -195,6 +213,7 @@ TEST(SsdStore, CorruptBytesOnDiskAreDroppedNeverServed) {
   store->set_drop_listener([&](const BlockKey& k) { dropped.push_back(k); });
   EXPECT_EQ(read_and_verify(*store, 5).code(), StatusCode::kCorruption);
   EXPECT_EQ(store->stats().corrupt_blocks, 1u);
+  expect_totals_match_a_walk(*store);  // the corrupt block left the tier
   EXPECT_EQ(dropped, std::vector<BlockKey>{test_key(5)});
   EXPECT_EQ(read_and_verify(*store, 5).code(), StatusCode::kNotFound) << "dropped, so a later read is a miss";
   EXPECT_TRUE(read_and_verify(*store, 6).ok());
