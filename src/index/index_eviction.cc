@@ -87,10 +87,9 @@ IndexWriter::Victim IndexWriter::sample_victim(uint8_t tiers, const EvictionPoli
       continue;
     }
     const EvictionAction action = action_of(img);
-    const uint32_t age = now - img.last_access;
     const auto children =
         static_cast<uint16_t>(img.child_count - std::min<uint32_t>(img.child_count, chosen.children_taken(hand)));
-    const EvictionCandidate c{age, children, img.freq, img.payload_bytes, hit_density(seg_.learning(), img.freq, age)};
+    const EvictionCandidate c = candidate(img, now, children);
     if (!policy.may_evict(c, action)) continue;
     ++sampled;
     const uint64_t rank = policy.rank(c);
@@ -187,10 +186,8 @@ Result<EvictionReport> IndexWriter::evict_keys(Tier tier, std::span<const BlockK
         continue;
       }
       v.action = action_of(v.img, tier);
-      const uint32_t age = now - v.img.last_access;
-      const EvictionCandidate c{age, v.img.child_count, v.img.freq, v.img.payload_bytes,
-                                hit_density(seg_.learning(), v.img.freq, age)};
-      if (!policy.may_evict(c, v.action)) continue;  // perhaps after its children go
+      if (!policy.may_evict(candidate(v.img, now, v.img.child_count), v.action))
+        continue;  // perhaps after its children go
       done[i] = true;
       progress = evict_victim(v, tier, listener, report) || progress;
     }
@@ -208,10 +205,8 @@ std::vector<EvictionVictim> IndexWriter::eviction_candidates(Tier tier, uint64_t
     if ((img.tiers & ~bit) != 0) return EvictionAction::kDemote;
     if (img.freq < bar.min_uses) return EvictionAction::kDrop;
     if (!bar.displaced) return EvictionAction::kDemote;
-    const uint32_t age = now - img.last_access;
-    const EvictionCandidate c{age, img.child_count, img.freq, img.payload_bytes,
-                              hit_density(seg_.learning(), img.freq, age)};
-    return policy.admits(c, *bar.displaced) ? EvictionAction::kDemote : EvictionAction::kDrop;
+    return policy.admits(candidate(img, now, img.child_count), *bar.displaced) ? EvictionAction::kDemote
+                                                                               : EvictionAction::kDrop;
   };
   std::vector<EvictionVictim> out;
   ChosenVictims chosen(*this);
@@ -237,7 +232,7 @@ std::vector<EvictionVictim> IndexWriter::eviction_candidates(Tier tier, uint64_t
 
 // The victim is the one evict() would take next, so the clock hand is put back: judging a put
 // must not move eviction on (moving it twice as fast cost the study 0.005 of hits at 1M).
-IndexWriter::Victim IndexWriter::peek_victim(Tier tier, const EvictionPolicy& policy) {
+std::optional<EvictionCandidate> IndexWriter::next_victim(Tier tier, const EvictionPolicy& policy) {
   const auto action = [&](const EntryImage& img) { return action_of(img, tier); };
   std::atomic<uint64_t>& clock_hand = seg_.header().clock_hand;
   const uint64_t hand = clock_hand.load(std::memory_order_relaxed);
@@ -247,15 +242,13 @@ IndexWriter::Victim IndexWriter::peek_victim(Tier tier, const EvictionPolicy& po
     v = sample_victim(tier_bit(tier), policy, action, scanned, skipped_pinned);
   }
   clock_hand.store(hand, std::memory_order_relaxed);
-  return v;
+  if (v.slot == kNoSlot) return std::nullopt;
+  return candidate(v.img, seg_.now_ticks(), v.img.child_count);
 }
 
-std::optional<EvictionCandidate> IndexWriter::next_victim(Tier tier, const EvictionPolicy& policy) {
-  const Victim v = peek_victim(tier, policy);
-  if (v.slot == kNoSlot) return std::nullopt;
-  const uint32_t age = seg_.now_ticks() - v.img.last_access;
-  return EvictionCandidate{age, v.img.child_count, v.img.freq, v.img.payload_bytes,
-                           hit_density(seg_.learning(), v.img.freq, age)};
+EvictionCandidate IndexWriter::candidate(const EntryImage& img, uint32_t now, uint16_t children) const {
+  const uint32_t age = now - img.last_access;
+  return EvictionCandidate{age, children, img.freq, img.payload_bytes, hit_density(seg_.learning(), img.freq, age)};
 }
 
 PutVerdict IndexWriter::admit(const BlockKey& key, const BlockKey& parent, Tier tier, const EvictionPolicy& policy) {

@@ -95,9 +95,8 @@ class IndexWriter {
   Victim sample_victim(uint8_t tiers, const EvictionPolicy& policy, ActionOf action_of, uint64_t& scanned,
                        uint64_t& skipped_pinned, const Chosen& chosen = {}, bool spare_recent_copies = true);
 
-  // The block evict() would take next from `tier`, the clock hand put back (judging must not move
-  // eviction on); an empty Victim when none can go.
-  Victim peek_victim(Tier tier, const EvictionPolicy& policy);
+  // A block as the policy sees it at `now`, with `children` cached children.
+  EvictionCandidate candidate(const EntryImage& img, uint32_t now, uint16_t children) const;
   static EvictionAction action_of(const EntryImage& img, Tier tier);
   bool evict_victim(const Victim& best, Tier tier, EvictionListener* listener, EvictionReport& report);
   uint64_t find_slot(uint64_t key_hi, uint64_t key_lo) const;
