@@ -11,23 +11,16 @@
 #include <unordered_map>
 #include <variant>
 #include <zmq.hpp>
-#include <zmq_addon.hpp>
 
 #include "server/publisher/vllm_publisher_state.h"
+#include "server/publisher/vllm_replay_buffer.h"
 
 namespace kvtier::publisher {
 namespace {
 
-constexpr uint64_t kEndOfReplay = ~uint64_t{0};  // vLLM's end-of-replay marker: seq 0xFF×8, empty payload
 // A token record still being written this long after its ticket was handed out belongs to a
 // writer that died mid-record (or was stopped): it is skipped.
 constexpr auto kPendingRecordPatience = std::chrono::seconds(2);
-
-std::string big_endian(uint64_t v) {
-  std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(v >> (8 * (7 - i)));
-  return out;
-}
 
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -91,7 +84,6 @@ struct VllmEventPublisher::Impl {
   std::unique_ptr<TokenRing> ring;
   zmq::context_t ctx{1};
   zmq::socket_t pub{ctx, zmq::socket_type::pub};
-  std::optional<zmq::socket_t> router;
   std::atomic<bool> stopping{false};
   std::thread thread;
 
@@ -105,19 +97,15 @@ struct VllmEventPublisher::Impl {
   std::deque<std::pair<uint64_t, Clock::time_point>> pending_tickets;
   std::unordered_map<BlockKey, std::vector<TokenId>> tokens;  // recorded, not yet sent
   std::deque<std::pair<uint64_t, BlockKey>> token_order;      // (ticket, key), oldest first
-  struct Sent {
-    uint64_t seq;
-    std::shared_ptr<const std::string> topic;
-    std::shared_ptr<const std::string> payload;
-  };
-  std::deque<Sent> replay;
+  VllmReplayBuffer replay;                                    // sent messages, for subscribers that missed some
   // What the stream has told consumers the node holds (published tiers only). Removals, resyncs
   // and pods that leave are computed from it: the publisher withdraws its own blocks with
   // BlockRemoved and never sends AllBlocksCleared, which llm-d and Dynamo apply to the engine's
   // own GPU entries as well.
   PublishedBlocks published;
 
-  Impl(events::EventLog& l, BlockIndex& ix, VllmPublisherOptions o) : log(l), index(ix), options(std::move(o)) {}
+  Impl(events::EventLog& l, BlockIndex& ix, VllmPublisherOptions o)
+      : log(l), index(ix), options(std::move(o)), replay(options.replay_batches) {}
 
   template <typename F>
   void count(F&& f) {
@@ -227,12 +215,10 @@ struct VllmEventPublisher::Impl {
     for (const std::string& pod : to) {
       const std::string topic = fmt::format("kv@{}@{}", pod, model);
       const uint64_t s = seq++;
-      const std::string seq_bytes = big_endian(s);
       pub.send(zmq::buffer(topic), zmq::send_flags::sndmore);
-      pub.send(zmq::buffer(seq_bytes), zmq::send_flags::sndmore);
+      pub.send(zmq::buffer(seq_bytes(s)), zmq::send_flags::sndmore);
       pub.send(zmq::buffer(*payload), zmq::send_flags::none);
-      replay.push_back({s, std::make_shared<const std::string>(topic), payload});
-      while (replay.size() > options.replay_batches) replay.pop_front();
+      replay.record(s, std::make_shared<const std::string>(topic), payload);
     }
     count([&](VllmPublisherStats& st) {
       st.messages += to.size();
@@ -477,34 +463,6 @@ struct VllmEventPublisher::Impl {
     });
   }
 
-  // Answers replay requests: [identity, "", start_seq] → each buffered message from start_seq
-  // on as [identity, "", topic, seq, payload], then the end marker.
-  void serve_replay() {
-    if (!router) return;
-    for (;;) {
-      std::vector<zmq::message_t> frames;
-      const auto got = zmq::recv_multipart(*router, std::back_inserter(frames), zmq::recv_flags::dontwait);
-      if (!got) return;
-      if (frames.size() < 2 || frames.back().size() != 8) continue;  // not a replay request
-      const auto* p = static_cast<const uint8_t*>(frames.back().data());
-      uint64_t start = 0;
-      for (int i = 0; i < 8; ++i) start = (start << 8) | p[i];
-      const zmq::message_t& identity = frames.front();
-      const auto reply = [&](std::string_view topic, const std::string& seq_bytes, std::string_view payload) {
-        router->send(zmq::buffer(identity.data(), identity.size()), zmq::send_flags::sndmore);
-        router->send(zmq::message_t(), zmq::send_flags::sndmore);
-        router->send(zmq::buffer(topic), zmq::send_flags::sndmore);
-        router->send(zmq::buffer(seq_bytes), zmq::send_flags::sndmore);
-        router->send(zmq::buffer(payload), zmq::send_flags::none);
-      };
-      for (const Sent& s : replay) {
-        if (s.seq >= start) reply(*s.topic, big_endian(s.seq), *s.payload);
-      }
-      reply("", big_endian(kEndOfReplay), "");
-      count([](VllmPublisherStats& st) { ++st.replay_requests; });
-    }
-  }
-
   void run() {
     try {
       // A clean stop's state first: its pods' topics are what consumers know; those not here now
@@ -521,7 +479,9 @@ struct VllmEventPublisher::Impl {
       count([&](VllmPublisherStats& s) { s.pods = pods; });
       resync();
       while (!stopping.load(std::memory_order_relaxed)) {
-        serve_replay();
+        if (const size_t answered = replay.serve(); answered > 0) {
+          count([&](VllmPublisherStats& st) { st.replay_requests += answered; });
+        }
         refresh_pods();
         if (!log.wait_for(cursor, std::chrono::milliseconds(10))) continue;
         events::EventRead r = log.read(cursor, options.max_batch_events);
@@ -574,11 +534,7 @@ Result<std::unique_ptr<VllmEventPublisher>> VllmEventPublisher::start(events::Ev
     } else {
       impl->pub.bind(impl->options.endpoint);
     }
-    if (!impl->options.replay_endpoint.empty()) {
-      impl->router.emplace(impl->ctx, zmq::socket_type::router);
-      impl->router->set(zmq::sockopt::linger, 0);
-      impl->router->bind(impl->options.replay_endpoint);
-    }
+    if (!impl->options.replay_endpoint.empty()) impl->replay.bind(impl->ctx, impl->options.replay_endpoint);
   } catch (const zmq::error_t& e) {
     return Status::unavailable(
         fmt::format("vLLM publisher on {} (replay {}): {}", impl->options.endpoint,
