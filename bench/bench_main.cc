@@ -88,6 +88,9 @@ int main(int argc, char** argv) {
   rc->add_option("--ssd-tokens", replay.ssd_tokens, "SSD tier capacity, in tokens (0: none)")->capture_default_str();
   rc->add_option("--ssd-min-accesses", replay.ssd_min_accesses, "SSD admission: uses a block needs")
       ->capture_default_str();
+  rc->add_option("--ssd-ancestor-hops", replay.ssd_ancestor_hops,
+                 "SSD admission: or one of its nearest this many ancestors")
+      ->capture_default_str();
   rc->add_option("--prefill-tokens-per-s", replay.prefill_tokens_per_s, "TTFT model: prefill rate of model and GPU")
       ->capture_default_str();
   rc->add_option("--kv-bytes-per-token", replay.kv_bytes_per_token, "TTFT model: the model's KV bytes per token")

@@ -14,6 +14,7 @@
 #include "policy/policy_simulator.h"
 #include "policy_report.h"
 #include "suites.h"
+#include "tiers/ssd/admission_filter.h"
 #include "workload/synthetic_workload.h"
 #include "workload/trace.h"
 
@@ -86,6 +87,14 @@ std::optional<double> versus(const HostResults& host, const std::string& policy,
 
 std::string maybe(std::optional<double> v, int digits) { return v ? fixed(*v, digits) : "-"; }
 
+// How the two-tier table names an SSD admission rule.
+std::string admission_label(const ssd::AdmissionOptions& rule) {
+  if (rule.min_accesses <= 1) return "every block";
+  if (rule.ancestor_hops == 0) return fmt::format("used {}+ times", rule.min_accesses);
+  if (rule.ancestor_hops == 1) return fmt::format("used {}+, or parent", rule.min_accesses);
+  return fmt::format("used {}+, or {} up", rule.min_accesses, rule.ancestor_hops);
+}
+
 // One trace: every policy at every capacity, then the two-tier runs. Prints both tables.
 Result<HostResults> study(const PolicyCommandOptions& o, PutAdmission admission, const StudyInput& input,
                           const std::string& report_dir) {
@@ -122,27 +131,32 @@ Result<HostResults> study(const PolicyCommandOptions& o, PutAdmission admission,
   fmt::print("\nHost memory alone (capacity in tokens, {} per block; vs lru: against exact LRU):\n{}",
              workload::kTraceBlockTokens, table.render());
 
-  // The default policy over host memory and an SSD tier, with and without the admission filter:
-  // the SSD tier the daemon keeps (regions reclaimed oldest first, blocks read since written
-  // rewritten), and an idealised one the index's policy evicts block by block.
-  std::vector<std::pair<uint32_t, policy::SimulationResult>> tiered;  // (admission, result), the daemon's tier
+  // The default policy over host memory and an SSD tier, under three SSD admission rules: every
+  // block, the wear guard on a block's own uses, and the daemon's default (its own uses or a near
+  // ancestor's); on the SSD tier the daemon keeps (regions reclaimed oldest first, blocks read
+  // since written rewritten), and on an idealised one the index's policy evicts block by block.
+  const ssd::AdmissionOptions daemon;
+  std::vector<ssd::AdmissionOptions> rules{{1, 0, 0}, {daemon.min_accesses, 0, 0}};
+  if (daemon.ancestor_hops > 0) rules.push_back({daemon.min_accesses, daemon.ancestor_hops, 0});
+  std::vector<std::pair<std::string, policy::SimulationResult>> tiered;  // (admission, result), the daemon's tier
   Table tiers({"host", "ssd", "admission", "ssd evicts", "host hit", "ssd hit", "block hit", "token hit", "demoted",
                "declined", "ssd lost"});
   for (uint64_t blocks : o.host_blocks) {
     for (const bool by_policy : {false, true}) {
-      for (uint32_t min_accesses : {1U, 2U}) {
+      for (const ssd::AdmissionOptions& rule : rules) {
         policy::SimulationOptions so;
         so.policy = o.default_policy;
         so.host_blocks = blocks;
         so.put_admission = admission;
         so.ssd_blocks = blocks * o.ssd_multiple;
-        so.ssd_min_accesses = min_accesses;
+        so.ssd_min_accesses = rule.min_accesses;
+        so.ssd_ancestor_hops = rule.ancestor_hops;
         so.ssd_by_policy = by_policy;
         auto r = policy::simulate(trace, so);
         if (!r.ok()) return r.status();
-        if (!by_policy) tiered.emplace_back(min_accesses, *r);
-        tiers.add_row({tokens_label(blocks), tokens_label(so.ssd_blocks),
-                       min_accesses == 1 ? "every block" : fmt::format("used {}+ times", min_accesses),
+        const std::string label = admission_label(rule);
+        if (!by_policy) tiered.emplace_back(label, *r);
+        tiers.add_row({tokens_label(blocks), tokens_label(so.ssd_blocks), label,
                        by_policy ? "by policy" : "oldest region", fixed(r->host_block_hit(), 3),
                        fixed(r->ssd_block_hit(), 3), fixed(r->block_hit(), 3), fixed(r->token_hit(), 3),
                        fmt::format("{}", r->demoted), fmt::format("{}", r->ssd_declined),

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <string>
 #include <system_error>
 #include <vector>
 
@@ -47,7 +48,7 @@ Status run_gnuplot(const std::filesystem::path& script) {
 
 Status write_policy_report(const std::string& dir, const PolicyReport& report,
                            const std::map<std::pair<std::string, uint64_t>, policy::SimulationResult>& host,
-                           const std::vector<std::pair<uint32_t, policy::SimulationResult>>& tiered) {
+                           const std::vector<std::pair<std::string, policy::SimulationResult>>& tiered) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -73,21 +74,22 @@ Status write_policy_report(const std::string& dir, const PolicyReport& report,
   }
   KVTIER_RETURN_IF_ERROR(write_file(out / "policy_host.dat", host_dat));
 
-  // Per tier, for the admission thresholds of the two-tier runs.
-  std::set<uint32_t> thresholds;
-  for (const auto& [a, r] : tiered) thresholds.insert(a);
+  // Per tier, for each SSD admission rule of the two-tier runs (in the order they ran).
+  std::vector<std::string> rules;
+  for (const auto& [rule, r] : tiered) {
+    if (std::find(rules.begin(), rules.end(), rule) == rules.end()) rules.push_back(rule);
+  }
   std::string tiers_dat = "tokens";
-  for (uint32_t a : thresholds) {
-    const std::string admits = a <= 1 ? "SSD admits all" : fmt::format("SSD admits {}+ uses", a);
-    tiers_dat += fmt::format(R"( "host, {0}" "SSD, {0}" "total, {0}")", admits);
+  for (const std::string& rule : rules) {
+    tiers_dat += fmt::format(R"( "host: {0}" "SSD: {0}" "total: {0}")", rule);
   }
   tiers_dat += "\n";
   for (uint64_t blocks : sizes) {
     std::string row = fmt::format("{}", blocks * workload::kTraceBlockTokens);
     bool any = false;
-    for (uint32_t a : thresholds) {
+    for (const std::string& rule : rules) {
       auto it = std::find_if(tiered.begin(), tiered.end(),
-                             [&](const auto& t) { return t.first == a && t.second.host_blocks == blocks; });
+                             [&](const auto& t) { return t.first == rule && t.second.host_blocks == blocks; });
       if (it == tiered.end()) {
         row += " NaN NaN NaN";
         continue;
@@ -105,18 +107,19 @@ Status write_policy_report(const std::string& dir, const PolicyReport& report,
   std::replace(title.begin(), title.end(), '\'', '`');
   std::string gp = fmt::format(
       "set terminal pngcairo size 960,600 noenhanced\n"
-      "set key autotitle columnhead left top\nset grid\nset logscale x\nset format x '%.0s%c'\n"
+      "set key autotitle columnhead left top\nset grid\nset logscale x 2\nset autoscale xfix\n"
+      "set format x '%.0s%c'\n"
       "set xlabel 'host capacity (tokens)'\nset yrange [0:*]\n"
       "set output '{0}/hit_ratio_vs_capacity.png'\n"
       "set title 'Block hit ratio by eviction policy: {1}'\nset ylabel 'block hit ratio'\n"
       "plot for [i=2:{2}] '{0}/policy_host.dat' using 1:i with linespoints lw 2\n",
       out.string(), title, columns.size() + 1);
-  if (!thresholds.empty()) {
+  if (!rules.empty()) {
     gp += fmt::format(
-        "set output '{0}/per_tier_hit_ratio.png'\n"
+        "set output '{0}/per_tier_hit_ratio.png'\nset key below maxrows 3\n"
         "set title 'Hit ratio per tier, {1}, SSD {2}x host: {3}'\nset ylabel 'block hit ratio'\n"
         "plot for [i=2:{4}] '{0}/policy_tiers.dat' using 1:i with linespoints lw 2\n",
-        out.string(), report.default_policy, report.ssd_multiple, title, 1 + 3 * thresholds.size());
+        out.string(), report.default_policy, report.ssd_multiple, title, 1 + 3 * rules.size());
   }
   KVTIER_RETURN_IF_ERROR(write_file(out / "policy.gp", gp));
   const Status plotted = run_gnuplot(out / "policy.gp");
@@ -134,7 +137,7 @@ Status write_policy_report(const std::string& dir, const PolicyReport& report,
   md += fmt::format("## {} over host memory and an SSD tier {}x its size\n\n```\n", report.default_policy,
                     report.ssd_multiple) +
         report.tier_table + "```\n\n";
-  if (plotted.ok() && !thresholds.empty()) md += "![hit ratio per tier](per_tier_hit_ratio.png)\n";
+  if (plotted.ok() && !rules.empty()) md += "![hit ratio per tier](per_tier_hit_ratio.png)\n";
   KVTIER_RETURN_IF_ERROR(write_file(out / "policy.md", md));
   fmt::print(
       "\nReport: {}{}\n", (out / "policy.md").string(),

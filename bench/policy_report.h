@@ -25,9 +25,9 @@ struct PolicyReport {
 
 // Writes <dir>/policy.md, policy_host.dat, policy_tiers.dat, policy.gp and, when gnuplot runs,
 // hit_ratio_vs_capacity.png and per_tier_hit_ratio.png. `host` is keyed by (policy, host blocks);
-// `tiered` holds the two-tier runs with their admission threshold.
+// `tiered` holds the two-tier runs with their SSD admission rule's label.
 Status write_policy_report(const std::string& dir, const PolicyReport& report,
                            const std::map<std::pair<std::string, uint64_t>, policy::SimulationResult>& host,
-                           const std::vector<std::pair<uint32_t, policy::SimulationResult>>& tiered);
+                           const std::vector<std::pair<std::string, policy::SimulationResult>>& tiered);
 
 }  // namespace kvtier::bench

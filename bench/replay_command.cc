@@ -117,8 +117,9 @@ int run_replay_command(const ReplayCommandOptions& o) {
                  ((64ULL << 20) - 8 * slab) * 4 / 5 / block_bytes * kTraceBlockTokens + kTraceBlockTokens);
       return 2;
     }
-    ssd = fmt::format("ssd: {{dir: {}/ssd, bytes: {}, region_bytes: 1MiB, admission: {{min_accesses: {}}}}}", dir,
-                      ssd_bytes, o.ssd_min_accesses);
+    ssd = fmt::format(
+        "ssd: {{dir: {}/ssd, bytes: {}, region_bytes: 1MiB, admission: {{min_accesses: {}, ancestor_hops: {}}}}}", dir,
+        ssd_bytes, o.ssd_min_accesses, o.ssd_ancestor_hops);
   }
   const std::string config = fmt::format(
       "node: {{name: {}, shm_prefix: {}}}\nindex: {{capacity: {}}}\n"

@@ -7,6 +7,7 @@
 
 #include "kvtier/block_index.h"
 #include "kvtier/eviction_policy.h"
+#include "tiers/ssd/admission_filter.h"
 #include "workload/synthetic_workload.h"
 
 namespace kvtier::bench {
@@ -73,6 +74,7 @@ struct ReplayCommandOptions {
   uint64_t host_tokens = 1024000;                                       // 2,000 blocks of 512 tokens
   uint64_t ssd_tokens = 4096000;                                        // 0: no SSD tier
   uint32_t ssd_min_accesses = 1;                                        // the SSD tier's admission filter
+  uint32_t ssd_ancestor_hops = ssd::AdmissionOptions{}.ancestor_hops;   // ... or a near ancestor's uses
   double prefill_tokens_per_s = 10000;
   double kv_bytes_per_token = 131072;
   double host_gb_per_s = 25;

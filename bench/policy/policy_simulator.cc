@@ -135,7 +135,8 @@ Result<SimulationResult> simulate(std::span<const TraceRequest> trace, const Sim
     ssd = options.ssd_by_policy ? static_cast<tiers::TierStore*>(&ssd_by_policy) : &ssd_regions;
   // The daemon's mover, over the simulated tiers: its victim selection, admission, demotion and
   // promotion.
-  node::TierMover mover(index, host, ssd, ssd::AdmissionOptions{options.ssd_min_accesses, 0});
+  node::TierMover mover(index, host, ssd,
+                        ssd::AdmissionOptions{options.ssd_min_accesses, options.ssd_ancestor_hops, 0});
   // What the SSD tier gave up: by the index's policy (the idealised tier), or lost to region
   // reclaim, which the mover forgets as the store's drop listener has it do in the daemon.
   const auto ssd_upkeep = [&] {

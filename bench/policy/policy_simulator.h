@@ -14,6 +14,7 @@
 #include "kvtier/block_index.h"
 #include "kvtier/eviction_policy.h"
 #include "kvtier/result.h"
+#include "tiers/ssd/admission_filter.h"
 #include "workload/trace.h"
 
 namespace kvtier::policy {
@@ -23,6 +24,7 @@ struct SimulationOptions {
   uint64_t host_blocks = 2000;                 // blocks of kTraceBlockTokens tokens
   uint64_t ssd_blocks = 0;                     // 0: no SSD tier, host victims are dropped
   uint32_t ssd_min_accesses = 2;               // the SSD tier's admission filter (1 admits every block)
+  uint32_t ssd_ancestor_hops = ssd::AdmissionOptions{}.ancestor_hops;  // ... or a near ancestor's uses
   // The SSD tier as the daemon's store keeps it (simulated_ssd.h): this many regions (the default
   // node's: 8 GiB in 16 MiB regions), the oldest reclaimed first, blocks read since written
   // rewritten. `ssd_by_policy`: an idealised tier the index's policy evicts block by block instead.

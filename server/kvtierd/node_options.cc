@@ -42,6 +42,7 @@ Result<node::NodeTiersOptions> node_tiers_options(const config::NodeConfig& cfg)
     s.direct_io = cfg.ssd_direct_io;
     s.start_empty_if_unreadable = cfg.ssd_start_empty_if_unreadable;
     o.admission.min_accesses = cfg.ssd_min_accesses;
+    o.admission.ancestor_hops = cfg.ssd_ancestor_hops;
     o.admission.write_budget_bytes_per_s = cfg.ssd_write_budget_per_s;
   }
   for (size_t i = 0; i < cfg.namespaces.size(); ++i) {

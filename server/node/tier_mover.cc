@@ -40,9 +40,9 @@ Result<bool> TierMover::copy_to_ssd(const BlockInfo& victim) {
 
 // Two phases, so that no SSD work happens under the index's writer lock:
 //   1. the policy's first victims are chosen, each judged as a demotion or a drop by the bar
-//      (demotion_bar: the admission filter's uses, and on a full SSD tier what a copy would push
-//      out there; prefix-aware keeps inner blocks that would be dropped); each one to demote is
-//      pinned quietly (a pin that is not a use), copied into the SSD tier and recorded there;
+//      (demotion_bar: the block's or a near ancestor's uses, and on a full SSD tier what a copy
+//      would push out there; prefix-aware keeps inner blocks that would be dropped); each one to
+//      write is pinned quietly (a pin that is not a use), copied into the SSD tier and recorded;
 //   2. exactly those victims are evicted from host memory: the copied ones stay cached on SSD, the
 //      others are dropped where the policy allows.
 // Blocks put between the phases are never touched: a fresh leaf is not dropped for lack of a copy.
@@ -60,12 +60,15 @@ Result<size_t> TierMover::demote(uint64_t bytes, EvictionReport* out) {
   if (ssd_ != nullptr) {
     for (const index::EvictionVictim& v : victims) {
       const BlockInfo& c = v.block;
-      if (c.in(Tier::kSsd)) continue;
-      if (v.action == EvictionAction::kDrop && c.frequency >= admission_.options().min_accesses) {
-        declined_.fetch_add(1, std::memory_order_relaxed);  // worth less than what it would push out
-        continue;
+      switch (v.verdict) {
+        case index::DemotionVerdict::kHeldBelow: continue;
+        case index::DemotionVerdict::kCold: admission_.reject_cold(); continue;
+        case index::DemotionVerdict::kWorthLess:
+          declined_.fetch_add(1, std::memory_order_relaxed);  // worth less than what it would push out
+          continue;
+        case index::DemotionVerdict::kWrite: break;
       }
-      if (!admission_.admit(c.frequency, c.payload_bytes, clock_.now())) continue;
+      if (!admission_.admit(c.payload_bytes, clock_.now())) continue;  // over the write budget
       auto leases = index_.acquire({&c.key, 1}, BlockIndex::AccessMode::kQuiet);
       if (!leases.ok()) return leases.status();
       if (leases->empty() || !leases->front().info().in(Tier::kHost)) continue;  // gone meanwhile
@@ -89,13 +92,14 @@ Result<size_t> TierMover::demote(uint64_t bytes, EvictionReport* out) {
   return written;
 }
 
-// Placement (docs/index.md#placement): a host victim is worth an SSD write if it was used often
-// enough for the flash's wear (the admission filter), and, once the SSD tier is past its low
-// watermark and a write there pushes a block out, if the policy admits it against the block the
-// SSD tier would give up next: the same judgement a put into a full host tier gets.
+// Placement (docs/index.md#placement): a host victim is worth an SSD write if it, or a near
+// ancestor, was used often enough for the flash's wear (the admission filter's options), and,
+// once the SSD tier is past its low watermark and a write there pushes a block out, if the policy
+// admits it against the block the SSD tier would give up next: the judgement a put gets.
 index::DemotionBar TierMover::demotion_bar() {
   index::DemotionBar bar;
   bar.min_uses = ssd_ != nullptr ? admission_.options().min_accesses : UINT32_MAX;
+  bar.ancestor_hops = admission_.options().ancestor_hops;
   if (ssd_ != nullptr && index::IndexMechanics::past_low_watermark(index_, Tier::kSsd, ssd_->used_bytes())) {
     bar.displaced = index::IndexMechanics::next_victim(index_, Tier::kSsd);
   }

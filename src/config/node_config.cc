@@ -17,6 +17,8 @@
 namespace kvtier::config {
 namespace {
 
+constexpr uint32_t kMaxAncestorHops = 16;
+
 constexpr std::string_view kEmbeddedDefault = R"yaml(# kvtierd embedded default: runs with nothing but the binary.
 node:
   name: ""                 # empty: the host name
@@ -43,7 +45,8 @@ ssd:
   sync_writes: false       # true: survive power loss too (fdatasync per region)
   direct_io: true
   admission:
-    min_accesses: 2        # a block must be used twice before it is written to SSD
+    min_accesses: 2        # a block must be used twice before it is written to SSD,
+    ancestor_hops: 1       # or one of its nearest N ancestors was (it extends a prefix that came back)
     write_budget_per_s: 0  # e.g. 200MiB; 0 = no cap
   start_empty_if_unreadable: false
 server:
@@ -240,8 +243,16 @@ void apply(const YAML::Node& root, NodeConfig& cfg) {
       cfg.ssd_start_empty_if_unreadable = get_bool(n["start_empty_if_unreadable"], "ssd.start_empty_if_unreadable");
     }
     if (const auto a = n["admission"]) {
-      require_map(a, "ssd.admission", {"min_accesses", "write_budget_per_s"});
+      require_map(a, "ssd.admission", {"min_accesses", "ancestor_hops", "write_budget_per_s"});
       if (a["min_accesses"]) cfg.ssd_min_accesses = get_u32(a["min_accesses"], "ssd.admission.min_accesses");
+      if (a["ancestor_hops"]) {
+        cfg.ssd_ancestor_hops = get_u32(a["ancestor_hops"], "ssd.admission.ancestor_hops");
+        // Walked under the index's writer lock for each once-used host victim: kept short.
+        if (cfg.ssd_ancestor_hops > kMaxAncestorHops) {
+          throw ConfigError(fmt::format("'ssd.admission.ancestor_hops' must be at most {}, got {}{}", kMaxAncestorHops,
+                                        cfg.ssd_ancestor_hops, where(a["ancestor_hops"])));
+        }
+      }
       if (a["write_budget_per_s"]) {
         cfg.ssd_write_budget_per_s = get_bytes(a["write_budget_per_s"], "ssd.admission.write_budget_per_s");
       }
@@ -454,8 +465,9 @@ std::string to_yaml(const NodeConfig& cfg) {
       << YAML::Value << cfg.ssd_reinsert_hot << YAML::Key << "sync_writes" << YAML::Value << cfg.ssd_sync_writes
       << YAML::Key << "direct_io" << YAML::Value << cfg.ssd_direct_io << YAML::Key << "admission" << YAML::Value
       << YAML::BeginMap << YAML::Key << "min_accesses" << YAML::Value << cfg.ssd_min_accesses << YAML::Key
-      << "write_budget_per_s" << YAML::Value << format_byte_size(cfg.ssd_write_budget_per_s) << YAML::EndMap
-      << YAML::Key << "start_empty_if_unreadable" << YAML::Value << cfg.ssd_start_empty_if_unreadable << YAML::EndMap;
+      << "ancestor_hops" << YAML::Value << cfg.ssd_ancestor_hops << YAML::Key << "write_budget_per_s" << YAML::Value
+      << format_byte_size(cfg.ssd_write_budget_per_s) << YAML::EndMap << YAML::Key << "start_empty_if_unreadable"
+      << YAML::Value << cfg.ssd_start_empty_if_unreadable << YAML::EndMap;
   out << YAML::Key << "server" << YAML::Value << YAML::BeginMap << YAML::Key << "grpc_address" << YAML::Value
       << cfg.grpc_address << YAML::Key << "metrics_address" << YAML::Value << YAML::DoubleQuoted << cfg.metrics_address
       << YAML::Key << "drain_ms" << YAML::Value << cfg.drain_ms;

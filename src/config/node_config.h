@@ -46,6 +46,7 @@ struct NodeConfig {
   bool ssd_sync_writes = false;             // fdatasync per region: survive power loss, not only a crash
   bool ssd_direct_io = true;
   uint32_t ssd_min_accesses = 2;               // admission: uses before a block is worth an SSD write
+  uint32_t ssd_ancestor_hops = 1;              // admission: or a use count this near up its chain
   uint64_t ssd_write_budget_per_s = 0;         // admission: bytes/s cap on SSD writes; 0 = none
   bool ssd_start_empty_if_unreadable = false;  // an unreadable SSD catalogue starts the tier empty
 

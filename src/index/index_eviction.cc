@@ -195,18 +195,39 @@ Result<EvictionReport> IndexWriter::evict_keys(Tier tier, std::span<const BlockK
   return report;
 }
 
+// Whether `img` was used `min_uses` times, or one of its nearest `hops` ancestors still in the
+// index was: it extends a prefix that came back.
+bool IndexWriter::reused(const EntryImage& img, uint32_t min_uses, uint32_t hops) const {
+  if (img.freq >= min_uses) return true;
+  uint64_t parent_lo = img.parent_lo;
+  for (uint32_t hop = 0; hop < hops; ++hop) {
+    const uint64_t slot = find_slot_by_lo(parent_lo);
+    if (slot == kNoSlot) return false;  // a chain head's parent (its namespace root), or evicted
+    const EntryImage up = image(slot);
+    if (up.freq >= min_uses) return true;
+    parent_lo = up.parent_lo;
+  }
+  return false;
+}
+
 std::vector<EvictionVictim> IndexWriter::eviction_candidates(Tier tier, uint64_t bytes, const EvictionPolicy& policy,
                                                              const DemotionBar& bar) {
-  // A block cached elsewhere, or one that clears the bar for a copy below, would be demoted; any
-  // other would be dropped, so the policy judges it as a drop (prefix-aware: leaves only).
   const uint8_t bit = tier_bit(tier);
+  const uint8_t below = tier == Tier::kHost ? tier_bit(Tier::kSsd) : 0;
   const uint32_t now = seg_.now_ticks();
-  const auto demote = [&](const EntryImage& img) {
+  const auto judge = [&](const EntryImage& img) {
+    if ((img.tiers & below) != 0) return DemotionVerdict::kHeldBelow;
+    if (!reused(img, bar.min_uses, bar.ancestor_hops)) return DemotionVerdict::kCold;
+    if (bar.displaced && !policy.admits(candidate(img, now, img.child_count), *bar.displaced)) {
+      return DemotionVerdict::kWorthLess;
+    }
+    return DemotionVerdict::kWrite;
+  };
+  // A block cached elsewhere, or one to write below, would be demoted; any other would be
+  // dropped, so the policy judges it as a drop (prefix-aware: leaves only).
+  const auto action = [&](const EntryImage& img) {
     if ((img.tiers & ~bit) != 0) return EvictionAction::kDemote;
-    if (img.freq < bar.min_uses) return EvictionAction::kDrop;
-    if (!bar.displaced) return EvictionAction::kDemote;
-    return policy.admits(candidate(img, now, img.child_count), *bar.displaced) ? EvictionAction::kDemote
-                                                                               : EvictionAction::kDrop;
+    return judge(img) == DemotionVerdict::kWrite ? EvictionAction::kDemote : EvictionAction::kDrop;
   };
   std::vector<EvictionVictim> out;
   ChosenVictims chosen(*this);
@@ -220,10 +241,10 @@ std::vector<EvictionVictim> IndexWriter::eviction_candidates(Tier tier, uint64_t
       scanned_since_victim = 0;
     }
     const Victim best =
-        sample_victim(tier_bit(tier), policy, demote, scanned_since_victim, skipped_pinned, chosen, spare_recent);
+        sample_victim(tier_bit(tier), policy, action, scanned_since_victim, skipped_pinned, chosen, spare_recent);
     if (best.slot == kNoSlot) continue;
     chosen.take(best.slot, best.img);
-    out.push_back(EvictionVictim{to_block_info(best.img, best.ctl), best.action});
+    out.push_back(EvictionVictim{to_block_info(best.img, best.ctl), best.action, judge(best.img)});
     total += best.img.payload_bytes;
     scanned_since_victim = 0;
   }

@@ -43,19 +43,32 @@ namespace index {
 // below its low watermark, the block cached already): the put goes ahead.
 enum class PutVerdict : uint8_t { kUnjudged, kAdmitted, kRefused };
 
-// Which of a demotion pass's victims may be written to the tier below (docs/index.md#placement):
-// those used at least `min_uses` times (the SSD admission filter's wear guard) that the policy
-// admits against `displaced`, the block the tier below would give up to take one (none: the tier
-// below has room). Any other victim that no other tier holds is judged as a drop.
+// Which of a demotion pass's victims may be written to the tier below (docs/index.md#placement).
+// A victim must have been used at least `min_uses` times (the SSD admission filter's wear guard),
+// or extend a prefix that was: one of its nearest `ancestor_hops` ancestors in the index used that
+// often (a returning conversation's newest turn is used once when it leaves, and is the likeliest
+// to be asked for next). And the policy must admit it against `displaced`, the block the tier below
+// would give up to take one (none: the tier below has room). Any other victim that no other tier
+// holds is judged as a drop.
 struct DemotionBar {
   uint32_t min_uses = 0;
+  uint32_t ancestor_hops = 0;
   std::optional<EvictionCandidate> displaced;
 };
 
-// One of eviction_candidates' victims, and what evicting it would be.
+// What the bar made of a victim, so that its caller counts what the index decided.
+enum class DemotionVerdict : uint8_t {
+  kHeldBelow,  // the tier below holds it already: only this copy goes
+  kWrite,      // cleared the bar: copy it below
+  kCold,       // too little used, itself and its near ancestors
+  kWorthLess,  // the policy rates it below what a copy would push out below
+};
+
+// One of eviction_candidates' victims, what evicting it would be, and why.
 struct EvictionVictim {
   BlockInfo block;
   EvictionAction action = EvictionAction::kDrop;
+  DemotionVerdict verdict = DemotionVerdict::kWrite;
 };
 
 struct IndexMechanics {
@@ -69,9 +82,10 @@ struct IndexMechanics {
   static Result<EvictionReport> evict_keys(BlockIndex& index, Tier tier, std::span<const BlockKey> keys,
                                            const EvictionPolicy& policy, EvictionListener* listener);
   // The blocks evict() would take first from `tier` (up to `bytes` of them, unpinned), changing
-  // nothing but the eviction clock. A block cached nowhere else that does not clear `bar` is
-  // judged as a drop (it will not be written below), any other as a demotion. The mover copies
-  // the demoted ones to SSD outside the writer lock, then evicts them all.
+  // nothing but the eviction clock. Each is judged against `bar` for a copy in the SSD tier (unless
+  // held there already); one that does not clear it and that no other tier holds is judged as a
+  // drop, any other as a demotion. The mover copies those to write into the SSD tier outside the
+  // writer lock, then evicts them all.
   static std::vector<EvictionVictim> eviction_candidates(BlockIndex& index, Tier tier, uint64_t bytes,
                                                          const EvictionPolicy& policy, const DemotionBar& bar = {});
   // The block evict() would take next from `tier`, as the policy sees it (nothing changes, the

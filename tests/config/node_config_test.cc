@@ -254,6 +254,25 @@ TEST(NodeConfigTest, UcxReadsAreOnByDefaultAndTheirSettingsRoundTrip) {
   EXPECT_FALSE(again->ucx_enabled);
 }
 
+TEST(NodeConfigTest, SsdAdmissionCountsANearAncestorsUsesByDefaultAndBoundsTheWalk) {
+  const auto defaults = parse_node_config("", "test.yaml");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->ssd_min_accesses, 2u);
+  EXPECT_EQ(defaults->ssd_ancestor_hops, 1u) << "the parent's uses count";
+  const auto cfg = parse_node_config("ssd:\n  admission: {min_accesses: 3, ancestor_hops: 16}\n", "test.yaml");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->ssd_ancestor_hops, 16u);
+  const auto again = parse_node_config(to_yaml(*cfg), "round trip");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->ssd_min_accesses, 3u);
+  EXPECT_EQ(again->ssd_ancestor_hops, 16u);
+  // Walked under the index's writer lock: a long walk is refused, with the setting's name.
+  const auto long_walk = parse_node_config("ssd:\n  admission:\n    ancestor_hops: 17\n", "test.yaml");
+  ASSERT_FALSE(long_walk.ok());
+  EXPECT_NE(long_walk.status().message().find("ssd.admission.ancestor_hops"), std::string::npos) << long_walk.status();
+  EXPECT_NE(long_walk.status().message().find("at most 16"), std::string::npos) << long_walk.status();
+}
+
 TEST(NodeConfigTest, EverySettingHasItsOwnEnvironmentVariable) {
   const auto paths = setting_paths();
   EXPECT_NE(std::find(paths.begin(), paths.end(), "ssd.admission.min_accesses"), paths.end());

@@ -4,6 +4,8 @@
 // densities taught through the segment's own learning.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
 #include <random>
 #include <set>
 #include <vector>
@@ -68,30 +70,81 @@ TEST(Placement, AFullSsdTierTakesOnlyVictimsWorthTheBlockItWouldGiveUp) {
 
   const auto policy = make_hit_density_policy();
   const auto victims =
-      IndexMechanics::eviction_candidates(t.index, Tier::kHost, 8 * kBlock, *policy, DemotionBar{1, displaced});
+      IndexMechanics::eviction_candidates(t.index, Tier::kHost, 8 * kBlock, *policy, DemotionBar{1, 0, displaced});
   ASSERT_EQ(victims.size(), 8u);
   std::set<BlockKey> written, dropped;
   for (const EvictionVictim& v : victims) {
     (v.action == EvictionAction::kDemote ? written : dropped).insert(v.block.key);
+    EXPECT_EQ(v.verdict, v.action == EvictionAction::kDemote ? DemotionVerdict::kWrite : DemotionVerdict::kWorthLess);
   }
   EXPECT_EQ(written, std::set<BlockKey>(t.twice.begin(), t.twice.end())) << "as likely back as what they push out";
   EXPECT_EQ(dropped, std::set<BlockKey>(t.once.begin(), t.once.end())) << "one-offs are not worth an SSD block";
 
   // With room on SSD (nothing displaced) every victim that clears the uses bar is written.
-  for (const EvictionVictim& v :
-       IndexMechanics::eviction_candidates(t.index, Tier::kHost, 8 * kBlock, *policy, DemotionBar{1, std::nullopt})) {
+  for (const EvictionVictim& v : IndexMechanics::eviction_candidates(t.index, Tier::kHost, 8 * kBlock, *policy,
+                                                                     DemotionBar{1, 0, std::nullopt})) {
     EXPECT_EQ(v.action, EvictionAction::kDemote);
   }
   // The uses bar (the SSD admission filter's wear guard) still holds on its own.
-  for (const EvictionVictim& v :
-       IndexMechanics::eviction_candidates(t.index, Tier::kHost, 8 * kBlock, *policy, DemotionBar{3, std::nullopt})) {
+  for (const EvictionVictim& v : IndexMechanics::eviction_candidates(t.index, Tier::kHost, 8 * kBlock, *policy,
+                                                                     DemotionBar{3, 0, std::nullopt})) {
     EXPECT_EQ(v.action, EvictionAction::kDrop);
+    EXPECT_EQ(v.verdict, DemotionVerdict::kCold);
   }
   // A policy that does not judge admission (LRU) writes every victim.
-  for (const EvictionVictim& v : IndexMechanics::eviction_candidates(t.index, Tier::kHost, 8 * kBlock,
-                                                                     *make_lru_policy(), DemotionBar{1, displaced})) {
+  for (const EvictionVictim& v : IndexMechanics::eviction_candidates(
+           t.index, Tier::kHost, 8 * kBlock, *make_lru_policy(), DemotionBar{1, 0, displaced})) {
     EXPECT_EQ(v.action, EvictionAction::kDemote);
   }
+  EXPECT_TRUE(t.index.check_invariants().ok());
+}
+
+// The wear guard's evidence reaches up the chain: a block used once that extends a prefix used
+// twice (a returning conversation's newest turn) clears the uses bar when that reuse is within
+// `ancestor_hops` of it. A block the SSD tier holds already is not judged: only its host copy goes.
+TEST(Placement, ABlockUsedOnceClearsTheUsesBarWhenANearAncestorWasReused) {
+  TwoTiers t;
+  std::vector<BlockKey> chain;  // its head used twice, then four blocks used once
+  BlockKey parent = random_key(t.rng);
+  for (int i = 0; i < 5; ++i) {
+    chain.push_back(random_key(t.rng));
+    ASSERT_TRUE(t.index.insert(record(chain.back(), parent, Tier::kHost)).ok());
+    parent = chain.back();
+  }
+  ASSERT_TRUE(t.index.acquire({chain.data(), 1}).ok());
+  const BlockKey both = t.on_ssd[0];
+  ASSERT_TRUE(t.index.insert(record(both, random_key(t.rng), Tier::kHost)).ok());
+
+  const auto policy = make_hit_density_policy();
+  const auto verdicts = [&](uint32_t hops) {
+    std::map<BlockKey, DemotionVerdict> out;
+    for (const EvictionVictim& v : IndexMechanics::eviction_candidates(t.index, Tier::kHost, 64 * kBlock, *policy,
+                                                                       DemotionBar{2, hops, std::nullopt})) {
+      out[v.block.key] = v.verdict;
+      const bool kept = v.verdict == DemotionVerdict::kWrite || v.block.in(Tier::kSsd);
+      EXPECT_EQ(v.action, kept ? EvictionAction::kDemote : EvictionAction::kDrop);
+    }
+    return out;
+  };
+  for (const uint32_t hops : {0U, 1U, 3U, 16U}) {
+    SCOPED_TRACE(testing::Message() << "ancestor_hops " << hops);
+    auto v = verdicts(hops);
+    ASSERT_EQ(v.size(), 4 + 4 + 5 + 1u) << "every host block is a candidate";
+    EXPECT_EQ(v[both], DemotionVerdict::kHeldBelow);
+    EXPECT_EQ(v[chain[0]], DemotionVerdict::kWrite) << "used twice itself";
+    for (uint32_t i = 1; i < chain.size(); ++i) {
+      EXPECT_EQ(v[chain[i]], i <= hops ? DemotionVerdict::kWrite : DemotionVerdict::kCold) << "block " << i;
+    }
+    for (const BlockKey& k : t.once) EXPECT_EQ(v[k], DemotionVerdict::kCold) << "a chain of its own, used once";
+  }
+  // Evidence the index no longer holds is none: with the head gone, nothing vouches for its tail.
+  ASSERT_TRUE(t.index.remove(chain[0]).ok());
+  auto headless =
+      IndexMechanics::eviction_candidates(t.index, Tier::kHost, 64 * kBlock, *policy, DemotionBar{2, 16, std::nullopt});
+  const auto tail =
+      std::find_if(headless.begin(), headless.end(), [&](const EvictionVictim& v) { return v.block.key == chain[1]; });
+  ASSERT_NE(tail, headless.end());
+  EXPECT_EQ(tail->verdict, DemotionVerdict::kCold);
   EXPECT_TRUE(t.index.check_invariants().ok());
 }
 

@@ -4,11 +4,7 @@
 
 namespace kvtier::ssd {
 
-bool AdmissionFilter::admit(uint32_t accesses, uint64_t bytes, Clock::time_point now) {
-  if (accesses < options_.min_accesses) {
-    ++stats_.rejected_cold;
-    return false;
-  }
+bool AdmissionFilter::admit(uint64_t bytes, Clock::time_point now) {
   if (options_.write_budget_bytes_per_s > 0) {
     const auto rate = static_cast<double>(options_.write_budget_bytes_per_s);
     if (tokens_ < 0) {

@@ -1,6 +1,7 @@
-// AdmissionFilter: which blocks leaving host memory are worth an SSD write. Flash wears out with
-// writes, so a block must have been used at least `min_accesses` times (Dynamo's KVBM offloads
-// blocks seen twice), and the tier's write rate may be capped by a token bucket.
+// AdmissionFilter: the SSD tier's admission options, and its write budget. Flash wears out with
+// writes, so a block leaving host memory is written only if it, or a near ancestor, was used at
+// least `min_accesses` times (Dynamo's KVBM offloads blocks seen twice): the index judges that
+// (index::DemotionBar), this filter counts it and caps the tier's write rate with a token bucket.
 #pragma once
 
 #include <chrono>
@@ -10,6 +11,7 @@ namespace kvtier::ssd {
 
 struct AdmissionOptions {
   uint32_t min_accesses = 2;              // the index's access count (1 = every block)
+  uint32_t ancestor_hops = 1;             // or one of the nearest this many ancestors' (0 = the block's own only)
   uint64_t write_budget_bytes_per_s = 0;  // 0 = unlimited; bursts up to one second's worth
 };
 
@@ -23,7 +25,10 @@ class AdmissionFilter {
   using Clock = std::chrono::steady_clock;
   explicit AdmissionFilter(const AdmissionOptions& options) : options_(options) {}
 
-  bool admit(uint32_t accesses, uint64_t bytes, Clock::time_point now = Clock::now());
+  // Whether a write of `bytes`, of a block that cleared the uses bar, fits the budget now.
+  bool admit(uint64_t bytes, Clock::time_point now = Clock::now());
+  // Counts a block kept off the tier for too few uses.
+  void reject_cold() { ++stats_.rejected_cold; }
   const AdmissionStats& stats() const { return stats_; }
   const AdmissionOptions& options() const { return options_; }
 

@@ -78,14 +78,14 @@ struct Fixture {
   MemorySsd ssd;
   std::unique_ptr<TierMover> mover;
 
-  explicit Fixture(uint32_t min_accesses = 1, bool with_ssd = true)
+  explicit Fixture(uint32_t min_accesses = 1, bool with_ssd = true, uint32_t ancestor_hops = 0)
       : index(BlockIndex::create(seg.options(1000)).value()),
         arena(host::HostArena::create({arena_name, 64ULL << 20, 4ULL << 20}).value()),
         host(std::make_unique<host::HostTierStore>(*arena, index)) {
     EXPECT_TRUE(index.set_tier_capacity(Tier::kHost, host->capacity_bytes()).ok());
     EXPECT_TRUE(index.set_tier_capacity(Tier::kSsd, with_ssd ? ssd.capacity_bytes() : 0).ok());
-    mover =
-        std::make_unique<TierMover>(index, *host, with_ssd ? &ssd : nullptr, ssd::AdmissionOptions{min_accesses, 0});
+    mover = std::make_unique<TierMover>(index, *host, with_ssd ? &ssd : nullptr,
+                                        ssd::AdmissionOptions{min_accesses, ancestor_hops, 0});
   }
   ~Fixture() {
     mover.reset();
@@ -141,7 +141,7 @@ TEST(TierMover, DemotionCopiesTheBytesToSsdThenLeavesHostMemory) {
 }
 
 TEST(TierMover, BlocksBelowTheAdmissionThresholdAreDroppedWithoutAnSsdWrite) {
-  Fixture f(/*min_accesses=*/2);
+  Fixture f(/*min_accesses=*/2, /*with_ssd=*/true, /*ancestor_hops=*/0);
   std::mt19937_64 rng(2);
   const auto chain = random_chain(rng, 4);
   f.put(chain);
@@ -158,6 +158,25 @@ TEST(TierMover, BlocksBelowTheAdmissionThresholdAreDroppedWithoutAnSsdWrite) {
   EXPECT_FALSE(f.index.contains(chain[3]));
   EXPECT_FALSE(f.index.contains(chain[2]));
   EXPECT_EQ(f.mover->stats().admission.rejected_cold, 2u);
+}
+
+// A block used once whose parent was used twice is a returning prefix's newest block: with
+// ancestor_hops 1 it clears the wear guard, and the block after it, two hops from a reuse, does not.
+TEST(TierMover, ABlockUsedOnceThatExtendsAReusedPrefixIsWrittenToo) {
+  Fixture f(/*min_accesses=*/2, /*with_ssd=*/true, /*ancestor_hops=*/1);
+  std::mt19937_64 rng(3);
+  const auto chain = random_chain(rng, 4);
+  f.put(chain);
+  ASSERT_TRUE(f.index.acquire(std::span<const BlockKey>(chain.data(), 2)).ok());
+  EvictionReport report;
+  auto written = f.mover->demote(uint64_t{4} * kBlockBytes, &report);
+  ASSERT_TRUE(written.ok()) << written.status();
+  EXPECT_EQ(*written, 3u);
+  EXPECT_TRUE(f.index.lookup(chain[2])->in(Tier::kSsd)) << "its parent was used twice";
+  EXPECT_FALSE(f.index.contains(chain[3])) << "two hops from a reused block";
+  EXPECT_EQ(report.blocks_dropped, 1u);
+  EXPECT_EQ(f.mover->stats().admission.rejected_cold, 1u);
+  EXPECT_TRUE(f.index.check_invariants().ok());
 }
 
 // Placement (docs/index.md#placement): once the SSD tier is full, a host victim is written only
