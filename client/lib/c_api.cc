@@ -1,6 +1,8 @@
 // The C API over kvtier::Client. Errors become codes plus a thread-local message; nothing throws.
 #include "kvtier/kvtier.h"
 
+#include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -238,6 +240,37 @@ kvtier_code kvtier_client_stats(kvtier_client* client, kvtier_stats* out) {
   out->put_exists = s.put_exists;
   out->gets = s.gets;
   out->evictions = s.index.evictions;
+  return KVTIER_OK;
+}
+
+kvtier_code kvtier_client_counters(kvtier_client* client, kvtier_counters* out) {
+  if (client == nullptr || out == nullptr)
+    return fail(KVTIER_INVALID_ARGUMENT, "kvtier_client_counters: client and out are required");
+  constexpr size_t kFirstField = offsetof(kvtier_counters, entries);
+  if (out->size < kFirstField + sizeof(uint64_t)) {
+    return fail(KVTIER_INVALID_ARGUMENT,
+                "kvtier_client_counters: set out->size to sizeof(kvtier_counters), got " + std::to_string(out->size));
+  }
+  const kvtier::ClientStats s = client->client->stats();
+  kvtier_counters all{};
+  all.entries = s.index.entries;
+  all.host_blocks = s.index.tier_entries[kvtier::tier_index(kvtier::Tier::kHost)];
+  all.host_bytes = s.host_bytes;
+  all.host_used_bytes = s.host_used_bytes;
+  all.puts = s.puts;
+  all.put_exists = s.put_exists;
+  all.gets = s.gets;
+  all.evictions = s.index.evictions;
+  all.not_admitted = s.not_admitted;
+  all.evictions_for_room = s.evictions_for_room;
+  all.room_waits = s.room_waits;
+  all.loads_requested = s.loads_requested;
+  all.corrupt_dropped = s.corrupt_dropped;
+  // Whole fields only, as many as both sides know: the caller's struct may be older or newer.
+  const size_t filled = std::min<uint64_t>(out->size, sizeof(kvtier_counters)) / sizeof(uint64_t) * sizeof(uint64_t);
+  std::memcpy(reinterpret_cast<char*>(out) + kFirstField, reinterpret_cast<const char*>(&all) + kFirstField,
+              filled - kFirstField);
+  out->size = filled;
   return KVTIER_OK;
 }
 

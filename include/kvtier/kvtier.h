@@ -63,6 +63,20 @@ typedef struct kvtier_stats {
   uint64_t entries, host_blocks, host_bytes, host_used_bytes, puts, put_exists, gets, evictions;
 } kvtier_stats;
 
+/* Every counter of kvtier_stats and those added since, in a struct that only grows at its end.
+ * Set `size` to sizeof(kvtier_counters) before kvtier_client_counters: the library fills the
+ * fields that fit and sets `size` to the bytes it filled, so a program built against an older or
+ * newer header than the library's still gets exactly the fields both know. */
+typedef struct kvtier_counters {
+  uint64_t size;
+  uint64_t entries, host_blocks, host_bytes, host_used_bytes, puts, put_exists, gets, evictions;
+  uint64_t not_admitted;       /* puts the node's admission refused (KVTIER_NOT_ADMITTED) */
+  uint64_t evictions_for_room; /* blocks this process evicted to make room for its puts */
+  uint64_t room_waits;         /* puts that found the arena full and got room from the daemon */
+  uint64_t loads_requested;    /* blocks asked of the node daemon (SSD loads) */
+  uint64_t corrupt_dropped;    /* blocks found damaged and dropped */
+} kvtier_counters;
+
 const char* kvtier_last_error(void);
 
 kvtier_code kvtier_client_open(const kvtier_client_options* options, kvtier_client** out);
@@ -112,6 +126,8 @@ void kvtier_reservation_abort(kvtier_reservation* r);
 
 kvtier_code kvtier_maintain(kvtier_client* client);
 kvtier_code kvtier_client_stats(kvtier_client* client, kvtier_stats* out);
+/* The client's counters (kvtier_counters: set out->size first). */
+kvtier_code kvtier_client_counters(kvtier_client* client, kvtier_counters* out);
 
 #ifdef __cplusplus
 }

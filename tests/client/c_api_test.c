@@ -1,5 +1,6 @@
 /* The C API from C: open an embedded node, put, read in place and by copy, reserve/commit,
  * and bad input answered with codes and messages. Exits non-zero on the first failed check. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,27 @@ int main(void) {
   kvtier_stats stats;
   CHECK(kvtier_client_stats(client, &stats) == KVTIER_OK);
   CHECK(stats.host_blocks == 4 && stats.puts == 4); /* three chain blocks and the one with tokens */
+
+  /* The counters that grow: the same figures, and exactly as many fields as the caller's size. */
+  kvtier_counters counters;
+  memset(&counters, 0xAB, sizeof(counters));
+  counters.size = sizeof(counters);
+  CHECK(kvtier_client_counters(client, &counters) == KVTIER_OK);
+  CHECK(counters.size == sizeof(counters));
+  CHECK(counters.entries == stats.entries && counters.host_blocks == 4 && counters.puts == 4);
+  CHECK(counters.not_admitted == 0 && counters.room_waits == 0 && counters.corrupt_dropped == 0);
+  kvtier_counters older; /* a caller built when the struct ended at `evictions` */
+  memset(&older, 0xAB, sizeof(older));
+  older.size = offsetof(kvtier_counters, not_admitted) + 3; /* a torn last field is not written */
+  CHECK(kvtier_client_counters(client, &older) == KVTIER_OK);
+  CHECK(older.size == offsetof(kvtier_counters, not_admitted));
+  CHECK(older.puts == 4 && older.evictions == stats.evictions);
+  CHECK(older.not_admitted == 0xABABABABABABABABULL); /* untouched */
+  kvtier_counters tiny;
+  tiny.size = 4;
+  CHECK(kvtier_client_counters(client, &tiny) == KVTIER_INVALID_ARGUMENT);
+  CHECK(strstr(kvtier_last_error(), "sizeof(kvtier_counters)") != NULL);
+  CHECK(kvtier_client_counters(client, NULL) == KVTIER_INVALID_ARGUMENT);
 
   free(out);
   free(bytes);
