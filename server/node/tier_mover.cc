@@ -66,7 +66,8 @@ Result<size_t> TierMover::demote(uint64_t bytes, EvictionReport* out) {
         case index::DemotionVerdict::kWorthLess:
           declined_.fetch_add(1, std::memory_order_relaxed);  // worth less than what it would push out
           continue;
-        case index::DemotionVerdict::kWrite: break;
+        case index::DemotionVerdict::kWrite:
+        case index::DemotionVerdict::kWriteForItsPrefix: break;
       }
       if (!admission_.admit(c.payload_bytes, clock_.now())) continue;  // over the write budget
       auto leases = index_.acquire({&c.key, 1}, BlockIndex::AccessMode::kQuiet);
@@ -75,6 +76,9 @@ Result<size_t> TierMover::demote(uint64_t bytes, EvictionReport* out) {
       const auto copied = copy_to_ssd(leases->front().info());
       if (copied.ok()) {
         written += *copied ? 1 : 0;
+        if (*copied && v.verdict == index::DemotionVerdict::kWriteForItsPrefix) {
+          for_prefix_.fetch_add(1, std::memory_order_relaxed);
+        }
         continue;
       }
       demote_refused_.fetch_add(1, std::memory_order_relaxed);
@@ -309,6 +313,7 @@ TierMoverStats TierMover::stats() const {
   s.demoted = demoted_.load(std::memory_order_relaxed);
   s.demote_refused = demote_refused_.load(std::memory_order_relaxed);
   s.demote_declined = declined_.load(std::memory_order_relaxed);
+  s.demoted_for_prefix = for_prefix_.load(std::memory_order_relaxed);
   s.promoted = promoted_.load(std::memory_order_relaxed);
   s.promote_misses = promote_misses_.load(std::memory_order_relaxed);
   s.promote_failed = promote_failed_.load(std::memory_order_relaxed);
@@ -326,6 +331,10 @@ void TierMover::visit_counters(tiers::CounterVisitor& v) const {
             "Host victims not copied to a full SSD tier: the policy judged them worth less than the block a copy "
             "would push out there.",
             s.demote_declined);
+  v.counter("demotions_for_prefix_total",
+            "Of demotions_total, blocks used fewer than ssd.admission.min_accesses times written because a near "
+            "ancestor was used that often (ssd.admission.ancestor_hops).",
+            s.demoted_for_prefix);
   v.counter("promotions_total", "Blocks loaded from SSD into host memory.", s.promoted);
   v.counter("promotion_misses_total", "Blocks asked to load that the SSD tier no longer had.", s.promote_misses);
   v.counter("promotion_failures_total", "Blocks asked to load that could not be (no host room, a read error).",

@@ -32,9 +32,10 @@ namespace kvtier::node {
 
 struct TierMoverStats {
   ssd::AdmissionStats admission;
-  uint64_t demoted = 0;          // blocks copied to SSD on their way out of host memory
-  uint64_t demote_refused = 0;   // copies the SSD tier refused (full, failing)
-  uint64_t demote_declined = 0;  // victims the policy judged worth less than the SSD block a copy would push out
+  uint64_t demoted = 0;             // blocks copied to SSD on their way out of host memory
+  uint64_t demote_refused = 0;      // copies the SSD tier refused (full, failing)
+  uint64_t demoted_for_prefix = 0;  // of demoted: used too few times itself, written for a near ancestor's uses
+  uint64_t demote_declined = 0;     // victims the policy judged worth less than the SSD block a copy would push out
   uint64_t promoted = 0, promote_misses = 0, promote_failed = 0;
   uint64_t ssd_drops = 0;                                    // blocks the SSD tier lost, dropped from the index
   uint64_t reconcile_forgotten = 0, reconcile_restored = 0;  // at start (reconcile)
@@ -102,7 +103,7 @@ class TierMover {
   std::mutex pending_mu_;
   std::vector<BlockKey> pending_ssd_drops_;  // the SSD tier lost them, but the index had them pinned
 
-  std::atomic<uint64_t> demoted_{0}, demote_refused_{0}, declined_{0}, promoted_{0}, promote_misses_{0},
+  std::atomic<uint64_t> demoted_{0}, for_prefix_{0}, demote_refused_{0}, declined_{0}, promoted_{0}, promote_misses_{0},
       promote_failed_{0}, ssd_drops_{0}, reconcile_forgotten_{0}, reconcile_restored_{0};
 };
 

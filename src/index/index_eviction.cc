@@ -197,17 +197,17 @@ Result<EvictionReport> IndexWriter::evict_keys(Tier tier, std::span<const BlockK
 
 // Whether `img` was used `min_uses` times, or one of its nearest `hops` ancestors still in the
 // index was: it extends a prefix that came back.
-bool IndexWriter::reused(const EntryImage& img, uint32_t min_uses, uint32_t hops) const {
-  if (img.freq >= min_uses) return true;
+IndexWriter::Reuse IndexWriter::reused(const EntryImage& img, uint32_t min_uses, uint32_t hops) const {
+  if (img.freq >= min_uses) return Reuse::kItself;
   uint64_t parent_lo = img.parent_lo;
   for (uint32_t hop = 0; hop < hops; ++hop) {
     const uint64_t slot = find_slot_by_lo(parent_lo);
-    if (slot == kNoSlot) return false;  // a chain head's parent (its namespace root), or evicted
+    if (slot == kNoSlot) return Reuse::kNone;  // a chain head's parent (its namespace root), or evicted
     const EntryImage up = image(slot);
-    if (up.freq >= min_uses) return true;
+    if (up.freq >= min_uses) return Reuse::kAncestor;
     parent_lo = up.parent_lo;
   }
-  return false;
+  return Reuse::kNone;
 }
 
 std::vector<EvictionVictim> IndexWriter::eviction_candidates(Tier tier, uint64_t bytes, const EvictionPolicy& policy,
@@ -217,17 +217,20 @@ std::vector<EvictionVictim> IndexWriter::eviction_candidates(Tier tier, uint64_t
   const uint32_t now = seg_.now_ticks();
   const auto judge = [&](const EntryImage& img) {
     if ((img.tiers & below) != 0) return DemotionVerdict::kHeldBelow;
-    if (!reused(img, bar.min_uses, bar.ancestor_hops)) return DemotionVerdict::kCold;
+    const Reuse reuse = reused(img, bar.min_uses, bar.ancestor_hops);
+    if (reuse == Reuse::kNone) return DemotionVerdict::kCold;
     if (bar.displaced && !policy.admits(candidate(img, now, img.child_count), *bar.displaced)) {
       return DemotionVerdict::kWorthLess;
     }
-    return DemotionVerdict::kWrite;
+    return reuse == Reuse::kItself ? DemotionVerdict::kWrite : DemotionVerdict::kWriteForItsPrefix;
   };
   // A block cached elsewhere, or one to write below, would be demoted; any other would be
   // dropped, so the policy judges it as a drop (prefix-aware: leaves only).
   const auto action = [&](const EntryImage& img) {
     if ((img.tiers & ~bit) != 0) return EvictionAction::kDemote;
-    return judge(img) == DemotionVerdict::kWrite ? EvictionAction::kDemote : EvictionAction::kDrop;
+    const DemotionVerdict v = judge(img);
+    return v == DemotionVerdict::kWrite || v == DemotionVerdict::kWriteForItsPrefix ? EvictionAction::kDemote
+                                                                                    : EvictionAction::kDrop;
   };
   std::vector<EvictionVictim> out;
   ChosenVictims chosen(*this);

@@ -58,10 +58,11 @@ struct DemotionBar {
 
 // What the bar made of a victim, so that its caller counts what the index decided.
 enum class DemotionVerdict : uint8_t {
-  kHeldBelow,  // the tier below holds it already: only this copy goes
-  kWrite,      // cleared the bar: copy it below
-  kCold,       // too little used, itself and its near ancestors
-  kWorthLess,  // the policy rates it below what a copy would push out below
+  kHeldBelow,          // the tier below holds it already: only this copy goes
+  kWrite,              // cleared the bar: copy it below
+  kWriteForItsPrefix,  // the same, used too few times itself but a near ancestor was not
+  kCold,               // too little used, itself and its near ancestors
+  kWorthLess,          // the policy rates it below what a copy would push out below
 };
 
 // One of eviction_candidates' victims, what evicting it would be, and why.

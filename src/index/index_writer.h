@@ -101,7 +101,8 @@ class IndexWriter {
   bool evict_victim(const Victim& best, Tier tier, EvictionListener* listener, EvictionReport& report);
   uint64_t find_slot(uint64_t key_hi, uint64_t key_lo) const;
   uint64_t find_slot_by_lo(uint64_t key_lo) const;
-  bool reused(const EntryImage& img, uint32_t min_uses, uint32_t hops) const;
+  enum class Reuse : uint8_t { kNone, kItself, kAncestor };
+  Reuse reused(const EntryImage& img, uint32_t min_uses, uint32_t hops) const;
   uint64_t find_empty(uint64_t key_lo) const;
   EntryImage image(uint64_t slot) const;
   void store_tag(uint64_t slot, uint8_t tag);

@@ -121,7 +121,8 @@ TEST(Placement, ABlockUsedOnceClearsTheUsesBarWhenANearAncestorWasReused) {
     for (const EvictionVictim& v : IndexMechanics::eviction_candidates(t.index, Tier::kHost, 64 * kBlock, *policy,
                                                                        DemotionBar{2, hops, std::nullopt})) {
       out[v.block.key] = v.verdict;
-      const bool kept = v.verdict == DemotionVerdict::kWrite || v.block.in(Tier::kSsd);
+      const bool kept = v.verdict == DemotionVerdict::kWrite || v.verdict == DemotionVerdict::kWriteForItsPrefix ||
+                        v.block.in(Tier::kSsd);
       EXPECT_EQ(v.action, kept ? EvictionAction::kDemote : EvictionAction::kDrop);
     }
     return out;
@@ -133,7 +134,7 @@ TEST(Placement, ABlockUsedOnceClearsTheUsesBarWhenANearAncestorWasReused) {
     EXPECT_EQ(v[both], DemotionVerdict::kHeldBelow);
     EXPECT_EQ(v[chain[0]], DemotionVerdict::kWrite) << "used twice itself";
     for (uint32_t i = 1; i < chain.size(); ++i) {
-      EXPECT_EQ(v[chain[i]], i <= hops ? DemotionVerdict::kWrite : DemotionVerdict::kCold) << "block " << i;
+      EXPECT_EQ(v[chain[i]], i <= hops ? DemotionVerdict::kWriteForItsPrefix : DemotionVerdict::kCold) << "block " << i;
     }
     for (const BlockKey& k : t.once) EXPECT_EQ(v[k], DemotionVerdict::kCold) << "a chain of its own, used once";
   }

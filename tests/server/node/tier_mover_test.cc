@@ -176,6 +176,7 @@ TEST(TierMover, ABlockUsedOnceThatExtendsAReusedPrefixIsWrittenToo) {
   EXPECT_FALSE(f.index.contains(chain[3])) << "two hops from a reused block";
   EXPECT_EQ(report.blocks_dropped, 1u);
   EXPECT_EQ(f.mover->stats().admission.rejected_cold, 1u);
+  EXPECT_EQ(f.mover->stats().demoted_for_prefix, 1u) << "of the three written, one for its parent's uses";
   EXPECT_TRUE(f.index.check_invariants().ok());
 }
 
