@@ -60,7 +60,7 @@ struct DemotionBar {
 enum class DemotionVerdict : uint8_t {
   kHeldBelow,          // the tier below holds it already: only this copy goes
   kWrite,              // cleared the bar: copy it below
-  kWriteForItsPrefix,  // the same, used too few times itself but a near ancestor was not
+  kWriteForItsPrefix,  // the same, by a near ancestor's uses: too few of its own
   kCold,               // too little used, itself and its near ancestors
   kWorthLess,          // the policy rates it below what a copy would push out below
 };
