@@ -56,6 +56,26 @@ kvtier::ClientOptions options_of(const kvtier_client_options& o) {
   return c;
 }
 
+// Every counter the C API reports, whichever struct the caller asked with.
+kvtier_counters counters_of(const kvtier::ClientStats& s) {
+  kvtier_counters c{};
+  c.size = sizeof(kvtier_counters);
+  c.entries = s.index.entries;
+  c.host_blocks = s.index.tier_entries[kvtier::tier_index(kvtier::Tier::kHost)];
+  c.host_bytes = s.host_bytes;
+  c.host_used_bytes = s.host_used_bytes;
+  c.puts = s.puts;
+  c.put_exists = s.put_exists;
+  c.gets = s.gets;
+  c.evictions = s.index.evictions;
+  c.not_admitted = s.not_admitted;
+  c.evictions_for_room = s.evictions_for_room;
+  c.room_waits = s.room_waits;
+  c.loads_requested = s.loads_requested;
+  c.corrupt_dropped = s.corrupt_dropped;
+  return c;
+}
+
 }  // namespace
 
 static_assert(static_cast<int>(kvtier::StatusCode::kInternal) == KVTIER_INTERNAL, "C codes follow StatusCode");
@@ -231,15 +251,9 @@ kvtier_code kvtier_maintain(kvtier_client* client) {
 kvtier_code kvtier_client_stats(kvtier_client* client, kvtier_stats* out) {
   if (client == nullptr || out == nullptr)
     return fail(KVTIER_INVALID_ARGUMENT, "kvtier_client_stats: client and out are required");
-  const kvtier::ClientStats s = client->client->stats();
-  out->entries = s.index.entries;
-  out->host_blocks = s.index.tier_entries[kvtier::tier_index(kvtier::Tier::kHost)];
-  out->host_bytes = s.host_bytes;
-  out->host_used_bytes = s.host_used_bytes;
-  out->puts = s.puts;
-  out->put_exists = s.put_exists;
-  out->gets = s.gets;
-  out->evictions = s.index.evictions;
+  const kvtier_counters c = counters_of(client->client->stats());
+  *out = kvtier_stats{c.entries, c.host_blocks, c.host_bytes, c.host_used_bytes,
+                      c.puts,    c.put_exists,  c.gets,       c.evictions};
   return KVTIER_OK;
 }
 
@@ -251,21 +265,7 @@ kvtier_code kvtier_client_counters(kvtier_client* client, kvtier_counters* out) 
     return fail(KVTIER_INVALID_ARGUMENT,
                 "kvtier_client_counters: set out->size to sizeof(kvtier_counters), got " + std::to_string(out->size));
   }
-  const kvtier::ClientStats s = client->client->stats();
-  kvtier_counters all{};
-  all.entries = s.index.entries;
-  all.host_blocks = s.index.tier_entries[kvtier::tier_index(kvtier::Tier::kHost)];
-  all.host_bytes = s.host_bytes;
-  all.host_used_bytes = s.host_used_bytes;
-  all.puts = s.puts;
-  all.put_exists = s.put_exists;
-  all.gets = s.gets;
-  all.evictions = s.index.evictions;
-  all.not_admitted = s.not_admitted;
-  all.evictions_for_room = s.evictions_for_room;
-  all.room_waits = s.room_waits;
-  all.loads_requested = s.loads_requested;
-  all.corrupt_dropped = s.corrupt_dropped;
+  const kvtier_counters all = counters_of(client->client->stats());
   // Whole fields only, as many as both sides know: the caller's struct may be older or newer.
   const size_t filled = std::min<uint64_t>(out->size, sizeof(kvtier_counters)) / sizeof(uint64_t) * sizeof(uint64_t);
   std::memcpy(reinterpret_cast<char*>(out) + kFirstField, reinterpret_cast<const char*>(&all) + kFirstField,
