@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "common/process_heap.h"
 #include "config/node_config.h"
 #include "server/indexer/follower_set.h"
 #include "server/indexer/indexer_config.h"
@@ -212,6 +213,7 @@ int serve(const CLI::App& app, const IndexerFlags& flags) {
         kvtier::indexer::visit_indexer_counters(v, index, followers, engines);
         scheduler.visit_counters(v);
         (*access)->visit_counters(v);
+        kvtier::visit_heap_counters(v);
       });
     });
     if (!started.ok()) {

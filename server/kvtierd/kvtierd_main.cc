@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/process_heap.h"
 #include "config/byte_size.h"
 #include "config/node_config.h"
 #include "kvtier/prefix_chain.h"
@@ -195,6 +196,11 @@ int serve(const kvtier::config::NodeConfig& cfg, bool ssd_start_empty, unsigned 
                  cfg.vllm_events_connect ? "connected" : "bound",
                  cfg.vllm_events_replay_endpoint.empty() ? std::string("(none)") : cfg.vllm_events_replay_endpoint);
   }
+  // Freed heap memory back to the system every so often: private memory then follows what the
+  // daemon holds (src/common/process_heap.h says why).
+  std::unique_ptr<kvtier::HeapTrimmer> trimmer;
+  if (cfg.heap_trim_ms > 0)
+    trimmer = std::make_unique<kvtier::HeapTrimmer>(std::chrono::milliseconds(cfg.heap_trim_ms));
   int signal = 0;
   while (signal == 0) {
     timespec wait{static_cast<time_t>(stats_interval_s > 0 ? stats_interval_s : 3600), 0};

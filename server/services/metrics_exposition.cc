@@ -4,6 +4,8 @@
 
 #include <iterator>
 
+#include "common/process_heap.h"
+
 namespace kvtier::services {
 namespace {
 
@@ -96,6 +98,7 @@ std::string render_metrics(const node::NodeTiers& tiers, const events::EventLog&
   events.visit_counters(visitor);
   latency_histograms(x, m);
   if (vllm != nullptr) vllm->visit_counters(visitor);
+  visit_heap_counters(visitor);
   return x.take();
 }
 

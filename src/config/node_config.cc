@@ -53,6 +53,7 @@ server:
   grpc_address: 127.0.0.1:50551
   metrics_address: 127.0.0.1:9464   # Prometheus text at /metrics; "" to serve none
   drain_ms: 2000           # SIGTERM: running requests get this long to finish
+  heap_trim_ms: 5000       # give freed heap memory back to the system this often; 0: never
   allow_insecure: false    # plaintext gRPC on a non-loopback address (only behind a mesh or NetworkPolicy)
   tls:                     # TLS on the gRPC port (docs/operations.md, "Security")
     cert_file: ""          # PEM certificate chain and key, e.g. cert-manager's tls.crt and tls.key
@@ -260,11 +261,13 @@ void apply(const YAML::Node& root, NodeConfig& cfg) {
   }
   if (const auto n = root["server"]) {
     require_map(n, "server",
-                {"grpc_address", "metrics_address", "drain_ms", "limits", "ucx", "allow_insecure", "tls", "access"});
+                {"grpc_address", "metrics_address", "drain_ms", "heap_trim_ms", "limits", "ucx", "allow_insecure",
+                 "tls", "access"});
     if (Status s = apply_server_security(n, "server", cfg.security); !s.ok()) throw ConfigError(s.message());
     if (n["grpc_address"]) cfg.grpc_address = get_string(n["grpc_address"], "server.grpc_address");
     if (n["metrics_address"]) cfg.metrics_address = get_string(n["metrics_address"], "server.metrics_address");
     if (n["drain_ms"]) cfg.drain_ms = get_u32(n["drain_ms"], "server.drain_ms");
+    if (n["heap_trim_ms"]) cfg.heap_trim_ms = get_u32(n["heap_trim_ms"], "server.heap_trim_ms");
     if (const auto l = n["limits"]) {
       require_map(l, "server.limits", {"max_tokens", "max_keys", "max_batch", "max_batch_events", "max_chunk_bytes"});
       if (l["max_tokens"]) cfg.max_tokens = get_u32(l["max_tokens"], "server.limits.max_tokens");
@@ -470,7 +473,8 @@ std::string to_yaml(const NodeConfig& cfg) {
       << YAML::Value << cfg.ssd_start_empty_if_unreadable << YAML::EndMap;
   out << YAML::Key << "server" << YAML::Value << YAML::BeginMap << YAML::Key << "grpc_address" << YAML::Value
       << cfg.grpc_address << YAML::Key << "metrics_address" << YAML::Value << YAML::DoubleQuoted << cfg.metrics_address
-      << YAML::Key << "drain_ms" << YAML::Value << cfg.drain_ms;
+      << YAML::Key << "drain_ms" << YAML::Value << cfg.drain_ms << YAML::Key << "heap_trim_ms" << YAML::Value
+      << cfg.heap_trim_ms;
   emit_server_security(out, cfg.security);
   out << YAML::Key << "limits" << YAML::Value << YAML::BeginMap << YAML::Key << "max_tokens" << YAML::Value
       << cfg.max_tokens << YAML::Key << "max_keys" << YAML::Value << cfg.max_keys << YAML::Key << "max_batch"

@@ -53,6 +53,7 @@ struct NodeConfig {
   std::string grpc_address = "127.0.0.1:50551";
   std::string metrics_address = "127.0.0.1:9464";  // Prometheus /metrics; empty: not served
   uint32_t drain_ms = 2000;                        // SIGTERM: how long running requests may finish
+  uint32_t heap_trim_ms = 5000;                    // how often freed heap memory is given back to the system (0: never)
   ServerSecurity security;                         // TLS, mutual TLS and roles on the gRPC port
   // What one request may ask for; larger requests get INVALID_ARGUMENT.
   uint32_t max_tokens = 1 << 20;          // token ids in one MatchPrefix

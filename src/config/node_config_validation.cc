@@ -208,6 +208,10 @@ Status NodeConfig::validate() const {
   KVTIER_RETURN_IF_ERROR(security.validate(grpc_address, "server."));
   if (drain_ms > 600000)
     return Status::invalid_argument(fmt::format("server.drain_ms must be at most 600000, got {}", drain_ms));
+  if (heap_trim_ms > 3600000) {
+    return Status::invalid_argument(
+        fmt::format("server.heap_trim_ms must be at most 3600000 (an hour; 0: never), got {}", heap_trim_ms));
+  }
   const auto in_range = [](std::string_view name, uint64_t v, uint64_t lo, uint64_t hi) -> Status {
     if (v < lo || v > hi) return Status::invalid_argument(fmt::format("{} must be {}..{}, got {}", name, lo, hi, v));
     return {};

@@ -114,6 +114,17 @@ SsdMetadata::~SsdMetadata() {
   if (db_) (void)db_->Close();
 }
 
+uint64_t SsdMetadata::memory_bytes() const {
+  uint64_t total = 0;
+  for (const std::string& property :
+       {rocksdb::DB::Properties::kSizeAllMemTables, rocksdb::DB::Properties::kEstimateTableReadersMem,
+        rocksdb::DB::Properties::kBlockCacheUsage}) {
+    uint64_t value = 0;
+    if (db_->GetIntProperty(property, &value)) total += value;
+  }
+  return total;
+}
+
 Result<std::string> SsdMetadata::get(std::string_view key) const {
   std::string value;
   const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(key.data(), key.size()), &value);

@@ -73,6 +73,10 @@ class SsdMetadata {
   Status scan(const std::function<void(const SealedRegion&)>& on_region,
               const std::function<void(const StoredBlock&)>& on_block) const;
   bool recreated() const { return recreated_; }  // the database was unreadable and started empty
+  // Bytes RocksDB holds in memory for the catalogue: memtables (written, not yet flushed), table
+  // readers (index and filter blocks of open files) and the block cache. Each is bounded by its
+  // options; together they fill over the first minutes of a busy daemon.
+  uint64_t memory_bytes() const;
 
  private:
   SsdMetadata() = default;

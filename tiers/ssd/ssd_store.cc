@@ -383,7 +383,7 @@ uint64_t SsdStore::occupied_bytes() const {
 
 SsdStats SsdStore::stats() const {
   const Impl& im = *impl_;
-  std::lock_guard lock(im.mu);
+  std::unique_lock lock(im.mu);
   SsdStats s = im.counters;
   s.region_bytes = im.options.region_bytes;
   s.regions = im.regions.size();
@@ -399,6 +399,8 @@ SsdStats SsdStore::stats() const {
   }
   s.full = im.now() < im.full_until;
   s.file_deleted = im.file_deleted;
+  lock.unlock();
+  s.catalog_memory_bytes = im.metadata->memory_bytes();  // RocksDB's own locks; not under the store's
   return s;
 }
 

@@ -95,8 +95,9 @@ struct SsdStats {
   uint64_t bytes_written = 0, bytes_read = 0;
   uint64_t compressed_blocks = 0, compressed_payload_bytes = 0, compressed_stored_bytes = 0;
   uint64_t recovered_blocks = 0, recovery_dropped_records = 0;
-  bool full = false;          // refusing blocks after ENOSPC
-  bool file_deleted = false;  // a file was deleted underneath: serving what it holds, admitting nothing
+  uint64_t catalog_memory_bytes = 0;  // what RocksDB holds in memory for the catalogue (SsdMetadata::memory_bytes)
+  bool full = false;                  // refusing blocks after ENOSPC
+  bool file_deleted = false;          // a file was deleted underneath: serving what it holds, admitting nothing
   bool metadata_recreated = false;
 };
 

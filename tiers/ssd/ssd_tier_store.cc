@@ -39,6 +39,9 @@ void SsdTierStore::visit_counters(tiers::CounterVisitor& v) const {
             s.corrupt_blocks);
   v.counter("ssd_read_errors_total", "SSD read errors.", s.read_errors);
   v.counter("ssd_write_errors_total", "SSD region writes that failed.", s.write_errors);
+  v.gauge("ssd_catalog_memory_bytes",
+          "Memory RocksDB holds for the SSD catalogue: memtables, table readers, block cache (each bounded).",
+          static_cast<double>(s.catalog_memory_bytes));
   v.gauge("ssd_full", "1 while the SSD tier refuses blocks after running out of space.", s.full ? 1 : 0);
 }
 

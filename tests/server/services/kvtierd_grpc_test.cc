@@ -562,6 +562,9 @@ TEST(KvtierdGrpc, MetricsEndpointServesPrometheusText) {
   EXPECT_NE(page.find("kvtier_demotions_total 0\n"), std::string::npos);
   EXPECT_NE(page.find("kvtier_load_requests_total 0\n"), std::string::npos);
   EXPECT_NE(page.find("kvtier_events_total "), std::string::npos);
+  // The process's heap (glibc's figures; zero under a sanitizer's allocator).
+  EXPECT_NE(page.find("# TYPE kvtier_heap_allocated_bytes gauge\nkvtier_heap_allocated_bytes "), std::string::npos);
+  EXPECT_NE(page.find("# TYPE kvtier_heap_trims_total counter\n"), std::string::npos);
   // Families come from many components' visitors: each is declared once.
   std::set<std::string> families;
   for (size_t at = page.find("# TYPE "); at != std::string::npos; at = page.find("# TYPE ", at + 1)) {

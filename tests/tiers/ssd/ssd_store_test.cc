@@ -259,6 +259,26 @@ TEST(SsdStore, CatalogueEntriesThatDescribeNoBlockAreDroppedAtRecovery) {
   for (uint64_t i : {0, 5, 15}) EXPECT_TRUE(read_and_verify(*store, i).ok()) << i;
 }
 
+// The catalogue's RocksDB memory is what /metrics reports as kvtier_ssd_catalog_memory_bytes:
+// records written and not yet flushed sit in its memtables, and the store's stats carry it.
+TEST(SsdStore, TheCatalogueReportsTheMemoryItsRecordsHold) {
+  ScratchDir dir;
+  SsdStoreOptions o = small_store(dir);
+  {
+    auto meta = SsdMetadata::open(o.metadata_dir, /*start_empty_if_unreadable=*/false, /*sync_writes=*/false);
+    ASSERT_TRUE(meta.ok()) << meta.status().to_string();
+    const uint64_t empty = (*meta)->memory_bytes();
+    std::vector<StoredBlock> blocks(20000);  // ~80 bytes a record: ~1.6 MiB, under a 4 MiB memtable
+    for (size_t i = 0; i < blocks.size(); ++i) blocks[i].key = test_key(i);
+    ASSERT_TRUE((*meta)->commit_region(SealedRegion{1, 1, 1}, blocks).ok());
+    EXPECT_GE((*meta)->memory_bytes(), empty + (1U << 20));
+  }
+  auto store = open_store(o);
+  insert_blocks(*store, 0, 20);
+  ASSERT_TRUE(store->flush().ok());
+  EXPECT_GT(store->stats().catalog_memory_bytes, 0U);
+}
+
 // An entry that names one key but carries another block's place and checksum (a catalogue damaged
 // or mixed up on disk) must not serve that block's bytes under its key: the checksum binds the key.
 TEST(SsdStore, AnEntryPointingAtAnotherKeysBlockFailsItsChecksum) {
