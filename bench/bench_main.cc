@@ -101,6 +101,7 @@ int main(int argc, char** argv) {
   kvtier::bench::SoakCommandOptions soak;
   auto* sc = app.add_subcommand("soak", "kvtierd under mixed load with SIGKILLed clients, watched for leaks");
   sc->add_option("--minutes", soak.minutes, "How long (at least 20 s)")->capture_default_str();
+  sc->add_option("--samples", soak.samples_file, "Write every sample (2 s apart) to this file, tab-separated");
   sc->add_flag("--json", soak.json, "End with one JSON line of the figures");
   kvtier::bench::SoakEngineOptions engine;
   auto* se = app.add_subcommand("soak-engine", "(started by soak) an engine process putting and acquiring");

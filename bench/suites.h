@@ -87,6 +87,7 @@ int run_replay_command(const ReplayCommandOptions& options);
 struct SoakCommandOptions {
   double minutes = 1;
   bool json = false;
+  std::string samples_file;  // every sample as tab-separated values, for plotting ("" = none)
 };
 int run_soak_command(const SoakCommandOptions& options);
 // The soak's engine processes (`kvtier-bench soak-engine`, started by the soak, killed by it).

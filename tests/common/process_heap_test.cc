@@ -79,6 +79,9 @@ TEST(ProcessHeap, ATrimGivesFreedPagesBack) {
   visit_heap_counters(g);
   EXPECT_GE(g.values["heap_trims_total"], 1);
   EXPECT_TRUE(g.values.contains("heap_trim_microseconds_total"));
+  // Read right after the trim: what was resident then, so not the 64 MiB freed before it.
+  EXPECT_GT(g.values["private_resident_after_trim_bytes"], 0);
+  EXPECT_LT(g.values["private_resident_after_trim_bytes"], static_cast<double>(kept) - (32U << 20));
   EXPECT_TRUE(g.values.contains("heap_allocated_bytes"));
   EXPECT_TRUE(g.values.contains("heap_free_bytes"));
 }

@@ -83,9 +83,10 @@ Result<std::unique_ptr<SsdMetadata>> SsdMetadata::open(const std::string& dir, b
   options.recycle_log_file_num = 2;
   // The catalogue is small (tens of bytes per block) but rewritten all the time (every region
   // written or reclaimed): RocksDB's 64 MiB memtables would fill with its churn before a flush and
-  // sit in the daemon's memory (kvtier-bench soak: private RSS +75 % in a minute). 4 MiB ones
-  // flush often and cheaply.
-  options.write_buffer_size = 4U << 20;
+  // sit in the daemon's memory (kvtier-bench soak: private RSS +75 % in a minute). 1 MiB ones
+  // flush often and cheaply (every few seconds under the soak's 250 reclaims a second), and their
+  // fill-and-flush sawtooth stays a small part of the daemon's private memory.
+  options.write_buffer_size = 1U << 20;
   options.max_write_buffer_number = 2;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
