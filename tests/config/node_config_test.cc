@@ -273,6 +273,22 @@ TEST(NodeConfigTest, SsdAdmissionCountsANearAncestorsUsesByDefaultAndBoundsTheWa
   EXPECT_NE(long_walk.status().message().find("at most 16"), std::string::npos) << long_walk.status();
 }
 
+TEST(NodeConfigTest, HeapTrimsEveryFiveSecondsByDefaultCanBeOffAndIsBounded) {
+  const auto defaults = parse_node_config("", "test.yaml");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->heap_trim_ms, 5000u);
+  const auto off = parse_node_config("server:\n  heap_trim_ms: 0\n", "test.yaml");
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_EQ(off->heap_trim_ms, 0u);
+  const auto again = parse_node_config(to_yaml(*off), "round trip");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->heap_trim_ms, 0u);
+  const auto rare = parse_node_config("server:\n  heap_trim_ms: 3600001\n", "test.yaml");
+  ASSERT_FALSE(rare.ok());
+  EXPECT_NE(rare.status().message().find("server.heap_trim_ms must be at most 3600000"), std::string::npos)
+      << rare.status();
+}
+
 TEST(NodeConfigTest, EverySettingHasItsOwnEnvironmentVariable) {
   const auto paths = setting_paths();
   EXPECT_NE(std::find(paths.begin(), paths.end(), "ssd.admission.min_accesses"), paths.end());
