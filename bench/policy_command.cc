@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "bench_report.h"
+#include "policy/feature_admission.h"
 #include "policy/policy_simulator.h"
 #include "policy_report.h"
 #include "suites.h"
@@ -106,6 +107,7 @@ Result<HostResults> study(const PolicyCommandOptions& o, PutAdmission admission,
       input.source, stats.requests, stats.block_refs, stats.ideal_block_hit(), put_admission_name(admission));
 
   HostResults host;
+  Table feature_rules({"host", "best rule", "block hit"});
   Table table({"policy", "host", "block hit", "token hit", "vs lru", "evicted", "not admitted", "seconds"});
   for (uint64_t blocks : o.host_blocks) {
     std::vector<policy::SimulationResult> row;
@@ -120,6 +122,10 @@ Result<HostResults> study(const PolicyCommandOptions& o, PutAdmission admission,
     }
     row.push_back(policy::simulate_exact_lru(trace, blocks));
     row.push_back(policy::simulate_lru_oracle_admission(trace, blocks));
+    policy::FeatureAdmissionResult by_features = policy::simulate_lru_feature_admission(trace, blocks);
+    feature_rules.add_row(
+        {tokens_label(blocks), by_features.rule.describe(), fixed(by_features.result.block_hit(), 3)});
+    row.push_back(std::move(by_features.result));
     row.push_back(policy::simulate_belady(trace, blocks));
     for (policy::SimulationResult& r : row) host[{r.policy, blocks}] = r;
     for (const policy::SimulationResult& r : row) {
@@ -130,6 +136,10 @@ Result<HostResults> study(const PolicyCommandOptions& o, PutAdmission admission,
   }
   fmt::print("\nHost memory alone (capacity in tokens, {} per block; vs lru: against exact LRU):\n{}",
              workload::kTraceBlockTokens, table.render());
+  fmt::print(
+      "\nlru-feature-admission: exact LRU admitting a request's new blocks by its conversation's turn and the time "
+      "since its previous turn, the best of {} rules chosen with hindsight:\n{}",
+      policy::feature_rule_grid().size(), feature_rules.render());
 
   // The default policy over host memory and an SSD tier, under three SSD admission rules: every
   // block, the wear guard on a block's own uses, and the daemon's default (its own uses or a near
@@ -172,6 +182,7 @@ Result<HostResults> study(const PolicyCommandOptions& o, PutAdmission admission,
   if (!report_dir.empty()) {
     std::vector<std::string> columns = o.policies;
     columns.emplace_back("lru-oracle-admission");
+    columns.emplace_back("lru-feature-admission");
     const PolicyReport report{input.source,   stats,          columns,       o.default_policy,
                               o.ssd_multiple, table.render(), tiers.render()};
     KVTIER_RETURN_IF_ERROR(write_policy_report(report_dir, report, host, tiered));
@@ -211,8 +222,8 @@ int run_policy_command(const PolicyCommandOptions& asked) {
   }
 
   // Every trace and capacity in one table: the default against exact LRU and the optimum.
-  Table summary(
-      {"trace", "host", "lru-exact", o.default_policy, "vs lru", "gap closed", "lru+oracle admission", "belady"});
+  Table summary({"trace", "host", "lru-exact", o.default_policy, "vs lru", "gap closed", "lru+feature admission",
+                 "lru+oracle admission", "belady"});
   bool never_below_lru = true;
   std::optional<double> worst_vs_lru;  // and where: how far below (or above) LRU the default's worst case is
   std::string worst_at;
@@ -230,8 +241,8 @@ int run_policy_command(const PolicyCommandOptions& asked) {
         worst_at = fmt::format("{} {}", (*inputs)[t].label, tokens_label(blocks));
       }
       summary.add_row({(*inputs)[t].label, tokens_label(blocks), hit("lru-exact"), hit(o.default_policy), maybe(vs, 2),
-                       maybe(gap_closed(host, o.default_policy, blocks), 2), hit("lru-oracle-admission"),
-                       hit("belady")});
+                       maybe(gap_closed(host, o.default_policy, blocks), 2), hit("lru-feature-admission"),
+                       hit("lru-oracle-admission"), hit("belady")});
     }
   }
   fmt::print("\nSummary (block hit ratios; gap closed: the share of the way from exact LRU to Belady's optimum):\n{}",

@@ -284,14 +284,11 @@ SimulationResult simulate_belady(std::span<const TraceRequest> trace, uint64_t h
   return out;
 }
 
-namespace {
-
-// Exact LRU; `admit(request, block)` false leaves a missing block out of the cache.
-template <typename Admit>
-SimulationResult exact_lru(std::span<const TraceRequest> trace, uint64_t host_blocks, const char* name, Admit admit) {
+SimulationResult simulate_exact_lru_admitting(std::span<const TraceRequest> trace, uint64_t host_blocks,
+                                              std::string_view name, const BlockAdmission& admit) {
   const auto started = std::chrono::steady_clock::now();
   SimulationResult out;
-  out.policy = name;
+  out.policy = std::string(name);
   out.host_blocks = host_blocks;
   std::list<uint64_t> order;  // most recent first
   std::unordered_map<uint64_t, std::list<uint64_t>::iterator> cached;
@@ -319,10 +316,8 @@ SimulationResult exact_lru(std::span<const TraceRequest> trace, uint64_t host_bl
   return out;
 }
 
-}  // namespace
-
 SimulationResult simulate_exact_lru(std::span<const TraceRequest> trace, uint64_t host_blocks) {
-  return exact_lru(trace, host_blocks, "lru-exact", [](size_t, size_t) { return true; });
+  return simulate_exact_lru_admitting(trace, host_blocks, "lru-exact", [](size_t, size_t) { return true; });
 }
 
 SimulationResult simulate_lru_oracle_admission(std::span<const TraceRequest> trace, uint64_t host_blocks) {
@@ -334,8 +329,8 @@ SimulationResult simulate_lru_oracle_admission(std::span<const TraceRequest> tra
     for (size_t i = 0; i < trace[q].hash_ids.size(); ++i) used_again[q][i] = later.contains(trace[q].hash_ids[i]);
     for (uint64_t id : trace[q].hash_ids) later.insert(id);
   }
-  return exact_lru(trace, host_blocks, "lru-oracle-admission",
-                   [&](size_t q, size_t i) { return static_cast<bool>(used_again[q][i]); });
+  return simulate_exact_lru_admitting(trace, host_blocks, "lru-oracle-admission",
+                                      [&](size_t q, size_t i) { return static_cast<bool>(used_again[q][i]); });
 }
 
 }  // namespace kvtier::policy

@@ -8,8 +8,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "kvtier/block_index.h"
 #include "kvtier/eviction_policy.h"
@@ -72,6 +74,12 @@ SimulationResult simulate_belady(std::span<const workload::TraceRequest> trace, 
 // Exact LRU over a host tier alone (a list, not the index's sampling), a request's blocks touched
 // in order: the textbook baseline, beside the index's sampled "lru" policy.
 SimulationResult simulate_exact_lru(std::span<const workload::TraceRequest> trace, uint64_t host_blocks);
+
+// Exact LRU where `admit(request, block)` false leaves a missing block out of the cache: the
+// baseline of the admission bounds (this one, feature_admission.h).
+using BlockAdmission = std::function<bool(size_t request, size_t block)>;
+SimulationResult simulate_exact_lru_admitting(std::span<const workload::TraceRequest> trace, uint64_t host_blocks,
+                                              std::string_view name, const BlockAdmission& admit);
 
 // Exact LRU that admits only blocks the trace uses again ("lru-oracle-admission"): what admission
 // on the put path could add at best when the eviction stays LRU. Needs the future, so it is a

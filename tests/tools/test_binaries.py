@@ -436,11 +436,13 @@ def test_bench_policy_studies_several_traces_in_one_run(tmp_path):
     assert isinstance(figures["never_below_lru"], bool)
     assert figures["worst_vs_lru"] > 0 and figures["worst_vs_lru_at"].split()[0] in ("chat", "synthetic-rag")
     assert figures["never_below_lru"] == (figures["worst_vs_lru"] >= 1)
-    # Each trace's figures under its own label; the oracle admission bound sits under Belady.
+    # Each trace's figures under its own label; the admission bounds sit between exact LRU and Belady.
     for label in ("chat", "synthetic_rag"):
         assert f"{label}_default_vs_lru_1m" in figures, label
-        assert figures[f"{label}_lru-oracle-admission_0.051M_block_hit"] <= figures[f"{label}_belady_0.051M_block_hit"]
-        assert figures[f"{label}_lru-oracle-admission_0.051M_block_hit"] >= figures[f"{label}_lru-exact_0.051M_block_hit"]
+        for bound in ("lru-oracle-admission", "lru-feature-admission"):
+            assert figures[f"{label}_{bound}_0.051M_block_hit"] <= figures[f"{label}_belady_0.051M_block_hit"], bound
+            assert figures[f"{label}_{bound}_0.051M_block_hit"] >= figures[f"{label}_lru-exact_0.051M_block_hit"], bound
+    assert "lru-feature-admission: exact LRU admitting" in out.stdout and "best rule" in out.stdout
     bad = run("kvtier-bench", "policy", "--family", "nonsense", timeout=60)
     assert bad.returncode == 2 and "unknown workload family" in bad.stderr
 
@@ -455,8 +457,8 @@ def test_bench_policy_writes_a_report_with_its_plots(tmp_path):
     assert "## Host memory alone" in md and "prefix-frequency" in md
     rows = (report / "policy_host.dat").read_text().splitlines()
     # The default is studied too, though --policies did not name it.
-    assert rows[0].split()[1:] == ['"lru"', '"prefix-frequency"', '"hit-density"', '"lru-oracle-admission"', '"lru-exact"',
-                                   '"belady"']
+    assert rows[0].split()[1:] == ['"lru"', '"prefix-frequency"', '"hit-density"', '"lru-oracle-admission"',
+                                   '"lru-feature-admission"', '"lru-exact"', '"belady"']
     assert len(rows) == 3
     if shutil.which("gnuplot"):
         for png in ("hit_ratio_vs_capacity.png", "per_tier_hit_ratio.png"):
