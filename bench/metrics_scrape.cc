@@ -6,13 +6,12 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <string>
 
 namespace kvtier::bench {
 
-std::optional<double> scrape_metric(int port, std::string_view name) {
+MetricsPage MetricsPage::scrape(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return std::nullopt;
+  if (fd < 0) return MetricsPage(std::string());
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
@@ -27,10 +26,23 @@ std::optional<double> scrape_metric(int port, std::string_view name) {
     }
   }
   ::close(fd);
-  const std::string line_start = "\n" + std::string(name) + " ";
-  const size_t at = page.find(line_start);
-  if (at == std::string::npos) return std::nullopt;
-  return std::strtod(page.c_str() + at + line_start.size(), nullptr);
+  return MetricsPage(std::move(page));
+}
+
+std::optional<double> MetricsPage::value(std::string_view name) const {
+  if (name.empty()) return std::nullopt;
+  // A sample line: the name at a line's start, then a space and the value.
+  for (size_t at = text_.find(name); at != std::string::npos; at = text_.find(name, at + 1)) {
+    const size_t after = at + name.size();
+    const bool line_start = at == 0 || text_[at - 1] == '\n';
+    if (line_start && after < text_.size() && text_[after] == ' ') {
+      const char* begin = text_.c_str() + after + 1;
+      char* end = nullptr;
+      const double v = std::strtod(begin, &end);
+      if (end != begin) return v;
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace kvtier::bench

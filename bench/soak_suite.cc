@@ -454,9 +454,10 @@ namespaces:
       Sample s = sample_process(bench_node->daemon_pid());
       s.t = now - start;
       s.match_p99_us = load.take_p99_us();
-      s.heap_allocated = scrape_metric(metrics, "kvtier_heap_allocated_bytes").value_or(0);
-      s.catalog_memory = scrape_metric(metrics, "kvtier_ssd_catalog_memory_bytes").value_or(0);
-      s.resident_after_trim = scrape_metric(metrics, "kvtier_private_resident_after_trim_bytes").value_or(0);
+      const MetricsPage figures = MetricsPage::scrape(metrics);  // one GET for the three
+      s.heap_allocated = figures.value("kvtier_heap_allocated_bytes").value_or(0);
+      s.catalog_memory = figures.value("kvtier_ssd_catalog_memory_bytes").value_or(0);
+      s.resident_after_trim = figures.value("kvtier_private_resident_after_trim_bytes").value_or(0);
       samples.push_back(s);
       if (samples.size() % 5 == 1) {
         progress.add_row({fixed(s.t, 0), fixed(static_cast<double>(s.rss_anon) / (1 << 20), 1),
@@ -517,11 +518,12 @@ namespaces:
   const uint64_t bad = load.bad_bytes.load() + counts.engine_bad_blocks.load();
   const uint64_t shm_bytes = samples.empty() ? 0 : samples.back().rss_shmem;
   // What the daemon says it did: demotions (host → SSD) and reclaimed SSD regions.
-  const auto demoted = scrape_metric(metrics, "kvtier_demotions_total").value_or(-1);
-  const auto reclaimed = scrape_metric(metrics, "kvtier_ssd_regions_reclaimed_total").value_or(-1);
-  const auto dead = scrape_metric(metrics, "kvtier_host_arena_reclaimed_total").value_or(-1);
-  const auto trims = scrape_metric(metrics, "kvtier_heap_trims_total").value_or(-1);
-  const auto trim_us = scrape_metric(metrics, "kvtier_heap_trim_microseconds_total").value_or(-1);
+  const MetricsPage last_page = MetricsPage::scrape(metrics);
+  const auto demoted = last_page.value("kvtier_demotions_total").value_or(-1);
+  const auto reclaimed = last_page.value("kvtier_ssd_regions_reclaimed_total").value_or(-1);
+  const auto dead = last_page.value("kvtier_host_arena_reclaimed_total").value_or(-1);
+  const auto trims = last_page.value("kvtier_heap_trims_total").value_or(-1);
+  const auto trim_us = last_page.value("kvtier_heap_trim_microseconds_total").value_or(-1);
 
   if (!options.samples_file.empty()) {
     std::ofstream out(options.samples_file);
